@@ -1,0 +1,110 @@
+//! Time as a port: production uses the system clock, tests a manual one, so retry waits, token
+//! expiry and deadlines are tested without sleeping.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+#[async_trait]
+pub trait Clock: Send + Sync + std::fmt::Debug {
+    fn now(&self) -> DateTime<Utc>;
+    async fn sleep(&self, duration: Duration);
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SystemClock;
+
+#[async_trait]
+impl Clock for SystemClock {
+    fn now(&self) -> DateTime<Utc> {
+        Utc::now()
+    }
+
+    async fn sleep(&self, duration: Duration) {
+        tokio::time::sleep(duration).await;
+    }
+}
+
+/// A clock that only moves when told to; `sleep` advances it at once and records the wait.
+#[derive(Debug, Clone)]
+pub struct ManualClock {
+    inner: Arc<Mutex<ManualClockState>>,
+}
+
+#[derive(Debug)]
+struct ManualClockState {
+    now: DateTime<Utc>,
+    sleeps: Vec<Duration>,
+}
+
+impl ManualClock {
+    pub fn starting_at(now: DateTime<Utc>) -> Self {
+        Self {
+            inner: Arc::new(Mutex::new(ManualClockState { now, sleeps: Vec::new() })),
+        }
+    }
+
+    pub fn advance(&self, by: Duration) {
+        let mut state = self.lock();
+        state.now += chrono::Duration::from_std(by).unwrap_or(chrono::Duration::MAX);
+    }
+
+    /// Every wait that `sleep` was asked for, in order.
+    pub fn sleeps(&self) -> Vec<Duration> {
+        self.lock().sleeps.clone()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, ManualClockState> {
+        // A poisoned lock only means another test thread panicked; the time value is still sound.
+        self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+#[async_trait]
+impl Clock for ManualClock {
+    fn now(&self) -> DateTime<Utc> {
+        self.lock().now
+    }
+
+    async fn sleep(&self, duration: Duration) {
+        let mut state = self.lock();
+        state.sleeps.push(duration);
+        state.now += chrono::Duration::from_std(duration).unwrap_or(chrono::Duration::MAX);
+    }
+}
+
+/// The moment by which a piece of work must be done (a Lambda's deadline), on the injected clock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Deadline(pub DateTime<Utc>);
+
+impl Deadline {
+    pub fn after(clock: &dyn Clock, budget: Duration) -> Self {
+        Self(clock.now() + chrono::Duration::from_std(budget).unwrap_or(chrono::Duration::MAX))
+    }
+
+    /// Time left before the deadline, zero once it has passed.
+    pub fn remaining(&self, clock: &dyn Clock) -> Duration {
+        (self.0 - clock.now()).to_std().unwrap_or(Duration::ZERO)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn manual_clock_sleep_advances_and_records() {
+        let start = DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z").map(|t| t.to_utc());
+        let clock = ManualClock::starting_at(start.expect("valid literal"));
+        let deadline = Deadline::after(&clock, Duration::from_secs(5));
+
+        clock.sleep(Duration::from_secs(2)).await;
+
+        assert_eq!(clock.sleeps(), vec![Duration::from_secs(2)]);
+        assert_eq!(deadline.remaining(&clock), Duration::from_secs(3));
+        clock.advance(Duration::from_secs(10));
+        assert_eq!(deadline.remaining(&clock), Duration::ZERO);
+    }
+}
