@@ -1,0 +1,4 @@
+//! One integration-test binary: each module starts the real servers it needs on loopback
+//! (the Genesys simulator in-process, the moto server as a child process).
+
+mod support;

@@ -1,0 +1,1 @@
+//! Helpers that start local servers for the tests.
