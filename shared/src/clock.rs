@@ -42,7 +42,10 @@ struct ManualClockState {
 impl ManualClock {
     pub fn starting_at(now: DateTime<Utc>) -> Self {
         Self {
-            inner: Arc::new(Mutex::new(ManualClockState { now, sleeps: Vec::new() })),
+            inner: Arc::new(Mutex::new(ManualClockState {
+                now,
+                sleeps: Vec::new(),
+            })),
         }
     }
 
@@ -58,7 +61,9 @@ impl ManualClock {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, ManualClockState> {
         // A poisoned lock only means another test thread panicked; the time value is still sound.
-        self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 

@@ -17,7 +17,10 @@ pub struct InvalidValue {
 
 impl InvalidValue {
     pub fn new(field: &'static str, reason: impl Into<String>) -> Self {
-        Self { field, reason: reason.into() }
+        Self {
+            field,
+            reason: reason.into(),
+        }
     }
 }
 
@@ -67,7 +70,10 @@ impl PresenceDefinitionId {
     pub fn parse(value: &str) -> Result<Self, InvalidValue> {
         let value = value.trim();
         if value.is_empty() {
-            return Err(InvalidValue::new("presenceDefinition.id", "must not be empty"));
+            return Err(InvalidValue::new(
+                "presenceDefinition.id",
+                "must not be empty",
+            ));
         }
         Ok(Self(value.to_owned()))
     }
@@ -276,7 +282,10 @@ mod tests {
         for raw in ["On Queue", "OnQueue", "ON_QUEUE", "on queue"] {
             assert_eq!(SystemPresence::parse(raw), SystemPresence::OnQueue, "{raw}");
         }
-        assert_eq!(SystemPresence::parse("AVAILABLE"), SystemPresence::Available);
+        assert_eq!(
+            SystemPresence::parse("AVAILABLE"),
+            SystemPresence::Available
+        );
         assert_eq!(
             SystemPresence::parse("Lunch"),
             SystemPresence::Other("Lunch".to_owned())
