@@ -208,6 +208,9 @@ pub enum ActivityCategory {
     TimeOff,
     Training,
     Unavailable,
+    /// A category added after this code was written; treated as "not allowed" by policy.
+    #[serde(other)]
+    Unknown,
 }
 
 /// What we read of a user's presence at one moment. Genesys has no ETag on presence, so the

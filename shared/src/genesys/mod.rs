@@ -1,1 +1,14 @@
-//! Genesys Cloud Platform API v2 client.
+//! Genesys Cloud Platform API v2 client: region hosts, client-credentials tokens (single
+//! flight), retries within a deadline, the error model, and our compare-and-set on presence.
+
+mod client;
+mod credentials;
+mod error;
+mod hosts;
+mod token;
+pub mod wire;
+
+pub use client::{BULK_LIMIT, CasOutcome, GenesysClient, GenesysConfig, RetryPolicy};
+pub use credentials::{ClientCredentials, CredentialSource, StaticCredentials};
+pub use error::GenesysError;
+pub use hosts::{GenesysHosts, REGIONS};

@@ -144,7 +144,11 @@ pub struct User {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize, Serialize)]
-#[serde(rename_all = "camelCase", tag = "kind")]
+#[serde(
+    rename_all = "camelCase",
+    rename_all_fields = "camelCase",
+    tag = "kind"
+)]
 pub enum FaultKind {
     /// Answer with this status and a Genesys error body; 429 carries `Retry-After`.
     Status {

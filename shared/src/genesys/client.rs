@@ -1,0 +1,707 @@
+//! The HTTP client: tokens, retries bounded by attempts and by the caller's deadline, the
+//! Genesys error model, and the typed endpoints the functions use.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use backon::{ExponentialBuilder, Retryable};
+use reqwest::{Method, StatusCode};
+use secrecy::{ExposeSecret, SecretString};
+use serde::de::DeserializeOwned;
+
+use super::token::{AccessToken, Fetched, TokenCache};
+use super::wire::{
+    ActivityCode, ActivityCodeListing, AgentManagementUnit, AgentManagementUnitReference,
+    AsyncScheduleSearchResponse, BulkPresenceChange, DefinitionListing, ErrorBody, PresenceChange,
+    PresenceDefinition, RoutingStatusInfo, ScheduleSearchOutcome, ScheduleSearchRequest,
+    TokenError, TokenResponse, User, UserPresence, UserSearchResponse,
+};
+use super::{CredentialSource, GenesysError, GenesysHosts};
+use crate::clock::{Clock, Deadline};
+use crate::model::{PresenceSnapshot, SnapshotTag, UserId};
+
+/// The bulk presence endpoints take at most 50 users per call.
+pub const BULK_LIMIT: usize = 50;
+/// Used when a 429 carries no `Retry-After` (the Java SDK's default).
+const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(3);
+
+#[derive(Debug, Clone)]
+pub struct RetryPolicy {
+    /// Tries in all, the first included.
+    pub max_attempts: usize,
+    pub base_delay: Duration,
+    pub max_delay: Duration,
+    /// A longer `Retry-After` means a daily limit was hit: give up rather than wait.
+    pub max_retry_after: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            max_attempts: 4,
+            base_delay: Duration::from_millis(200),
+            max_delay: Duration::from_secs(5),
+            max_retry_after: Duration::from_secs(180),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct GenesysConfig {
+    pub hosts: GenesysHosts,
+    pub retry: RetryPolicy,
+    /// Upper bound for one HTTP exchange; the deadline may cut it shorter.
+    pub request_timeout: Duration,
+}
+
+impl GenesysConfig {
+    pub fn new(hosts: GenesysHosts) -> Self {
+        Self {
+            hosts,
+            retry: RetryPolicy::default(),
+            request_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// What a compare-and-set of presence did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CasOutcome {
+    /// The presence still had the expected tag and was changed.
+    Applied {
+        before: PresenceSnapshot,
+        after: PresenceSnapshot,
+    },
+    /// Someone changed the presence since we last saw it; nothing was written.
+    Refused { current: PresenceSnapshot },
+}
+
+/// A Genesys Cloud API client; cheap to clone, build once per Lambda instance.
+#[derive(Debug, Clone)]
+pub struct GenesysClient {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    http: reqwest::Client,
+    config: GenesysConfig,
+    credentials: Arc<dyn CredentialSource>,
+    clock: Arc<dyn Clock>,
+    tokens: TokenCache,
+}
+
+struct Call {
+    method: Method,
+    path: String,
+    query: Vec<(&'static str, String)>,
+    body: Option<serde_json::Value>,
+}
+
+impl Call {
+    fn get(path: String) -> Self {
+        Self {
+            method: Method::GET,
+            path,
+            query: Vec::new(),
+            body: None,
+        }
+    }
+
+    fn with_body(
+        method: Method,
+        path: String,
+        body: &impl serde::Serialize,
+    ) -> Result<Self, GenesysError> {
+        let body = serde_json::to_value(body).map_err(|e| GenesysError::Decode {
+            message: format!("could not encode request body: {e}"),
+            correlation_id: None,
+        })?;
+        Ok(Self {
+            method,
+            path,
+            query: Vec::new(),
+            body: Some(body),
+        })
+    }
+}
+
+impl GenesysClient {
+    pub fn new(
+        config: GenesysConfig,
+        credentials: Arc<dyn CredentialSource>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, GenesysError> {
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("presence-autopilot/", env!("CARGO_PKG_VERSION")))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|e| GenesysError::Config {
+                field: "http",
+                message: e.to_string(),
+            })?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                http,
+                config,
+                credentials,
+                clock,
+                tokens: TokenCache::default(),
+            }),
+        })
+    }
+
+    // ------------------------------------------------------------ presence
+
+    pub async fn get_presence(
+        &self,
+        user: &UserId,
+        deadline: Deadline,
+    ) -> Result<PresenceSnapshot, GenesysError> {
+        let presence: UserPresence = self
+            .call(
+                &Call::get(format!("/api/v2/users/{user}/presences/purecloud")),
+                deadline,
+            )
+            .await?;
+        snapshot_of(&presence)
+    }
+
+    pub async fn patch_presence(
+        &self,
+        user: &UserId,
+        change: &PresenceChange,
+        deadline: Deadline,
+    ) -> Result<PresenceSnapshot, GenesysError> {
+        let call = Call::with_body(
+            Method::PATCH,
+            format!("/api/v2/users/{user}/presences/purecloud"),
+            change,
+        )?;
+        let presence: UserPresence = self.call(&call, deadline).await?;
+        snapshot_of(&presence)
+    }
+
+    /// Our own If-Match: re-read the presence, write only if its tag is `expected`.
+    ///
+    /// Genesys offers no conditional write, so a change landing between our read and our PATCH
+    /// (one round trip, typically tens of milliseconds) is still overwritten; the presence
+    /// events that follow let the caller notice it (see docs/genesys-client.md).
+    pub async fn compare_and_set_presence(
+        &self,
+        user: &UserId,
+        expected: &SnapshotTag,
+        change: &PresenceChange,
+        deadline: Deadline,
+    ) -> Result<CasOutcome, GenesysError> {
+        let current = self.get_presence(user, deadline).await?;
+        if current.tag() != *expected {
+            return Ok(CasOutcome::Refused { current });
+        }
+        let after = self.patch_presence(user, change, deadline).await?;
+        Ok(CasOutcome::Applied {
+            before: current,
+            after,
+        })
+    }
+
+    /// Presences of many users, 50 per call; users Genesys does not know are left out.
+    pub async fn bulk_get_presences(
+        &self,
+        users: &[UserId],
+        deadline: Deadline,
+    ) -> Result<Vec<(UserId, PresenceSnapshot)>, GenesysError> {
+        let mut found = Vec::with_capacity(users.len());
+        for chunk in users.chunks(BULK_LIMIT) {
+            let ids: Vec<&str> = chunk.iter().map(UserId::as_str).collect();
+            let mut call = Call::get("/api/v2/users/presences/purecloud/bulk".to_owned());
+            call.query.push(("id", ids.join(",")));
+            let items: Vec<UserPresence> = self.call(&call, deadline).await?;
+            for item in &items {
+                let user = item
+                    .user_id
+                    .as_deref()
+                    .and_then(|id| UserId::parse(id).ok())
+                    .ok_or_else(|| GenesysError::Decode {
+                        message: "bulk presence item without a valid userId".to_owned(),
+                        correlation_id: None,
+                    })?;
+                found.push((user, snapshot_of(item)?));
+            }
+        }
+        Ok(found)
+    }
+
+    /// Sets many users' presences, 50 per call; returns each user's new snapshot.
+    pub async fn bulk_put_presences(
+        &self,
+        changes: &[(UserId, PresenceChange)],
+        deadline: Deadline,
+    ) -> Result<Vec<(UserId, PresenceSnapshot)>, GenesysError> {
+        let mut applied = Vec::with_capacity(changes.len());
+        for chunk in changes.chunks(BULK_LIMIT) {
+            let body: Vec<BulkPresenceChange> = chunk
+                .iter()
+                .map(|(user, change)| BulkPresenceChange {
+                    id: user.as_str().to_owned(),
+                    change: change.clone(),
+                })
+                .collect();
+            let call = Call::with_body(
+                Method::PUT,
+                "/api/v2/users/presences/bulk".to_owned(),
+                &body,
+            )?;
+            let items: Vec<UserPresence> = self.call(&call, deadline).await?;
+            if items.len() != chunk.len() {
+                return Err(GenesysError::Decode {
+                    message: format!(
+                        "bulk PUT answered {} presences for {} users",
+                        items.len(),
+                        chunk.len()
+                    ),
+                    correlation_id: None,
+                });
+            }
+            for ((user, _), item) in chunk.iter().zip(&items) {
+                applied.push((user.clone(), snapshot_of(item)?));
+            }
+        }
+        Ok(applied)
+    }
+
+    // ------------------------------------------------------------ definitions, users, routing
+
+    /// Active presence definitions (system and org secondary) from `/api/v2/presence/definitions`.
+    pub async fn presence_definitions(
+        &self,
+        deadline: Deadline,
+    ) -> Result<Vec<PresenceDefinition>, GenesysError> {
+        let mut call = Call::get("/api/v2/presence/definitions".to_owned());
+        call.query.push(("deactivated", "false".to_owned()));
+        let listing: DefinitionListing = self.call(&call, deadline).await?;
+        Ok(listing.entities)
+    }
+
+    pub async fn routing_status(
+        &self,
+        user: &UserId,
+        deadline: Deadline,
+    ) -> Result<RoutingStatusInfo, GenesysError> {
+        self.call(
+            &Call::get(format!("/api/v2/users/{user}/routingstatus")),
+            deadline,
+        )
+        .await
+    }
+
+    /// The user with exactly this e-mail, if any.
+    pub async fn find_user_by_email(
+        &self,
+        email: &str,
+        deadline: Deadline,
+    ) -> Result<Option<User>, GenesysError> {
+        let body = serde_json::json!({
+            "pageSize": 2,
+            "pageNumber": 1,
+            "query": [{"type": "EXACT", "fields": ["email"], "value": email}],
+        });
+        let call = Call::with_body(Method::POST, "/api/v2/users/search".to_owned(), &body)?;
+        let response: UserSearchResponse = self.call(&call, deadline).await?;
+        Ok(response.results.into_iter().find(|u| {
+            u.email
+                .as_deref()
+                .is_some_and(|e| e.eq_ignore_ascii_case(email))
+        }))
+    }
+
+    // ------------------------------------------------------------ WFM
+
+    pub async fn agent_management_unit(
+        &self,
+        user: &UserId,
+        deadline: Deadline,
+    ) -> Result<AgentManagementUnit, GenesysError> {
+        let mut call = Call::get(format!(
+            "/api/v2/workforcemanagement/agents/{user}/managementunit"
+        ));
+        call.query.push(("expand", "businessUnit".to_owned()));
+        let reference: AgentManagementUnitReference = self.call(&call, deadline).await?;
+        let business_unit = reference
+            .business_unit
+            .ok_or_else(|| GenesysError::Decode {
+                message: "agent management unit without businessUnit".to_owned(),
+                correlation_id: None,
+            })?;
+        Ok(AgentManagementUnit {
+            management_unit_id: reference.management_unit.id,
+            business_unit_id: business_unit.id,
+        })
+    }
+
+    pub async fn search_schedules(
+        &self,
+        business_unit_id: &str,
+        request: &ScheduleSearchRequest,
+        deadline: Deadline,
+    ) -> Result<ScheduleSearchOutcome, GenesysError> {
+        let bu = path_segment("businessUnitId", business_unit_id)?;
+        let call = Call::with_body(
+            Method::POST,
+            format!("/api/v2/workforcemanagement/businessunits/{bu}/agentschedules/search"),
+            request,
+        )?;
+        let response: AsyncScheduleSearchResponse = self.call(&call, deadline).await?;
+        match (response.status.as_str(), response.result) {
+            ("Complete", Some(result)) => Ok(ScheduleSearchOutcome::Complete(result)),
+            ("Processing", _) | ("Complete", None) => Ok(ScheduleSearchOutcome::Processing {
+                operation_id: response.operation_id,
+            }),
+            (status, _) => Err(GenesysError::Server {
+                status: 500,
+                message: format!("schedule search ended with status {status}"),
+                correlation_id: None,
+            }),
+        }
+    }
+
+    pub async fn activity_codes(
+        &self,
+        business_unit_id: &str,
+        deadline: Deadline,
+    ) -> Result<Vec<ActivityCode>, GenesysError> {
+        let bu = path_segment("businessUnitId", business_unit_id)?;
+        let listing: ActivityCodeListing = self
+            .call(
+                &Call::get(format!(
+                    "/api/v2/workforcemanagement/businessunits/{bu}/activitycodes"
+                )),
+                deadline,
+            )
+            .await?;
+        Ok(listing.entities)
+    }
+
+    // ------------------------------------------------------------ transport
+
+    /// One logical call: retried on 429/502/503/504 (honouring `Retry-After`, with jitter)
+    /// while attempts remain and the deadline leaves room for the wait.
+    async fn call<T: DeserializeOwned>(
+        &self,
+        call: &Call,
+        deadline: Deadline,
+    ) -> Result<T, GenesysError> {
+        let policy = &self.inner.config.retry;
+        let reauthenticated = AtomicBool::new(false);
+        let sleeper_clock = self.inner.clock.clone();
+        let backoff = ExponentialBuilder::default()
+            .with_min_delay(policy.base_delay)
+            .with_max_delay(policy.max_delay)
+            .with_max_times(policy.max_attempts.saturating_sub(1))
+            .with_jitter();
+        (|| self.attempt::<T>(call, deadline, &reauthenticated))
+            .retry(backoff)
+            .sleep(move |wait| {
+                let clock = sleeper_clock.clone();
+                async move { clock.sleep(wait).await }
+            })
+            .when(GenesysError::is_retryable)
+            .adjust(|error, backoff| {
+                let backoff = backoff?;
+                let wait = match error.retry_after() {
+                    Some(asked) if asked > policy.max_retry_after => return None,
+                    Some(asked) => asked + jitter(asked),
+                    None => backoff,
+                };
+                let remaining = deadline.remaining(self.inner.clock.as_ref());
+                (wait < remaining).then_some(wait)
+            })
+            .notify(|error, wait| {
+                tracing::warn!(path = %call.path, error = %error, wait_ms = wait.as_millis() as u64, "retrying Genesys call");
+            })
+            .await
+    }
+
+    async fn attempt<T: DeserializeOwned>(
+        &self,
+        call: &Call,
+        deadline: Deadline,
+        reauthenticated: &AtomicBool,
+    ) -> Result<T, GenesysError> {
+        let token = self.token(false).await?;
+        let mut response = self.send(call, &token, deadline).await?;
+        // A 401 may mean the token was revoked or the credentials rotated: re-authenticate
+        // once per call, then give up.
+        if response.status() == StatusCode::UNAUTHORIZED
+            && !reauthenticated.swap(true, Ordering::SeqCst)
+        {
+            self.inner.tokens.invalidate(&token).await;
+            let fresh = self.token(true).await?;
+            response = self.send(call, &fresh, deadline).await?;
+        }
+        decode(response).await
+    }
+
+    async fn send(
+        &self,
+        call: &Call,
+        token: &AccessToken,
+        deadline: Deadline,
+    ) -> Result<reqwest::Response, GenesysError> {
+        let timeout = self.timeout_within(deadline)?;
+        let mut request = self
+            .inner
+            .http
+            .request(
+                call.method.clone(),
+                self.inner.config.hosts.api_url(&call.path),
+            )
+            .header(reqwest::header::AUTHORIZATION, token.bearer())
+            .header(reqwest::header::ACCEPT, "application/json")
+            .timeout(timeout);
+        if !call.query.is_empty() {
+            request = request.query(&call.query);
+        }
+        if let Some(body) = &call.body {
+            request = request.json(body);
+        }
+        let started = Instant::now();
+        let response = request.send().await.map_err(transport_error)?;
+        tracing::debug!(
+            method = %call.method,
+            path = %call.path,
+            status = response.status().as_u16(),
+            latency_ms = started.elapsed().as_millis() as u64,
+            "genesys call"
+        );
+        Ok(response)
+    }
+
+    fn timeout_within(&self, deadline: Deadline) -> Result<Duration, GenesysError> {
+        let remaining = deadline.remaining(self.inner.clock.as_ref());
+        if remaining.is_zero() {
+            return Err(GenesysError::Timeout);
+        }
+        Ok(remaining.min(self.inner.config.request_timeout))
+    }
+
+    /// A valid token; `after_refusal` also reloads the credentials (they may have rotated).
+    async fn token(&self, after_refusal: bool) -> Result<AccessToken, GenesysError> {
+        let now = self.inner.clock.now();
+        self.inner
+            .tokens
+            .get(now, || self.fetch_token(after_refusal))
+            .await
+    }
+
+    async fn fetch_token(&self, refresh_credentials: bool) -> Result<Fetched, GenesysError> {
+        match self.request_token(refresh_credentials).await {
+            // `invalid_client` right after a rotation: the cached secret is stale; reload once.
+            Err(GenesysError::Token { error, .. })
+                if error == "invalid_client" && !refresh_credentials =>
+            {
+                self.request_token(true).await
+            }
+            other => other,
+        }
+    }
+
+    async fn request_token(&self, refresh_credentials: bool) -> Result<Fetched, GenesysError> {
+        let credentials = self
+            .inner
+            .credentials
+            .client_credentials(refresh_credentials)
+            .await?;
+        let started = Instant::now();
+        let response = self
+            .inner
+            .http
+            .post(self.inner.config.hosts.token_url())
+            .basic_auth(
+                &credentials.client_id,
+                Some(credentials.client_secret.expose_secret()),
+            )
+            .form(&[("grant_type", "client_credentials")])
+            .timeout(self.inner.config.request_timeout)
+            .send()
+            .await
+            .map_err(transport_error)?;
+        let status = response.status();
+        tracing::debug!(
+            status = status.as_u16(),
+            latency_ms = started.elapsed().as_millis() as u64,
+            "genesys token request"
+        );
+        if status.is_success() {
+            let body = response.bytes().await.map_err(transport_error)?;
+            let token: TokenResponse =
+                serde_json::from_slice(&body).map_err(|e| GenesysError::Decode {
+                    message: format!("token response: {e}"),
+                    correlation_id: None,
+                })?;
+            return Ok(Fetched {
+                value: SecretString::from(token.access_token),
+                expires_in: token.expires_in,
+            });
+        }
+        if status == StatusCode::BAD_REQUEST || status == StatusCode::UNAUTHORIZED {
+            let body = response.bytes().await.unwrap_or_default();
+            let error: TokenError = serde_json::from_slice(&body).unwrap_or_default();
+            return Err(GenesysError::Token {
+                error: error
+                    .error
+                    .unwrap_or_else(|| format!("http_{}", status.as_u16())),
+                description: error
+                    .error_description
+                    .or(error.description)
+                    .unwrap_or_default(),
+            });
+        }
+        Err(status_error(response).await)
+    }
+}
+
+fn snapshot_of(presence: &UserPresence) -> Result<PresenceSnapshot, GenesysError> {
+    presence.snapshot().map_err(|field| GenesysError::Decode {
+        message: format!("presence without {field}"),
+        correlation_id: None,
+    })
+}
+
+/// Up to a tenth of the wait, at most one second, so many clients told the same
+/// `Retry-After` do not all return at the same instant.
+fn jitter(wait: Duration) -> Duration {
+    let cap = (wait.as_millis() / 10).min(1000) as u64;
+    Duration::from_millis(fastrand::u64(0..=cap))
+}
+
+fn transport_error(error: reqwest::Error) -> GenesysError {
+    if error.is_timeout() {
+        GenesysError::Timeout
+    } else {
+        // reqwest errors name the URL, never headers, so no token or secret leaks here.
+        GenesysError::Transport {
+            message: error.to_string(),
+        }
+    }
+}
+
+fn correlation_id(response: &reqwest::Response) -> Option<String> {
+    response
+        .headers()
+        .get("inin-correlation-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}
+
+async fn decode<T: DeserializeOwned>(response: reqwest::Response) -> Result<T, GenesysError> {
+    if !response.status().is_success() {
+        return Err(status_error(response).await);
+    }
+    let correlation_id = correlation_id(&response);
+    let body = response.bytes().await.map_err(transport_error)?;
+    serde_json::from_slice(&body).map_err(|e| GenesysError::Decode {
+        message: e.to_string(),
+        correlation_id,
+    })
+}
+
+/// Maps a non-2xx response to the error model (reference §6).
+async fn status_error(response: reqwest::Response) -> GenesysError {
+    let status = response.status();
+    let correlation_id = correlation_id(&response);
+    let retry_after = response
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(Duration::from_secs);
+    let body = response.bytes().await.unwrap_or_default();
+    let error: ErrorBody = serde_json::from_slice(&body).unwrap_or_default();
+    let code = error.code.unwrap_or_default();
+    let message = error.message.unwrap_or_default();
+    match status.as_u16() {
+        401 => GenesysError::Unauthorized {
+            code,
+            correlation_id,
+        },
+        403 => GenesysError::Forbidden {
+            permission: missing_permission(&message, &code),
+            correlation_id,
+        },
+        404 => GenesysError::NotFound {
+            message,
+            correlation_id,
+        },
+        429 => GenesysError::RateLimited {
+            retry_after: retry_after.unwrap_or(DEFAULT_RETRY_AFTER),
+            correlation_id,
+        },
+        500..=599 => GenesysError::Server {
+            status: status.as_u16(),
+            message,
+            correlation_id,
+        },
+        other => GenesysError::BadRequest {
+            status: other,
+            code,
+            message,
+            correlation_id,
+        },
+    }
+}
+
+/// The permission a 403 names ("…missing the following permission(s): x:y:z").
+fn missing_permission(message: &str, code: &str) -> String {
+    message
+        .rsplit_once(": ")
+        .map(|(_, permissions)| permissions.trim().to_owned())
+        .filter(|p| !p.is_empty())
+        .unwrap_or_else(|| {
+            if code.is_empty() {
+                "unknown".to_owned()
+            } else {
+                code.to_owned()
+            }
+        })
+}
+
+fn path_segment<'a>(field: &'static str, value: &'a str) -> Result<&'a str, GenesysError> {
+    if value.is_empty() || value.contains(['/', '?', '#', '%', ' ']) {
+        return Err(GenesysError::Config {
+            field,
+            message: format!("{value:?} is not a valid id"),
+        });
+    }
+    Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn permission_is_read_from_the_403_message() {
+        let message = "Unable to perform the requested action. You are missing the following permission(s): presence:userPresence:edit";
+        assert_eq!(
+            missing_permission(message, "missing.permissions"),
+            "presence:userPresence:edit"
+        );
+        assert_eq!(missing_permission("", "not.authorized"), "not.authorized");
+    }
+
+    #[test]
+    fn jitter_is_bounded() {
+        for _ in 0..100 {
+            assert!(jitter(Duration::from_secs(2)) <= Duration::from_millis(200));
+            assert!(jitter(Duration::from_secs(60)) <= Duration::from_secs(1));
+        }
+    }
+
+    #[test]
+    fn path_segments_refuse_injection() {
+        assert!(path_segment("businessUnitId", "../x").is_err());
+        assert!(path_segment("businessUnitId", "b1a7e0c2-3d4e").is_ok());
+    }
+}
