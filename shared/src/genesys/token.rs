@@ -62,10 +62,8 @@ impl TokenCache {
         Fut: std::future::Future<Output = Result<Fetched, E>>,
     {
         let mut slot = self.slot.lock().await;
-        if let Some(cached) = &slot.cached {
-            if now < cached.refresh_at {
-                return Ok(cached.token.clone());
-            }
+        if let Some(cached) = slot.cached.as_ref().filter(|c| now < c.refresh_at) {
+            return Ok(cached.token.clone());
         }
         let fetched = fetch().await?;
         slot.generation += 1;
