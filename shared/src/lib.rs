@@ -5,3 +5,4 @@
 pub mod clock;
 pub mod genesys;
 pub mod model;
+pub mod policy;

@@ -198,7 +198,7 @@ impl RoutingStatus {
 }
 
 /// WFM activity-code categories (the eight of `BusinessUnitActivityCode.category`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum ActivityCategory {
     OnQueueWork,
     Break,

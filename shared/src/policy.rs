@@ -1,0 +1,479 @@
+//! The policy file: which presence each trigger sets, which calendar entries count, when the
+//! WFM schedule allows a change. Parsed and validated once at cold start; a bad policy fails
+//! init with a message naming the key.
+
+use std::collections::{BTreeSet, HashSet};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+
+use crate::genesys::wire::PresenceDefinition;
+use crate::model::{ActivityCategory, PresenceDefinitionId, SystemPresence};
+
+/// The policy used when none is configured; also the documented example (`docs/policy.md`).
+pub const DEFAULT_POLICY: &str = include_str!("default-policy.toml");
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PolicyError {
+    #[error("policy: {message}")]
+    Parse { message: String },
+    #[error("policy key `{key}`: {message}")]
+    Invalid { key: String, message: String },
+}
+
+fn invalid(key: &str, message: impl Into<String>) -> PolicyError {
+    PolicyError::Invalid {
+        key: key.to_owned(),
+        message: message.into(),
+    }
+}
+
+// ---------------------------------------------------------------- the file as written
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PolicyFile {
+    meeting: TriggerSection,
+    focus: TriggerSection,
+    #[serde(default)]
+    calendar: CalendarSection,
+    #[serde(default)]
+    shift: ShiftSection,
+    #[serde(default)]
+    agents: AgentsSection,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TriggerSection {
+    presence: String,
+    #[serde(default)]
+    message: String,
+    #[serde(default)]
+    show_subject: bool,
+    allowed_activities: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct CalendarSection {
+    skip_tentative: bool,
+    skip_all_day: bool,
+    skip_out_of_office: bool,
+}
+
+impl Default for CalendarSection {
+    fn default() -> Self {
+        Self {
+            skip_tentative: true,
+            skip_all_day: true,
+            skip_out_of_office: true,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct ShiftSection {
+    when_no_shift: String,
+}
+
+impl Default for ShiftSection {
+    fn default() -> Self {
+        Self {
+            when_no_shift: "allow".to_owned(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct AgentsSection {
+    never_override: Vec<String>,
+    opt_out: Vec<String>,
+    interaction_recheck_seconds: u64,
+    end_grace_seconds: u64,
+}
+
+impl Default for AgentsSection {
+    fn default() -> Self {
+        Self {
+            never_override: vec!["Offline".to_owned()],
+            opt_out: Vec::new(),
+            interaction_recheck_seconds: 60,
+            end_grace_seconds: 300,
+        }
+    }
+}
+
+// ---------------------------------------------------------------- the validated policy
+
+/// A presence named in the policy: a system presence, or an org secondary presence by label.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PresenceName {
+    System(SystemPresence),
+    Label(String),
+}
+
+impl PresenceName {
+    fn parse(raw: &str) -> Self {
+        match SystemPresence::parse(raw) {
+            SystemPresence::Other(_) => Self::Label(raw.trim().to_owned()),
+            system => Self::System(system),
+        }
+    }
+}
+
+/// A status message with `{subject}`, `{start}` and `{end}` placeholders (times as HH:MM UTC).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageTemplate(String);
+
+const PLACEHOLDERS: [&str; 3] = ["subject", "start", "end"];
+
+impl MessageTemplate {
+    fn parse(key: &str, raw: &str, show_subject: bool) -> Result<Self, PolicyError> {
+        let mut rest = raw;
+        while let Some(open) = rest.find('{') {
+            let after = &rest[open + 1..];
+            let close = after
+                .find('}')
+                .ok_or_else(|| invalid(key, "an opening `{` has no closing `}`"))?;
+            let name = &after[..close];
+            if !PLACEHOLDERS.contains(&name) {
+                return Err(invalid(
+                    key,
+                    format!(
+                        "unknown placeholder {{{name}}}; use {{subject}}, {{start}} or {{end}}"
+                    ),
+                ));
+            }
+            if name == "subject" && !show_subject {
+                return Err(invalid(
+                    key,
+                    "uses {subject} but show_subject is false: meeting subjects stay private unless allowed",
+                ));
+            }
+            rest = &after[close + 1..];
+        }
+        Ok(Self(raw.to_owned()))
+    }
+
+    pub fn render(
+        &self,
+        subject: Option<&str>,
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+    ) -> String {
+        self.0
+            .replace("{subject}", subject.unwrap_or_default())
+            .replace("{start}", &start.format("%H:%M UTC").to_string())
+            .replace("{end}", &end.format("%H:%M UTC").to_string())
+            .trim()
+            .to_owned()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TriggerPolicy {
+    pub presence: PresenceName,
+    pub message: MessageTemplate,
+    pub show_subject: bool,
+    /// WFM activity categories during which the change is allowed.
+    pub allowed_activities: BTreeSet<ActivityCategory>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoShift {
+    Allow,
+    Skip,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Policy {
+    pub meeting: TriggerPolicy,
+    pub focus: TriggerPolicy,
+    pub skip_tentative: bool,
+    pub skip_all_day: bool,
+    pub skip_out_of_office: bool,
+    pub when_no_shift: NoShift,
+    /// Presences we never change (an Offline agent stays offline).
+    pub never_override: Vec<SystemPresence>,
+    /// Lower-cased e-mails and user ids that opted out.
+    pub opt_out: HashSet<String>,
+    /// How long a deferral waits before the sweep looks again.
+    pub interaction_recheck: Duration,
+    /// How long after an override's end the sweep restores it without an end event.
+    pub end_grace: Duration,
+}
+
+impl Policy {
+    pub fn from_toml(text: &str) -> Result<Self, PolicyError> {
+        let file: PolicyFile = toml::from_str(text).map_err(|e| PolicyError::Parse {
+            message: e.to_string().trim().to_owned(),
+        })?;
+        let when_no_shift = match file.shift.when_no_shift.as_str() {
+            "allow" => NoShift::Allow,
+            "skip" => NoShift::Skip,
+            other => {
+                return Err(invalid(
+                    "shift.when_no_shift",
+                    format!("{other:?} is not `allow` or `skip`"),
+                ));
+            }
+        };
+        let never_override = file
+            .agents
+            .never_override
+            .iter()
+            .enumerate()
+            .map(|(index, raw)| match SystemPresence::parse(raw) {
+                SystemPresence::Other(_) => Err(invalid(
+                    &format!("agents.never_override[{index}]"),
+                    format!("{raw:?} is not a system presence"),
+                )),
+                system => Ok(system),
+            })
+            .collect::<Result<_, _>>()?;
+        if file.agents.interaction_recheck_seconds == 0 {
+            return Err(invalid(
+                "agents.interaction_recheck_seconds",
+                "must be at least 1",
+            ));
+        }
+        Ok(Self {
+            meeting: trigger("meeting", file.meeting)?,
+            focus: trigger("focus", file.focus)?,
+            skip_tentative: file.calendar.skip_tentative,
+            skip_all_day: file.calendar.skip_all_day,
+            skip_out_of_office: file.calendar.skip_out_of_office,
+            when_no_shift,
+            never_override,
+            opt_out: file
+                .agents
+                .opt_out
+                .iter()
+                .map(|s| s.trim().to_lowercase())
+                .collect(),
+            interaction_recheck: Duration::from_secs(file.agents.interaction_recheck_seconds),
+            end_grace: Duration::from_secs(file.agents.end_grace_seconds),
+        })
+    }
+
+    /// Resolves the trigger presences to definition ids of this org.
+    pub fn resolve(
+        &self,
+        definitions: &[PresenceDefinition],
+    ) -> Result<ResolvedTargets, PolicyError> {
+        Ok(ResolvedTargets {
+            meeting: resolve_one("meeting.presence", &self.meeting.presence, definitions)?,
+            focus: resolve_one("focus.presence", &self.focus.presence, definitions)?,
+        })
+    }
+}
+
+fn trigger(section: &str, raw: TriggerSection) -> Result<TriggerPolicy, PolicyError> {
+    if raw.presence.trim().is_empty() {
+        return Err(invalid(
+            &format!("{section}.presence"),
+            "must name a presence",
+        ));
+    }
+    let allowed_activities = raw
+        .allowed_activities
+        .iter()
+        .enumerate()
+        .map(|(index, name)| {
+            serde_json::from_value::<ActivityCategory>(serde_json::Value::String(name.clone()))
+                .ok()
+                .filter(|c| *c != ActivityCategory::Unknown)
+                .ok_or_else(|| {
+                    invalid(
+                        &format!("{section}.allowed_activities[{index}]"),
+                        format!("{name:?} is not one of OnQueueWork, Break, Meal, Meeting, OffQueueWork, TimeOff, Training, Unavailable"),
+                    )
+                })
+        })
+        .collect::<Result<_, _>>()?;
+    Ok(TriggerPolicy {
+        presence: PresenceName::parse(&raw.presence),
+        message: MessageTemplate::parse(
+            &format!("{section}.message"),
+            &raw.message,
+            raw.show_subject,
+        )?,
+        show_subject: raw.show_subject,
+        allowed_activities,
+    })
+}
+
+/// A trigger's target: the definition id and its system presence.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    pub definition_id: PresenceDefinitionId,
+    pub system_presence: SystemPresence,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResolvedTargets {
+    pub meeting: Target,
+    pub focus: Target,
+}
+
+fn resolve_one(
+    key: &str,
+    name: &PresenceName,
+    definitions: &[PresenceDefinition],
+) -> Result<Target, PolicyError> {
+    let active = definitions.iter().filter(|d| !d.deactivated);
+    let found = match name {
+        PresenceName::System(system) => {
+            let mut candidates: Vec<&PresenceDefinition> =
+                active.filter(|d| d.system_presence == *system).collect();
+            candidates.sort_by_key(|d| !d.is_primary());
+            candidates.into_iter().next()
+        }
+        PresenceName::Label(label) => {
+            let wanted = label.to_lowercase();
+            let mut matching = active.filter(|d| d.label().to_lowercase() == wanted);
+            let first = matching.next();
+            if first.is_some() && matching.next().is_some() {
+                return Err(invalid(
+                    key,
+                    format!("more than one presence definition is labelled {label:?}"),
+                ));
+            }
+            first
+        }
+    };
+    let found = found.ok_or_else(|| {
+        invalid(
+            key,
+            format!("no active presence definition matches {name:?}"),
+        )
+    })?;
+    Ok(Target {
+        definition_id: PresenceDefinitionId::parse(&found.id)
+            .map_err(|e| invalid(key, e.to_string()))?,
+        system_presence: found.system_presence.clone(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn definitions() -> Vec<PresenceDefinition> {
+        serde_json::from_value(serde_json::json!([
+            {"id": "bbdff279-7ae1-48ea-bade-7831d7234c64", "type": "System", "systemPresence": "Meeting", "languageLabels": {"en_US": "Meeting"}},
+            {"id": "31fe3bac-dea6-44b7-bed7-47f91660a1a0", "type": "System", "systemPresence": "Busy", "languageLabels": {"en_US": "Busy"}},
+            {"id": "0b5a4c1e-6f2d-4c3b-9a8e-5d7f1e2c3b4a", "type": "User", "systemPresence": "Busy", "languageLabels": {"en_US": "Focus Time"}},
+            {"id": "old", "type": "User", "systemPresence": "Busy", "languageLabels": {"en_US": "Old Focus"}, "deactivated": true}
+        ]))
+        .expect("valid definitions")
+    }
+
+    #[test]
+    fn default_policy_parses_and_resolves() {
+        let policy = Policy::from_toml(DEFAULT_POLICY).expect("default policy is valid");
+        assert_eq!(
+            policy.meeting.presence,
+            PresenceName::System(SystemPresence::Meeting)
+        );
+        assert!(
+            policy
+                .meeting
+                .allowed_activities
+                .contains(&ActivityCategory::Meeting)
+        );
+        assert!(
+            !policy
+                .meeting
+                .allowed_activities
+                .contains(&ActivityCategory::OnQueueWork)
+        );
+        let targets = policy.resolve(&definitions()).expect("resolves");
+        assert_eq!(
+            targets.meeting.definition_id.as_str(),
+            "bbdff279-7ae1-48ea-bade-7831d7234c64"
+        );
+        assert_eq!(
+            targets.focus.definition_id.as_str(),
+            "0b5a4c1e-6f2d-4c3b-9a8e-5d7f1e2c3b4a"
+        );
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let cases = [
+            (
+                DEFAULT_POLICY.replace("when_no_shift = \"allow\"", "when_no_shift = \"maybe\""),
+                "shift.when_no_shift",
+            ),
+            (
+                DEFAULT_POLICY.replace("\"Training\"]", "\"Lunch\"]"),
+                "allowed_activities",
+            ),
+            (
+                DEFAULT_POLICY.replace("In a meeting", "In {topic}"),
+                "meeting.message",
+            ),
+            (
+                DEFAULT_POLICY.replace("In a meeting", "In {subject}"),
+                "show_subject",
+            ),
+            (
+                DEFAULT_POLICY.replace(
+                    "never_override = [\"Offline\"]",
+                    "never_override = [\"Asleep\"]",
+                ),
+                "agents.never_override[0]",
+            ),
+            (
+                DEFAULT_POLICY.replace("[calendar]", "[calendar]\nskip_everything = true"),
+                "skip_everything",
+            ),
+            (
+                DEFAULT_POLICY.replace(
+                    "interaction_recheck_seconds = 60",
+                    "interaction_recheck_seconds = \"soon\"",
+                ),
+                "interaction_recheck_seconds",
+            ),
+        ];
+        for (text, key) in cases {
+            let error = Policy::from_toml(&text).expect_err(key).to_string();
+            assert!(error.contains(key), "{key}: {error}");
+        }
+    }
+
+    #[test]
+    fn unresolvable_presence_names_the_key() {
+        let text = DEFAULT_POLICY.replace("presence = \"Focus Time\"", "presence = \"Old Focus\"");
+        let policy = Policy::from_toml(&text).expect("parses");
+        let error = policy
+            .resolve(&definitions())
+            .expect_err("deactivated label")
+            .to_string();
+        assert!(error.contains("focus.presence"), "{error}");
+    }
+
+    #[test]
+    fn message_renders_placeholders_and_keeps_subject_private_by_default() {
+        let policy = Policy::from_toml(DEFAULT_POLICY).expect("valid");
+        let start = DateTime::parse_from_rfc3339("2026-03-19T14:00:00Z")
+            .expect("time")
+            .to_utc();
+        let end = DateTime::parse_from_rfc3339("2026-03-19T14:30:00Z")
+            .expect("time")
+            .to_utc();
+        let text = policy.meeting.message.render(Some("Layoffs"), start, end);
+        assert_eq!(text, "In a meeting until 14:30 UTC");
+        let with_subject =
+            MessageTemplate::parse("k", "{subject} ({start}-{end})", true).expect("allowed");
+        assert_eq!(
+            with_subject.render(Some("Standup"), start, end),
+            "Standup (14:00 UTC-14:30 UTC)"
+        );
+    }
+}
