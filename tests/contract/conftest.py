@@ -125,19 +125,21 @@ class Sdk:
         http_client = DefaultHttpClient()
         if not retries:
             disable_sdk_retries(http_client)
-        http_client.set_post_request_hook(self._record)
-        self.api_client.set_http_client(http_client)
         self.responses: list[Any] = []
+
+        def record(response):  # the SDK insists on a one-argument function
+            self.responses.append(response)
+            return response
+
+        http_client.set_post_request_hook(record)
+        self.api_client.set_http_client(http_client)
         if client_id is not None:
             self.api_client.get_client_credentials_token(client_id, secret)
             assert self.api_client.access_token, "the SDK stored no access token"
+            assert self.last.getheader("inin-correlation-id"), "token response: no correlation id"
         self.presence = gc.PresenceApi(self.api_client)
         self.users = gc.UsersApi(self.api_client)
         self.wfm = gc.WorkforceManagementApi(self.api_client)
-
-    def _record(self, response):
-        self.responses.append(response)
-        return response
 
     @property
     def last(self):

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::{FromRequestParts, Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -56,6 +56,34 @@ impl Caller {
 }
 
 type ApiResult = Result<Response, ApiError>;
+
+/// `axum::extract::Query` whose rejection (e.g. `pageSize=abc`) is a Genesys `ErrorBody`, not
+/// axum's plain-text 400.
+#[derive(Debug)]
+struct Query<T>(T);
+
+impl<T, S> FromRequestParts<S> for Query<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Query(value)| Self(value))
+            .map_err(|rejection| {
+                ApiError::bad_request(format!(
+                    "The query string is not valid: {}",
+                    rejection.body_text()
+                ))
+            })
+    }
+}
 
 pub fn routes(sim: Arc<Sim>) -> Router {
     let api = Router::new()
@@ -208,20 +236,33 @@ async fn authenticate(State(sim): State<Arc<Sim>>, mut request: Request, next: N
             },
             limit,
         ),
-        Err(error) => return error.into_response(),
+        Err(Rejected { error, limit }) => {
+            let mut response = error.into_response();
+            if let Some(limit) = limit {
+                limit.write_headers(response.headers_mut());
+            }
+            return response;
+        }
     };
     let client_id = caller.client_id.clone();
     request.extensions_mut().insert(caller);
     let mut response = next.run(request).await;
-    let headers = response.headers_mut();
-    headers.insert("inin-ratelimit-allowed", HeaderValue::from(limit.allowed));
-    headers.insert("inin-ratelimit-count", HeaderValue::from(limit.count));
-    headers.insert(
-        "inin-ratelimit-reset",
-        HeaderValue::from(limit.reset_seconds),
-    );
+    limit.write_headers(response.headers_mut());
     response.extensions_mut().insert(CallerClientId(client_id));
     response
+}
+
+/// Why `admit` turned a call away; a 429 still reports the window in `inin-ratelimit-*`.
+#[derive(Debug)]
+struct Rejected {
+    error: ApiError,
+    limit: Option<LimitState>,
+}
+
+impl From<ApiError> for Rejected {
+    fn from(error: ApiError) -> Self {
+        Self { error, limit: None }
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -231,7 +272,18 @@ struct LimitState {
     reset_seconds: u64,
 }
 
-fn admit(state: &mut SimState, token: &str) -> Result<(String, Vec<String>, LimitState), ApiError> {
+impl LimitState {
+    fn write_headers(self, headers: &mut HeaderMap) {
+        headers.insert("inin-ratelimit-allowed", HeaderValue::from(self.allowed));
+        headers.insert("inin-ratelimit-count", HeaderValue::from(self.count));
+        headers.insert(
+            "inin-ratelimit-reset",
+            HeaderValue::from(self.reset_seconds),
+        );
+    }
+}
+
+fn admit(state: &mut SimState, token: &str) -> Result<(String, Vec<String>, LimitState), Rejected> {
     let now = state.now();
     let bad = || {
         ApiError::new(
@@ -245,7 +297,7 @@ fn admit(state: &mut SimState, token: &str) -> Result<(String, Vec<String>, Limi
         expires_at,
     } = state.tokens.get(token).cloned().ok_or_else(bad)?;
     if expires_at <= now {
-        return Err(bad());
+        return Err(bad().into());
     }
     let permissions = state
         .clients
@@ -271,11 +323,14 @@ fn admit(state: &mut SimState, token: &str) -> Result<(String, Vec<String>, Limi
     // Whole seconds, rounded up, never 0: `Retry-After` is an integer.
     let reset_seconds = u64::try_from((reset + 999) / 1000).unwrap_or(1).max(1);
     if entry.count >= allowed {
-        return Err(ApiError::rate_limited(
-            allowed,
-            state.rate_limit.window_seconds,
-            reset_seconds,
-        ));
+        return Err(Rejected {
+            error: ApiError::rate_limited(allowed, state.rate_limit.window_seconds, reset_seconds),
+            limit: Some(LimitState {
+                allowed,
+                count: entry.count,
+                reset_seconds,
+            }),
+        });
     }
     entry.count += 1;
     Ok((
@@ -549,8 +604,12 @@ async fn get_presences_bulk(
         .iter()
         .filter_map(|id| state.users.get(*id))
         .map(|user| {
+            // `UcUserPresence` (the bulk GET item) has `userId` and no `primary`.
             let mut item = presence_json(&state, &user.id, &user.presence);
-            item["userId"] = json!(user.id);
+            if let Some(fields) = item.as_object_mut() {
+                fields.remove("primary");
+                fields.insert("userId".to_owned(), json!(user.id));
+            }
             item
         })
         .collect();
@@ -739,14 +798,17 @@ async fn get_definition(
     Ok(axum::Json(definition_json(definition)).into_response())
 }
 
+/// `SystemPresence{id, name, selfUri}`. The SDK documents only the shape; the ids are inferred
+/// to be the platform's upper-case spelling ("ON_QUEUE", as in notifications) and the names the
+/// REST spelling ("On Queue").
 async fn list_system_presences() -> Response {
     let items: Vec<Value> = crate::state::SYSTEM_PRESENCES
         .iter()
         .map(|kind| {
             json!({
-                "id": kind.v2.to_uppercase(),
+                "id": kind.event,
                 "name": kind.rest,
-                "selfUri": format!("/api/v2/systempresences/{}", kind.v2.to_uppercase()),
+                "selfUri": format!("/api/v2/systempresences/{}", kind.event),
             })
         })
         .collect();
@@ -799,14 +861,17 @@ fn page_listing(entities: Vec<Value>, page_size: u32, page_number: u32, base: &s
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct PageQuery {
+struct UserListQuery {
     #[serde(default)]
     page_size: Option<u32>,
     #[serde(default)]
     page_number: Option<u32>,
+    /// `id=a,b,c`: only these users (SDK `get_users(id=[...])`).
+    #[serde(default)]
+    id: Option<String>,
 }
 
-async fn list_users(State(sim): State<Arc<Sim>>, Query(query): Query<PageQuery>) -> ApiResult {
+async fn list_users(State(sim): State<Arc<Sim>>, Query(query): Query<UserListQuery>) -> ApiResult {
     let page_size = query.page_size.unwrap_or(25);
     let page_number = query.page_number.unwrap_or(1);
     if page_size == 0 || page_size > 500 {
@@ -815,10 +880,17 @@ async fn list_users(State(sim): State<Arc<Sim>>, Query(query): Query<PageQuery>)
     if page_number == 0 {
         return Err(ApiError::invalid_value("pageNumber", "0"));
     }
+    let wanted: Option<Vec<&str>> = query.id.as_deref().map(|ids| {
+        ids.split(',')
+            .map(str::trim)
+            .filter(|id| !id.is_empty())
+            .collect()
+    });
     let state = sim.lock();
     let users: Vec<Value> = state
         .user_order
         .iter()
+        .filter(|id| wanted.as_ref().is_none_or(|w| w.contains(&id.as_str())))
         .filter_map(|id| state.users.get(id))
         .map(user_json)
         .collect();
@@ -897,7 +969,7 @@ async fn search_users(State(sim): State<Arc<Sim>>, headers: HeaderMap, body: Byt
             )));
         }
         for field in &criterion.fields {
-            if !matches!(field.as_str(), "email" | "name" | "id") {
+            if !matches!(field.as_str(), "email" | "username" | "name" | "id") {
                 return Err(ApiError::invalid_value(
                     &format!("query[{index}].fields"),
                     field,
@@ -945,7 +1017,8 @@ fn user_matches(user: &User, criterion: &UserSearchCriteria) -> bool {
         .collect();
     criterion.fields.iter().any(|field| {
         let actual = match field.as_str() {
-            "email" => user.email.to_lowercase(),
+            // `username` is the e-mail address, as `user_json` serves it.
+            "email" | "username" => user.email.to_lowercase(),
             "name" => user.name.to_lowercase(),
             _ => user.id.clone(),
         };
@@ -1033,10 +1106,19 @@ fn parse_date(field: &str, value: Option<&str>) -> Result<DateTime<Utc>, ApiErro
         })
 }
 
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ScheduleSearchQuery {
+    /// `forceAsync=true` always answers `Processing` (SDK `force_async`).
+    #[serde(default)]
+    force_async: Option<bool>,
+}
+
 async fn search_schedules(
     State(sim): State<Arc<Sim>>,
     axum::Extension(caller): axum::Extension<Caller>,
     Path(bu_id): Path<String>,
+    Query(query): Query<ScheduleSearchQuery>,
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult {
@@ -1053,7 +1135,7 @@ async fn search_schedules(
         .ok_or_else(ApiError::not_found)?;
     state.schedule_operations += 1;
     let operation_id = uuid::Uuid::new_v4().to_string();
-    if mode == ScheduleSearchMode::Processing {
+    if mode == ScheduleSearchMode::Processing || query.force_async == Some(true) {
         return Ok(axum::Json(
             json!({"status": "Processing", "operationId": operation_id, "progress": 0}),
         )

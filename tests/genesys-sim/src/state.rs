@@ -185,10 +185,10 @@ pub struct Fault {
 
 impl Fault {
     pub fn matches(&self, method: &str, path: &str) -> bool {
-        if let Some(wanted) = &self.method {
-            if !wanted.eq_ignore_ascii_case(method) {
-                return false;
-            }
+        if let Some(wanted) = &self.method
+            && !wanted.eq_ignore_ascii_case(method)
+        {
+            return false;
         }
         let pattern: Vec<&str> = self.path.trim_matches('/').split('/').collect();
         let actual: Vec<&str> = path.trim_matches('/').split('/').collect();
@@ -354,13 +354,13 @@ impl SimState {
                 seed.id
             ));
         }
-        if let Some(mu) = &seed.management_unit_id {
-            if self.business_unit_of(mu).is_none() {
-                return Err(format!(
-                    "users[{}].managementUnitId: unknown management unit {mu:?}",
-                    seed.id
-                ));
-            }
+        if let Some(mu) = &seed.management_unit_id
+            && self.business_unit_of(mu).is_none()
+        {
+            return Err(format!(
+                "users[{}].managementUnitId: unknown management unit {mu:?}",
+                seed.id
+            ));
         }
         let now = self.now();
         let on_queue = self.is_on_queue(&definition_id);
