@@ -476,6 +476,7 @@ impl DynamoStore {
             let record_put = Put::builder()
                 .table_name(&self.table)
                 .set_item(Some(self.audit_item(&record)?))
+                // Second guard: even if a head were lost, a seq is never written twice.
                 .condition_expression("attribute_not_exists(pk)")
                 .build()
                 .map_err(build_error)?;

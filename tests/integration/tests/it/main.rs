@@ -1,4 +1,9 @@
 //! One integration-test binary: each module starts the real servers it needs on loopback
 //! (the Genesys simulator in-process, the moto server as a child process).
 
+mod state_audit;
+mod state_idempotency;
+mod state_queue;
+mod state_secrets;
+mod state_store;
 mod support;

@@ -1,1 +1,3 @@
 //! Helpers that start local servers for the tests.
+
+pub mod moto;
