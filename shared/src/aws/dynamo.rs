@@ -656,6 +656,10 @@ impl StateStore for DynamoStore {
         before: DateTime<Utc>,
         limit: usize,
     ) -> Result<Vec<(UserId, DateTime<Utc>)>, StoreError> {
+        // DynamoDB rejects Limit = 0.
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
         // gsi2sk is "<due>#<userId>"; '~' sorts after every character of a user id.
         let out = self
             .client

@@ -154,4 +154,5 @@ async fn due_index_lists_only_users_due_by_then_earliest_first() {
         vec![(user(4), at(10)), (user(6), at(20)), (user(3), at(30))]
     );
     assert_eq!(store.due(at(30), 1).await.expect("due").len(), 1);
+    assert!(store.due(at(30), 0).await.expect("due").is_empty());
 }
