@@ -293,15 +293,23 @@ pub enum ChainBreak {
     HeadMismatch { head_seq: u64, last_seq: u64 },
     #[error("record {seq}: belongs to another user")]
     WrongUser { seq: u64 },
+    /// A stored record lacks a field or has one of the wrong type (edited outside the code).
+    #[error("record {seq}: unreadable field {field}: {reason}")]
+    Unreadable {
+        seq: u64,
+        field: String,
+        reason: String,
+    },
 }
 
 impl ChainBreak {
     /// The seq of the first record that is wrong (for a gap, the record found in its place).
     pub fn first_bad_seq(&self) -> u64 {
         match self {
-            Self::HashMismatch { seq } | Self::PrevMismatch { seq } | Self::WrongUser { seq } => {
-                *seq
-            }
+            Self::HashMismatch { seq }
+            | Self::PrevMismatch { seq }
+            | Self::WrongUser { seq }
+            | Self::Unreadable { seq, .. } => *seq,
             Self::SeqGap { found, .. } => *found,
             Self::HeadMismatch { last_seq, .. } => last_seq + 1,
         }

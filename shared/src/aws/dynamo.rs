@@ -739,7 +739,31 @@ impl AuditLog for DynamoStore {
             .expression_attribute_values(":pk", s(user_pk(user)))
             .expression_attribute_values(":prefix", s(AUDIT_SK_PREFIX))
             .consistent_read(true);
-        let mut records = self.query_all(request, Self::read_audit).await?;
+        let items = self.query_all(request, |item| Ok(item.clone())).await?;
+        let mut records = Vec::with_capacity(items.len());
+        for item in &items {
+            match Self::read_audit(item) {
+                Ok(record) => records.push(record),
+                // A record we cannot even read was tampered with too; but an earlier break
+                // (found by verifying the readable prefix) is the first bad record.
+                Err(StoreError::Corrupt { field, reason, .. }) => {
+                    let seq = match item.get("sk") {
+                        Some(AttributeValue::S(sk)) => sk
+                            .strip_prefix(AUDIT_SK_PREFIX)
+                            .and_then(|n| n.parse().ok())
+                            .unwrap_or(0),
+                        _ => 0,
+                    };
+                    if let Err(earlier) = verify_records(user, &records, None)
+                        && !matches!(earlier, ChainBreak::HeadMismatch { .. })
+                    {
+                        return Ok(Err(earlier));
+                    }
+                    return Ok(Err(ChainBreak::Unreadable { seq, field, reason }));
+                }
+                Err(other) => return Err(other),
+            }
+        }
         if let Some(head) = &head
             && let Some(end) = records.iter().position(|r| r.seq > head.seq)
             && usize::try_from(head.seq).is_ok_and(|seq| seq == end)

@@ -268,3 +268,24 @@ async fn records_are_found_by_user_time_range_and_by_trigger_and_carry_a_ttl() {
         Some(&AttributeValue::N(expected_ttl))
     );
 }
+
+#[tokio::test]
+async fn a_record_edited_into_an_unreadable_shape_is_named() {
+    let (client, table, store, who) = chain_of_five().await;
+    client
+        .update_item()
+        .table_name(&table)
+        .set_key(Some(key(&who, 4)))
+        .update_expression("SET kind = :bogus")
+        .expression_attribute_values(":bogus", AttributeValue::S("promoted".to_owned()))
+        .send()
+        .await
+        .expect("edit");
+
+    let verdict = store.verify_chain(&who).await.expect("read");
+
+    assert!(
+        matches!(&verdict, Err(ChainBreak::Unreadable { seq: 4, field, .. }) if field == "kind"),
+        "{verdict:?}"
+    );
+}

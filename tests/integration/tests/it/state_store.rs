@@ -96,8 +96,7 @@ async fn twenty_racing_writers_one_wins_the_rest_conflict_then_retry_without_los
 #[tokio::test]
 async fn commit_is_atomic_a_version_conflict_writes_neither_state_nor_audit() {
     let store = store().await;
-    let mut first = UserState::new(user(2), SystemClock.now());
-    first.restore_to = None;
+    let first = UserState::new(user(2), SystemClock.now());
     let committed = store
         .commit(&first, AuditEntry::new(user(2), DecisionKind::Applied))
         .await
