@@ -2,7 +2,13 @@
 //!
 //! Arrows point inward: `service` code sees ports, never SDK types; `model` knows no I/O.
 
+pub mod aws;
 pub mod clock;
+#[cfg(any(test, feature = "test-helpers"))]
+pub mod fakes;
 pub mod genesys;
 pub mod model;
 pub mod policy;
+pub mod ports;
+pub mod secrets;
+pub mod state;

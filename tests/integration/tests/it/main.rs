@@ -2,4 +2,9 @@
 //! (the Genesys simulator in-process, the moto server as a child process).
 
 mod genesys_client;
+mod state_audit;
+mod state_idempotency;
+mod state_queue;
+mod state_secrets;
+mod state_store;
 mod support;

@@ -1,3 +1,4 @@
 //! Helpers that start local servers for the tests.
 
+pub mod moto;
 pub mod sim;

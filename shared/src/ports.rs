@@ -1,0 +1,221 @@
+//! The storage ports the services talk to. Adapters (`aws::*`) and fakes (`fakes`) implement
+//! them; no AWS SDK type crosses these signatures.
+
+use std::fmt;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use crate::clock::Deadline;
+use crate::model::UserId;
+use crate::secrets::SecretDocument;
+use crate::state::{
+    AuditEntry, AuditRecord, ChainBreak, ChainReport, Notification, NotificationId, TriggerId,
+    UserState,
+};
+
+/// A lost optimistic-concurrency race: the stored version was not the one the caller read.
+/// The caller re-reads and re-decides; it never overwrites.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("user {user_id}: state changed since version {expected_version} was read")]
+pub struct Conflict {
+    pub user_id: UserId,
+    pub expected_version: u64,
+}
+
+/// Every failure of the stores. Messages name what failed, never a secret value.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error(transparent)]
+    Conflict(#[from] Conflict),
+    /// The audit head kept moving under us (many concurrent writers for one user).
+    #[error("user {user_id}: audit chain head still contended after {attempts} attempts")]
+    ChainContended { user_id: UserId, attempts: u32 },
+    #[error("idempotency key {key}: the record is no longer ours (expired and taken over)")]
+    LeaseLost { key: String },
+    #[error("{what} not found")]
+    NotFound { what: String },
+    #[error("{operation}: throttled by the service")]
+    Throttled { operation: &'static str },
+    #[error("{operation} failed: {message}")]
+    Sdk {
+        operation: &'static str,
+        message: String,
+    },
+    /// A stored item does not have the shape we wrote (hand-edited, or an old format).
+    #[error("stored {item} is corrupt: field {field}: {reason}")]
+    Corrupt {
+        item: String,
+        field: String,
+        reason: String,
+    },
+    #[error("secret {secret} not found")]
+    SecretMissing { secret: String },
+    /// A secret exists but a field is absent or of the wrong type. Never carries the value.
+    #[error("secret {secret}: field {field}: {reason}")]
+    SecretField {
+        secret: String,
+        field: String,
+        reason: String,
+    },
+    #[error("invalid input: {0}")]
+    Invalid(String),
+}
+
+impl StoreError {
+    /// Whether trying the same call again later may succeed.
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self,
+            Self::Throttled { .. } | Self::Sdk { .. } | Self::ChainContended { .. }
+        )
+    }
+}
+
+/// What `StateStore::commit` wrote.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Committed {
+    pub state: UserState,
+    pub audit: AuditRecord,
+}
+
+/// Per-user presence state under optimistic concurrency.
+#[async_trait]
+pub trait StateStore: Send + Sync + fmt::Debug {
+    /// The stored state with its version, or None if the user was never stored.
+    async fn get(&self, user: &UserId) -> Result<Option<UserState>, StoreError>;
+
+    /// Writes `state` as version `state.version + 1` if the stored version is still
+    /// `state.version` (0: if nothing is stored). A lost race is `StoreError::Conflict`.
+    async fn put(&self, state: &UserState) -> Result<UserState, StoreError>;
+
+    /// `put` plus one audit record, atomically: state, record and chain head move in a single
+    /// transaction or not at all. A moved chain head is retried inside (bounded); a version
+    /// conflict is returned as `StoreError::Conflict`.
+    async fn commit(&self, state: &UserState, audit: AuditEntry) -> Result<Committed, StoreError>;
+
+    /// Users whose `due_at` is at or before `before`, earliest first, at most `limit`.
+    async fn due(
+        &self,
+        before: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<(UserId, DateTime<Utc>)>, StoreError>;
+}
+
+/// The tamper-evident decision log.
+#[async_trait]
+pub trait AuditLog: Send + Sync + fmt::Debug {
+    /// Appends a record for a decision that changed no state.
+    async fn append(&self, entry: AuditEntry) -> Result<AuditRecord, StoreError>;
+
+    /// A user's records with `from <= at < to`, oldest first.
+    async fn by_user(
+        &self,
+        user: &UserId,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<AuditRecord>, StoreError>;
+
+    /// Every record about one trigger, across users, oldest first.
+    async fn by_trigger(&self, trigger: &TriggerId) -> Result<Vec<AuditRecord>, StoreError>;
+
+    /// Re-reads the user's whole chain in seq order. `Ok(Err(break))` names the first bad record.
+    async fn verify_chain(
+        &self,
+        user: &UserId,
+    ) -> Result<Result<ChainReport, ChainBreak>, StoreError>;
+}
+
+/// Proof that this caller holds an idempotency key; `complete` and `release` need it so a
+/// worker whose record was taken over cannot overwrite the new owner's outcome.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    pub key: String,
+    pub token: String,
+}
+
+/// What `IdempotencyStore::begin` found.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Begin {
+    /// The caller now owns the key and must `complete` or `release` it.
+    Started(Lease),
+    /// Done before: here is the stored outcome.
+    AlreadyCompleted(serde_json::Value),
+    /// Someone else is processing it and their deadline has not passed.
+    InProgress { until: DateTime<Utc> },
+}
+
+/// At-least-once deduplication with Powertools semantics (see docs/data-model.md).
+#[async_trait]
+pub trait IdempotencyStore: Send + Sync + fmt::Debug {
+    /// Claims `key` until `deadline` (the Lambda's remaining time); the record expires `ttl`
+    /// after now. A record whose TTL or IN_PROGRESS deadline has passed is taken over.
+    async fn begin(
+        &self,
+        key: &str,
+        deadline: Deadline,
+        ttl: Duration,
+    ) -> Result<Begin, StoreError>;
+
+    /// Stores the outcome; later `begin`s return it until the record expires (`ttl` from now).
+    async fn complete(
+        &self,
+        lease: &Lease,
+        outcome: &serde_json::Value,
+        ttl: Duration,
+    ) -> Result<(), StoreError>;
+
+    /// Gives the key up after a failure so a retry of the event can run it again.
+    async fn release(&self, lease: &Lease) -> Result<(), StoreError>;
+}
+
+/// JSON-valued secrets, cached in memory.
+#[async_trait]
+pub trait SecretSource: Send + Sync + fmt::Debug {
+    /// The secret, from the cache while it is fresh.
+    async fn get(&self, name: &str) -> Result<std::sync::Arc<SecretDocument>, StoreError>;
+
+    /// Fetches the secret again now (after a 401: the secret was rotated).
+    async fn force_refresh(&self, name: &str)
+    -> Result<std::sync::Arc<SecretDocument>, StoreError>;
+}
+
+/// How one notification of a batch fared.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SendOutcome {
+    Sent {
+        notification_id: NotificationId,
+        message_id: String,
+    },
+    Failed {
+        notification_id: NotificationId,
+        code: String,
+        message: String,
+    },
+}
+
+impl SendOutcome {
+    pub fn notification_id(&self) -> NotificationId {
+        match self {
+            Self::Sent {
+                notification_id, ..
+            }
+            | Self::Failed {
+                notification_id, ..
+            } => *notification_id,
+        }
+    }
+
+    pub fn is_sent(&self) -> bool {
+        matches!(self, Self::Sent { .. })
+    }
+}
+
+/// The outgoing notification queue.
+#[async_trait]
+pub trait NotificationQueue: Send + Sync + fmt::Debug {
+    /// Sends every notification; one outcome per notification, in input order. Entries the
+    /// service rejects are retried a bounded number of times before they are reported `Failed`.
+    async fn send(&self, notifications: &[Notification]) -> Result<Vec<SendOutcome>, StoreError>;
+}

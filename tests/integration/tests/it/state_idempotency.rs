@@ -1,0 +1,194 @@
+//! `DynamoStore` as `IdempotencyStore` against moto (Powertools semantics).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use chrono::{DateTime, Utc};
+use shared::aws::dynamo::{DynamoStore, TTL_ATTRIBUTE};
+use shared::clock::{Deadline, ManualClock, SystemClock};
+use shared::ports::{Begin, IdempotencyStore, StoreError};
+use tokio::sync::Barrier;
+
+use crate::support::moto;
+
+const TTL: Duration = Duration::from_secs(3600);
+
+fn start() -> DateTime<Utc> {
+    DateTime::from_timestamp(1_770_000_000, 0).expect("valid time")
+}
+
+/// What a handler does with an event: claim it, do the work once, store the outcome.
+async fn process(store: &DynamoStore, event_id: &str, runs: &AtomicU32) -> Begin {
+    let begun = store
+        .begin(
+            event_id,
+            Deadline::after(&SystemClock, Duration::from_secs(30)),
+            TTL,
+        )
+        .await
+        .expect("begin");
+    if let Begin::Started(lease) = &begun {
+        runs.fetch_add(1, Ordering::SeqCst);
+        // Long enough for the other delivery to arrive while we are still in progress.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        store
+            .complete(lease, &serde_json::json!({"applied": true}), TTL)
+            .await
+            .expect("complete");
+    }
+    begun
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_event_delivered_twice_concurrently_runs_once() {
+    let (client, table) = moto::new_table().await;
+    let store = Arc::new(DynamoStore::new(client, table, Arc::new(SystemClock)));
+    let runs = Arc::new(AtomicU32::new(0));
+    let barrier = Arc::new(Barrier::new(2));
+
+    let deliveries: Vec<_> = (0..2)
+        .map(|_| {
+            let (store, runs, barrier) =
+                (Arc::clone(&store), Arc::clone(&runs), Arc::clone(&barrier));
+            tokio::spawn(async move {
+                barrier.wait().await;
+                process(&store, "evt-1", &runs).await
+            })
+        })
+        .collect();
+    let outcomes: Vec<Begin> = futures::future::join_all(deliveries)
+        .await
+        .into_iter()
+        .map(|r| r.expect("task"))
+        .collect();
+
+    assert_eq!(runs.load(Ordering::SeqCst), 1);
+    assert_eq!(
+        outcomes
+            .iter()
+            .filter(|b| matches!(b, Begin::Started(_)))
+            .count(),
+        1
+    );
+    assert_eq!(
+        outcomes
+            .iter()
+            .filter(|b| matches!(b, Begin::InProgress { .. }))
+            .count(),
+        1
+    );
+    // A third delivery after completion gets the stored outcome and does not run.
+    let later = process(&store, "evt-1", &runs).await;
+    assert_eq!(
+        later,
+        Begin::AlreadyCompleted(serde_json::json!({"applied": true}))
+    );
+    assert_eq!(runs.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn an_expired_in_progress_record_is_taken_over_and_the_old_owner_cannot_complete() {
+    let (client, table) = moto::new_table().await;
+    let clock = ManualClock::starting_at(start());
+    let store = DynamoStore::new(client.clone(), table.clone(), Arc::new(clock.clone()));
+    let deadline = Deadline::after(&clock, Duration::from_secs(30));
+
+    let Begin::Started(crashed) = store.begin("evt-2", deadline, TTL).await.expect("begin") else {
+        panic!("first delivery must start");
+    };
+    let item = client
+        .get_item()
+        .table_name(&table)
+        .set_key(Some(HashMap::from([
+            ("pk".to_owned(), AttributeValue::S("IDEMP#evt-2".to_owned())),
+            ("sk".to_owned(), AttributeValue::S("IDEMPOTENCY".to_owned())),
+        ])))
+        .send()
+        .await
+        .expect("get")
+        .item
+        .expect("exists");
+    // moto never deletes expired items, so expiry is checked through the attributes.
+    let expected_expiry = (start() + chrono::Duration::hours(1))
+        .timestamp()
+        .to_string();
+    assert_eq!(
+        item.get(TTL_ATTRIBUTE),
+        Some(&AttributeValue::N(expected_expiry))
+    );
+    let expected_deadline = deadline.0.timestamp_millis().to_string();
+    assert_eq!(
+        item.get("inProgressExpiry"),
+        Some(&AttributeValue::N(expected_deadline))
+    );
+
+    clock.advance(Duration::from_secs(29));
+    let still = store.begin("evt-2", deadline, TTL).await.expect("begin");
+    assert_eq!(still, Begin::InProgress { until: deadline.0 });
+
+    clock.advance(Duration::from_secs(2));
+    let next_deadline = Deadline::after(&clock, Duration::from_secs(30));
+    let Begin::Started(taker) = store
+        .begin("evt-2", next_deadline, TTL)
+        .await
+        .expect("begin")
+    else {
+        panic!("an IN_PROGRESS record past its deadline must be taken over");
+    };
+    let late = store
+        .complete(&crashed, &serde_json::json!({"by": "crashed"}), TTL)
+        .await;
+    assert!(
+        matches!(late, Err(StoreError::LeaseLost { .. })),
+        "{late:?}"
+    );
+    store
+        .complete(&taker, &serde_json::json!({"by": "taker"}), TTL)
+        .await
+        .expect("complete");
+    let done = store
+        .begin("evt-2", next_deadline, TTL)
+        .await
+        .expect("begin");
+    assert_eq!(
+        done,
+        Begin::AlreadyCompleted(serde_json::json!({"by": "taker"}))
+    );
+}
+
+#[tokio::test]
+async fn a_completed_record_past_its_ttl_runs_again_and_a_released_one_at_once() {
+    let (client, table) = moto::new_table().await;
+    let clock = ManualClock::starting_at(start());
+    let store = DynamoStore::new(client, table, Arc::new(clock.clone()));
+    let deadline = || Deadline::after(&clock, Duration::from_secs(30));
+
+    let Begin::Started(lease) = store.begin("evt-3", deadline(), TTL).await.expect("begin") else {
+        panic!("must start");
+    };
+    store
+        .complete(&lease, &serde_json::json!(1), TTL)
+        .await
+        .expect("complete");
+    clock.advance(TTL - Duration::from_secs(1));
+    assert!(matches!(
+        store.begin("evt-3", deadline(), TTL).await,
+        Ok(Begin::AlreadyCompleted(_))
+    ));
+    clock.advance(Duration::from_secs(2));
+    let Begin::Started(again) = store.begin("evt-3", deadline(), TTL).await.expect("begin") else {
+        panic!("an expired COMPLETED record must not block the event forever");
+    };
+
+    store
+        .release(&again)
+        .await
+        .expect("release after a failure");
+    assert!(matches!(
+        store.begin("evt-3", deadline(), TTL).await,
+        Ok(Begin::Started(_))
+    ));
+}
