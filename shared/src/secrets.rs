@@ -325,3 +325,43 @@ mod tests {
         assert!(!format!("{err} {err:?}").contains("hunter2"));
     }
 }
+
+/// The Genesys client's credentials read from a secret: a 401 from Genesys asks for a forced
+/// refresh, so a rotated client secret is picked up without a cold start.
+#[derive(Debug, Clone)]
+pub struct GenesysSecretCredentials {
+    source: Arc<dyn SecretSource>,
+    secret_name: String,
+}
+
+impl GenesysSecretCredentials {
+    pub fn new(source: Arc<dyn SecretSource>, secret_name: impl Into<String>) -> Self {
+        Self {
+            source,
+            secret_name: secret_name.into(),
+        }
+    }
+}
+
+#[async_trait]
+impl crate::genesys::CredentialSource for GenesysSecretCredentials {
+    async fn client_credentials(
+        &self,
+        refresh: bool,
+    ) -> Result<crate::genesys::ClientCredentials, crate::genesys::GenesysError> {
+        let document = if refresh {
+            self.source.force_refresh(&self.secret_name).await
+        } else {
+            self.source.get(&self.secret_name).await
+        };
+        let credentials = document
+            .and_then(|doc| GenesysCredentials::from_document(&doc))
+            .map_err(|e| crate::genesys::GenesysError::Credentials {
+                message: e.to_string(),
+            })?;
+        Ok(crate::genesys::ClientCredentials {
+            client_id: credentials.client_id,
+            client_secret: credentials.client_secret,
+        })
+    }
+}

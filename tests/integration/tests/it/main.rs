@@ -2,6 +2,7 @@
 //! (the Genesys simulator in-process, the moto server as a child process).
 
 mod genesys_client;
+mod genesys_rotation;
 mod state_audit;
 mod state_idempotency;
 mod state_queue;
