@@ -4,6 +4,8 @@
 
 pub mod aws;
 pub mod clock;
+pub mod decide;
+pub mod events;
 #[cfg(any(test, feature = "test-helpers"))]
 pub mod fakes;
 pub mod genesys;

@@ -68,7 +68,12 @@ pub struct AppliedOverride {
     pub trigger_id: TriggerId,
     pub until: DateTime<Utc>,
     /// The snapshot tag right after our write: if the live tag differs, someone else changed it.
-    pub tag: SnapshotTag,
+    /// None while our write is in flight (the state is claimed before the PATCH).
+    #[serde(default)]
+    pub tag: Option<SnapshotTag>,
+    /// The `modifiedDate` our write got; presence events at or before it are not news.
+    #[serde(default)]
+    pub set_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -100,6 +105,9 @@ pub struct UserState {
     pub active_triggers: BTreeMap<TriggerId, ActiveTrigger>,
     #[serde(default)]
     pub changed_by_other: bool,
+    /// Triggers that ended recently, so a late or repeated start changes nothing.
+    #[serde(default)]
+    pub ended_triggers: BTreeMap<TriggerId, DateTime<Utc>>,
     pub deferred_until: Option<DateTime<Utc>>,
     /// When the sweep must look at this user next (an end, a deferral); indexed by the store.
     pub due_at: Option<DateTime<Utc>>,
@@ -117,6 +125,7 @@ impl UserState {
             restore_to: None,
             active_triggers: BTreeMap::new(),
             changed_by_other: false,
+            ended_triggers: BTreeMap::new(),
             deferred_until: None,
             due_at: None,
             updated_at: now,

@@ -1,0 +1,720 @@
+//! Inbound events parsed into the domain: calendar and focus triggers (our canonical detail, a
+//! Microsoft Graph `event`, a Google Calendar `Event`) and Genesys presence events. Every error
+//! names the field that was wrong.
+
+use aws_lambda_events::eventbridge::EventBridgeEvent;
+use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
+use serde_json::Value;
+
+use crate::model::{PresenceDefinitionId, PresenceSnapshot, SystemPresence, UserId};
+use crate::state::{TriggerId, TriggerKind};
+
+pub const CALENDAR_EVENT_STARTED: &str = "Calendar Event Started";
+pub const CALENDAR_EVENT_ENDED: &str = "Calendar Event Ended";
+pub const FOCUS_STARTED: &str = "Focus Started";
+pub const FOCUS_ENDED: &str = "Focus Ended";
+pub const CALENDAR_EVENT_UPSERTED: &str = "Calendar Event Upserted";
+pub const CALENDAR_EVENT_DELETED: &str = "Calendar Event Deleted";
+pub const GENESYS_PRESENCE: &str = "v2.users.{id}.presence";
+
+/// Why an event was refused; `field` is a JSON path into the event.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid event: {field}: {reason}")]
+pub struct EventError {
+    pub field: String,
+    pub reason: String,
+}
+
+fn error(field: impl Into<String>, reason: impl Into<String>) -> EventError {
+    EventError {
+        field: field.into(),
+        reason: reason.into(),
+    }
+}
+
+/// Who a calendar event belongs to: a Genesys user id, an e-mail to look up, or both.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserRef {
+    pub user_id: Option<UserId>,
+    pub email: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShowAs {
+    Free,
+    Tentative,
+    Busy,
+    OutOfOffice,
+    WorkingElsewhere,
+    Unknown,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Response {
+    None,
+    Organizer,
+    Accepted,
+    Tentative,
+    Declined,
+    NotResponded,
+}
+
+/// A calendar entry or focus block, whatever calendar it came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CalendarEntry {
+    pub user: UserRef,
+    pub trigger_id: TriggerId,
+    pub kind: TriggerKind,
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+    pub show_as: ShowAs,
+    pub all_day: bool,
+    pub cancelled: bool,
+    pub response: Response,
+    pub subject: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CalendarAction {
+    Started,
+    Ended,
+    Upserted,
+    Deleted,
+}
+
+/// A Genesys `v2.users.{id}.presence` event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PresenceObservation {
+    pub user_id: UserId,
+    pub snapshot: PresenceSnapshot,
+    pub correlation_id: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InboundEvent {
+    Calendar {
+        action: CalendarAction,
+        entry: CalendarEntry,
+    },
+    Presence(PresenceObservation),
+}
+
+/// An event with the id it is deduplicated by.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParsedEvent {
+    pub event_id: String,
+    pub event: InboundEvent,
+}
+
+/// Parses raw JSON (an SQS body, a Scheduler payload) as an EventBridge event.
+pub fn parse_json(raw: &str) -> Result<ParsedEvent, EventError> {
+    let envelope: EventBridgeEvent<Value> = serde_json::from_str(raw).map_err(|e| {
+        let message = e.to_string();
+        let field = message
+            .split('`')
+            .nth(1)
+            .filter(|_| message.starts_with("missing field"))
+            .unwrap_or("(body)")
+            .to_owned();
+        error(field, format!("not an EventBridge event: {message}"))
+    })?;
+    parse(&envelope)
+}
+
+pub fn parse(envelope: &EventBridgeEvent<Value>) -> Result<ParsedEvent, EventError> {
+    let event_id = envelope
+        .id
+        .clone()
+        .filter(|id| !id.trim().is_empty())
+        .ok_or_else(|| error("id", "is required to deduplicate the event"))?;
+    let detail = &envelope.detail;
+    if !detail.is_object() {
+        return Err(error("detail", "must be a JSON object"));
+    }
+    let event = match envelope.detail_type.as_str() {
+        CALENDAR_EVENT_STARTED => calendar(CalendarAction::Started, TriggerKind::Meeting, detail)?,
+        CALENDAR_EVENT_ENDED => calendar(CalendarAction::Ended, TriggerKind::Meeting, detail)?,
+        FOCUS_STARTED => calendar(CalendarAction::Started, TriggerKind::Focus, detail)?,
+        FOCUS_ENDED => calendar(CalendarAction::Ended, TriggerKind::Focus, detail)?,
+        CALENDAR_EVENT_UPSERTED => {
+            calendar(CalendarAction::Upserted, TriggerKind::Meeting, detail)?
+        }
+        CALENDAR_EVENT_DELETED => calendar(CalendarAction::Deleted, TriggerKind::Meeting, detail)?,
+        GENESYS_PRESENCE => InboundEvent::Presence(genesys_presence(detail)?),
+        other => {
+            return Err(error(
+                "detail-type",
+                format!("unknown detail-type {other:?}"),
+            ));
+        }
+    };
+    Ok(ParsedEvent { event_id, event })
+}
+
+fn calendar(
+    action: CalendarAction,
+    kind: TriggerKind,
+    detail: &Value,
+) -> Result<InboundEvent, EventError> {
+    let entry = if detail.get("kind").and_then(Value::as_str) == Some("calendar#event") {
+        from_google(detail)?
+    } else if is_graph(detail) {
+        from_graph(kind, detail)?
+    } else {
+        from_canonical(kind, detail)?
+    };
+    Ok(InboundEvent::Calendar { action, entry })
+}
+
+// ---------------------------------------------------------------- small readers
+
+fn text<'a>(detail: &'a Value, path: &str) -> Option<&'a str> {
+    let mut node = detail;
+    for key in path.split('.') {
+        node = node.get(key)?;
+    }
+    node.as_str().map(str::trim).filter(|s| !s.is_empty())
+}
+
+fn required<'a>(detail: &'a Value, path: &str) -> Result<&'a str, EventError> {
+    text(detail, path).ok_or_else(|| error(format!("detail.{path}"), "is required"))
+}
+
+fn flag(detail: &Value, key: &str) -> Result<bool, EventError> {
+    match detail.get(key) {
+        None | Some(Value::Null) => Ok(false),
+        Some(Value::Bool(value)) => Ok(*value),
+        Some(other) => Err(error(
+            format!("detail.{key}"),
+            format!("must be true or false, not {other}"),
+        )),
+    }
+}
+
+fn timestamp(detail: &Value, path: &str) -> Result<DateTime<Utc>, EventError> {
+    let raw = required(detail, path)?;
+    DateTime::parse_from_rfc3339(raw)
+        .map(|t| t.to_utc())
+        .map_err(|_| {
+            error(
+                format!("detail.{path}"),
+                format!("{raw:?} is not an RFC 3339 timestamp with offset"),
+            )
+        })
+}
+
+fn user_ref(detail: &Value, id_key: &str, email_key: &str) -> Result<UserRef, EventError> {
+    let user_id = text(detail, id_key)
+        .map(|raw| UserId::parse(raw).map_err(|e| error(format!("detail.{id_key}"), e.reason)))
+        .transpose()?;
+    let email = text(detail, email_key).map(str::to_lowercase);
+    if let Some(email) = email.as_ref().filter(|e| !e.contains('@')) {
+        return Err(error(
+            format!("detail.{email_key}"),
+            format!("{email:?} is not an e-mail address"),
+        ));
+    }
+    if user_id.is_none() && email.is_none() {
+        return Err(error(
+            format!("detail.{email_key}"),
+            format!("{email_key} or {id_key} is required"),
+        ));
+    }
+    Ok(UserRef { user_id, email })
+}
+
+fn ordered(start: DateTime<Utc>, end: DateTime<Utc>) -> Result<(), EventError> {
+    if end <= start {
+        return Err(error("detail.end", "must be after start"));
+    }
+    Ok(())
+}
+
+fn trigger_id(detail: &Value, key: &str) -> Result<TriggerId, EventError> {
+    TriggerId::parse(required(detail, key)?).map_err(|e| error(format!("detail.{key}"), e.reason))
+}
+
+// ---------------------------------------------------------------- canonical
+
+fn from_canonical(kind: TriggerKind, detail: &Value) -> Result<CalendarEntry, EventError> {
+    let start = timestamp(detail, "start")?;
+    let end = timestamp(detail, "end")?;
+    ordered(start, end)?;
+    let show_as = match text(detail, "showAs")
+        .unwrap_or("busy")
+        .to_ascii_lowercase()
+        .as_str()
+    {
+        "free" => ShowAs::Free,
+        "tentative" => ShowAs::Tentative,
+        "busy" => ShowAs::Busy,
+        "oof" | "outofoffice" | "out_of_office" => ShowAs::OutOfOffice,
+        "workingelsewhere" | "working_elsewhere" => ShowAs::WorkingElsewhere,
+        other => {
+            return Err(error(
+                "detail.showAs",
+                format!("{other:?} is not free, tentative, busy, oof or workingElsewhere"),
+            ));
+        }
+    };
+    let response = match text(detail, "responseStatus")
+        .unwrap_or("none")
+        .to_ascii_lowercase()
+        .as_str()
+    {
+        "none" => Response::None,
+        "organizer" => Response::Organizer,
+        "accepted" => Response::Accepted,
+        "tentative" | "tentativelyaccepted" => Response::Tentative,
+        "declined" => Response::Declined,
+        "notresponded" | "needsaction" => Response::NotResponded,
+        other => {
+            return Err(error(
+                "detail.responseStatus",
+                format!("{other:?} is not a response status"),
+            ));
+        }
+    };
+    let kind = match text(detail, "kind").map(str::to_ascii_lowercase).as_deref() {
+        None => kind,
+        Some("meeting") => TriggerKind::Meeting,
+        Some("focus") => TriggerKind::Focus,
+        Some(other) => {
+            return Err(error(
+                "detail.kind",
+                format!("{other:?} is not meeting or focus"),
+            ));
+        }
+    };
+    Ok(CalendarEntry {
+        user: user_ref(detail, "userId", "userEmail")?,
+        trigger_id: trigger_id(detail, "calendarEventId")?,
+        kind,
+        start,
+        end,
+        show_as,
+        all_day: flag(detail, "isAllDay")?,
+        cancelled: flag(detail, "isCancelled")?,
+        response,
+        subject: text(detail, "subject").map(str::to_owned),
+    })
+}
+
+// ---------------------------------------------------------------- Microsoft Graph `event`
+
+fn is_graph(detail: &Value) -> bool {
+    detail.get("@odata.etag").is_some()
+        || detail
+            .get("start")
+            .and_then(|s| s.get("timeZone"))
+            .is_some()
+}
+
+/// Graph `dateTimeTimeZone`: a local time plus a zone name. We ask Graph for UTC
+/// (`Prefer: outlook.timezone="UTC"`); other zones are refused rather than guessed.
+fn graph_time(detail: &Value, key: &str) -> Result<DateTime<Utc>, EventError> {
+    let field = format!("detail.{key}");
+    let raw = required(detail, &format!("{key}.dateTime"))?;
+    let zone = text(detail, &format!("{key}.timeZone")).unwrap_or("UTC");
+    if let Ok(with_offset) = DateTime::parse_from_rfc3339(raw) {
+        return Ok(with_offset.to_utc());
+    }
+    if !matches!(zone, "UTC" | "Etc/UTC" | "Coordinated Universal Time") {
+        return Err(error(
+            format!("{field}.timeZone"),
+            format!("{zone:?} is not UTC; request events with Prefer: outlook.timezone=\"UTC\""),
+        ));
+    }
+    NaiveDateTime::parse_from_str(raw, "%Y-%m-%dT%H:%M:%S%.f")
+        .map(|local| local.and_utc())
+        .map_err(|_| {
+            error(
+                format!("{field}.dateTime"),
+                format!("{raw:?} is not a date-time"),
+            )
+        })
+}
+
+fn from_graph(kind: TriggerKind, detail: &Value) -> Result<CalendarEntry, EventError> {
+    let start = graph_time(detail, "start")?;
+    let end = graph_time(detail, "end")?;
+    ordered(start, end)?;
+    let show_as = match text(detail, "showAs").unwrap_or("busy") {
+        "free" => ShowAs::Free,
+        "tentative" => ShowAs::Tentative,
+        "busy" => ShowAs::Busy,
+        "oof" => ShowAs::OutOfOffice,
+        "workingElsewhere" => ShowAs::WorkingElsewhere,
+        _ => ShowAs::Unknown,
+    };
+    let response = match text(detail, "responseStatus.response").unwrap_or("none") {
+        "organizer" => Response::Organizer,
+        "accepted" => Response::Accepted,
+        "tentativelyAccepted" => Response::Tentative,
+        "declined" => Response::Declined,
+        "notResponded" => Response::NotResponded,
+        _ => Response::None,
+    };
+    Ok(CalendarEntry {
+        // A Graph event does not say whose calendar it is in: the forwarder adds it.
+        user: user_ref(detail, "userId", "userEmail")?,
+        trigger_id: trigger_id(detail, "id")?,
+        kind,
+        start,
+        end,
+        show_as,
+        all_day: flag(detail, "isAllDay")?,
+        cancelled: flag(detail, "isCancelled")?,
+        response,
+        subject: text(detail, "subject").map(str::to_owned),
+    })
+}
+
+// ---------------------------------------------------------------- Google Calendar `Event`
+
+fn google_time(detail: &Value, key: &str) -> Result<(DateTime<Utc>, bool), EventError> {
+    if let Some(raw) = text(detail, &format!("{key}.dateTime")) {
+        let at = DateTime::parse_from_rfc3339(raw).map_err(|_| {
+            error(
+                format!("detail.{key}.dateTime"),
+                format!("{raw:?} is not an RFC 3339 timestamp"),
+            )
+        })?;
+        return Ok((at.to_utc(), false));
+    }
+    let raw = text(detail, &format!("{key}.date"))
+        .ok_or_else(|| error(format!("detail.{key}"), "needs dateTime or date"))?;
+    let date = NaiveDate::parse_from_str(raw, "%Y-%m-%d").map_err(|_| {
+        error(
+            format!("detail.{key}.date"),
+            format!("{raw:?} is not a date"),
+        )
+    })?;
+    Ok((date.and_time(chrono::NaiveTime::MIN).and_utc(), true))
+}
+
+fn from_google(detail: &Value) -> Result<CalendarEntry, EventError> {
+    let (start, all_day_start) = google_time(detail, "start")?;
+    let (end, all_day_end) = google_time(detail, "end")?;
+    ordered(start, end)?;
+    let me = detail
+        .get("attendees")
+        .and_then(Value::as_array)
+        .and_then(|attendees| {
+            attendees
+                .iter()
+                .find(|a| a.get("self").and_then(Value::as_bool) == Some(true))
+        });
+    let organizer_is_me = detail
+        .get("organizer")
+        .and_then(|o| o.get("self"))
+        .and_then(Value::as_bool)
+        == Some(true);
+    let email = me
+        .and_then(|a| text(a, "email"))
+        .or_else(|| {
+            organizer_is_me
+                .then(|| text(detail, "organizer.email"))
+                .flatten()
+        })
+        .or_else(|| text(detail, "creator.email"));
+    let mut user = match user_ref(detail, "userId", "userEmail") {
+        Ok(user) => user,
+        Err(_) if email.is_some() => UserRef {
+            user_id: None,
+            email: None,
+        },
+        Err(e) => {
+            return Err(error(
+                "detail.attendees",
+                format!("no attendee with self=true, organizer or creator e-mail ({e})"),
+            ));
+        }
+    };
+    if user.email.is_none() {
+        user.email = email.map(str::to_lowercase);
+    }
+    let event_type = text(detail, "eventType").unwrap_or("default");
+    let response = match me.and_then(|a| text(a, "responseStatus")) {
+        Some("accepted") => Response::Accepted,
+        Some("declined") => Response::Declined,
+        Some("tentative") => Response::Tentative,
+        Some("needsAction") => Response::NotResponded,
+        _ if organizer_is_me => Response::Organizer,
+        _ => Response::None,
+    };
+    let status = text(detail, "status").unwrap_or("confirmed");
+    let show_as = if event_type == "outOfOffice" {
+        ShowAs::OutOfOffice
+    } else if text(detail, "transparency") == Some("transparent") {
+        ShowAs::Free
+    } else if status == "tentative" {
+        ShowAs::Tentative
+    } else {
+        ShowAs::Busy
+    };
+    Ok(CalendarEntry {
+        user,
+        trigger_id: trigger_id(detail, "id")?,
+        kind: if event_type == "focusTime" {
+            TriggerKind::Focus
+        } else {
+            TriggerKind::Meeting
+        },
+        start,
+        end,
+        show_as,
+        all_day: all_day_start || all_day_end,
+        cancelled: status == "cancelled",
+        response,
+        subject: text(detail, "summary").map(str::to_owned),
+    })
+}
+
+// ---------------------------------------------------------------- Genesys presence
+
+fn genesys_presence(detail: &Value) -> Result<PresenceObservation, EventError> {
+    let topic = required(detail, "topicName")?;
+    let user = topic
+        .strip_prefix("v2.users.")
+        .and_then(|rest| rest.strip_suffix(".presence"))
+        .ok_or_else(|| {
+            error(
+                "detail.topicName",
+                format!("{topic:?} is not v2.users.{{id}}.presence"),
+            )
+        })?;
+    let user_id = UserId::parse(user).map_err(|e| error("detail.topicName", e.reason))?;
+    let definition_id =
+        PresenceDefinitionId::parse(required(detail, "eventBody.presenceDefinition.id")?)
+            .map_err(|e| error("detail.eventBody.presenceDefinition.id", e.reason))?;
+    let system_presence = SystemPresence::parse(
+        text(detail, "eventBody.presenceDefinition.systemPresence").unwrap_or_default(),
+    );
+    let modified_date = timestamp(detail, "eventBody.modifiedDate")?;
+    Ok(PresenceObservation {
+        user_id,
+        snapshot: PresenceSnapshot {
+            definition_id,
+            system_presence,
+            message: detail
+                .get("eventBody")
+                .and_then(|b| b.get("message"))
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned(),
+            modified_date,
+        },
+        correlation_id: text(detail, "metadata.CorrelationId").map(str::to_owned),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture(name: &str) -> String {
+        let path = format!("{}/../tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+    }
+
+    fn calendar_entry(name: &str) -> (CalendarAction, CalendarEntry) {
+        match parse_json(&fixture(name)).expect(name).event {
+            InboundEvent::Calendar { action, entry } => (action, entry),
+            other => panic!("{name}: {other:?}"),
+        }
+    }
+
+    fn at(raw: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(raw).expect("valid").to_utc()
+    }
+
+    #[test]
+    fn canonical_start_and_end() {
+        let (action, entry) = calendar_entry("calendar-event-started.json");
+        assert_eq!(action, CalendarAction::Started);
+        assert_eq!(entry.user.email.as_deref(), Some("ada@example.com"));
+        assert_eq!(entry.trigger_id.as_str(), "AAMkAGI2TG93AAA=");
+        assert_eq!(
+            (entry.kind, entry.start, entry.end),
+            (
+                TriggerKind::Meeting,
+                at("2026-03-19T14:00:00Z"),
+                at("2026-03-19T14:30:00Z")
+            )
+        );
+        assert_eq!(
+            (entry.show_as, entry.response),
+            (ShowAs::Busy, Response::Accepted)
+        );
+        assert_eq!(entry.subject.as_deref(), Some("Quarterly planning"));
+        let (action, ended) = calendar_entry("calendar-event-ended.json");
+        assert_eq!(
+            (action, ended.trigger_id),
+            (CalendarAction::Ended, entry.trigger_id)
+        );
+    }
+
+    #[test]
+    fn focus_events_are_focus_triggers() {
+        let (action, entry) = calendar_entry("focus-started.json");
+        assert_eq!(
+            (action, entry.kind),
+            (CalendarAction::Started, TriggerKind::Focus)
+        );
+        assert_eq!(
+            entry.user.user_id.as_ref().map(UserId::as_str),
+            Some("9ed7d9f6-0c59-4360-ac54-40dd35eb9c2f")
+        );
+        let (action, _) = calendar_entry("focus-ended.json");
+        assert_eq!(action, CalendarAction::Ended);
+    }
+
+    #[test]
+    fn graph_event_resource_is_normalised() {
+        let (_, entry) = calendar_entry("graph-event-started.json");
+        assert_eq!(entry.user.email.as_deref(), Some("ben@example.com"));
+        assert_eq!(entry.trigger_id.as_str(), "AAMkAGIAAAoZDOFAAA=");
+        assert_eq!(
+            (entry.start, entry.end),
+            (at("2026-03-19T14:00:00Z"), at("2026-03-19T14:30:00Z"))
+        );
+        assert_eq!(
+            (entry.show_as, entry.response),
+            (ShowAs::Busy, Response::Accepted)
+        );
+    }
+
+    #[test]
+    fn google_focus_time_is_a_focus_trigger_for_the_calendar_owner() {
+        let (_, entry) = calendar_entry("google-focus-started.json");
+        assert_eq!(entry.kind, TriggerKind::Focus);
+        assert_eq!(entry.user.email.as_deref(), Some("cy@example.com"));
+        assert_eq!(entry.start, at("2026-03-19T09:00:00Z"), "offset applied");
+        assert_eq!(entry.response, Response::Organizer);
+    }
+
+    #[test]
+    fn google_shapes_map_to_show_as_and_all_day() {
+        let event = |extra: serde_json::Value| {
+            let mut detail = serde_json::json!({
+                "kind": "calendar#event", "id": "g1", "status": "confirmed",
+                "start": {"date": "2026-03-19"}, "end": {"date": "2026-03-20"},
+                "attendees": [{"email": "ada@example.com", "self": true, "responseStatus": "declined"}]
+            });
+            if let (Some(target), serde_json::Value::Object(extra)) =
+                (detail.as_object_mut(), extra)
+            {
+                target.extend(extra);
+            }
+            from_google(&detail).expect("valid")
+        };
+        let plain = event(serde_json::json!({}));
+        assert!(plain.all_day);
+        assert_eq!(
+            (plain.response, plain.show_as),
+            (Response::Declined, ShowAs::Busy)
+        );
+        assert_eq!(
+            event(serde_json::json!({"transparency": "transparent"})).show_as,
+            ShowAs::Free
+        );
+        assert_eq!(
+            event(serde_json::json!({"eventType": "outOfOffice"})).show_as,
+            ShowAs::OutOfOffice
+        );
+        assert!(event(serde_json::json!({"status": "cancelled"})).cancelled);
+    }
+
+    #[test]
+    fn genesys_presence_event_reads_the_user_from_the_topic() {
+        let parsed = parse_json(&fixture("genesys-presence.json")).expect("valid");
+        let InboundEvent::Presence(observation) = parsed.event else {
+            panic!("presence event")
+        };
+        assert_eq!(parsed.event_id, "6efd5506-3fd6-09a1-5599-09ae48bd6dd8");
+        assert_eq!(
+            observation.user_id.as_str(),
+            "9ed7d9f6-0c59-4360-ac54-40dd35eb9c2f"
+        );
+        assert_eq!(observation.snapshot.system_presence, SystemPresence::Busy);
+        assert_eq!(observation.snapshot.message, "Helping a colleague");
+        assert_eq!(
+            observation.snapshot.modified_date,
+            at("2026-03-19T14:10:48.120Z")
+        );
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let base: serde_json::Value =
+            serde_json::from_str(&fixture("calendar-event-started.json")).expect("json");
+        let with = |edit: &dyn Fn(&mut serde_json::Value)| {
+            let mut event = base.clone();
+            edit(&mut event);
+            parse_json(&event.to_string()).expect_err("invalid").field
+        };
+        assert_eq!(
+            parse_json(&fixture("malformed-missing-end.json"))
+                .expect_err("no end")
+                .field,
+            "detail.end"
+        );
+        assert_eq!(
+            with(&|e| e["detail"]["start"] = "yesterday".into()),
+            "detail.start"
+        );
+        assert_eq!(
+            with(&|e| e["detail"]["end"] = "2026-03-19T13:00:00Z".into()),
+            "detail.end"
+        );
+        assert_eq!(
+            with(&|e| e["detail-type"] = "Calendar Event Exploded".into()),
+            "detail-type"
+        );
+        assert_eq!(
+            with(&|e| {
+                e["detail"].as_object_mut().map(|d| d.remove("userEmail"));
+            }),
+            "detail.userEmail"
+        );
+        assert_eq!(
+            with(&|e| e["detail"]["userEmail"] = "not-an-email".into()),
+            "detail.userEmail"
+        );
+        assert_eq!(
+            with(&|e| e["detail"]["userId"] = "bob".into()),
+            "detail.userId"
+        );
+        assert_eq!(
+            with(&|e| e["detail"]["isAllDay"] = "yes".into()),
+            "detail.isAllDay"
+        );
+        assert_eq!(
+            with(&|e| e["detail"]["showAs"] = "sleepy".into()),
+            "detail.showAs"
+        );
+        assert_eq!(
+            with(&|e| {
+                e.as_object_mut().map(|d| d.remove("id"));
+            }),
+            "id"
+        );
+        assert_eq!(
+            with(&|e| {
+                e.as_object_mut().map(|d| d.remove("detail-type"));
+            }),
+            "detail-type"
+        );
+        assert_eq!(with(&|e| e["detail"] = "text".into()), "detail");
+        let graph: serde_json::Value =
+            serde_json::from_str(&fixture("graph-event-started.json")).expect("json");
+        let mut paris = graph.clone();
+        paris["detail"]["start"]["timeZone"] = "Europe/Paris".into();
+        assert_eq!(
+            parse_json(&paris.to_string()).expect_err("zone").field,
+            "detail.start.timeZone"
+        );
+        assert_eq!(parse_json("not json").expect_err("garbage").field, "(body)");
+    }
+}
