@@ -446,6 +446,38 @@ impl NotificationKind {
     }
 }
 
+/// A presence as notifications show it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PresenceView {
+    pub definition_id: PresenceDefinitionId,
+    pub system_presence: crate::model::SystemPresence,
+    #[serde(default)]
+    pub message: String,
+}
+
+/// The `payload` of a [`Notification`] (schema in docs/events.md).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChangePayload {
+    /// The user's e-mail, when known: Slack and Teams map users by it.
+    #[serde(default)]
+    pub email: Option<String>,
+    /// The presence after the change (for a deferral or skip: the presence left in place).
+    pub presence: PresenceView,
+    #[serde(default)]
+    pub previous: Option<PresenceView>,
+    #[serde(default)]
+    pub trigger_kind: Option<TriggerKind>,
+    #[serde(default)]
+    pub trigger_id: Option<TriggerId>,
+    /// When the override is planned to end (Slack status expiration, Teams expirationDuration).
+    #[serde(default)]
+    pub until: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
 /// A change to tell the outside world about (webhooks, Slack, Teams).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
