@@ -13,4 +13,6 @@ pub mod model;
 pub mod policy;
 pub mod ports;
 pub mod secrets;
+pub mod service;
 pub mod state;
+pub mod wfm;

@@ -1,6 +1,7 @@
 //! The storage ports the services talk to. Adapters (`aws::*`) and fakes (`fakes`) implement
 //! them; no AWS SDK type crosses these signatures.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::time::Duration;
 
@@ -8,11 +9,13 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use crate::clock::Deadline;
-use crate::model::UserId;
+use crate::decide::ShiftView;
+use crate::genesys::{CasOutcome, GenesysError};
+use crate::model::{PresenceSnapshot, RoutingStatus, SnapshotTag, UserId};
 use crate::secrets::SecretDocument;
 use crate::state::{
-    AuditEntry, AuditRecord, ChainBreak, ChainReport, Notification, NotificationId, TriggerId,
-    UserState,
+    AuditEntry, AuditRecord, ChainBreak, ChainReport, Notification, NotificationId, PresenceRef,
+    TriggerId, UserState,
 };
 
 /// A lost optimistic-concurrency race: the stored version was not the one the caller read.
@@ -218,4 +221,60 @@ pub trait NotificationQueue: Send + Sync + fmt::Debug {
     /// Sends every notification; one outcome per notification, in input order. Entries the
     /// service rejects are retried a bounded number of times before they are reported `Failed`.
     async fn send(&self, notifications: &[Notification]) -> Result<Vec<SendOutcome>, StoreError>;
+}
+
+/// What the services need of Genesys presence (implemented by `GenesysClient`).
+#[async_trait]
+pub trait PresenceApi: Send + Sync + fmt::Debug {
+    async fn presence(
+        &self,
+        user: &UserId,
+        deadline: Deadline,
+    ) -> Result<PresenceSnapshot, GenesysError>;
+
+    /// Snapshots of many users (bulk calls); users Genesys does not know are left out.
+    async fn presences(
+        &self,
+        users: &[UserId],
+        deadline: Deadline,
+    ) -> Result<Vec<(UserId, PresenceSnapshot)>, GenesysError>;
+
+    /// Our If-Match: writes `to` only if the live tag is still `expected`.
+    async fn compare_and_set(
+        &self,
+        user: &UserId,
+        expected: &SnapshotTag,
+        to: &PresenceRef,
+        deadline: Deadline,
+    ) -> Result<CasOutcome, GenesysError>;
+
+    /// Sets many presences at once (bulk); the caller compared tags just before.
+    async fn set_presences(
+        &self,
+        changes: &[(UserId, PresenceRef)],
+        deadline: Deadline,
+    ) -> Result<Vec<(UserId, PresenceSnapshot)>, GenesysError>;
+
+    async fn routing_statuses(
+        &self,
+        users: &[UserId],
+        deadline: Deadline,
+    ) -> Result<Vec<(UserId, RoutingStatus)>, GenesysError>;
+
+    async fn user_by_email(
+        &self,
+        email: &str,
+        deadline: Deadline,
+    ) -> Result<Option<UserId>, GenesysError>;
+}
+
+/// What the published WFM schedule says about a moment, per user.
+#[async_trait]
+pub trait ShiftSource: Send + Sync + fmt::Debug {
+    async fn shifts_at(
+        &self,
+        users: &[UserId],
+        at: DateTime<Utc>,
+        deadline: Deadline,
+    ) -> Result<HashMap<UserId, ShiftView>, GenesysError>;
 }

@@ -108,6 +108,10 @@ pub struct UserState {
     /// Triggers that ended recently, so a late or repeated start changes nothing.
     #[serde(default)]
     pub ended_triggers: BTreeMap<TriggerId, DateTime<Utc>>,
+    /// Notifications committed with the state but not yet confirmed sent (transactional outbox):
+    /// whoever next handles this user sends them again; receivers dedupe on the id.
+    #[serde(default)]
+    pub outbox: Vec<Notification>,
     pub deferred_until: Option<DateTime<Utc>>,
     /// When the sweep must look at this user next (an end, a deferral); indexed by the store.
     pub due_at: Option<DateTime<Utc>>,
@@ -126,6 +130,7 @@ impl UserState {
             active_triggers: BTreeMap::new(),
             changed_by_other: false,
             ended_triggers: BTreeMap::new(),
+            outbox: Vec::new(),
             deferred_until: None,
             due_at: None,
             updated_at: now,
@@ -479,7 +484,7 @@ pub struct ChangePayload {
 }
 
 /// A change to tell the outside world about (webhooks, Slack, Teams).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Notification {
     pub notification_id: NotificationId,

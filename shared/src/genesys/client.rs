@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use backon::{ExponentialBuilder, Retryable};
+use backon::{BackoffBuilder, ExponentialBuilder};
 use reqwest::{Method, StatusCode};
 use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
@@ -15,11 +15,11 @@ use super::wire::{
     ActivityCode, ActivityCodeListing, AgentManagementUnit, AgentManagementUnitReference,
     AsyncScheduleSearchResponse, BulkPresenceChange, DefinitionListing, ErrorBody, PresenceChange,
     PresenceDefinition, RoutingStatusInfo, ScheduleSearchOutcome, ScheduleSearchRequest,
-    TokenError, TokenResponse, User, UserPresence, UserSearchResponse,
+    TokenError, TokenResponse, User, UserListing, UserPresence, UserSearchResponse,
 };
 use super::{CredentialSource, GenesysError, GenesysHosts};
 use crate::clock::{Clock, Deadline};
-use crate::model::{PresenceSnapshot, SnapshotTag, UserId};
+use crate::model::{PresenceSnapshot, RoutingStatus, SnapshotTag, UserId};
 
 /// The bulk presence endpoints take at most 50 users per call.
 pub const BULK_LIMIT: usize = 50;
@@ -296,6 +296,35 @@ impl GenesysClient {
         .await
     }
 
+    /// Routing statuses of many users, 100 per call (`GET /api/v2/users?id=…&expand=routingStatus`).
+    /// Users Genesys does not return are OFF_QUEUE, as the single-user endpoint reports them.
+    pub async fn routing_statuses(
+        &self,
+        users: &[UserId],
+        deadline: Deadline,
+    ) -> Result<Vec<(UserId, RoutingStatus)>, GenesysError> {
+        const PAGE: usize = 100;
+        let mut statuses = Vec::with_capacity(users.len());
+        for chunk in users.chunks(PAGE) {
+            let ids: Vec<&str> = chunk.iter().map(UserId::as_str).collect();
+            let mut call = Call::get("/api/v2/users".to_owned());
+            call.query.push(("id", ids.join(",")));
+            call.query.push(("expand", "routingStatus".to_owned()));
+            call.query.push(("pageSize", PAGE.to_string()));
+            let listing: UserListing = self.call(&call, deadline).await?;
+            for user in chunk {
+                let status = listing
+                    .entities
+                    .iter()
+                    .find(|e| e.id == user.as_str())
+                    .and_then(|e| e.routing_status.as_ref())
+                    .map_or(RoutingStatus::OffQueue, |r| r.status.clone());
+                statuses.push((user.clone(), status));
+            }
+        }
+        Ok(statuses)
+    }
+
     /// The user with exactly this e-mail, if any.
     pub async fn find_user_by_email(
         &self,
@@ -386,44 +415,46 @@ impl GenesysClient {
     // ------------------------------------------------------------ transport
 
     /// One logical call: retried on 429/502/503/504 (honouring `Retry-After`, with jitter)
-    /// while attempts remain and the deadline leaves room for the wait.
-    async fn call<T: DeserializeOwned>(
+    /// while attempts remain and the deadline leaves room for the wait. The backoff schedule
+    /// is backon's; the loop is ours so every wait goes through the injected clock (and the future stays
+    /// `Send` for the port traits).
+    async fn call<T: DeserializeOwned + Send>(
         &self,
         call: &Call,
         deadline: Deadline,
     ) -> Result<T, GenesysError> {
         let policy = &self.inner.config.retry;
-        let reauthenticated = AtomicBool::new(false);
-        let sleeper_clock = self.inner.clock.clone();
-        let backoff = ExponentialBuilder::default()
+        let clock = self.inner.clock.as_ref();
+        let mut delays = ExponentialBuilder::default()
             .with_min_delay(policy.base_delay)
             .with_max_delay(policy.max_delay)
             .with_max_times(policy.max_attempts.saturating_sub(1))
-            .with_jitter();
-        (|| self.attempt::<T>(call, deadline, &reauthenticated))
-            .retry(backoff)
-            .sleep(move |wait| {
-                let clock = sleeper_clock.clone();
-                async move { clock.sleep(wait).await }
-            })
-            .when(GenesysError::is_retryable)
-            .adjust(|error, backoff| {
-                let backoff = backoff?;
-                let wait = match error.retry_after() {
-                    Some(asked) if asked > policy.max_retry_after => return None,
-                    Some(asked) => asked + jitter(asked),
-                    None => backoff,
-                };
-                let remaining = deadline.remaining(self.inner.clock.as_ref());
-                (wait < remaining).then_some(wait)
-            })
-            .notify(|error, wait| {
-                tracing::warn!(path = %call.path, error = %error, wait_ms = wait.as_millis() as u64, "retrying Genesys call");
-            })
-            .await
+            .with_jitter()
+            .build();
+        let reauthenticated = AtomicBool::new(false);
+        loop {
+            let error = match self.attempt::<T>(call, deadline, &reauthenticated).await {
+                Ok(value) => return Ok(value),
+                Err(error) if error.is_retryable() => error,
+                Err(error) => return Err(error),
+            };
+            let Some(backoff) = delays.next() else {
+                return Err(error);
+            };
+            let wait = match error.retry_after() {
+                Some(asked) if asked > policy.max_retry_after => return Err(error),
+                Some(asked) => asked + jitter(asked),
+                None => backoff,
+            };
+            if wait >= deadline.remaining(clock) {
+                return Err(error);
+            }
+            tracing::warn!(path = %call.path, error = %error, wait_ms = wait.as_millis() as u64, "retrying Genesys call");
+            clock.sleep(wait).await;
+        }
     }
 
-    async fn attempt<T: DeserializeOwned>(
+    async fn attempt<T: DeserializeOwned + Send>(
         &self,
         call: &Call,
         deadline: Deadline,

@@ -5,6 +5,7 @@ mod client;
 mod credentials;
 mod error;
 mod hosts;
+mod port;
 mod token;
 pub mod wire;
 

@@ -151,6 +151,21 @@ pub struct User {
     pub state: Option<String>,
 }
 
+/// `GET /api/v2/users?id=…&expand=routingStatus` items.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct UserWithRouting {
+    pub id: String,
+    #[serde(default)]
+    pub routing_status: Option<RoutingStatusInfo>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub(crate) struct UserListing {
+    #[serde(default)]
+    pub entities: Vec<UserWithRouting>,
+}
+
 #[derive(Debug, Clone, Deserialize)]
 pub(crate) struct UserSearchResponse {
     #[serde(default)]

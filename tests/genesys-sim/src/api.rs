@@ -869,6 +869,28 @@ struct UserListQuery {
     /// `id=a,b,c`: only these users (SDK `get_users(id=[...])`).
     #[serde(default)]
     id: Option<String>,
+    /// `expand=presence,routingStatus` adds those `User` fields.
+    #[serde(default)]
+    expand: Option<String>,
+}
+
+/// `User` with the expansions asked for (`presence`, `routingStatus`).
+fn expanded_user_json(state: &SimState, user: &User, expand: Option<&str>) -> Value {
+    let mut body = user_json(user);
+    for field in expand.unwrap_or_default().split(',').map(str::trim) {
+        match field {
+            "presence" => body["presence"] = presence_json(state, &user.id, &user.presence),
+            "routingStatus" => {
+                body["routingStatus"] = json!({
+                    "userId": user.id,
+                    "status": user.routing.status,
+                    "startTime": format_time(user.routing.start_time),
+                });
+            }
+            _ => {}
+        }
+    }
+    body
 }
 
 async fn list_users(State(sim): State<Arc<Sim>>, Query(query): Query<UserListQuery>) -> ApiResult {
@@ -892,7 +914,7 @@ async fn list_users(State(sim): State<Arc<Sim>>, Query(query): Query<UserListQue
         .iter()
         .filter(|id| wanted.as_ref().is_none_or(|w| w.contains(&id.as_str())))
         .filter_map(|id| state.users.get(id))
-        .map(user_json)
+        .map(|user| expanded_user_json(&state, user, query.expand.as_deref()))
         .collect();
     Ok(axum::Json(page_listing(users, page_size, page_number, "/api/v2/users")).into_response())
 }

@@ -1,0 +1,80 @@
+//! `GenesysClient` as the services' `PresenceApi`.
+
+use async_trait::async_trait;
+
+use super::wire::PresenceChange;
+use super::{CasOutcome, GenesysClient, GenesysError};
+use crate::clock::Deadline;
+use crate::model::{PresenceSnapshot, RoutingStatus, SnapshotTag, UserId};
+use crate::ports::PresenceApi;
+use crate::state::PresenceRef;
+
+fn change(to: &PresenceRef) -> PresenceChange {
+    PresenceChange::to(&to.definition_id, Some(to.message.clone()))
+}
+
+#[async_trait]
+impl PresenceApi for GenesysClient {
+    async fn presence(
+        &self,
+        user: &UserId,
+        deadline: Deadline,
+    ) -> Result<PresenceSnapshot, GenesysError> {
+        self.get_presence(user, deadline).await
+    }
+
+    async fn presences(
+        &self,
+        users: &[UserId],
+        deadline: Deadline,
+    ) -> Result<Vec<(UserId, PresenceSnapshot)>, GenesysError> {
+        self.bulk_get_presences(users, deadline).await
+    }
+
+    async fn compare_and_set(
+        &self,
+        user: &UserId,
+        expected: &SnapshotTag,
+        to: &PresenceRef,
+        deadline: Deadline,
+    ) -> Result<CasOutcome, GenesysError> {
+        self.compare_and_set_presence(user, expected, &change(to), deadline)
+            .await
+    }
+
+    async fn set_presences(
+        &self,
+        changes: &[(UserId, PresenceRef)],
+        deadline: Deadline,
+    ) -> Result<Vec<(UserId, PresenceSnapshot)>, GenesysError> {
+        let changes: Vec<(UserId, PresenceChange)> = changes
+            .iter()
+            .map(|(user, to)| (user.clone(), change(to)))
+            .collect();
+        self.bulk_put_presences(&changes, deadline).await
+    }
+
+    async fn routing_statuses(
+        &self,
+        users: &[UserId],
+        deadline: Deadline,
+    ) -> Result<Vec<(UserId, RoutingStatus)>, GenesysError> {
+        GenesysClient::routing_statuses(self, users, deadline).await
+    }
+
+    async fn user_by_email(
+        &self,
+        email: &str,
+        deadline: Deadline,
+    ) -> Result<Option<UserId>, GenesysError> {
+        match self.find_user_by_email(email, deadline).await? {
+            Some(user) => UserId::parse(&user.id)
+                .map(Some)
+                .map_err(|e| GenesysError::Decode {
+                    message: e.to_string(),
+                    correlation_id: None,
+                }),
+            None => Ok(None),
+        }
+    }
+}

@@ -1,0 +1,3 @@
+//! The use cases the functions call. They see ports only, never SDK types.
+
+pub mod transition;
