@@ -15,4 +15,5 @@ pub mod ports;
 pub mod secrets;
 pub mod service;
 pub mod state;
+pub mod telemetry;
 pub mod wfm;

@@ -1,3 +1,4 @@
 //! The use cases the functions call. They see ports only, never SDK types.
 
+pub mod bootstrap;
 pub mod transition;

@@ -33,7 +33,8 @@ use crate::state::{
 /// Audit records of events that name no usable user are kept under this id.
 pub const UNATTRIBUTED_USER: &str = "00000000-0000-0000-0000-000000000000";
 /// Re-reads after a lost race before giving up (the event is then retried by its source).
-const MAX_ATTEMPTS: u32 = 5;
+/// Each round has one winner, so this bounds how many concurrent writers of one user all finish.
+const MAX_ATTEMPTS: u32 = 16;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TransitionError {
@@ -308,7 +309,12 @@ impl TransitionService {
         event_id: Option<&str>,
         deadline: Deadline,
     ) -> Result<Outcome, TransitionError> {
-        for _ in 0..MAX_ATTEMPTS {
+        for attempt in 0..MAX_ATTEMPTS {
+            if attempt > 0 {
+                // Spread the losers of a race out a little before they read again.
+                let wait = Duration::from_millis(fastrand::u64(5..=20) * u64::from(attempt.min(5)));
+                self.deps.clock.sleep(wait).await;
+            }
             let state = match self.deps.state.get(user).await? {
                 Some(state) => state,
                 None => UserState::new(user.clone(), self.deps.clock.now()),

@@ -9,3 +9,4 @@ mod state_queue;
 mod state_secrets;
 mod state_store;
 mod support;
+mod transition;

@@ -2,3 +2,4 @@
 
 pub mod moto;
 pub mod sim;
+pub mod transition;

@@ -1,0 +1,161 @@
+//! Translates Lambda input (an EventBridge event, or an SQS batch of them) into calls of the
+//! transition service, and its results into the Lambda response.
+
+use std::time::Instant;
+
+use aws_lambda_events::eventbridge::EventBridgeEvent;
+use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
+use lambda_runtime::{Diagnostic, LambdaEvent};
+use serde_json::Value;
+use shared::clock::Deadline;
+use shared::service::transition::{Outcome, TransitionError, TransitionService};
+use shared::telemetry::{self, Unit};
+use tracing::Instrument;
+
+/// Work stops this long before the Lambda deadline, leaving time to answer.
+const DEADLINE_MARGIN_MS: i64 = 500;
+
+#[derive(Debug)]
+pub struct HandlerError(TransitionError);
+
+impl From<HandlerError> for Diagnostic {
+    fn from(error: HandlerError) -> Self {
+        let kind = if error.0.is_retryable() {
+            "Retryable"
+        } else {
+            "NonRetryable"
+        };
+        Diagnostic {
+            error_type: kind.to_owned(),
+            error_message: error.0.to_string(),
+        }
+    }
+}
+
+fn deadline_of(context: &lambda_runtime::Context) -> Deadline {
+    let millis = i64::try_from(context.deadline).unwrap_or(i64::MAX) - DEADLINE_MARGIN_MS;
+    Deadline(chrono::DateTime::from_timestamp_millis(millis).unwrap_or_else(chrono::Utc::now))
+}
+
+pub async fn handle(
+    service: &TransitionService,
+    event: LambdaEvent<Value>,
+) -> Result<Value, HandlerError> {
+    let (payload, context) = event.into_parts();
+    let deadline = deadline_of(&context);
+    if is_sqs_batch(&payload) {
+        let batch: SqsEvent = serde_json::from_value(payload).unwrap_or_default();
+        let response = handle_batch(service, batch, deadline, &context.request_id).await;
+        return Ok(serde_json::to_value(response).unwrap_or_default());
+    }
+    let event_id = payload
+        .get("id")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    let span = tracing::info_span!("event", request_id = %context.request_id, event_id = %event_id, user_id = tracing::field::Empty);
+    let started = Instant::now();
+    let result = async {
+        match serde_json::from_value::<EventBridgeEvent<Value>>(payload.clone()) {
+            Ok(envelope) => service.handle_event(&envelope, deadline).await,
+            // Not even an envelope: the service rejects it with the field named.
+            Err(_) => service.handle_json(&payload.to_string(), deadline).await,
+        }
+    }
+    .instrument(span.clone())
+    .await;
+    record_outcome(&span, &result, started);
+    result
+        .map(|outcome| serde_json::to_value(outcome).unwrap_or_default())
+        .map_err(HandlerError)
+}
+
+/// Each record on its own; the response lists the ones SQS should retry or dead-letter.
+pub async fn handle_batch(
+    service: &TransitionService,
+    batch: SqsEvent,
+    deadline: Deadline,
+    request_id: &str,
+) -> SqsBatchResponse {
+    let mut response = SqsBatchResponse::default();
+    for record in batch.records {
+        let message_id = record.message_id.clone().unwrap_or_default();
+        let span = tracing::info_span!("record", request_id = %request_id, message_id = %message_id, event_id = tracing::field::Empty, user_id = tracing::field::Empty);
+        let started = Instant::now();
+        let body = record.body.unwrap_or_default();
+        let result = service
+            .handle_json(&body, deadline)
+            .instrument(span.clone())
+            .await;
+        record_outcome(&span, &result, started);
+        let failed = match &result {
+            Ok(outcome) => outcome.is_rejected(),
+            Err(_) => true,
+        };
+        if failed {
+            let mut failure = BatchItemFailure::default();
+            failure.item_identifier = message_id;
+            response.batch_item_failures.push(failure);
+        }
+    }
+    response
+}
+
+fn record_outcome(
+    span: &tracing::Span,
+    result: &Result<Outcome, TransitionError>,
+    started: Instant,
+) {
+    let total_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let _entered = span.enter();
+    match result {
+        Ok(outcome) => {
+            if let Some(user) = &outcome.user_id {
+                span.record("user_id", user.as_str());
+            }
+            if let Some(event) = &outcome.event_id {
+                span.record("event_id", event.as_str());
+            }
+            tracing::info!(decision = %outcome.decision, reason = ?outcome.reason, duplicate = outcome.duplicate, total_ms, "event handled");
+            telemetry::emit(
+                &[
+                    ("Function", "transition"),
+                    ("Decision", outcome.decision.as_str()),
+                ],
+                &[
+                    ("Events", 1.0, Unit::Count),
+                    ("TotalMs", total_ms, Unit::Milliseconds),
+                ],
+            );
+        }
+        Err(error) => {
+            tracing::error!(error = %error, retryable = error.is_retryable(), total_ms, "event failed");
+            let rate_limited = matches!(
+                error,
+                TransitionError::Genesys(shared::genesys::GenesysError::RateLimited { .. })
+            );
+            telemetry::emit(
+                &[("Function", "transition")],
+                &[
+                    ("Errors", 1.0, Unit::Count),
+                    (
+                        "GenesysRateLimited",
+                        if rate_limited { 1.0 } else { 0.0 },
+                        Unit::Count,
+                    ),
+                ],
+            );
+        }
+    }
+}
+
+fn is_sqs_batch(payload: &Value) -> bool {
+    payload
+        .get("Records")
+        .and_then(Value::as_array)
+        .is_some_and(|records| {
+            records
+                .iter()
+                .all(|r| r.get("eventSource").and_then(Value::as_str) == Some("aws:sqs"))
+        })
+}

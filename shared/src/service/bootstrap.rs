@@ -1,0 +1,122 @@
+//! Cold-start wiring shared by the functions: AWS adapters, the Genesys client from its secret,
+//! the policy resolved against the org's presence definitions.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::aws::dynamo::DynamoStore;
+use crate::aws::secrets::secrets_manager_source;
+use crate::aws::sqs::SqsQueue;
+use crate::clock::{Clock, Deadline, SystemClock};
+use crate::genesys::{GenesysClient, GenesysConfig, GenesysError, GenesysHosts};
+use crate::policy::{DEFAULT_POLICY, Policy, PolicyError};
+use crate::ports::{SecretSource, StoreError};
+use crate::secrets::{GenesysCredentials, GenesysSecretCredentials};
+use crate::service::transition::TransitionDeps;
+use crate::wfm::WfmShifts;
+
+#[derive(Debug, thiserror::Error)]
+pub enum BootError {
+    #[error("policy file {path}: {message}")]
+    PolicyFile { path: String, message: String },
+    #[error(transparent)]
+    Policy(#[from] PolicyError),
+    #[error("Genesys secret: {0}")]
+    Secret(#[from] StoreError),
+    #[error("Genesys: {0}")]
+    Genesys(#[from] GenesysError),
+}
+
+/// What the transition path needs to know, whichever function runs it.
+#[derive(Debug, Clone)]
+pub struct TransitionSettings {
+    pub table_name: String,
+    pub notifications_queue_url: String,
+    pub genesys_secret_id: String,
+    pub policy_path: Option<std::path::PathBuf>,
+    pub wfm_business_unit_ids: Vec<String>,
+    pub audit_retention: Duration,
+    pub secret_cache: Duration,
+    pub idempotency_ttl: Duration,
+}
+
+pub fn load_policy(path: Option<&std::path::Path>) -> Result<Policy, BootError> {
+    let text = match path {
+        Some(path) => std::fs::read_to_string(path).map_err(|e| BootError::PolicyFile {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        })?,
+        None => DEFAULT_POLICY.to_owned(),
+    };
+    Ok(Policy::from_toml(&text)?)
+}
+
+/// The Genesys client for the OAuth client stored in `secret_id` (hosts from its region or
+/// `apiBaseUrl`), with credentials re-read from the secret after a 401.
+pub async fn genesys_client(
+    secrets: Arc<dyn SecretSource>,
+    secret_id: &str,
+    clock: Arc<dyn Clock>,
+) -> Result<GenesysClient, BootError> {
+    let credentials = GenesysCredentials::load(secrets.as_ref(), secret_id).await?;
+    let hosts = match (&credentials.api_base_url, &credentials.login_base_url) {
+        (Some(api), Some(login)) => GenesysHosts {
+            api_base: GenesysHosts::single_base(api)?.api_base,
+            login_base: GenesysHosts::single_base(login)?.login_base,
+        },
+        (Some(api), None) => GenesysHosts::single_base(api)?,
+        _ => GenesysHosts::for_region(&credentials.region)?,
+    };
+    Ok(GenesysClient::new(
+        GenesysConfig::new(hosts),
+        Arc::new(GenesysSecretCredentials::new(secrets, secret_id)),
+        clock,
+    )?)
+}
+
+/// Everything `TransitionService` needs, on AWS (or moto, through `AWS_ENDPOINT_URL`).
+pub async fn transition_deps(
+    aws: &aws_config::SdkConfig,
+    settings: &TransitionSettings,
+) -> Result<TransitionDeps, BootError> {
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let policy = load_policy(settings.policy_path.as_deref())?;
+    let secrets: Arc<dyn SecretSource> = Arc::new(secrets_manager_source(
+        aws_sdk_secretsmanager::Client::new(aws),
+        clock.clone(),
+        settings.secret_cache,
+    ));
+    let genesys = genesys_client(secrets, &settings.genesys_secret_id, clock.clone()).await?;
+    let definitions = genesys
+        .presence_definitions(Deadline::after(clock.as_ref(), Duration::from_secs(10)))
+        .await?;
+    let targets = policy.resolve(&definitions)?;
+    let store = Arc::new(
+        DynamoStore::new(
+            aws_sdk_dynamodb::Client::new(aws),
+            &settings.table_name,
+            clock.clone(),
+        )
+        .with_audit_retention(settings.audit_retention),
+    );
+    Ok(TransitionDeps {
+        presence: Arc::new(genesys.clone()),
+        shifts: Arc::new(WfmShifts::new(
+            genesys,
+            clock.clone(),
+            settings.wfm_business_unit_ids.clone(),
+        )),
+        state: store.clone(),
+        audit: store.clone(),
+        idempotency: store,
+        queue: Arc::new(SqsQueue::new(
+            aws_sdk_sqs::Client::new(aws),
+            &settings.notifications_queue_url,
+            clock.clone(),
+        )),
+        clock,
+        policy: Arc::new(policy),
+        targets: Arc::new(targets),
+        idempotency_ttl: settings.idempotency_ttl,
+    })
+}

@@ -1,0 +1,185 @@
+//! A `TransitionService` on the real wire: the Genesys simulator, DynamoDB and SQS on moto.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+use shared::aws::dynamo::DynamoStore;
+use shared::aws::sqs::SqsQueue;
+use shared::clock::{Clock, Deadline, ManualClock};
+use shared::genesys::GenesysClient;
+use shared::model::UserId;
+use shared::policy::{DEFAULT_POLICY, Policy};
+use shared::ports::AuditLog;
+use shared::service::transition::{TransitionDeps, TransitionService};
+use shared::state::{AuditRecord, DecisionKind};
+use shared::wfm::WfmShifts;
+
+use crate::support::moto;
+use crate::support::sim::TestSim;
+
+pub struct Harness {
+    pub sim: TestSim,
+    pub service: Arc<TransitionService>,
+    pub store: Arc<DynamoStore>,
+    pub clock: ManualClock,
+    pub genesys: GenesysClient,
+    pub queue_url: String,
+    sqs: aws_sdk_sqs::Client,
+}
+
+impl Harness {
+    pub async fn start() -> Self {
+        Self::with_policy(DEFAULT_POLICY, Vec::new()).await
+    }
+
+    pub async fn with_policy(policy: &str, business_units: Vec<String>) -> Self {
+        let sim = TestSim::start().await;
+        let (genesys, clock) = sim.client((
+            genesys_sim::seed::DEMO_CLIENT_ID,
+            genesys_sim::seed::DEMO_CLIENT_SECRET,
+        ));
+        let (dynamodb, table) = moto::new_table().await;
+        let sqs = moto::sqs();
+        let queue_url = sqs
+            .create_queue()
+            .queue_name(moto::unique_name("notifications"))
+            .send()
+            .await
+            .expect("queue")
+            .queue_url
+            .expect("queue url");
+        let shared_clock: Arc<dyn Clock> = Arc::new(clock.clone());
+        let store = Arc::new(DynamoStore::new(dynamodb, table, shared_clock.clone()));
+        let policy = Policy::from_toml(policy).expect("valid policy");
+        let definitions = genesys
+            .presence_definitions(Deadline::after(&clock, Duration::from_secs(10)))
+            .await
+            .expect("definitions");
+        let targets = policy.resolve(&definitions).expect("resolvable policy");
+        let deps = TransitionDeps {
+            presence: Arc::new(genesys.clone()),
+            shifts: Arc::new(WfmShifts::new(
+                genesys.clone(),
+                shared_clock.clone(),
+                business_units,
+            )),
+            state: store.clone(),
+            audit: store.clone(),
+            idempotency: store.clone(),
+            queue: Arc::new(SqsQueue::new(sqs.clone(), &queue_url, shared_clock.clone())),
+            clock: shared_clock,
+            policy: Arc::new(policy),
+            targets: Arc::new(targets),
+            idempotency_ttl: Duration::from_secs(86_400),
+        };
+        Self {
+            sim,
+            service: Arc::new(TransitionService::new(deps)),
+            store,
+            clock,
+            genesys,
+            queue_url,
+            sqs,
+        }
+    }
+
+    pub fn deadline(&self) -> Deadline {
+        Deadline::after(&self.clock, Duration::from_secs(30))
+    }
+
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
+    /// A canonical calendar event relative to now (minutes).
+    pub fn calendar(
+        &self,
+        detail_type: &str,
+        event_id: &str,
+        user: &str,
+        trigger: &str,
+        start_min: i64,
+        end_min: i64,
+    ) -> String {
+        let now = self.now();
+        let user_field = if user.contains('@') {
+            "userEmail"
+        } else {
+            "userId"
+        };
+        json!({
+            "version": "0", "id": event_id, "detail-type": detail_type, "source": "presence-autopilot.test",
+            "account": "123456789012", "time": now, "region": "us-east-1", "resources": [],
+            "detail": {
+                user_field: user,
+                "calendarEventId": trigger,
+                "start": now + chrono::Duration::minutes(start_min),
+                "end": now + chrono::Duration::minutes(end_min),
+                "showAs": "busy", "responseStatus": "accepted", "subject": "Confidential reorg",
+            }
+        })
+        .to_string()
+    }
+
+    pub async fn presence_of(&self, user: &str) -> shared::model::PresenceSnapshot {
+        self.genesys
+            .get_presence(&UserId::parse(user).expect("uuid"), self.deadline())
+            .await
+            .expect("presence")
+    }
+
+    pub async fn audit(&self, user: &str) -> Vec<AuditRecord> {
+        let from = self.now() - chrono::Duration::days(1);
+        let to = self.now() + chrono::Duration::days(1);
+        self.store
+            .by_user(&UserId::parse(user).expect("uuid"), from, to)
+            .await
+            .expect("audit")
+    }
+
+    pub async fn audit_kinds(&self, user: &str) -> Vec<DecisionKind> {
+        self.audit(user).await.iter().map(|r| r.kind).collect()
+    }
+
+    /// Every notification on the queue (received and deleted).
+    pub async fn notifications(&self) -> Vec<Value> {
+        let mut all = Vec::new();
+        loop {
+            let received = self
+                .sqs
+                .receive_message()
+                .queue_url(&self.queue_url)
+                .max_number_of_messages(10)
+                .send()
+                .await
+                .expect("receive");
+            let messages = received.messages.unwrap_or_default();
+            if messages.is_empty() {
+                return all;
+            }
+            for message in messages {
+                all.push(
+                    serde_json::from_str(message.body().unwrap_or("null")).expect("json body"),
+                );
+                if let Some(handle) = message.receipt_handle() {
+                    self.sqs
+                        .delete_message()
+                        .queue_url(&self.queue_url)
+                        .receipt_handle(handle)
+                        .send()
+                        .await
+                        .expect("delete");
+                }
+            }
+        }
+    }
+
+    pub fn patches(&self, user: &str) -> usize {
+        self.sim.count_requests(
+            "PATCH",
+            &format!("/api/v2/users/{user}/presences/purecloud"),
+        )
+    }
+}

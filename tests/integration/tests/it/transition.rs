@@ -1,0 +1,543 @@
+//! The transition use case end to end: the Genesys simulator, DynamoDB and SQS on moto.
+
+use genesys_sim::seed::{self, DEMO_AGENTS};
+use serde_json::json;
+use shared::model::SystemPresence;
+use shared::policy::DEFAULT_POLICY;
+use shared::state::DecisionKind;
+
+use crate::support::transition::Harness;
+
+const STARTED: &str = "Calendar Event Started";
+const ENDED: &str = "Calendar Event Ended";
+
+fn ada() -> &'static str {
+    DEMO_AGENTS[0].0
+}
+
+fn dee() -> &'static str {
+    DEMO_AGENTS[3].0
+}
+
+#[tokio::test]
+async fn meeting_start_sets_meeting_and_its_end_restores_the_previous_presence() {
+    let h = Harness::start().await;
+    let start = h.calendar(STARTED, "e-1", "ada@example.com", "m-1", -1, 30);
+
+    let outcome = h
+        .service
+        .handle_json(&start, h.deadline())
+        .await
+        .expect("handled");
+
+    assert_eq!(outcome.decision, "applied", "{outcome:?}");
+    let during = h.presence_of(ada()).await;
+    assert_eq!(during.system_presence, SystemPresence::Meeting);
+    assert!(
+        during.message.starts_with("In a meeting until"),
+        "{}",
+        during.message
+    );
+    assert!(
+        !during.message.contains("Confidential"),
+        "the subject stays private"
+    );
+
+    let end = h.calendar(ENDED, "e-2", "ada@example.com", "m-1", -1, 30);
+    let outcome = h
+        .service
+        .handle_json(&end, h.deadline())
+        .await
+        .expect("handled");
+
+    assert_eq!(outcome.decision, "restored", "{outcome:?}");
+    let after = h.presence_of(ada()).await;
+    assert_eq!(
+        (after.system_presence, after.message.as_str()),
+        (SystemPresence::Available, "")
+    );
+    assert_eq!(
+        h.audit_kinds(ada()).await,
+        vec![DecisionKind::Applied, DecisionKind::Restored]
+    );
+    let notifications = h.notifications().await;
+    let kinds: Vec<&str> = notifications
+        .iter()
+        .filter_map(|n| n["kind"].as_str())
+        .collect();
+    assert_eq!(kinds, vec!["presenceApplied", "presenceRestored"]);
+    assert_eq!(
+        notifications[0]["payload"]["presence"]["systemPresence"],
+        "Meeting"
+    );
+    assert_eq!(notifications[0]["payload"]["email"], "ada@example.com");
+    let state = h.store.as_ref();
+    let stored =
+        shared::ports::StateStore::get(state, &shared::model::UserId::parse(ada()).expect("uuid"))
+            .await
+            .expect("get")
+            .expect("state");
+    assert!(
+        stored.outbox.is_empty(),
+        "sent notifications leave the outbox"
+    );
+}
+
+#[tokio::test]
+async fn a_change_made_during_the_meeting_is_not_restored_over() {
+    let h = Harness::start().await;
+    h.service
+        .handle_json(
+            &h.calendar(STARTED, "e-1", ada(), "m-1", -1, 30),
+            h.deadline(),
+        )
+        .await
+        .expect("start");
+    h.sim.set_presence_as(ada(), "Busy", "agent").await;
+
+    let outcome = h
+        .service
+        .handle_json(
+            &h.calendar(ENDED, "e-2", ada(), "m-1", -1, 30),
+            h.deadline(),
+        )
+        .await
+        .expect("end");
+
+    assert_eq!(outcome.decision, "skipped");
+    assert_eq!(
+        outcome.reason.as_deref(),
+        Some("the presence was changed by someone else")
+    );
+    assert_eq!(
+        h.presence_of(ada()).await.system_presence,
+        SystemPresence::Busy
+    );
+    let audit = h.audit(ada()).await;
+    assert_eq!(
+        audit.last().map(|r| (r.kind, r.reason.clone())),
+        Some((DecisionKind::Skipped, outcome.reason))
+    );
+    assert_eq!(h.patches(ada()), 1, "only the start wrote");
+}
+
+#[tokio::test]
+async fn genesys_presence_events_mark_foreign_changes_and_recognise_our_own() {
+    let h = Harness::start().await;
+    h.service
+        .handle_json(
+            &h.calendar(STARTED, "e-1", ada(), "m-1", -1, 30),
+            h.deadline(),
+        )
+        .await
+        .expect("start");
+    h.sim.set_presence_as(ada(), "Busy", "supervisor").await;
+    // The events Genesys emitted: our Meeting, then the supervisor's Busy.
+    let events = h.sim.server.sim.lock().events.clone();
+    assert_eq!(events.len(), 2);
+
+    let ours = h
+        .service
+        .handle_json(&events[0].to_string(), h.deadline())
+        .await
+        .expect("own change");
+    let theirs = h
+        .service
+        .handle_json(&events[1].to_string(), h.deadline())
+        .await
+        .expect("foreign change");
+
+    assert_eq!(ours.decision, "ignored", "no ping-pong on our own write");
+    assert_eq!(theirs.decision, "skipped");
+    // Even if the supervisor puts Meeting back with our exact message, the end leaves it alone.
+    let end = h
+        .service
+        .handle_json(
+            &h.calendar(ENDED, "e-2", ada(), "m-1", -1, 30),
+            h.deadline(),
+        )
+        .await
+        .expect("end");
+    assert_eq!(
+        end.reason.as_deref(),
+        Some("the presence was changed by someone else")
+    );
+    assert_eq!(
+        h.audit_kinds(ada()).await,
+        vec![
+            DecisionKind::Applied,
+            DecisionKind::Skipped,
+            DecisionKind::Skipped
+        ]
+    );
+}
+
+#[tokio::test]
+async fn overlapping_meetings_keep_meeting_until_the_last_one_ends() {
+    let h = Harness::start().await;
+    let d = || h.deadline();
+    assert_eq!(
+        h.service
+            .handle_json(&h.calendar(STARTED, "e-1", ada(), "m-1", -1, 30), d())
+            .await
+            .expect("1")
+            .decision,
+        "applied"
+    );
+    assert_eq!(
+        h.service
+            .handle_json(&h.calendar(STARTED, "e-2", ada(), "m-2", -1, 60), d())
+            .await
+            .expect("2")
+            .decision,
+        "kept"
+    );
+    assert_eq!(
+        h.service
+            .handle_json(&h.calendar(ENDED, "e-3", ada(), "m-1", -1, 30), d())
+            .await
+            .expect("3")
+            .decision,
+        "kept"
+    );
+    assert_eq!(
+        h.presence_of(ada()).await.system_presence,
+        SystemPresence::Meeting
+    );
+    assert_eq!(
+        h.service
+            .handle_json(&h.calendar(ENDED, "e-4", ada(), "m-2", -1, 60), d())
+            .await
+            .expect("4")
+            .decision,
+        "restored"
+    );
+    assert_eq!(
+        h.presence_of(ada()).await.system_presence,
+        SystemPresence::Available
+    );
+    assert_eq!(h.patches(ada()), 2);
+}
+
+#[tokio::test]
+async fn a_focus_block_sets_the_org_focus_presence() {
+    let h = Harness::start().await;
+    let focus = h.calendar("Focus Started", "f-1", dee(), "focus-1", 0, 60);
+
+    let outcome = h
+        .service
+        .handle_json(&focus, h.deadline())
+        .await
+        .expect("focus");
+
+    assert_eq!(
+        outcome.decision, "applied",
+        "Dee has no shift and the policy allows that"
+    );
+    let during = h.presence_of(dee()).await;
+    assert_eq!(during.definition_id.as_str(), seed::FOCUS_TIME);
+    let end = h
+        .service
+        .handle_json(
+            &h.calendar("Focus Ended", "f-2", dee(), "focus-1", 0, 60),
+            h.deadline(),
+        )
+        .await
+        .expect("end");
+    assert_eq!(end.decision, "restored");
+}
+
+#[tokio::test]
+async fn a_duplicate_event_makes_one_patch() {
+    let h = Harness::start().await;
+    let start = h.calendar(STARTED, "e-1", ada(), "m-1", -1, 30);
+    let first = h
+        .service
+        .handle_json(&start, h.deadline())
+        .await
+        .expect("first");
+    let second = h
+        .service
+        .handle_json(&start, h.deadline())
+        .await
+        .expect("second");
+
+    assert_eq!(
+        (first.decision.as_str(), first.duplicate),
+        ("applied", false)
+    );
+    assert_eq!(
+        (second.decision.as_str(), second.duplicate),
+        ("applied", true),
+        "the stored outcome"
+    );
+    assert_eq!(h.patches(ada()), 1);
+    assert_eq!(h.audit_kinds(ada()).await, vec![DecisionKind::Applied]);
+}
+
+#[tokio::test]
+async fn an_end_before_its_start_changes_nothing() {
+    let h = Harness::start().await;
+    let end = h
+        .service
+        .handle_json(
+            &h.calendar(ENDED, "e-2", ada(), "m-1", -1, 30),
+            h.deadline(),
+        )
+        .await
+        .expect("end");
+    let start = h
+        .service
+        .handle_json(
+            &h.calendar(STARTED, "e-1", ada(), "m-1", -1, 30),
+            h.deadline(),
+        )
+        .await
+        .expect("start");
+
+    assert_eq!(
+        (end.decision.as_str(), start.decision.as_str()),
+        ("skipped", "skipped")
+    );
+    assert_eq!(
+        start.reason.as_deref(),
+        Some("the end of this trigger arrived before its start")
+    );
+    assert_eq!(h.patches(ada()), 0);
+    assert_eq!(
+        h.presence_of(ada()).await.system_presence,
+        SystemPresence::Available
+    );
+}
+
+#[tokio::test]
+async fn ten_concurrent_starts_for_one_user_make_one_patch() {
+    let h = Harness::start().await;
+    let events: Vec<String> = (0..10)
+        .map(|i| {
+            h.calendar(
+                STARTED,
+                &format!("e-{i}"),
+                ada(),
+                &format!("m-{i}"),
+                -1,
+                30 + i,
+            )
+        })
+        .collect();
+
+    let results = futures::future::join_all(
+        events
+            .iter()
+            .map(|e| h.service.handle_json(e, h.deadline())),
+    )
+    .await;
+
+    let decisions: Vec<String> = results
+        .into_iter()
+        .map(|r| r.expect("handled").decision)
+        .collect();
+    assert_eq!(
+        decisions.iter().filter(|d| *d == "applied").count(),
+        1,
+        "{decisions:?}"
+    );
+    assert_eq!(
+        decisions.iter().filter(|d| *d == "kept").count(),
+        9,
+        "{decisions:?}"
+    );
+    assert_eq!(h.patches(ada()), 1);
+    let kinds = h.audit_kinds(ada()).await;
+    assert_eq!(
+        kinds
+            .iter()
+            .filter(|k| **k == DecisionKind::Applied)
+            .count(),
+        1
+    );
+    assert_eq!(kinds.len(), 10);
+}
+
+#[tokio::test]
+async fn an_agent_on_an_interaction_is_deferred() {
+    let h = Harness::start().await;
+    h.sim
+        .control(
+            reqwest::Method::PUT,
+            &format!("/sim/users/{}/routingstatus", ada()),
+            json!({"status": "INTERACTING"}),
+        )
+        .await;
+
+    let outcome = h
+        .service
+        .handle_json(
+            &h.calendar(STARTED, "e-1", ada(), "m-1", -1, 30),
+            h.deadline(),
+        )
+        .await
+        .expect("start");
+
+    assert_eq!(outcome.decision, "deferred", "{outcome:?}");
+    assert_eq!(h.patches(ada()), 0, "never pulled off the call");
+    assert_eq!(h.audit_kinds(ada()).await, vec![DecisionKind::Deferred]);
+    let kinds: Vec<String> = h
+        .notifications()
+        .await
+        .iter()
+        .filter_map(|n| n["kind"].as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(kinds, vec!["changeDeferred"]);
+}
+
+#[tokio::test]
+async fn on_queue_work_follows_the_policy() {
+    for (allow_on_queue, expected) in [(false, "skipped"), (true, "applied")] {
+        let policy = if allow_on_queue {
+            DEFAULT_POLICY.replace(
+                r#"allowed_activities = ["Meeting", "OffQueueWork", "Training"]"#,
+                r#"allowed_activities = ["Meeting", "OffQueueWork", "Training", "OnQueueWork"]"#,
+            )
+        } else {
+            DEFAULT_POLICY.to_owned()
+        };
+        let h = Harness::with_policy(&policy, Vec::new()).await;
+        let now = h.now();
+        h.sim
+            .control(
+                reqwest::Method::PUT,
+                &format!("/sim/users/{}/shifts", ada()),
+                json!([{"startDate": now - chrono::Duration::hours(1), "activities": [
+                    {"startDate": now - chrono::Duration::hours(1), "lengthMinutes": 240, "activityCodeId": "0"}]}]),
+            )
+            .await;
+
+        let outcome = h
+            .service
+            .handle_json(
+                &h.calendar(STARTED, "e-1", ada(), "m-1", -1, 30),
+                h.deadline(),
+            )
+            .await
+            .expect("start");
+
+        assert_eq!(
+            outcome.decision, expected,
+            "allow on-queue: {allow_on_queue}: {outcome:?}"
+        );
+        if !allow_on_queue {
+            assert_eq!(
+                outcome.reason.as_deref(),
+                Some("the scheduled activity (OnQueueWork) does not allow this change")
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn no_shift_follows_the_policy() {
+    for (when_no_shift, expected) in [("allow", "applied"), ("skip", "skipped")] {
+        let policy = DEFAULT_POLICY.replace(
+            r#"when_no_shift = "allow""#,
+            &format!(r#"when_no_shift = "{when_no_shift}""#),
+        );
+        let h = Harness::with_policy(&policy, Vec::new()).await;
+        let outcome = h
+            .service
+            .handle_json(
+                &h.calendar(STARTED, "e-1", dee(), "m-1", -1, 30),
+                h.deadline(),
+            )
+            .await
+            .expect("start");
+        assert_eq!(outcome.decision, expected, "{when_no_shift}: {outcome:?}");
+    }
+}
+
+#[tokio::test]
+async fn rate_limits_mid_batch_are_waited_out_within_the_deadline() {
+    let h = Harness::start().await;
+    h.sim
+        .inject_fault(
+            json!({"method": "PATCH", "path": "/api/v2/users/*/presences/purecloud", "count": 2,
+                             "kind": "status", "status": 429, "retryAfterSeconds": 3}),
+        )
+        .await;
+    let users = [DEMO_AGENTS[0].0, DEMO_AGENTS[1].0, DEMO_AGENTS[2].0];
+
+    for (i, user) in users.iter().enumerate() {
+        let outcome = h
+            .service
+            .handle_json(
+                &h.calendar(STARTED, &format!("e-{i}"), user, "m-1", -1, 30),
+                h.deadline(),
+            )
+            .await
+            .expect("handled");
+        assert_eq!(outcome.decision, "applied", "{user}");
+    }
+
+    assert!(
+        h.clock.sleeps().iter().filter(|w| w.as_secs() >= 3).count() >= 2,
+        "waited Retry-After: {:?}",
+        h.clock.sleeps()
+    );
+    for user in users {
+        assert_eq!(
+            h.presence_of(user).await.system_presence,
+            SystemPresence::Meeting,
+            "{user}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn malformed_events_are_rejected_naming_the_field() {
+    let h = Harness::start().await;
+    let missing_end = include_str!("../../../fixtures/malformed-missing-end.json");
+    let unknown_email = h.calendar(STARTED, "e-2", "nobody@example.com", "m-1", -1, 30);
+
+    let first = h
+        .service
+        .handle_json(missing_end, h.deadline())
+        .await
+        .expect("rejected, not an error");
+    let second = h
+        .service
+        .handle_json(&unknown_email, h.deadline())
+        .await
+        .expect("rejected");
+    let garbage = h
+        .service
+        .handle_json("{\"detail-type\": 5}", h.deadline())
+        .await
+        .expect("rejected");
+
+    assert!(
+        first.is_rejected()
+            && first
+                .reason
+                .as_deref()
+                .is_some_and(|r| r.contains("detail.end")),
+        "{first:?}"
+    );
+    assert!(
+        second.is_rejected()
+            && second
+                .reason
+                .as_deref()
+                .is_some_and(|r| r.contains("detail.userEmail")),
+        "{second:?}"
+    );
+    assert!(garbage.is_rejected(), "{garbage:?}");
+    let unattributed = h
+        .audit(shared::service::transition::UNATTRIBUTED_USER)
+        .await;
+    assert_eq!(unattributed.len(), 3, "one Rejected audit record each");
+    assert!(
+        unattributed
+            .iter()
+            .all(|r| r.kind == DecisionKind::Rejected)
+    );
+}
