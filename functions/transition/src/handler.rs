@@ -70,29 +70,35 @@ pub async fn handle(
         .map_err(HandlerError)
 }
 
-/// Each record on its own; the response lists the ones SQS should retry or dead-letter.
+/// Each record on its own (starts for many users share bulk Genesys calls); the response
+/// lists the records SQS should retry or, after `maxReceiveCount`, dead-letter.
 pub async fn handle_batch(
     service: &TransitionService,
     batch: SqsEvent,
     deadline: Deadline,
     request_id: &str,
 ) -> SqsBatchResponse {
+    let started = Instant::now();
+    let (ids, bodies): (Vec<String>, Vec<String>) = batch
+        .records
+        .into_iter()
+        .map(|record| {
+            (
+                record.message_id.unwrap_or_default(),
+                record.body.unwrap_or_default(),
+            )
+        })
+        .unzip();
+    let span = tracing::info_span!("batch", request_id = %request_id, records = bodies.len());
+    let results = service
+        .handle_batch(&bodies, deadline)
+        .instrument(span.clone())
+        .await;
     let mut response = SqsBatchResponse::default();
-    for record in batch.records {
-        let message_id = record.message_id.clone().unwrap_or_default();
-        let span = tracing::info_span!("record", request_id = %request_id, message_id = %message_id, event_id = tracing::field::Empty, user_id = tracing::field::Empty);
-        let started = Instant::now();
-        let body = record.body.unwrap_or_default();
-        let result = service
-            .handle_json(&body, deadline)
-            .instrument(span.clone())
-            .await;
-        record_outcome(&span, &result, started);
-        let failed = match &result {
-            Ok(outcome) => outcome.is_rejected(),
-            Err(_) => true,
-        };
-        if failed {
+    for (message_id, result) in ids.into_iter().zip(results) {
+        let record_span = tracing::info_span!(parent: &span, "record", message_id = %message_id, event_id = tracing::field::Empty, user_id = tracing::field::Empty);
+        record_outcome(&record_span, &result, started);
+        if result.as_ref().map_or(true, Outcome::is_rejected) {
             let mut failure = BatchItemFailure::default();
             failure.item_identifier = message_id;
             response.batch_item_failures.push(failure);

@@ -22,8 +22,8 @@ use crate::genesys::{CasOutcome, GenesysError};
 use crate::model::{PresenceSnapshot, RoutingStatus, UserId};
 use crate::policy::{Policy, ResolvedTargets};
 use crate::ports::{
-    AuditLog, Begin, IdempotencyStore, NotificationQueue, PresenceApi, ShiftSource, StateStore,
-    StoreError,
+    AuditLog, Begin, IdempotencyStore, Lease, NotificationQueue, PresenceApi, ShiftSource,
+    StateStore, StoreError,
 };
 use crate::state::{
     AuditEntry, ChangePayload, DecisionKind, Notification, NotificationKind, PresenceRef,
@@ -109,6 +109,24 @@ struct Live {
     shift: Option<ShiftView>,
 }
 
+/// A start in a bulk batch, between claiming its event id and deciding.
+struct BulkItem {
+    index: usize,
+    event: ParsedEvent,
+    lease: Lease,
+    user: UserId,
+    state: UserState,
+}
+
+/// An apply of a bulk batch whose state claim was written.
+struct Claimed {
+    item: BulkItem,
+    live: Live,
+    claimed: UserState,
+    target: PresenceRef,
+    restore_to: PresenceRef,
+}
+
 enum Persisted {
     Done(Outcome),
     /// Lost a race (or the presence moved under a claim): re-read and re-decide.
@@ -157,14 +175,29 @@ impl TransitionService {
         parsed: ParsedEvent,
         deadline: Deadline,
     ) -> Result<Outcome, TransitionError> {
-        let ttl = self.deps.idempotency_ttl;
-        let lease = match self
+        let lease = match self.begin(&parsed, deadline).await? {
+            Ok(lease) => lease,
+            Err(stored) => return Ok(stored),
+        };
+        let result = self.process(&parsed, deadline).await;
+        self.finish(&lease, &result).await?;
+        result
+    }
+
+    /// Claims the event id; `Err(outcome)` is the stored outcome of an earlier delivery.
+    async fn begin(
+        &self,
+        parsed: &ParsedEvent,
+        deadline: Deadline,
+    ) -> Result<Result<Lease, Outcome>, TransitionError> {
+        let key = format!("transition#{}", parsed.event_id);
+        match self
             .deps
             .idempotency
-            .begin(&format!("transition#{}", parsed.event_id), deadline, ttl)
+            .begin(&key, deadline, self.deps.idempotency_ttl)
             .await?
         {
-            Begin::Started(lease) => lease,
+            Begin::Started(lease) => Ok(Ok(lease)),
             Begin::AlreadyCompleted(stored) => {
                 let mut outcome: Outcome =
                     serde_json::from_value(stored).unwrap_or_else(|_| Outcome {
@@ -175,27 +208,367 @@ impl TransitionService {
                         duplicate: true,
                     });
                 outcome.duplicate = true;
-                return Ok(outcome);
+                Ok(Err(outcome))
             }
-            Begin::InProgress { .. } => {
-                return Err(TransitionError::InProgress {
-                    event_id: parsed.event_id,
-                });
-            }
-        };
-        let result = self.process(&parsed, deadline).await;
-        match &result {
+            Begin::InProgress { .. } => Err(TransitionError::InProgress {
+                event_id: parsed.event_id.clone(),
+            }),
+        }
+    }
+
+    /// Stores the outcome, or gives the key back after a failure so a redelivery runs again.
+    async fn finish(
+        &self,
+        lease: &Lease,
+        result: &Result<Outcome, TransitionError>,
+    ) -> Result<(), TransitionError> {
+        match result {
             Ok(outcome) => {
                 let stored = serde_json::to_value(outcome).unwrap_or_default();
-                self.deps.idempotency.complete(&lease, &stored, ttl).await?;
+                self.deps
+                    .idempotency
+                    .complete(lease, &stored, self.deps.idempotency_ttl)
+                    .await?;
             }
             Err(_) => {
-                if let Err(release) = self.deps.idempotency.release(&lease).await {
+                if let Err(release) = self.deps.idempotency.release(lease).await {
                     tracing::warn!(error = %release, "could not release the idempotency key; it expires with the deadline");
                 }
             }
         }
-        result
+        Ok(())
+    }
+
+    /// Handles a batch of raw events (SQS bodies), one result per body, in order. Starts for
+    /// many different users share bulk Genesys calls (presence read and write, routing status,
+    /// schedules); everything else goes through the one-event path.
+    pub async fn handle_batch(
+        &self,
+        bodies: &[String],
+        deadline: Deadline,
+    ) -> Vec<Result<Outcome, TransitionError>> {
+        let mut results: Vec<Option<Result<Outcome, TransitionError>>> =
+            (0..bodies.len()).map(|_| None).collect();
+        let mut parsed: Vec<(usize, ParsedEvent)> = Vec::new();
+        for (index, body) in bodies.iter().enumerate() {
+            match events::parse_json(body) {
+                Ok(event) => parsed.push((index, event)),
+                Err(error) => {
+                    results[index] = Some(self.reject(event_id_of(body), None, &error).await)
+                }
+            }
+        }
+        // Starts naming a user id, one per user: these can share bulk calls.
+        let mut per_user: HashMap<UserId, usize> = HashMap::new();
+        for (_, event) in &parsed {
+            if let InboundEvent::Calendar { entry, .. } = &event.event {
+                if let Some(user) = &entry.user.user_id {
+                    *per_user.entry(user.clone()).or_default() += 1;
+                }
+            }
+        }
+        let (bulk, single): (Vec<_>, Vec<_>) =
+            parsed
+                .into_iter()
+                .partition(|(_, event)| match &event.event {
+                    InboundEvent::Calendar {
+                        action: CalendarAction::Started,
+                        entry,
+                    } => entry
+                        .user
+                        .user_id
+                        .as_ref()
+                        .is_some_and(|user| per_user.get(user) == Some(&1)),
+                    _ => false,
+                });
+        if bulk.len() >= 2 {
+            for (index, result) in self.handle_bulk_starts(bulk, deadline).await {
+                results[index] = Some(result);
+            }
+        } else {
+            for (index, event) in bulk {
+                results[index] = Some(self.handle(event, deadline).await);
+            }
+        }
+        for (index, event) in single {
+            results[index] = Some(self.handle(event, deadline).await);
+        }
+        results
+            .into_iter()
+            .map(|r| {
+                r.unwrap_or_else(|| {
+                    Err(StoreError::Invalid("event left unhandled".to_owned()).into())
+                })
+            })
+            .collect()
+    }
+
+    async fn handle_bulk_starts(
+        &self,
+        events: Vec<(usize, ParsedEvent)>,
+        deadline: Deadline,
+    ) -> Vec<(usize, Result<Outcome, TransitionError>)> {
+        let mut done: Vec<(usize, Result<Outcome, TransitionError>)> = Vec::new();
+        // 1. Claim the event ids and read each user's state.
+        let mut pending: Vec<BulkItem> = Vec::new();
+        for (index, event) in events {
+            let lease = match self.begin(&event, deadline).await {
+                Ok(Ok(lease)) => lease,
+                Ok(Err(stored)) => {
+                    done.push((index, Ok(stored)));
+                    continue;
+                }
+                Err(error) => {
+                    done.push((index, Err(error)));
+                    continue;
+                }
+            };
+            let InboundEvent::Calendar { entry, .. } = &event.event else {
+                continue;
+            };
+            let Some(user) = entry.user.user_id.clone() else {
+                continue;
+            };
+            match self.deps.state.get(&user).await {
+                Ok(state) => {
+                    let state = state
+                        .unwrap_or_else(|| UserState::new(user.clone(), self.deps.clock.now()));
+                    pending.push(BulkItem {
+                        index,
+                        event,
+                        lease,
+                        user,
+                        state,
+                    });
+                }
+                Err(error) => {
+                    let result = Err(error.into());
+                    self.finish_quietly(&lease, &result).await;
+                    done.push((index, result));
+                }
+            }
+        }
+        let users: Vec<UserId> = pending.iter().map(|item| item.user.clone()).collect();
+        // 2. One bulk read of everything a start decision looks at.
+        let now = self.deps.clock.now();
+        let live = async {
+            let presences: HashMap<UserId, PresenceSnapshot> = self
+                .deps
+                .presence
+                .presences(&users, deadline)
+                .await?
+                .into_iter()
+                .collect();
+            let routing: HashMap<UserId, RoutingStatus> = self
+                .deps
+                .presence
+                .routing_statuses(&users, deadline)
+                .await?
+                .into_iter()
+                .collect();
+            let shifts = self.deps.shifts.shifts_at(&users, now, deadline).await?;
+            Ok::<_, TransitionError>((presences, routing, shifts))
+        }
+        .await;
+        let (presences, routing, shifts) = match live {
+            Ok(live) => live,
+            Err(error) => {
+                tracing::warn!(%error, "bulk read failed; handling the batch one event at a time");
+                for item in pending {
+                    let _ = self.deps.idempotency.release(&item.lease).await;
+                    done.push((item.index, self.handle(item.event, deadline).await));
+                }
+                return done;
+            }
+        };
+        // 3. Decide; claim the applies, persist everything else on its own.
+        let mut claims: Vec<Claimed> = Vec::new();
+        for item in pending {
+            let InboundEvent::Calendar { entry, .. } = &item.event.event else {
+                continue;
+            };
+            let Some(current) = presences.get(&item.user).cloned() else {
+                let error = EventError {
+                    field: "detail.userId".to_owned(),
+                    reason: format!("no Genesys Cloud user {}", item.user),
+                };
+                let result = self
+                    .reject(
+                        Some(item.event.event_id.clone()),
+                        Some(item.user.clone()),
+                        &error,
+                    )
+                    .await;
+                self.finish_quietly(&item.lease, &result).await;
+                done.push((item.index, result));
+                continue;
+            };
+            let live = Live {
+                current,
+                routing: Some(
+                    routing
+                        .get(&item.user)
+                        .cloned()
+                        .unwrap_or(RoutingStatus::OffQueue),
+                ),
+                shift: Some(
+                    shifts
+                        .get(&item.user)
+                        .copied()
+                        .unwrap_or(ShiftView::NoShift),
+                ),
+            };
+            let trigger = Trigger::Started(entry);
+            let cx = Context {
+                now,
+                policy: &self.deps.policy,
+                targets: &self.deps.targets,
+                state: &item.state,
+                email: entry.user.email.as_deref(),
+                current: Some(&live.current),
+                routing: live.routing.as_ref(),
+                shift: live.shift,
+            };
+            let decided = decide(&trigger, &cx);
+            let apply = match (&decided.decision, &decided.next) {
+                (Decision::Apply { target, restore_to }, Some(claim)) => {
+                    Some((target.clone(), restore_to.clone(), claim.clone()))
+                }
+                _ => None,
+            };
+            let Some((target, restore_to, claim)) = apply else {
+                let email = entry.user.email.as_deref();
+                let persisted = self
+                    .persist(
+                        &item.user,
+                        email,
+                        &trigger,
+                        Some(&item.event.event_id),
+                        &item.state,
+                        decided,
+                        Some(&live),
+                        deadline,
+                    )
+                    .await;
+                let result = match persisted {
+                    Ok(Persisted::Done(outcome)) => Ok(outcome),
+                    // A lost race: the one-event path re-reads and decides again.
+                    Ok(Persisted::Retry) => self.process(&item.event, deadline).await,
+                    Err(error) => Err(error),
+                };
+                self.finish_quietly(&item.lease, &result).await;
+                done.push((item.index, result));
+                continue;
+            };
+            match self.deps.state.put(&claim).await {
+                Ok(claimed) => claims.push(Claimed {
+                    item,
+                    live,
+                    claimed,
+                    target,
+                    restore_to,
+                }),
+                Err(StoreError::Conflict(_)) => {
+                    let result = self.process(&item.event, deadline).await;
+                    self.finish_quietly(&item.lease, &result).await;
+                    done.push((item.index, result));
+                }
+                Err(error) => {
+                    let result = Err(error.into());
+                    self.finish_quietly(&item.lease, &result).await;
+                    done.push((item.index, result));
+                }
+            }
+        }
+        // 4. One bulk write for every claimed apply. The tags were read moments ago by the bulk
+        // read; a bulk PUT cannot be conditional (see docs/genesys-client.md).
+        let changes: Vec<(UserId, PresenceRef)> = claims
+            .iter()
+            .map(|c| (c.item.user.clone(), c.target.clone()))
+            .collect();
+        let started = Instant::now();
+        let written = if changes.is_empty() {
+            Ok(Vec::new())
+        } else {
+            self.deps.presence.set_presences(&changes, deadline).await
+        };
+        let write_ms = started.elapsed().as_millis() as u64;
+        let after: HashMap<UserId, PresenceSnapshot> = match written {
+            Ok(after) => after.into_iter().collect(),
+            Err(error) => {
+                for claim in claims {
+                    let _ = self.release_claim(&claim.item.state, &claim.claimed).await;
+                    let result = Err(TransitionError::Genesys(error.clone()));
+                    self.finish_quietly(&claim.item.lease, &result).await;
+                    done.push((claim.item.index, result));
+                }
+                return done;
+            }
+        };
+        // 5. Record each write: state + audit + notification.
+        for claim in claims {
+            let Claimed {
+                item,
+                live,
+                claimed,
+                target,
+                restore_to,
+            } = claim;
+            let InboundEvent::Calendar { entry, .. } = &item.event.event else {
+                continue;
+            };
+            let result = match after.get(&item.user) {
+                Some(written) => {
+                    let trigger = Trigger::Started(entry);
+                    let mut audit = AuditEntry::new(item.user.clone(), DecisionKind::Applied);
+                    audit.event_id = Some(item.event.event_id.clone());
+                    audit.trigger_id = Some(entry.trigger_id.clone());
+                    let applied = AppliedWrite {
+                        target: &target,
+                        restore_to: &restore_to,
+                        live: &live,
+                        after: written,
+                        write_ms,
+                    };
+                    let email = entry.user.email.as_deref();
+                    let payload = applied.record(
+                        &mut audit,
+                        &trigger,
+                        email,
+                        Some(entry.trigger_id.clone()),
+                        &claimed,
+                    );
+                    self.settle_apply(&item.user, claimed, written, audit, payload)
+                        .await
+                        .map(|()| Outcome {
+                            event_id: Some(item.event.event_id.clone()),
+                            user_id: Some(item.user.to_string()),
+                            decision: "applied".to_owned(),
+                            reason: None,
+                            duplicate: false,
+                        })
+                }
+                None => {
+                    let _ = self.release_claim(&item.state, &claimed).await;
+                    let message = format!("bulk PUT returned no presence for {}", item.user);
+                    Err(GenesysError::Decode {
+                        message,
+                        correlation_id: None,
+                    }
+                    .into())
+                }
+            };
+            self.finish_quietly(&item.lease, &result).await;
+            done.push((item.index, result));
+        }
+        done
+    }
+
+    /// `finish` whose own failure is logged: the event's result is what the caller reports.
+    async fn finish_quietly(&self, lease: &Lease, result: &Result<Outcome, TransitionError>) {
+        if let Err(error) = self.finish(lease, result).await {
+            tracing::warn!(%error, "could not record the idempotency outcome");
+        }
     }
 
     async fn process(
@@ -452,25 +825,20 @@ impl TransitionService {
                 let write_ms = started.elapsed().as_millis() as u64;
                 match written {
                     Ok(CasOutcome::Applied { after, .. }) => {
-                        entry.kind = DecisionKind::Applied;
-                        entry.before = Some(restore_to.clone());
-                        entry.after = Some(target.clone());
-                        entry.details = json!({"trigger": trigger_name(trigger), "genesysWriteMs": write_ms,
-                            "routingStatus": live.routing, "shift": live.shift.map(|s| format!("{s:?}")),
-                            "tagBefore": live.current.tag(), "tagAfter": after.tag()});
-                        let payload = ChangePayload {
-                            email: email.map(str::to_owned),
-                            presence: view(&target, &after.system_presence),
-                            previous: Some(view(&restore_to, &live.current.system_presence)),
-                            trigger_kind: claimed
-                                .applied
-                                .as_ref()
-                                .and_then(|a| claimed.active_triggers.get(&a.trigger_id))
-                                .map(|t| t.kind),
-                            trigger_id: trigger_id.clone(),
-                            until: claimed.applied.as_ref().map(|a| a.until),
-                            reason: None,
+                        let applied = AppliedWrite {
+                            target: &target,
+                            restore_to: &restore_to,
+                            live,
+                            after: &after,
+                            write_ms,
                         };
+                        let payload = applied.record(
+                            &mut entry,
+                            trigger,
+                            email,
+                            trigger_id.clone(),
+                            &claimed,
+                        );
                         self.settle_apply(user, claimed, &after, entry, payload)
                             .await?;
                         Ok(Persisted::Done(outcome("applied", None)))
@@ -831,6 +1199,51 @@ impl TransitionService {
             reason: Some(error.to_string()),
             duplicate: false,
         })
+    }
+}
+
+/// A presence write of ours that Genesys accepted, and how it is audited and announced.
+struct AppliedWrite<'a> {
+    target: &'a PresenceRef,
+    restore_to: &'a PresenceRef,
+    live: &'a Live,
+    after: &'a PresenceSnapshot,
+    write_ms: u64,
+}
+
+impl AppliedWrite<'_> {
+    fn record(
+        &self,
+        entry: &mut AuditEntry,
+        trigger: &Trigger<'_>,
+        email: Option<&str>,
+        trigger_id: Option<TriggerId>,
+        claimed: &UserState,
+    ) -> ChangePayload {
+        entry.kind = DecisionKind::Applied;
+        entry.before = Some(self.restore_to.clone());
+        entry.after = Some(self.target.clone());
+        entry.details = json!({
+            "trigger": trigger_name(trigger),
+            "genesysWriteMs": self.write_ms,
+            "routingStatus": self.live.routing,
+            "shift": self.live.shift.map(|s| format!("{s:?}")),
+            "tagBefore": self.live.current.tag(),
+            "tagAfter": self.after.tag(),
+        });
+        ChangePayload {
+            email: email.map(str::to_owned),
+            presence: view(self.target, &self.after.system_presence),
+            previous: Some(view(self.restore_to, &self.live.current.system_presence)),
+            trigger_kind: claimed
+                .applied
+                .as_ref()
+                .and_then(|a| claimed.active_triggers.get(&a.trigger_id))
+                .map(|t| t.kind),
+            trigger_id,
+            until: claimed.applied.as_ref().map(|a| a.until),
+            reason: None,
+        }
     }
 }
 

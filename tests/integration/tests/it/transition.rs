@@ -541,3 +541,93 @@ async fn malformed_events_are_rejected_naming_the_field() {
             .all(|r| r.kind == DecisionKind::Rejected)
     );
 }
+
+#[tokio::test]
+async fn two_hundred_users_starting_one_meeting_share_bulk_calls() {
+    let h = Harness::with_policy(DEFAULT_POLICY, vec![seed::DEMO_BUSINESS_UNIT.to_owned()]).await;
+    let mut users = Vec::new();
+    for index in 0..200 {
+        let id = format!("10000000-0000-4000-8000-{index:012}");
+        h.sim
+            .control(
+                reqwest::Method::POST,
+                "/sim/users",
+                json!({"id": id, "name": format!("Agent {index}"), "email": format!("a{index}@example.com"),
+                       "managementUnitId": seed::DEMO_MANAGEMENT_UNIT}),
+            )
+            .await;
+        users.push(id);
+    }
+    h.sim
+        .control(reqwest::Method::DELETE, "/sim/requests", json!({}))
+        .await;
+    let bodies: Vec<String> = users
+        .iter()
+        .enumerate()
+        .map(|(i, user)| {
+            h.calendar(
+                STARTED,
+                &format!("all-hands-{i}"),
+                user,
+                "all-hands",
+                -1,
+                60,
+            )
+        })
+        .collect();
+
+    let results = h.service.handle_batch(&bodies, h.deadline()).await;
+
+    assert!(
+        results
+            .iter()
+            .all(|r| r.as_ref().is_ok_and(|o| o.decision == "applied")),
+        "{:?}",
+        results
+            .iter()
+            .find(|r| r.as_ref().map_or(true, |o| o.decision != "applied"))
+    );
+    let requests = h.sim.server.sim.lock().requests.clone();
+    let presence_calls = requests
+        .iter()
+        .filter(|r| r.path.contains("/presences"))
+        .count();
+    assert!(presence_calls <= 10, "{presence_calls} presence calls");
+    assert_eq!(
+        requests.iter().filter(|r| r.method == "PATCH").count(),
+        0,
+        "no per-user writes"
+    );
+    let mutations = h.sim.server.sim.lock().mutations.clone();
+    assert_eq!(mutations.len(), 200);
+    for user in [&users[0], &users[199]] {
+        assert_eq!(
+            h.presence_of(user).await.system_presence,
+            SystemPresence::Meeting
+        );
+        assert_eq!(h.audit_kinds(user).await, vec![DecisionKind::Applied]);
+    }
+    assert_eq!(h.notifications().await.len(), 200);
+}
+
+#[tokio::test]
+async fn a_batch_reports_only_its_bad_records() {
+    let h = Harness::start().await;
+    let bodies = vec![
+        h.calendar(STARTED, "b-1", DEMO_AGENTS[0].0, "m-1", -1, 30),
+        include_str!("../../../fixtures/malformed-missing-end.json").to_owned(),
+        h.calendar(STARTED, "b-3", DEMO_AGENTS[1].0, "m-1", -1, 30),
+        "not json".to_owned(),
+    ];
+
+    let results = h.service.handle_batch(&bodies, h.deadline()).await;
+
+    let decisions: Vec<&str> = results
+        .iter()
+        .map(|r| r.as_ref().map(|o| o.decision.as_str()).unwrap_or("error"))
+        .collect();
+    assert_eq!(
+        decisions,
+        vec!["applied", "rejected", "applied", "rejected"]
+    );
+}
