@@ -261,10 +261,10 @@ impl TransitionService {
         // Starts naming a user id, one per user: these can share bulk calls.
         let mut per_user: HashMap<UserId, usize> = HashMap::new();
         for (_, event) in &parsed {
-            if let InboundEvent::Calendar { entry, .. } = &event.event {
-                if let Some(user) = &entry.user.user_id {
-                    *per_user.entry(user.clone()).or_default() += 1;
-                }
+            if let InboundEvent::Calendar { entry, .. } = &event.event
+                && let Some(user) = &entry.user.user_id
+            {
+                *per_user.entry(user.clone()).or_default() += 1;
             }
         }
         let (bulk, single): (Vec<_>, Vec<_>) =
