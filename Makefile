@@ -16,10 +16,10 @@ $(VENV)/.installed: requirements-dev.txt
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $@
 
-test: setup ## Rust unit + integration tests (simulator, moto), then the official-SDK contract test
+test: setup ## Rust unit + integration tests (simulator, moto), the official-SDK contract test, the cargo-lambda smoke test
 	cargo test --workspace --locked
-	cargo build --locked -p genesys-sim
-	$(VENV)/bin/pytest -q tests/contract
+	cargo build --locked -p genesys-sim -p integration-tests --examples
+	$(VENV)/bin/pytest -q tests/contract tests/smoke
 
 test-rust: setup ## only the Rust tests
 	cargo test --workspace --locked
