@@ -1,19 +1,27 @@
 # Every target mirrors what CI runs; `make help` lists them.
 SHELL := /bin/bash
 VENV := .venv
+# The infrastructure linters live in their own venv: checkov pins boto3 and packaging to versions
+# that conflict with moto/boto3/pytest in .venv (requirements-lint.txt).
+LINT_VENV := .venv-lint
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: help setup test test-rust test-contract lint fmt demo bench build
+.PHONY: help setup test test-rust test-contract lint lint-infra fmt demo bench build
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
-setup: $(VENV)/.installed ## create .venv with moto, cargo-lambda, the Genesys SDK and test tools
+setup: $(VENV)/.installed $(LINT_VENV)/.installed ## create .venv (moto, cargo-lambda, Genesys SDK, test tools) and .venv-lint (cfn-lint, checkov)
 
 $(VENV)/.installed: requirements-dev.txt
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+$(LINT_VENV)/.installed: requirements-lint.txt
+	python3 -m venv $(LINT_VENV)
+	$(LINT_VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-lint.txt
 	touch $@
 
 test: setup ## Rust unit + integration tests (simulator, moto), the official-SDK contract test, the cargo-lambda smoke test
@@ -28,9 +36,13 @@ test-contract: setup ## only the Genesys Python SDK contract test
 	cargo build --locked -p genesys-sim
 	$(VENV)/bin/pytest -q tests/contract
 
-lint: setup ## rustfmt check and clippy with warnings as errors
+lint: setup lint-infra ## cfn-lint + checkov on infra/, rustfmt check, clippy with warnings as errors
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets --locked -- -D warnings
+
+lint-infra: $(LINT_VENV)/.installed ## cfn-lint and checkov on infra/template.yaml (offline)
+	$(LINT_VENV)/bin/cfn-lint infra/template.yaml
+	$(LINT_VENV)/bin/checkov -f infra/template.yaml --framework cloudformation --quiet --compact --skip-download
 
 fmt: ## format the code
 	cargo fmt --all
