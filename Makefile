@@ -50,3 +50,8 @@ fmt: ## format the code
 demo: setup ## start the Genesys simulator and play the presence walkthrough
 	cargo build --locked -p genesys-sim -p integration-tests --examples
 	./scripts/demo.sh
+
+bench: setup ## CPU time per transition outside I/O, and the release binary size (figures: docs/benchmarks.md)
+	cargo bench --locked -p shared --bench transition
+	cargo build --locked --release -p transition
+	@stat -c '%s' $${CARGO_TARGET_DIR:-target}/release/transition | awk '{printf "transition release binary (host arch, stripped, LTO, opt-level s): %.2f MiB\n", $$1/1048576}'
