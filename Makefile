@@ -18,14 +18,14 @@ $(VENV)/.installed: requirements-dev.txt
 
 test: setup ## Rust unit + integration tests (simulator, moto), then the official-SDK contract test
 	cargo test --workspace --locked
-	cargo build --locked -p genesys-sim
+	cargo build --locked -p genesys-sim -p peers
 	$(VENV)/bin/pytest -q tests/contract
 
 test-rust: setup ## only the Rust tests
 	cargo test --workspace --locked
 
 test-contract: setup ## only the Genesys Python SDK contract test
-	cargo build --locked -p genesys-sim
+	cargo build --locked -p genesys-sim -p peers
 	$(VENV)/bin/pytest -q tests/contract
 
 lint: setup ## rustfmt check and clippy with warnings as errors
