@@ -1,6 +1,8 @@
 //! One integration-test binary: each module starts the real servers it needs on loopback
 //! (the Genesys simulator in-process, the moto server as a child process).
 
+mod dispatch_delivery;
+mod dispatch_retry;
 mod genesys_client;
 mod genesys_rotation;
 mod state_audit;

@@ -1,4 +1,5 @@
 //! Helpers that start local servers for the tests.
 
+pub mod dispatch;
 pub mod moto;
 pub mod sim;
