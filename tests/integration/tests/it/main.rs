@@ -2,7 +2,9 @@
 //! (the Genesys simulator in-process, the moto server as a child process).
 
 mod dispatch_delivery;
+mod dispatch_malformed;
 mod dispatch_retry;
+mod dispatch_ssrf;
 mod genesys_client;
 mod genesys_rotation;
 mod state_audit;

@@ -49,8 +49,6 @@ pub struct Harness {
     pub queue_url: String,
     pub dlq_url: String,
     pub store: DynamoStore,
-    pub table: String,
-    pub secret_id: String,
     pub dispatcher: Dispatcher,
 }
 
@@ -116,9 +114,7 @@ impl Harness {
             sqs,
             queue_url,
             dlq_url,
-            store: DynamoStore::new(dynamo, table.clone(), Arc::new(SystemClock)),
-            table,
-            secret_id,
+            store: DynamoStore::new(dynamo, table, Arc::new(SystemClock)),
             dispatcher,
         }
     }
