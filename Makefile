@@ -26,14 +26,14 @@ $(LINT_VENV)/.installed: requirements-lint.txt
 
 test: setup ## Rust unit + integration tests (simulator, moto), the official-SDK contract test, the cargo-lambda smoke test
 	cargo test --workspace --locked
-	cargo build --locked -p genesys-sim -p integration-tests --examples
+	cargo build --locked -p genesys-sim -p peers -p integration-tests --examples
 	$(VENV)/bin/pytest -q tests/contract tests/smoke
 
 test-rust: setup ## only the Rust tests
 	cargo test --workspace --locked
 
 test-contract: setup ## only the Genesys Python SDK contract test
-	cargo build --locked -p genesys-sim
+	cargo build --locked -p genesys-sim -p peers
 	$(VENV)/bin/pytest -q tests/contract
 
 lint: setup lint-infra ## cfn-lint + checkov on infra/, rustfmt check, clippy with warnings as errors

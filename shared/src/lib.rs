@@ -5,6 +5,7 @@
 pub mod aws;
 pub mod clock;
 pub mod decide;
+pub mod delivery;
 pub mod events;
 #[cfg(any(test, feature = "test-helpers"))]
 pub mod fakes;

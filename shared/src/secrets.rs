@@ -90,6 +90,33 @@ impl SecretDocument {
         }
     }
 
+    /// The whole document as `T`. Errors name the secret, the position and what was expected,
+    /// never the offending value (serde's "invalid type/value" messages quote it, so those are
+    /// cut to their "expected ..." part).
+    pub fn deserialize<T: serde::de::DeserializeOwned>(&self) -> Result<T, StoreError> {
+        serde_json::from_str(self.raw.expose_secret()).map_err(|err| {
+            let message = err.to_string();
+            let message = message
+                .split(" at line ")
+                .next()
+                .unwrap_or_default()
+                .to_owned();
+            let reason = if message.starts_with("invalid ") {
+                match message.split_once(", expected ") {
+                    Some((_, expected)) => format!("wrong type or value, expected {expected}"),
+                    None => "wrong type or value".to_owned(),
+                }
+            } else {
+                message
+            };
+            StoreError::SecretField {
+                secret: self.name.clone(),
+                field: format!("(line {}, column {})", err.line(), err.column()),
+                reason,
+            }
+        })
+    }
+
     fn field_error(&self, field: &str, reason: &str) -> StoreError {
         StoreError::SecretField {
             secret: self.name.clone(),
@@ -294,6 +321,29 @@ mod tests {
         assert_eq!(creds.api_base_url, None);
         assert!(!format!("{creds:?}").contains("hunter2"));
         assert!(!format!("{doc:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn deserialize_errors_never_quote_the_value() {
+        #[derive(Debug, serde::Deserialize)]
+        #[allow(dead_code)]
+        struct Shape {
+            tokens: std::collections::BTreeMap<String, u32>,
+        }
+        let doc = SecretDocument::parse(
+            "subscribers",
+            SecretString::from(r#"{"tokens":{"a":"xoxp-hunter2"}}"#),
+        )
+        .expect("valid json");
+
+        let err = doc.deserialize::<Shape>().expect_err("ill-typed");
+
+        let shown = format!("{err} {err:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(
+            shown.contains("subscribers") && shown.contains("expected u32"),
+            "{shown}"
+        );
     }
 
     #[test]

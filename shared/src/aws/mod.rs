@@ -1,6 +1,7 @@
 //! AWS adapters of the storage ports: DynamoDB (state, audit, idempotency), Secrets Manager and
 //! SQS. SDK types stay in here.
 
+pub mod delivery;
 pub mod dynamo;
 pub mod secrets;
 pub mod sqs;

@@ -1,6 +1,10 @@
 //! One integration-test binary: each module starts the real servers it needs on loopback
 //! (the Genesys simulator in-process, the moto server as a child process).
 
+mod dispatch_delivery;
+mod dispatch_malformed;
+mod dispatch_retry;
+mod dispatch_ssrf;
 mod genesys_client;
 mod genesys_rotation;
 mod state_audit;

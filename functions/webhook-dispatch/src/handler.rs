@@ -1,0 +1,238 @@
+//! SQS event → `Dispatcher` → `SqsBatchResponse` (ReportBatchItemFailures). Only translation
+//! lives here; the decisions are in `shared::delivery`.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
+use chrono::{DateTime, Utc};
+use lambda_runtime::{Diagnostic, LambdaEvent};
+use shared::aws::delivery::{DynamoEndpoints, SqsVisibility};
+use shared::aws::dynamo::DynamoStore;
+use shared::aws::secrets::secrets_manager_source;
+use shared::clock::{Clock, Deadline, SystemClock};
+use shared::delivery::http::{GuardedHttp, HttpLimits, TransportFailure};
+use shared::delivery::slack::SlackClient;
+use shared::delivery::ssrf::{SystemResolver, UrlPolicy};
+use shared::delivery::teams::TeamsClient;
+use shared::delivery::webhook::WebhookSender;
+use shared::delivery::{DispatchError, DispatchSettings, Dispatcher, InboundRecord};
+
+use crate::config::Config;
+
+/// Builds every adapter once per container.
+pub fn build(config: &Config, aws: &aws_config::SdkConfig) -> Result<Dispatcher, TransportFailure> {
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let limits = HttpLimits {
+        timeout: config.delivery_timeout,
+        max_response_bytes: config.max_response_bytes,
+    };
+    let store = Arc::new(DynamoStore::new(
+        aws_sdk_dynamodb::Client::new(aws),
+        &config.table_name,
+        Arc::clone(&clock),
+    ));
+    let policy = UrlPolicy {
+        allow_loopback: config.allow_loopback_http,
+    };
+    Ok(Dispatcher {
+        secrets: Arc::new(secrets_manager_source(
+            aws_sdk_secretsmanager::Client::new(aws),
+            Arc::clone(&clock),
+            config.subscribers_cache,
+        )),
+        subscribers_secret: config.subscribers_secret_id.clone(),
+        webhooks: WebhookSender::new(
+            GuardedHttp::new(policy, Arc::new(SystemResolver), limits),
+            Arc::clone(&clock),
+        ),
+        slack: SlackClient::new(limits)?,
+        teams: TeamsClient::new(limits, Arc::clone(&clock))?,
+        audit: store.clone(),
+        markers: store,
+        endpoints: Arc::new(DynamoEndpoints::new(
+            aws_sdk_dynamodb::Client::new(aws),
+            &config.table_name,
+        )),
+        visibility: Arc::new(SqsVisibility::new(
+            aws_sdk_sqs::Client::new(aws),
+            &config.queue_url,
+        )),
+        clock,
+        settings: DispatchSettings {
+            schedule: config.schedule.clone(),
+            max_receive_count: config.max_receive_count,
+            ..DispatchSettings::default()
+        },
+        rng: Mutex::new(fastrand::Rng::new()),
+    })
+}
+
+/// The service's view of the SQS records.
+pub fn records(event: SqsEvent) -> Vec<InboundRecord> {
+    event
+        .records
+        .into_iter()
+        .map(|message| InboundRecord {
+            receive_count: message
+                .attributes
+                .get("ApproximateReceiveCount")
+                .and_then(|count| count.parse().ok())
+                .unwrap_or(1),
+            message_id: message.message_id.unwrap_or_default(),
+            receipt_handle: message.receipt_handle,
+            body: message.body,
+        })
+        .collect()
+}
+
+/// One invocation: every record handled on its own; the failed ones are reported so SQS
+/// returns only them.
+pub async fn handle(
+    dispatcher: &Dispatcher,
+    event: LambdaEvent<SqsEvent>,
+) -> Result<SqsBatchResponse, Diagnostic> {
+    let deadline = DateTime::<Utc>::from_timestamp_millis(
+        i64::try_from(event.context.deadline).unwrap_or(i64::MAX),
+    )
+    .map(Deadline)
+    .unwrap_or_else(|| Deadline::after(dispatcher.clock.as_ref(), Duration::from_secs(60)));
+    let report = dispatcher
+        .dispatch_batch(records(event.payload), deadline)
+        .await
+        .map_err(diagnostic)?;
+    let mut response = SqsBatchResponse::default();
+    for id in report.failed_ids() {
+        response.add_failure(id);
+    }
+    Ok(response)
+}
+
+fn diagnostic(err: DispatchError) -> Diagnostic {
+    tracing::error!(error = %err, "batch failed");
+    Diagnostic {
+        error_type: if err.is_retryable() {
+            "Retryable".to_owned()
+        } else {
+            "NonRetryable".to_owned()
+        },
+        error_message: err.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::DateTime;
+    use lambda_runtime::Context;
+    use shared::clock::ManualClock;
+    use shared::delivery::fakes::{FakeEndpoints, FakeVisibility};
+    use shared::fakes::{FakeSecrets, InMemoryStore};
+    use shared::model::UserId;
+    use shared::ports::AuditLog;
+    use shared::state::DecisionKind;
+
+    use super::*;
+
+    fn dispatcher(secrets: FakeSecrets) -> (Dispatcher, Arc<InMemoryStore>, Arc<FakeVisibility>) {
+        let clock: Arc<dyn Clock> = Arc::new(ManualClock::starting_at(
+            DateTime::from_timestamp(1_773_928_800, 0).expect("time"),
+        ));
+        let store = Arc::new(InMemoryStore::new(Arc::clone(&clock)));
+        let visibility = Arc::new(FakeVisibility::default());
+        let limits = HttpLimits::default();
+        let dispatcher = Dispatcher {
+            secrets: Arc::new(secrets),
+            subscribers_secret: "subscribers".to_owned(),
+            webhooks: WebhookSender::new(
+                GuardedHttp::new(UrlPolicy::default(), Arc::new(SystemResolver), limits),
+                Arc::clone(&clock),
+            ),
+            slack: SlackClient::new(limits).expect("client"),
+            teams: TeamsClient::new(limits, Arc::clone(&clock)).expect("client"),
+            audit: store.clone(),
+            markers: store.clone(),
+            endpoints: Arc::new(FakeEndpoints::default()),
+            visibility: visibility.clone(),
+            clock,
+            settings: DispatchSettings::default(),
+            rng: Mutex::new(fastrand::Rng::with_seed(1)),
+        };
+        (dispatcher, store, visibility)
+    }
+
+    fn event(fixture: &str) -> LambdaEvent<SqsEvent> {
+        let payload: SqsEvent = serde_json::from_str(fixture).expect("fixture");
+        let mut context = Context::default();
+        context.deadline = 1_773_928_860_000;
+        LambdaEvent::new(payload, context)
+    }
+
+    #[tokio::test]
+    async fn a_malformed_record_fails_alone_and_is_parked_with_its_reason() {
+        let secrets = FakeSecrets::default();
+        secrets.set("subscribers", r#"{"webhooks": []}"#);
+        let (dispatcher, store, visibility) = dispatcher(secrets);
+
+        let response = handle(
+            &dispatcher,
+            event(include_str!(
+                "../../../tests/fixtures/sqs-notifications.json"
+            )),
+        )
+        .await
+        .expect("handled");
+
+        let failed: Vec<&str> = response
+            .batch_item_failures
+            .iter()
+            .map(|f| f.item_identifier.as_str())
+            .collect();
+        assert_eq!(failed, vec!["2e1424d4-f796-459a-8184-9c92662be6da"]);
+        assert_eq!(
+            visibility.changes(),
+            vec![("handle-2".to_owned(), Duration::ZERO)]
+        );
+        let unattributed =
+            UserId::parse(shared::delivery::dispatch::UNATTRIBUTED_USER).expect("id");
+        let records = store.audit_records(&unattributed);
+        assert_eq!(records.len(), 1);
+        assert_eq!(records[0].kind, DecisionKind::DeliveryParked);
+        let reason = records[0].reason.clone().unwrap_or_default();
+        assert!(
+            reason.starts_with("malformed notification: not a notification"),
+            "{reason}"
+        );
+        let _ = store
+            .verify_chain(&unattributed)
+            .await
+            .expect("chain readable");
+    }
+
+    #[tokio::test]
+    async fn an_unreadable_subscriber_document_is_a_retryable_diagnostic_without_the_value() {
+        let secrets = FakeSecrets::default();
+        secrets.set("subscribers", r#"{"slack": {"tokens": {"a": 12345}}}"#);
+        let (dispatcher, _, _) = dispatcher(secrets);
+
+        let err = handle(
+            &dispatcher,
+            event(include_str!(
+                "../../../tests/fixtures/sqs-notifications.json"
+            )),
+        )
+        .await
+        .expect_err("no subscribers");
+
+        assert_eq!(err.error_type, "NonRetryable");
+        assert!(
+            err.error_message.contains("subscribers"),
+            "{}",
+            err.error_message
+        );
+        assert!(
+            !err.error_message.contains("12345"),
+            "{}",
+            err.error_message
+        );
+    }
+}

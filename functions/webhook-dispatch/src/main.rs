@@ -1,0 +1,17 @@
+//! Reads the configuration and builds the adapters once, then serves SQS batches.
+
+use lambda_runtime::{LambdaEvent, service_fn};
+use webhook_dispatch::{config::Config, handler};
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    lambda_runtime::tracing::init_default_subscriber();
+    let config = Config::from_env()?;
+    let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let dispatcher = handler::build(&config, &aws)?;
+    let dispatcher = &dispatcher;
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<_>| async move {
+        handler::handle(dispatcher, event).await
+    }))
+    .await
+}

@@ -1,0 +1,68 @@
+//! In-memory fakes of the delivery ports.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use super::ports::{DisabledEndpoint, EndpointRegistry, MessageVisibility};
+use super::subscribers::SubscriberId;
+use crate::ports::StoreError;
+
+#[derive(Debug, Default)]
+pub struct FakeEndpoints {
+    disabled: Mutex<Vec<DisabledEndpoint>>,
+}
+
+impl FakeEndpoints {
+    pub fn all(&self) -> Vec<DisabledEndpoint> {
+        self.disabled.lock().map(|d| d.clone()).unwrap_or_default()
+    }
+}
+
+#[async_trait]
+impl EndpointRegistry for FakeEndpoints {
+    async fn disabled(
+        &self,
+        subscriber: &SubscriberId,
+    ) -> Result<Option<DisabledEndpoint>, StoreError> {
+        Ok(self
+            .all()
+            .into_iter()
+            .rev()
+            .find(|d| &d.subscriber == subscriber))
+    }
+
+    async fn disable(&self, endpoint: &DisabledEndpoint) -> Result<(), StoreError> {
+        if let Ok(mut disabled) = self.disabled.lock() {
+            disabled.push(endpoint.clone());
+        }
+        Ok(())
+    }
+}
+
+/// Records every visibility change as (receipt handle, duration).
+#[derive(Debug, Default)]
+pub struct FakeVisibility {
+    changes: Mutex<Vec<(String, Duration)>>,
+}
+
+impl FakeVisibility {
+    pub fn changes(&self) -> Vec<(String, Duration)> {
+        self.changes.lock().map(|c| c.clone()).unwrap_or_default()
+    }
+}
+
+#[async_trait]
+impl MessageVisibility for FakeVisibility {
+    async fn set_visibility(
+        &self,
+        receipt_handle: &str,
+        after: Duration,
+    ) -> Result<(), StoreError> {
+        if let Ok(mut changes) = self.changes.lock() {
+            changes.push((receipt_handle.to_owned(), after));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,249 @@
+//! Slack: `users.profile.set` with the user's own token. Slack answers HTTP 200 with
+//! `{"ok":false,"error":…}` on failure, so the body decides, not only the status.
+
+use chrono::{DateTime, Utc};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use url::Url;
+
+use super::http::{HttpLimits, TransportFailure, client_builder, read_reply};
+use super::retry::AttemptOutcome;
+use crate::model::SystemPresence;
+use crate::state::{ChangePayload, NotificationKind};
+
+pub const DEFAULT_API_BASE: &str = "https://slack.com/api/";
+/// Slack's limit on `status_text`, in characters.
+pub const MAX_STATUS_TEXT: usize = 100;
+
+/// The profile fields we set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SlackStatus {
+    pub text: String,
+    pub emoji: String,
+    /// Unix seconds; 0 = no expiry.
+    pub expiration: i64,
+}
+
+impl SlackStatus {
+    /// The status for a change, or None when Slack has nothing to show (deferred, skipped).
+    /// A restore clears the status: we only ever own the status we set.
+    pub fn for_change(kind: NotificationKind, payload: &ChangePayload) -> Option<Self> {
+        match kind {
+            NotificationKind::PresenceApplied => {
+                let presence = &payload.presence;
+                let text = if presence.message.trim().is_empty() {
+                    presence.system_presence.rest_name().to_owned()
+                } else {
+                    presence.message.trim().to_owned()
+                };
+                Some(Self {
+                    text: text.chars().take(MAX_STATUS_TEXT).collect(),
+                    emoji: emoji(&presence.system_presence).to_owned(),
+                    expiration: payload.until.map_or(0, |until| until.timestamp()),
+                })
+            }
+            NotificationKind::PresenceRestored => Some(Self {
+                text: String::new(),
+                emoji: String::new(),
+                expiration: 0,
+            }),
+            NotificationKind::ChangeDeferred | NotificationKind::ChangeSkipped => None,
+        }
+    }
+
+    fn body(&self) -> serde_json::Value {
+        serde_json::json!({
+            "profile": {
+                "status_text": self.text,
+                "status_emoji": self.emoji,
+                "status_expiration": self.expiration,
+            }
+        })
+    }
+}
+
+/// Genesys system presence → Slack emoji.
+pub fn emoji(presence: &SystemPresence) -> &'static str {
+    match presence {
+        SystemPresence::Meeting => ":calendar:",
+        SystemPresence::Busy => ":no_entry:",
+        SystemPresence::Away | SystemPresence::Idle => ":clock3:",
+        SystemPresence::Break => ":coffee:",
+        SystemPresence::Meal => ":fork_and_knife:",
+        SystemPresence::Training => ":books:",
+        SystemPresence::OnQueue => ":telephone_receiver:",
+        SystemPresence::Offline => ":zzz:",
+        SystemPresence::Available | SystemPresence::Other(_) => ":speech_balloon:",
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct SlackReply {
+    ok: bool,
+    #[serde(default)]
+    error: Option<String>,
+}
+
+/// Slack errors worth trying again; every other `error` is permanent (bad token, missing scope,
+/// text too long…), see https://api.slack.com/methods/users.profile.set.
+const RETRYABLE_ERRORS: [&str; 5] = [
+    "ratelimited",
+    "fatal_error",
+    "internal_error",
+    "service_unavailable",
+    "request_timeout",
+];
+
+#[derive(Debug, Clone)]
+pub struct SlackClient {
+    http: reqwest::Client,
+    limits: HttpLimits,
+}
+
+impl SlackClient {
+    pub fn new(limits: HttpLimits) -> Result<Self, TransportFailure> {
+        let http = client_builder(limits.timeout)
+            .build()
+            .map_err(|_| TransportFailure::Other("building the HTTP client"))?;
+        Ok(Self { http, limits })
+    }
+
+    /// Sets the status of the token's user.
+    pub async fn set_status(
+        &self,
+        api_base: Option<&str>,
+        token: &SecretString,
+        status: &SlackStatus,
+        now: DateTime<Utc>,
+    ) -> AttemptOutcome {
+        let base = api_base.unwrap_or(DEFAULT_API_BASE);
+        let Some(url) = Url::parse(base)
+            .ok()
+            .and_then(|base| base.join("users.profile.set").ok())
+        else {
+            return AttemptOutcome::permanent("slack apiBaseUrl is not a valid URL");
+        };
+        let sent = self
+            .http
+            .post(url)
+            .bearer_auth(token.expose_secret())
+            .json(&status.body())
+            .send()
+            .await;
+        let response = match sent {
+            Ok(response) => response,
+            Err(err) => {
+                return AttemptOutcome::from_transport(&TransportFailure::from_reqwest(&err));
+            }
+        };
+        let reply = match read_reply(response, self.limits.max_response_bytes, now).await {
+            Ok(reply) => reply,
+            Err(failure) => return AttemptOutcome::from_transport(&failure),
+        };
+        if reply.status != 200 {
+            return match AttemptOutcome::from_status(&reply) {
+                // Slack's 410 would not mean "disable this endpoint" for a fixed API.
+                AttemptOutcome::Gone { .. } => AttemptOutcome::permanent("slack: HTTP 410"),
+                AttemptOutcome::Delivered { status } => {
+                    AttemptOutcome::retryable(format!("slack: unexpected HTTP {status}"))
+                }
+                AttemptOutcome::Retryable {
+                    reason,
+                    retry_after,
+                } => AttemptOutcome::Retryable {
+                    reason: format!("slack: {reason}"),
+                    retry_after,
+                },
+                AttemptOutcome::Permanent { reason } => {
+                    AttemptOutcome::permanent(format!("slack: {reason}"))
+                }
+            };
+        }
+        match serde_json::from_slice::<SlackReply>(&reply.body) {
+            Ok(SlackReply { ok: true, .. }) => AttemptOutcome::Delivered { status: 200 },
+            Ok(SlackReply { error, .. }) => {
+                let error = error.unwrap_or_else(|| "unknown_error".to_owned());
+                // Slack error codes are short identifiers; keep only such characters.
+                let error: String = error
+                    .chars()
+                    .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
+                    .take(64)
+                    .collect();
+                let reason = format!("slack: ok=false, error={error}");
+                if RETRYABLE_ERRORS.contains(&error.as_str()) {
+                    AttemptOutcome::Retryable {
+                        reason,
+                        retry_after: reply.retry_after,
+                    }
+                } else {
+                    AttemptOutcome::permanent(reason)
+                }
+            }
+            Err(_) => AttemptOutcome::retryable("slack: HTTP 200 without a readable JSON body"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::PresenceDefinitionId;
+    use crate::state::PresenceView;
+
+    fn payload(message: &str, until: Option<DateTime<Utc>>) -> ChangePayload {
+        ChangePayload {
+            email: None,
+            presence: PresenceView {
+                definition_id: PresenceDefinitionId::parse("bbdff279-7ae1-48ea-bade-7831d7234c64")
+                    .expect("id"),
+                system_presence: SystemPresence::Meeting,
+                message: message.to_owned(),
+            },
+            previous: None,
+            trigger_kind: None,
+            trigger_id: None,
+            until,
+            reason: None,
+        }
+    }
+
+    #[test]
+    fn applied_sets_text_emoji_and_expiry_restored_clears_and_others_are_silent() {
+        let until = DateTime::from_timestamp(1_773_930_600, 0);
+        let applied = SlackStatus::for_change(
+            NotificationKind::PresenceApplied,
+            &payload("In a meeting", until),
+        );
+        assert_eq!(
+            applied,
+            Some(SlackStatus {
+                text: "In a meeting".to_owned(),
+                emoji: ":calendar:".to_owned(),
+                expiration: 1_773_930_600,
+            })
+        );
+        let restored =
+            SlackStatus::for_change(NotificationKind::PresenceRestored, &payload("x", until));
+        assert_eq!(
+            restored.map(|s| (s.text, s.expiration)),
+            Some((String::new(), 0))
+        );
+        assert_eq!(
+            SlackStatus::for_change(NotificationKind::ChangeSkipped, &payload("x", until)),
+            None
+        );
+    }
+
+    #[test]
+    fn text_is_cut_to_100_characters_not_bytes() {
+        let long = "é".repeat(150);
+        let status =
+            SlackStatus::for_change(NotificationKind::PresenceApplied, &payload(&long, None))
+                .expect("status");
+        assert_eq!(status.text.chars().count(), 100);
+        assert_eq!(status.expiration, 0);
+        let empty = SlackStatus::for_change(NotificationKind::PresenceApplied, &payload(" ", None))
+            .expect("status");
+        assert_eq!(empty.text, "Meeting");
+    }
+}
