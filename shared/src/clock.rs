@@ -89,6 +89,17 @@ impl Deadline {
         Self(clock.now() + chrono::Duration::from_std(budget).unwrap_or(chrono::Duration::MAX))
     }
 
+    /// A Lambda invocation's deadline less `margin` (time to answer). Lambda sends epoch
+    /// milliseconds; the `cargo lambda watch` emulator sends the timeout itself (e.g. 600000),
+    /// so a value too small to be an epoch time (before September 2001) counts from `now`.
+    pub fn from_invocation(deadline_ms: u64, now: DateTime<Utc>, margin: Duration) -> Self {
+        const EPOCH_MS_FLOOR: u64 = 1_000_000_000_000;
+        let raw = i64::try_from(deadline_ms).unwrap_or(i64::MAX);
+        let millis = if deadline_ms < EPOCH_MS_FLOOR { now.timestamp_millis().saturating_add(raw) } else { raw };
+        let margin_ms = i64::try_from(margin.as_millis()).unwrap_or(i64::MAX);
+        Self(DateTime::from_timestamp_millis(millis.saturating_sub(margin_ms)).unwrap_or(now))
+    }
+
     /// Time left before the deadline, zero once it has passed.
     pub fn remaining(&self, clock: &dyn Clock) -> Duration {
         (self.0 - clock.now()).to_std().unwrap_or(Duration::ZERO)
@@ -98,6 +109,16 @@ impl Deadline {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn invocation_deadline_is_epoch_ms_or_relative_from_the_emulator() {
+        let now = DateTime::from_timestamp(1_800_000_000, 0).expect("valid");
+        let margin = Duration::from_millis(500);
+        let absolute = Deadline::from_invocation(1_800_000_060_000, now, margin);
+        assert_eq!((absolute.0 - now).num_milliseconds(), 59_500);
+        let relative = Deadline::from_invocation(600_000, now, margin);
+        assert_eq!((relative.0 - now).num_milliseconds(), 599_500);
+    }
 
     #[tokio::test]
     async fn manual_clock_sleep_advances_and_records() {

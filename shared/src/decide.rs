@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 
 use crate::events::{CalendarEntry, Response, ShowAs};
-use crate::model::{ActivityCategory, PresenceSnapshot, RoutingStatus, SystemPresence};
+use crate::model::{ActivityCategory, PresenceSnapshot, RoutingStatus, SystemPresence, UserId};
 use crate::policy::{NoShift, Policy, ResolvedTargets, Target};
 use crate::state::{
     ActiveTrigger, AppliedOverride, PresenceRef, TriggerId, TriggerKind, UserState,
@@ -484,16 +484,14 @@ fn end_of(mut next: UserState, cx: &Context<'_>) -> Option<Decided> {
 }
 
 fn calendar_skip(entry: &CalendarEntry, cx: &Context<'_>) -> Option<SkipReason> {
-    let policy = cx.policy;
-    let opted_out = cx
-        .email
-        .is_some_and(|e| policy.opt_out.contains(&e.to_lowercase()))
-        || entry
-            .user
-            .user_id
-            .as_ref()
-            .is_some_and(|id| policy.opt_out.contains(id.as_str()))
-        || policy.opt_out.contains(cx.state.user_id.as_str());
+    entry_skip(entry, cx.policy, &cx.state.user_id, cx.email)
+}
+
+/// Why the policy ignores this calendar entry for `user` (also used when planning).
+pub fn entry_skip(entry: &CalendarEntry, policy: &Policy, user: &UserId, email: Option<&str>) -> Option<SkipReason> {
+    let opted_out = email.is_some_and(|e| policy.opt_out.contains(&e.to_lowercase()))
+        || entry.user.email.as_ref().is_some_and(|e| policy.opt_out.contains(&e.to_lowercase()))
+        || policy.opt_out.contains(user.as_str());
     if entry.cancelled {
         Some(SkipReason::Cancelled)
     } else if entry.response == Response::Declined {

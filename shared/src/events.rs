@@ -74,6 +74,43 @@ pub struct CalendarEntry {
     pub subject: Option<String>,
 }
 
+impl CalendarEntry {
+    /// The entry as our canonical `detail` (docs/events.md), for `user`; the subject only when
+    /// asked for (a planned event is stored by EventBridge Scheduler until it fires).
+    pub fn canonical_detail(&self, user: &UserId, with_subject: bool) -> Value {
+        let show_as = match self.show_as {
+            ShowAs::Free => "free",
+            ShowAs::Tentative => "tentative",
+            ShowAs::Busy | ShowAs::Unknown => "busy",
+            ShowAs::OutOfOffice => "oof",
+            ShowAs::WorkingElsewhere => "workingElsewhere",
+        };
+        let response = match self.response {
+            Response::None => "none",
+            Response::Organizer => "organizer",
+            Response::Accepted => "accepted",
+            Response::Tentative => "tentative",
+            Response::Declined => "declined",
+            Response::NotResponded => "notResponded",
+        };
+        let mut detail = serde_json::json!({
+            "userId": user.as_str(),
+            "calendarEventId": self.trigger_id.as_str(),
+            "start": self.start.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            "end": self.end.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            "showAs": show_as,
+            "isAllDay": self.all_day,
+            "isCancelled": self.cancelled,
+            "responseStatus": response,
+            "kind": match self.kind { TriggerKind::Meeting => "meeting", TriggerKind::Focus => "focus" },
+        });
+        if let (true, Some(subject)) = (with_subject, &self.subject) {
+            detail["subject"] = Value::String(subject.clone());
+        }
+        detail
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CalendarAction {
     Started,

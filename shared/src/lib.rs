@@ -4,6 +4,7 @@
 
 pub mod aws;
 pub mod clock;
+pub mod config;
 pub mod decide;
 pub mod delivery;
 pub mod events;

@@ -12,6 +12,7 @@ use crate::clock::Deadline;
 use crate::decide::ShiftView;
 use crate::genesys::{CasOutcome, GenesysError};
 use crate::model::{PresenceSnapshot, RoutingStatus, SnapshotTag, UserId};
+use crate::wfm::ShiftWindow;
 use crate::secrets::SecretDocument;
 use crate::state::{
     AuditEntry, AuditRecord, ChainBreak, ChainReport, Notification, NotificationId, PresenceRef,
@@ -277,4 +278,29 @@ pub trait ShiftSource: Send + Sync + fmt::Debug {
         at: DateTime<Utc>,
         deadline: Deadline,
     ) -> Result<HashMap<UserId, ShiftView>, GenesysError>;
+}
+
+/// Published schedules kept in the table, so transitions rarely call WFM.
+#[async_trait]
+pub trait ShiftCache: Send + Sync + fmt::Debug {
+    async fn get(&self, users: &[UserId]) -> Result<HashMap<UserId, ShiftWindow>, StoreError>;
+    async fn put(&self, user: &UserId, window: &ShiftWindow, ttl: Duration) -> Result<(), StoreError>;
+}
+
+/// A one-time schedule that fires an event at a moment (EventBridge Scheduler).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlannedSchedule {
+    /// Derived from user and trigger, so planning the same thing twice is one schedule.
+    pub name: String,
+    pub at: DateTime<Utc>,
+    /// The event the target receives, as JSON.
+    pub input: String,
+}
+
+#[async_trait]
+pub trait Schedules: Send + Sync + fmt::Debug {
+    /// Creates the schedule, or moves it if one of that name exists.
+    async fn upsert(&self, schedule: &PlannedSchedule) -> Result<(), StoreError>;
+    /// Deletes it; `false` if there was none.
+    async fn delete(&self, name: &str) -> Result<bool, StoreError>;
 }

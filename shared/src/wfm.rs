@@ -1,11 +1,14 @@
 //! The WFM schedule as a `ShiftSource`: which activity covers a moment, per user, from the
-//! published schedule (schedule search per business unit, activity codes for the category).
+//! published schedule (schedule search per business unit, activity codes for the category),
+//! kept in a cache with a TTL so most transitions make no WFM call.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
 
 use crate::clock::{Clock, Deadline};
@@ -13,20 +16,57 @@ use crate::decide::ShiftView;
 use crate::genesys::wire::{ScheduleSearchOutcome, ScheduleSearchRequest};
 use crate::genesys::{GenesysClient, GenesysError};
 use crate::model::{ActivityCategory, UserId};
-use crate::ports::ShiftSource;
+use crate::ports::{ShiftCache, ShiftSource};
 
 /// The schedule search takes this many user ids per call.
 const SEARCH_CHUNK: usize = 100;
 /// Activity codes change rarely; re-read them hourly.
 const ACTIVITY_CODE_TTL: Duration = Duration::from_secs(3600);
+/// How far around "now" a fetched schedule reaches.
+const WINDOW: chrono::Duration = chrono::Duration::hours(24);
+
+/// One scheduled activity, reduced to what decisions need.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ScheduledSpan {
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+    pub category: ActivityCategory,
+}
+
+/// A user's published schedule over `[from, to)`, as fetched at `fetched_at`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ShiftWindow {
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+    pub fetched_at: DateTime<Utc>,
+    pub spans: Vec<ScheduledSpan>,
+}
+
+impl ShiftWindow {
+    /// What the window says about `at`, if it covers it.
+    pub fn view_at(&self, at: DateTime<Utc>) -> Option<ShiftView> {
+        if at < self.from || at >= self.to {
+            return None;
+        }
+        Some(
+            self.spans
+                .iter()
+                .find(|span| at >= span.start && at < span.end)
+                .map_or(ShiftView::NoShift, |span| ShiftView::Activity(span.category)),
+        )
+    }
+}
 
 /// A business unit's activity code → category map and when it was read.
 type CachedCodes = (DateTime<Utc>, HashMap<String, ActivityCategory>);
 
+/// Reads published schedules from WFM.
 #[derive(Debug)]
 pub struct WfmShifts {
     client: GenesysClient,
-    clock: std::sync::Arc<dyn Clock>,
+    clock: Arc<dyn Clock>,
     /// Business units to search; empty: look each agent's unit up (cached per instance).
     business_units: Vec<String>,
     unit_of: Mutex<HashMap<UserId, Option<String>>>,
@@ -34,26 +74,63 @@ pub struct WfmShifts {
 }
 
 impl WfmShifts {
-    pub fn new(
-        client: GenesysClient,
-        clock: std::sync::Arc<dyn Clock>,
-        business_units: Vec<String>,
-    ) -> Self {
-        Self {
-            client,
-            clock,
-            business_units,
-            unit_of: Mutex::default(),
-            codes: Mutex::default(),
+    pub fn new(client: GenesysClient, clock: Arc<dyn Clock>, business_units: Vec<String>) -> Self {
+        Self { client, clock, business_units, unit_of: Mutex::default(), codes: Mutex::default() }
+    }
+
+    /// Schedules of `users` over `[from, to)`. Users WFM does not know get an empty window;
+    /// users whose search is still `Processing` are left out (asked again later).
+    pub async fn windows(
+        &self,
+        users: &[UserId],
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        deadline: Deadline,
+    ) -> Result<HashMap<UserId, ShiftWindow>, GenesysError> {
+        let fetched_at = self.clock.now();
+        let empty = || ShiftWindow { from, to, fetched_at, spans: Vec::new() };
+        let mut windows: HashMap<UserId, ShiftWindow> = users.iter().map(|u| (u.clone(), empty())).collect();
+        for (unit, members) in self.units(users, deadline).await? {
+            let categories = self.categories(&unit, deadline).await?;
+            for chunk in members.chunks(SEARCH_CHUNK) {
+                let request = ScheduleSearchRequest {
+                    start_date: from,
+                    end_date: to,
+                    user_ids: chunk.iter().map(|u| u.as_str().to_owned()).collect(),
+                };
+                let result = match self.client.search_schedules(&unit, &request, deadline).await? {
+                    ScheduleSearchOutcome::Complete(result) => result,
+                    ScheduleSearchOutcome::Processing { operation_id } => {
+                        tracing::warn!(business_unit = %unit, ?operation_id, "schedule search still processing; asking again later");
+                        for user in chunk {
+                            windows.remove(user);
+                        }
+                        continue;
+                    }
+                };
+                for schedule in result.agent_schedules {
+                    let Ok(user) = UserId::parse(&schedule.user.id) else { continue };
+                    let spans = schedule
+                        .shifts
+                        .iter()
+                        .flat_map(|shift| shift.activities.iter())
+                        .map(|activity| ScheduledSpan {
+                            start: activity.start_date,
+                            end: activity.start_date + chrono::Duration::minutes(activity.length_minutes),
+                            category: categories.get(&activity.activity_code_id).copied().unwrap_or(ActivityCategory::Unknown),
+                        })
+                        .collect();
+                    if let Some(window) = windows.get_mut(&user) {
+                        window.spans = spans;
+                    }
+                }
+            }
         }
+        Ok(windows)
     }
 
     /// Which business unit to search for each user.
-    async fn units(
-        &self,
-        users: &[UserId],
-        deadline: Deadline,
-    ) -> Result<HashMap<String, Vec<UserId>>, GenesysError> {
+    async fn units(&self, users: &[UserId], deadline: Deadline) -> Result<HashMap<String, Vec<UserId>>, GenesysError> {
         let mut by_unit: HashMap<String, Vec<UserId>> = HashMap::new();
         if !self.business_units.is_empty() {
             for unit in &self.business_units {
@@ -83,18 +160,11 @@ impl WfmShifts {
         Ok(by_unit)
     }
 
-    async fn categories(
-        &self,
-        business_unit: &str,
-        deadline: Deadline,
-    ) -> Result<HashMap<String, ActivityCategory>, GenesysError> {
+    async fn categories(&self, business_unit: &str, deadline: Deadline) -> Result<HashMap<String, ActivityCategory>, GenesysError> {
         let now = self.clock.now();
         let mut codes = self.codes.lock().await;
         let ttl = chrono::Duration::from_std(ACTIVITY_CODE_TTL).unwrap_or_default();
-        if let Some((_, categories)) = codes
-            .get(business_unit)
-            .filter(|(fetched, _)| now - *fetched < ttl)
-        {
+        if let Some((_, categories)) = codes.get(business_unit).filter(|(fetched, _)| now - *fetched < ttl) {
             return Ok(categories.clone());
         }
         let categories: HashMap<String, ActivityCategory> = self
@@ -117,49 +187,111 @@ impl ShiftSource for WfmShifts {
         at: DateTime<Utc>,
         deadline: Deadline,
     ) -> Result<HashMap<UserId, ShiftView>, GenesysError> {
-        let mut views: HashMap<UserId, ShiftView> = users
+        let windows = self.windows(users, at - WINDOW, at + WINDOW, deadline).await?;
+        Ok(users
             .iter()
-            .map(|u| (u.clone(), ShiftView::NoShift))
-            .collect();
-        for (unit, members) in self.units(users, deadline).await? {
-            let categories = self.categories(&unit, deadline).await?;
-            for chunk in members.chunks(SEARCH_CHUNK) {
-                let request = ScheduleSearchRequest {
-                    start_date: at - chrono::Duration::days(1),
-                    end_date: at + chrono::Duration::days(1),
-                    user_ids: chunk.iter().map(|u| u.as_str().to_owned()).collect(),
-                };
-                let result = match self
-                    .client
-                    .search_schedules(&unit, &request, deadline)
-                    .await?
-                {
-                    ScheduleSearchOutcome::Complete(result) => result,
-                    ScheduleSearchOutcome::Processing { operation_id } => {
-                        // The answer arrives later (the sweep caches it); until then: no shift.
-                        tracing::warn!(business_unit = %unit, ?operation_id, "schedule search still processing");
-                        continue;
-                    }
-                };
-                for schedule in result.agent_schedules {
-                    let Ok(user) = UserId::parse(&schedule.user.id) else {
-                        continue;
-                    };
-                    let activity = schedule
-                        .shifts
-                        .iter()
-                        .flat_map(|shift| shift.activities.iter())
-                        .find(|activity| activity.covers(at));
-                    if let Some(activity) = activity {
-                        let category = categories
-                            .get(&activity.activity_code_id)
-                            .copied()
-                            .unwrap_or(ActivityCategory::Unknown);
-                        views.insert(user, ShiftView::Activity(category));
-                    }
+            .map(|user| {
+                let view = windows.get(user).and_then(|w| w.view_at(at)).unwrap_or(ShiftView::NoShift);
+                (user.clone(), view)
+            })
+            .collect())
+    }
+}
+
+/// WFM behind the table's shift cache: fresh cached windows answer without a WFM call.
+#[derive(Debug)]
+pub struct CachedShifts {
+    wfm: WfmShifts,
+    cache: Arc<dyn ShiftCache>,
+    clock: Arc<dyn Clock>,
+    ttl: Duration,
+}
+
+impl CachedShifts {
+    pub fn new(wfm: WfmShifts, cache: Arc<dyn ShiftCache>, clock: Arc<dyn Clock>, ttl: Duration) -> Self {
+        Self { wfm, cache, clock, ttl }
+    }
+
+    /// Fetches and caches the windows around `at` of `users` (the sweep keeps them fresh).
+    /// Returns how many were cached; users still `Processing` are not.
+    pub async fn refresh(&self, users: &[UserId], at: DateTime<Utc>, deadline: Deadline) -> Result<usize, GenesysError> {
+        let windows = self.wfm.windows(users, at - WINDOW, at + WINDOW, deadline).await?;
+        for (user, window) in &windows {
+            if let Err(error) = self.cache.put(user, window, self.ttl).await {
+                tracing::warn!(user_id = %user, %error, "could not cache the shift window");
+            }
+        }
+        Ok(windows.len())
+    }
+
+    fn fresh(&self, window: &ShiftWindow) -> bool {
+        let ttl = chrono::Duration::from_std(self.ttl).unwrap_or_default();
+        self.clock.now() < window.fetched_at + ttl
+    }
+}
+
+#[async_trait]
+impl ShiftSource for CachedShifts {
+    async fn shifts_at(
+        &self,
+        users: &[UserId],
+        at: DateTime<Utc>,
+        deadline: Deadline,
+    ) -> Result<HashMap<UserId, ShiftView>, GenesysError> {
+        let cached = match self.cache.get(users).await {
+            Ok(cached) => cached,
+            Err(error) => {
+                tracing::warn!(%error, "shift cache unreadable; asking WFM");
+                HashMap::new()
+            }
+        };
+        let mut views = HashMap::new();
+        let mut misses = Vec::new();
+        for user in users {
+            match cached.get(user).filter(|w| self.fresh(w)).and_then(|w| w.view_at(at)) {
+                Some(view) => {
+                    views.insert(user.clone(), view);
                 }
+                None => misses.push(user.clone()),
+            }
+        }
+        if !misses.is_empty() {
+            let windows = self.wfm.windows(&misses, at - WINDOW, at + WINDOW, deadline).await?;
+            for user in misses {
+                let view = match windows.get(&user) {
+                    Some(window) => {
+                        if let Err(error) = self.cache.put(&user, window, self.ttl).await {
+                            tracing::warn!(user_id = %user, %error, "could not cache the shift window");
+                        }
+                        window.view_at(at).unwrap_or(ShiftView::NoShift)
+                    }
+                    None => ShiftView::NoShift,
+                };
+                views.insert(user, view);
             }
         }
         Ok(views)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(minute: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(1_773_928_800 + minute * 60, 0).expect("valid")
+    }
+
+    #[test]
+    fn window_answers_only_for_moments_it_covers() {
+        let window = ShiftWindow {
+            from: at(0),
+            to: at(600),
+            fetched_at: at(0),
+            spans: vec![ScheduledSpan { start: at(60), end: at(120), category: ActivityCategory::Meeting }],
+        };
+        assert_eq!(window.view_at(at(90)), Some(ShiftView::Activity(ActivityCategory::Meeting)));
+        assert_eq!(window.view_at(at(120)), Some(ShiftView::NoShift), "end is exclusive");
+        assert_eq!(window.view_at(at(600)), None, "outside the window: ask WFM");
     }
 }

@@ -13,7 +13,7 @@ use shared::telemetry::{self, Unit};
 use tracing::Instrument;
 
 /// Work stops this long before the Lambda deadline, leaving time to answer.
-const DEADLINE_MARGIN_MS: i64 = 500;
+const DEADLINE_MARGIN: std::time::Duration = std::time::Duration::from_millis(500);
 
 #[derive(Debug)]
 pub struct HandlerError(TransitionError);
@@ -32,22 +32,8 @@ impl From<HandlerError> for Diagnostic {
     }
 }
 
-/// Epoch milliseconds below this (September 2001) cannot be a real deadline.
-const EPOCH_MS_FLOOR: u64 = 1_000_000_000_000;
-
-/// The invocation's deadline, less a margin to answer in. Lambda sends epoch milliseconds;
-/// the `cargo lambda watch` emulator sends the timeout itself (e.g. 600000), so a value too
-/// small to be an epoch time counts from now.
-pub fn deadline_of(context: &lambda_runtime::Context) -> Deadline {
-    let now = chrono::Utc::now().timestamp_millis();
-    let raw = i64::try_from(context.deadline).unwrap_or(i64::MAX);
-    let millis = if context.deadline < EPOCH_MS_FLOOR {
-        now.saturating_add(raw)
-    } else {
-        raw
-    };
-    let millis = millis.saturating_sub(DEADLINE_MARGIN_MS);
-    Deadline(chrono::DateTime::from_timestamp_millis(millis).unwrap_or_else(chrono::Utc::now))
+fn deadline_of(context: &lambda_runtime::Context) -> Deadline {
+    Deadline::from_invocation(context.deadline, chrono::Utc::now(), DEADLINE_MARGIN)
 }
 
 pub async fn handle(
@@ -182,29 +168,6 @@ fn is_sqs_batch(payload: &Value) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn context(deadline: u64) -> lambda_runtime::Context {
-        let mut context = lambda_runtime::Context::default();
-        context.deadline = deadline;
-        context
-    }
-
-    #[test]
-    fn deadline_is_epoch_ms_or_relative_from_the_emulator() {
-        let now = chrono::Utc::now();
-        let in_a_minute = u64::try_from((now + chrono::Duration::seconds(60)).timestamp_millis())
-            .expect("positive");
-        let absolute = deadline_of(&context(in_a_minute)).0 - now;
-        assert!(
-            (58_000..=60_000).contains(&absolute.num_milliseconds()),
-            "{absolute}"
-        );
-        let relative = deadline_of(&context(600_000)).0 - now;
-        assert!(
-            (599_000..=600_000).contains(&relative.num_milliseconds()),
-            "{relative}"
-        );
-    }
 
     #[test]
     fn only_sqs_batches_are_treated_as_batches() {

@@ -5,7 +5,7 @@ mod handler;
 
 use lambda_runtime::{LambdaEvent, service_fn};
 use serde_json::Value;
-use shared::service::bootstrap::{TransitionSettings, transition_deps};
+use shared::service::bootstrap::transition_deps;
 use shared::service::transition::TransitionService;
 
 #[tokio::main]
@@ -13,7 +13,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     lambda_runtime::tracing::init_default_subscriber();
     let config = config::Config::from_env()?;
     let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-    let deps = transition_deps(&aws, &TransitionSettings::from(&config)).await?;
+    let deps = transition_deps(&aws, &config.transition).await?;
     let service = TransitionService::new(deps);
     lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| {
         handler::handle(&service, event)

@@ -3,6 +3,7 @@
 
 pub mod delivery;
 pub mod dynamo;
+pub mod scheduler;
 pub mod secrets;
 pub mod sqs;
 

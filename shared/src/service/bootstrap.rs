@@ -13,7 +13,7 @@ use crate::policy::{DEFAULT_POLICY, Policy, PolicyError};
 use crate::ports::{SecretSource, StoreError};
 use crate::secrets::{GenesysCredentials, GenesysSecretCredentials};
 use crate::service::transition::TransitionDeps;
-use crate::wfm::WfmShifts;
+use crate::wfm::{CachedShifts, WfmShifts};
 
 #[derive(Debug, thiserror::Error)]
 pub enum BootError {
@@ -38,6 +38,25 @@ pub struct TransitionSettings {
     pub audit_retention: Duration,
     pub secret_cache: Duration,
     pub idempotency_ttl: Duration,
+    /// How long a cached WFM schedule answers without asking WFM again.
+    pub shift_cache: Duration,
+}
+
+impl TransitionSettings {
+    /// The transition path's variables (both `transition` and `schedule-check` read them).
+    pub fn from_env(env: &crate::config::Env<'_>) -> Result<Self, crate::config::ConfigError> {
+        Ok(Self {
+            table_name: env.required("TABLE_NAME")?,
+            notifications_queue_url: env.required("NOTIFICATIONS_QUEUE_URL")?,
+            genesys_secret_id: env.required("GENESYS_SECRET_ID")?,
+            policy_path: env.optional("POLICY_PATH").map(std::path::PathBuf::from),
+            wfm_business_unit_ids: env.list("WFM_BUSINESS_UNIT_IDS"),
+            audit_retention: Duration::from_secs(env.number("AUDIT_RETENTION_DAYS", 400)? * 86_400),
+            secret_cache: env.seconds("SECRET_CACHE_SECONDS", 300)?,
+            idempotency_ttl: env.seconds("IDEMPOTENCY_TTL_SECONDS", 86_400)?,
+            shift_cache: env.seconds("SHIFT_CACHE_SECONDS", 900)?,
+        })
+    }
 }
 
 pub fn load_policy(path: Option<&std::path::Path>) -> Result<Policy, BootError> {
@@ -74,11 +93,20 @@ pub async fn genesys_client(
     )?)
 }
 
+/// The transition path wired on AWS (or moto, through `AWS_ENDPOINT_URL`).
+#[derive(Debug)]
+pub struct Wired {
+    pub deps: TransitionDeps,
+    pub shifts: Arc<CachedShifts>,
+    pub store: Arc<DynamoStore>,
+}
+
 /// Everything `TransitionService` needs, on AWS (or moto, through `AWS_ENDPOINT_URL`).
-pub async fn transition_deps(
-    aws: &aws_config::SdkConfig,
-    settings: &TransitionSettings,
-) -> Result<TransitionDeps, BootError> {
+pub async fn transition_deps(aws: &aws_config::SdkConfig, settings: &TransitionSettings) -> Result<TransitionDeps, BootError> {
+    Ok(wire(aws, settings).await?.deps)
+}
+
+pub async fn wire(aws: &aws_config::SdkConfig, settings: &TransitionSettings) -> Result<Wired, BootError> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let policy = load_policy(settings.policy_path.as_deref())?;
     let secrets: Arc<dyn SecretSource> = Arc::new(secrets_manager_source(
@@ -87,36 +115,25 @@ pub async fn transition_deps(
         settings.secret_cache,
     ));
     let genesys = genesys_client(secrets, &settings.genesys_secret_id, clock.clone()).await?;
-    let definitions = genesys
-        .presence_definitions(Deadline::after(clock.as_ref(), Duration::from_secs(10)))
-        .await?;
+    let definitions = genesys.presence_definitions(Deadline::after(clock.as_ref(), Duration::from_secs(10))).await?;
     let targets = policy.resolve(&definitions)?;
     let store = Arc::new(
-        DynamoStore::new(
-            aws_sdk_dynamodb::Client::new(aws),
-            &settings.table_name,
-            clock.clone(),
-        )
-        .with_audit_retention(settings.audit_retention),
+        DynamoStore::new(aws_sdk_dynamodb::Client::new(aws), &settings.table_name, clock.clone())
+            .with_audit_retention(settings.audit_retention),
     );
-    Ok(TransitionDeps {
-        presence: Arc::new(genesys.clone()),
-        shifts: Arc::new(WfmShifts::new(
-            genesys,
-            clock.clone(),
-            settings.wfm_business_unit_ids.clone(),
-        )),
+    let wfm = WfmShifts::new(genesys.clone(), clock.clone(), settings.wfm_business_unit_ids.clone());
+    let shifts = Arc::new(CachedShifts::new(wfm, store.clone(), clock.clone(), settings.shift_cache));
+    let deps = TransitionDeps {
+        presence: Arc::new(genesys),
+        shifts: shifts.clone(),
         state: store.clone(),
         audit: store.clone(),
-        idempotency: store,
-        queue: Arc::new(SqsQueue::new(
-            aws_sdk_sqs::Client::new(aws),
-            &settings.notifications_queue_url,
-            clock.clone(),
-        )),
+        idempotency: store.clone(),
+        queue: Arc::new(SqsQueue::new(aws_sdk_sqs::Client::new(aws), &settings.notifications_queue_url, clock.clone())),
         clock,
         policy: Arc::new(policy),
         targets: Arc::new(targets),
         idempotency_ttl: settings.idempotency_ttl,
-    })
+    };
+    Ok(Wired { deps, shifts, store })
 }

@@ -1,4 +1,5 @@
 //! The use cases the functions call. They see ports only, never SDK types.
 
 pub mod bootstrap;
+pub mod schedule_check;
 pub mod transition;

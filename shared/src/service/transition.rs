@@ -642,7 +642,8 @@ impl TransitionService {
             .await
     }
 
-    async fn resolve_user(
+    /// The Genesys user a calendar entry belongs to (looked up by e-mail when needed).
+    pub async fn resolve_user(
         &self,
         entry: &events::CalendarEntry,
         deadline: Deadline,
@@ -1174,7 +1175,7 @@ impl TransitionService {
     }
 
     /// Refuses an event: one `Rejected` audit record naming the reason, never a panic.
-    async fn reject(
+    pub async fn reject(
         &self,
         event_id: Option<String>,
         user: Option<UserId>,

@@ -7,6 +7,7 @@ mod dispatch_retry;
 mod dispatch_ssrf;
 mod genesys_client;
 mod genesys_rotation;
+mod schedule_check;
 mod state_audit;
 mod state_idempotency;
 mod state_queue;

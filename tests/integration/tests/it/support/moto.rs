@@ -131,3 +131,13 @@ pub async fn new_table() -> (aws_sdk_dynamodb::Client, String) {
         .expect("create table");
     (client, table)
 }
+
+pub fn scheduler() -> aws_sdk_scheduler::Client {
+    let config = aws_sdk_scheduler::Config::builder()
+        .behavior_version(aws_sdk_scheduler::config::BehaviorVersion::latest())
+        .endpoint_url(endpoint())
+        .region(aws_sdk_scheduler::config::Region::new("us-east-1"))
+        .credentials_provider(credentials())
+        .build();
+    aws_sdk_scheduler::Client::from_conf(config)
+}

@@ -14,13 +14,14 @@ use shared::policy::{DEFAULT_POLICY, Policy};
 use shared::ports::AuditLog;
 use shared::service::transition::{TransitionDeps, TransitionService};
 use shared::state::{AuditRecord, DecisionKind};
-use shared::wfm::WfmShifts;
+use shared::wfm::{CachedShifts, WfmShifts};
 
 use crate::support::moto;
 use crate::support::sim::TestSim;
 
 pub struct Harness {
     pub sim: TestSim,
+    pub shifts: Arc<CachedShifts>,
     pub service: Arc<TransitionService>,
     pub store: Arc<DynamoStore>,
     pub clock: ManualClock,
@@ -58,13 +59,11 @@ impl Harness {
             .await
             .expect("definitions");
         let targets = policy.resolve(&definitions).expect("resolvable policy");
+        let wfm = WfmShifts::new(genesys.clone(), shared_clock.clone(), business_units);
+        let shifts = Arc::new(CachedShifts::new(wfm, store.clone(), shared_clock.clone(), Duration::from_secs(900)));
         let deps = TransitionDeps {
             presence: Arc::new(genesys.clone()),
-            shifts: Arc::new(WfmShifts::new(
-                genesys.clone(),
-                shared_clock.clone(),
-                business_units,
-            )),
+            shifts: shifts.clone(),
             state: store.clone(),
             audit: store.clone(),
             idempotency: store.clone(),
@@ -75,6 +74,7 @@ impl Harness {
             idempotency_ttl: Duration::from_secs(86_400),
         };
         Self {
+            shifts,
             sim,
             service: Arc::new(TransitionService::new(deps)),
             store,

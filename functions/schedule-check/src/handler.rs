@@ -1,0 +1,48 @@
+//! Translates Lambda input into the schedule-check use case: the every-minute sweep (an
+//! EventBridge `Scheduled Event`) or planning (`Calendar Event Upserted` / `Deleted`).
+
+use lambda_runtime::{Diagnostic, LambdaEvent};
+use serde_json::Value;
+use shared::clock::Deadline;
+use shared::service::schedule_check::{ScheduleCheck, ScheduleCheckError};
+use tracing::Instrument;
+
+const DEADLINE_MARGIN: std::time::Duration = std::time::Duration::from_millis(500);
+const SWEEP: &str = "Scheduled Event";
+
+#[derive(Debug)]
+pub struct HandlerError(ScheduleCheckError);
+
+impl From<HandlerError> for Diagnostic {
+    fn from(error: HandlerError) -> Self {
+        let kind = if error.0.is_retryable() { "Retryable" } else { "NonRetryable" };
+        Diagnostic { error_type: kind.to_owned(), error_message: error.0.to_string() }
+    }
+}
+
+pub async fn handle(service: &ScheduleCheck, event: LambdaEvent<Value>) -> Result<Value, HandlerError> {
+    let (payload, context) = event.into_parts();
+    let deadline = Deadline::from_invocation(context.deadline, chrono::Utc::now(), DEADLINE_MARGIN);
+    let event_id = payload.get("id").and_then(Value::as_str).unwrap_or_default().to_owned();
+    let span = tracing::info_span!("event", request_id = %context.request_id, event_id = %event_id);
+    let sweep = payload.get("detail-type").and_then(Value::as_str) == Some(SWEEP);
+    async {
+        let result = if sweep {
+            service.sweep(deadline).await.map(|report| {
+                tracing::info!(due = report.due, processed = report.processed, left = report.left, errors = report.errors, "sweep run");
+                serde_json::to_value(report).unwrap_or_default()
+            })
+        } else {
+            service.plan_json(&payload.to_string(), deadline).await.map(|outcome| {
+                tracing::info!(action = %outcome.action, reason = ?outcome.reason, schedules = outcome.schedules.len(), "planning event handled");
+                serde_json::to_value(outcome).unwrap_or_default()
+            })
+        };
+        result.map_err(|error| {
+            tracing::error!(%error, retryable = error.is_retryable(), "schedule-check failed");
+            HandlerError(error)
+        })
+    }
+    .instrument(span)
+    .await
+}

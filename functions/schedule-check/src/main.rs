@@ -1,0 +1,32 @@
+//! The `schedule-check` Lambda: wires configuration and adapters once, then serves the sweep
+//! and planning events.
+
+mod config;
+mod handler;
+
+use std::sync::Arc;
+
+use lambda_runtime::{LambdaEvent, service_fn};
+use serde_json::Value;
+use shared::aws::scheduler::EventBridgeSchedules;
+use shared::clock::SystemClock;
+use shared::service::bootstrap::wire;
+use shared::service::schedule_check::ScheduleCheck;
+use shared::service::transition::TransitionService;
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    lambda_runtime::tracing::init_default_subscriber();
+    let config = config::Config::from_env()?;
+    let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let wired = wire(&aws, &config.transition).await?;
+    let service = ScheduleCheck {
+        transition: Arc::new(TransitionService::new(wired.deps)),
+        schedules: Arc::new(EventBridgeSchedules::new(aws_sdk_scheduler::Client::new(&aws), config.scheduler.clone())),
+        state: wired.store,
+        shifts: Some(wired.shifts),
+        clock: Arc::new(SystemClock),
+        budget: config.sweep_budget,
+    };
+    lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| handler::handle(&service, event))).await
+}

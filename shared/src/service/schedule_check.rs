@@ -1,0 +1,321 @@
+//! The `schedule-check` use case: everything about time. Planning turns upserted calendar
+//! events into one-time EventBridge Scheduler schedules that fire the start and end at
+//! `transition`; the sweep (every minute) re-evaluates due deferrals, restores overrides whose
+//! end never came, and keeps the shift cache fresh. Decisions go through `TransitionService`:
+//! there is no second copy of the rules.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use futures::StreamExt;
+use serde::Serialize;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+use crate::clock::{Clock, Deadline};
+use crate::decide::{Trigger, entry_skip};
+use crate::events::{
+    self, CALENDAR_EVENT_ENDED, CALENDAR_EVENT_STARTED, CalendarAction, CalendarEntry, EventError, FOCUS_ENDED, FOCUS_STARTED,
+    InboundEvent, ParsedEvent,
+};
+use crate::model::UserId;
+use crate::ports::{PlannedSchedule, Schedules, StateStore, StoreError};
+use crate::service::transition::{TransitionError, TransitionService};
+use crate::state::{TriggerKind, UserState};
+use crate::telemetry::{self, Unit};
+use crate::wfm::CachedShifts;
+
+/// The sweep stops taking new items when less than this is left before the deadline.
+const SWEEP_MARGIN: Duration = Duration::from_secs(2);
+/// Due users handled at once by a sweep run.
+const SWEEP_CONCURRENCY: usize = 8;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ScheduleCheckError {
+    #[error(transparent)]
+    Transition(#[from] TransitionError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl ScheduleCheckError {
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Self::Transition(error) => error.is_retryable(),
+            Self::Store(error) => error.is_retryable(),
+        }
+    }
+}
+
+/// What planning did with one calendar event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PlanOutcome {
+    pub event_id: Option<String>,
+    pub user_id: Option<String>,
+    /// `planned`, `removed`, `started` (the start was already due), `rejected`.
+    pub action: String,
+    pub reason: Option<String>,
+    pub schedules: Vec<PlannedInfo>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PlannedInfo {
+    pub name: String,
+    pub at: DateTime<Utc>,
+    pub detail_type: String,
+}
+
+/// One sweep run's numbers (also emitted as EMF metrics).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SweepReport {
+    /// Items the due query returned (at most the budget).
+    pub due: usize,
+    pub processed: usize,
+    /// Due items not reached in this run (deadline); they stay due for the next.
+    pub left: usize,
+    pub errors: usize,
+    /// The budget was used up: more may be due.
+    pub more: bool,
+    pub shifts_refreshed: usize,
+}
+
+#[derive(Debug)]
+pub struct ScheduleCheck {
+    pub transition: Arc<TransitionService>,
+    pub schedules: Arc<dyn Schedules>,
+    pub state: Arc<dyn StateStore>,
+    pub shifts: Option<Arc<CachedShifts>>,
+    pub clock: Arc<dyn Clock>,
+    /// Due items handled per sweep run at most.
+    pub budget: usize,
+}
+
+/// Schedule names derive from user and trigger: planning the same event again moves the same
+/// two schedules (names: at most 64 of `[0-9a-zA-Z-_.]`).
+pub fn schedule_name(user: &UserId, trigger: &str, which: &str) -> String {
+    let digest = Sha256::digest(format!("{user}\u{0}{trigger}").as_bytes());
+    let hex: String = digest[..12].iter().map(|b| format!("{b:02x}")).collect();
+    format!("pa-{hex}-{which}")
+}
+
+impl ScheduleCheck {
+    /// Plans (or unplans) one `Calendar Event Upserted` / `Deleted` event.
+    pub async fn plan_json(&self, raw: &str, deadline: Deadline) -> Result<PlanOutcome, ScheduleCheckError> {
+        match events::parse_json(raw) {
+            Ok(parsed) => self.plan(&parsed, deadline).await,
+            Err(error) => self.reject(event_id_of(raw), None, &error).await,
+        }
+    }
+
+    pub async fn plan(&self, parsed: &ParsedEvent, deadline: Deadline) -> Result<PlanOutcome, ScheduleCheckError> {
+        let event_id = Some(parsed.event_id.clone());
+        let InboundEvent::Calendar { action, entry } = &parsed.event else {
+            let error = EventError { field: "detail-type".to_owned(), reason: "presence events go to transition".to_owned() };
+            return self.reject(event_id, None, &error).await;
+        };
+        let user = match self.transition.resolve_user(entry, deadline).await? {
+            Ok(user) => user,
+            Err(error) => return self.reject(event_id, None, &error).await,
+        };
+        let start_name = schedule_name(&user, entry.trigger_id.as_str(), "start");
+        let end_name = schedule_name(&user, entry.trigger_id.as_str(), "end");
+        let outcome = |action: &str, reason: Option<String>, schedules: Vec<PlannedInfo>| PlanOutcome {
+            event_id: event_id.clone(),
+            user_id: Some(user.to_string()),
+            action: action.to_owned(),
+            reason,
+            schedules,
+        };
+        let now = self.clock.now();
+        let policy = &self.transition.deps().policy;
+        let skip = entry_skip(entry, policy, &user, entry.user.email.as_deref());
+        let unplan = match action {
+            CalendarAction::Deleted => Some("the event was deleted".to_owned()),
+            CalendarAction::Upserted => skip.map(|reason| reason.describe()).or_else(|| (entry.end <= now).then(|| "the event is over".to_owned())),
+            CalendarAction::Started | CalendarAction::Ended => {
+                let error = EventError { field: "detail-type".to_owned(), reason: "start and end events go to transition".to_owned() };
+                return self.reject(event_id, Some(user), &error).await;
+            }
+        };
+        if let Some(reason) = unplan {
+            self.schedules.delete(&start_name).await?;
+            self.schedules.delete(&end_name).await?;
+            // A meeting removed while it runs ends now, through the same path as any end.
+            if self.is_active(&user, entry).await? {
+                self.transition.handle(self.planned_event(&user, entry, false, "now"), deadline).await?;
+            }
+            return Ok(outcome("removed", Some(reason), Vec::new()));
+        }
+        let mut planned = Vec::new();
+        let started_now = entry.start <= now;
+        if started_now {
+            // Already begun: no schedule for the past, the start is handled now.
+            self.schedules.delete(&start_name).await?;
+            self.transition.handle(self.planned_event(&user, entry, true, "now"), deadline).await?;
+        } else {
+            let event = self.planned_event(&user, entry, true, "at");
+            planned.push(self.upsert(&user, &start_name, entry.start, &event).await?);
+        }
+        let end = self.planned_event(&user, entry, false, "at");
+        planned.push(self.upsert(&user, &end_name, entry.end, &end).await?);
+        Ok(outcome(if started_now { "started" } else { "planned" }, None, planned))
+    }
+
+    async fn upsert(&self, user: &UserId, name: &str, at: DateTime<Utc>, event: &ParsedEvent) -> Result<PlannedInfo, ScheduleCheckError> {
+        let (input, detail_type) = self.envelope(user, event);
+        self.schedules.upsert(&PlannedSchedule { name: name.to_owned(), at, input }).await?;
+        Ok(PlannedInfo { name: name.to_owned(), at, detail_type })
+    }
+
+    async fn is_active(&self, user: &UserId, entry: &CalendarEntry) -> Result<bool, StoreError> {
+        Ok(self.state.get(user).await?.is_some_and(|state| state.active_triggers.contains_key(&entry.trigger_id)))
+    }
+
+    /// The start or end event `transition` receives. Its id is derived from what it says, so a
+    /// moved meeting fires under a new id and a repeated plan under the same one.
+    fn planned_event(&self, user: &UserId, entry: &CalendarEntry, start: bool, when: &str) -> ParsedEvent {
+        let which = if start { "start" } else { "end" };
+        let digest = Sha256::digest(
+            format!("{user}\u{0}{}\u{0}{}\u{0}{}\u{0}{which}\u{0}{when}", entry.trigger_id, entry.start.timestamp(), entry.end.timestamp())
+                .as_bytes(),
+        );
+        let hex: String = digest[..12].iter().map(|b| format!("{b:02x}")).collect();
+        let mut planned = entry.clone();
+        planned.user.user_id = Some(user.clone());
+        let action = if start { CalendarAction::Started } else { CalendarAction::Ended };
+        ParsedEvent { event_id: format!("planned-{hex}"), event: InboundEvent::Calendar { action, entry: planned } }
+    }
+
+    /// The EventBridge-shaped JSON of a planned event (Scheduler's target input).
+    fn envelope(&self, user: &UserId, event: &ParsedEvent) -> (String, String) {
+        let InboundEvent::Calendar { action, entry } = &event.event else {
+            return (String::new(), String::new());
+        };
+        let detail_type = match (action, entry.kind) {
+            (CalendarAction::Started, TriggerKind::Meeting) => CALENDAR_EVENT_STARTED,
+            (CalendarAction::Started, TriggerKind::Focus) => FOCUS_STARTED,
+            (_, TriggerKind::Meeting) => CALENDAR_EVENT_ENDED,
+            (_, TriggerKind::Focus) => FOCUS_ENDED,
+        };
+        let policy = &self.transition.deps().policy;
+        let show_subject = match entry.kind {
+            TriggerKind::Meeting => policy.meeting.show_subject,
+            TriggerKind::Focus => policy.focus.show_subject,
+        };
+        let body = json!({
+            "version": "0",
+            "id": event.event_id,
+            "detail-type": detail_type,
+            "source": "presence-autopilot.schedule-check",
+            "account": "000000000000",
+            "time": self.clock.now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            "region": "us-east-1",
+            "resources": [],
+            "detail": entry.canonical_detail(user, show_subject),
+        });
+        (body.to_string(), detail_type.to_owned())
+    }
+
+    /// One sweep run: due deferrals and missed ends, within the budget and the deadline.
+    pub async fn sweep(&self, deadline: Deadline) -> Result<SweepReport, ScheduleCheckError> {
+        let now = self.clock.now();
+        let due = self.state.due(now, self.budget).await?;
+        let mut report = SweepReport { due: due.len(), more: due.len() >= self.budget, ..SweepReport::default() };
+        let grace = chrono::Duration::from_std(self.transition.deps().policy.end_grace).unwrap_or_default();
+        // Users are independent: a few at a time; one user's work stays in one task.
+        let results: Vec<(UserId, Option<Result<bool, ScheduleCheckError>>)> = futures::stream::iter(due)
+            .map(|(user, _)| async move {
+                if deadline.remaining(self.clock.as_ref()) < SWEEP_MARGIN {
+                    return (user, None);
+                }
+                let result = self.sweep_one(&user, now, grace, deadline).await;
+                (user, Some(result))
+            })
+            .buffer_unordered(SWEEP_CONCURRENCY)
+            .collect()
+            .await;
+        let mut still_active = Vec::new();
+        for (user, result) in results {
+            match result {
+                None => report.left += 1,
+                Some(Ok(active)) => {
+                    report.processed += 1;
+                    if active {
+                        still_active.push(user);
+                    }
+                }
+                Some(Err(error)) => {
+                    report.errors += 1;
+                    tracing::error!(user_id = %user, %error, "sweep item failed; it stays due");
+                }
+            }
+        }
+        if let (Some(shifts), false) = (&self.shifts, still_active.is_empty()) {
+            match shifts.refresh(&still_active, now, deadline).await {
+                Ok(count) => report.shifts_refreshed = count,
+                Err(error) => tracing::warn!(%error, "shift cache refresh failed; next run tries again"),
+            }
+        }
+        telemetry::emit(
+            &[("Function", "schedule-check")],
+            &[
+                ("SweepDue", report.due as f64, Unit::Count),
+                ("SweepProcessed", report.processed as f64, Unit::Count),
+                ("SweepLeft", report.left as f64, Unit::Count),
+                ("SweepErrors", report.errors as f64, Unit::Count),
+            ],
+        );
+        Ok(report)
+    }
+
+    /// Handles one due user; returns whether triggers are still active afterwards.
+    async fn sweep_one(&self, user: &UserId, now: DateTime<Utc>, grace: chrono::Duration, deadline: Deadline) -> Result<bool, ScheduleCheckError> {
+        let Some(state) = self.state.get(user).await? else { return Ok(false) };
+        let trigger = if state.applied.is_none() && state.deferred_until.is_some_and(|at| at <= now) {
+            Some(Trigger::Reevaluate)
+        } else if state.active_triggers.values().any(|t| t.ends_at + grace <= now) {
+            Some(Trigger::EndInferred)
+        } else {
+            None
+        };
+        match trigger {
+            Some(trigger) => {
+                self.transition.reevaluate(user, &trigger, deadline).await?;
+            }
+            None => self.clear_due(state).await?,
+        }
+        Ok(self.state.get(user).await?.is_some_and(|s| !s.active_triggers.is_empty()))
+    }
+
+    /// A due time with nothing to do (e.g. the work was done by an event): forget it.
+    async fn clear_due(&self, mut state: UserState) -> Result<(), StoreError> {
+        state.due_at = None;
+        match self.state.put(&state).await {
+            Ok(_) | Err(StoreError::Conflict(_)) => Ok(()),
+            Err(other) => Err(other),
+        }
+    }
+}
+
+impl ScheduleCheck {
+    /// Refuses a planning event: one `Rejected` audit record, as `transition` does.
+    async fn reject(&self, event_id: Option<String>, user: Option<UserId>, error: &EventError) -> Result<PlanOutcome, ScheduleCheckError> {
+        let recorded = self.transition.reject(event_id.clone(), user, error).await?;
+        Ok(PlanOutcome {
+            event_id,
+            user_id: recorded.user_id,
+            action: "rejected".to_owned(),
+            reason: Some(error.to_string()),
+            schedules: Vec::new(),
+        })
+    }
+}
+
+/// The envelope id of a body that failed to parse, if it has one.
+fn event_id_of(raw: &str) -> Option<String> {
+    serde_json::from_str::<serde_json::Value>(raw).ok().and_then(|v| v.get("id").and_then(|id| id.as_str()).map(str::to_owned))
+}
