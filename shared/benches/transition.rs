@@ -7,9 +7,13 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use shared::decide::{Context, ShiftView, Trigger, decide};
 use shared::events::{InboundEvent, parse_json};
-use shared::model::{ActivityCategory, PresenceDefinitionId, PresenceSnapshot, RoutingStatus, SystemPresence, UserId};
+use shared::model::{
+    ActivityCategory, PresenceDefinitionId, PresenceSnapshot, RoutingStatus, SystemPresence, UserId,
+};
 use shared::policy::{DEFAULT_POLICY, Policy, ResolvedTargets, Target};
-use shared::state::{AuditEntry, AuditRecord, DecisionKind, Notification, NotificationKind, UserState};
+use shared::state::{
+    AuditEntry, AuditRecord, DecisionKind, Notification, NotificationKind, UserState,
+};
 
 const STARTED: &str = include_str!("../../tests/fixtures/calendar-event-started.json");
 const ENDED: &str = include_str!("../../tests/fixtures/calendar-event-ended.json");
@@ -32,18 +36,30 @@ fn measure(name: &str, rounds: usize, iterations: u32, mut work: impl FnMut()) -
     samples.sort();
     let median = samples[samples.len() / 2];
     let p99 = samples[(samples.len() * 99 / 100).min(samples.len() - 1)];
-    println!("| {name} | {:.2} µs | {:.2} µs |", median.as_secs_f64() * 1e6, p99.as_secs_f64() * 1e6);
+    println!(
+        "| {name} | {:.2} µs | {:.2} µs |",
+        median.as_secs_f64() * 1e6,
+        p99.as_secs_f64() * 1e6
+    );
     median
 }
 
 fn main() {
     let policy = Policy::from_toml(DEFAULT_POLICY).expect("policy");
     let targets = ResolvedTargets {
-        meeting: Target { definition_id: id("bbdff279-7ae1-48ea-bade-7831d7234c64"), system_presence: SystemPresence::Meeting },
-        focus: Target { definition_id: id("0b5a4c1e-6f2d-4c3b-9a8e-5d7f1e2c3b4a"), system_presence: SystemPresence::Busy },
+        meeting: Target {
+            definition_id: id("bbdff279-7ae1-48ea-bade-7831d7234c64"),
+            system_presence: SystemPresence::Meeting,
+        },
+        focus: Target {
+            definition_id: id("0b5a4c1e-6f2d-4c3b-9a8e-5d7f1e2c3b4a"),
+            system_presence: SystemPresence::Busy,
+        },
     };
     let user = UserId::parse("9ed7d9f6-0c59-4360-ac54-40dd35eb9c2f").expect("uuid");
-    let start_at: DateTime<Utc> = DateTime::parse_from_rfc3339("2026-03-19T14:01:00Z").expect("time").to_utc();
+    let start_at: DateTime<Utc> = DateTime::parse_from_rfc3339("2026-03-19T14:01:00Z")
+        .expect("time")
+        .to_utc();
     let current = PresenceSnapshot {
         definition_id: id("6a3af858-942f-489d-9700-5f9bcdcdae9b"),
         system_presence: SystemPresence::Available,
@@ -52,7 +68,12 @@ fn main() {
     };
     let state = UserState::new(user.clone(), start_at);
     let routing = RoutingStatus::OffQueue;
-    let head = AuditRecord::link(AuditEntry::new(user.clone(), DecisionKind::Applied), None, start_at).head();
+    let head = AuditRecord::link(
+        AuditEntry::new(user.clone(), DecisionKind::Applied),
+        None,
+        start_at,
+    )
+    .head();
 
     println!("| stage (per event) | median | p99 |");
     println!("|---|---|---|");
@@ -60,7 +81,9 @@ fn main() {
         black_box(parse_json(black_box(STARTED)).expect("parses"));
     });
     let parsed = parse_json(STARTED).expect("parses");
-    let InboundEvent::Calendar { entry, .. } = &parsed.event else { panic!("calendar event") };
+    let InboundEvent::Calendar { entry, .. } = &parsed.event else {
+        panic!("calendar event")
+    };
     let cx = Context {
         now: start_at,
         policy: &policy,
@@ -80,22 +103,46 @@ fn main() {
         black_box(AuditRecord::link(audit, Some(&head), start_at));
     });
     measure("notification id + payload", 200, 500, || {
-        black_box(Notification::for_change(user.clone(), start_at, 2, NotificationKind::PresenceApplied, serde_json::json!({"k": 1})));
+        black_box(Notification::for_change(
+            user.clone(),
+            start_at,
+            2,
+            NotificationKind::PresenceApplied,
+            serde_json::json!({"k": 1}),
+        ));
     });
-    let total = measure("whole start (parse + decide + audit + notification)", 200, 100, || {
-        let parsed = parse_json(STARTED).expect("parses");
-        let InboundEvent::Calendar { entry, .. } = &parsed.event else { return };
-        let decided = decide(&Trigger::Started(entry), &cx);
-        let audit = AuditEntry::new(user.clone(), DecisionKind::Applied);
-        black_box(AuditRecord::link(audit, Some(&head), start_at));
-        black_box(Notification::for_change(user.clone(), start_at, 2, NotificationKind::PresenceApplied, serde_json::json!({"k": 1})));
-        black_box(decided);
-    });
+    let total = measure(
+        "whole start (parse + decide + audit + notification)",
+        200,
+        100,
+        || {
+            let parsed = parse_json(STARTED).expect("parses");
+            let InboundEvent::Calendar { entry, .. } = &parsed.event else {
+                return;
+            };
+            let decided = decide(&Trigger::Started(entry), &cx);
+            let audit = AuditEntry::new(user.clone(), DecisionKind::Applied);
+            black_box(AuditRecord::link(audit, Some(&head), start_at));
+            black_box(Notification::for_change(
+                user.clone(),
+                start_at,
+                2,
+                NotificationKind::PresenceApplied,
+                serde_json::json!({"k": 1}),
+            ));
+            black_box(decided);
+        },
+    );
     measure("parse + decide an end", 200, 200, || {
         let parsed = parse_json(ENDED).expect("parses");
-        let InboundEvent::Calendar { entry, .. } = &parsed.event else { return };
+        let InboundEvent::Calendar { entry, .. } = &parsed.event else {
+            return;
+        };
         black_box(decide(&Trigger::Ended(entry), &cx));
     });
     println!();
-    println!("target: <= 500 µs per transition outside I/O; measured {:.2} µs", total.as_secs_f64() * 1e6);
+    println!(
+        "target: <= 500 µs per transition outside I/O; measured {:.2} µs",
+        total.as_secs_f64() * 1e6
+    );
 }

@@ -95,7 +95,11 @@ impl Deadline {
     pub fn from_invocation(deadline_ms: u64, now: DateTime<Utc>, margin: Duration) -> Self {
         const EPOCH_MS_FLOOR: u64 = 1_000_000_000_000;
         let raw = i64::try_from(deadline_ms).unwrap_or(i64::MAX);
-        let millis = if deadline_ms < EPOCH_MS_FLOOR { now.timestamp_millis().saturating_add(raw) } else { raw };
+        let millis = if deadline_ms < EPOCH_MS_FLOOR {
+            now.timestamp_millis().saturating_add(raw)
+        } else {
+            raw
+        };
         let margin_ms = i64::try_from(margin.as_millis()).unwrap_or(i64::MAX);
         Self(DateTime::from_timestamp_millis(millis.saturating_sub(margin_ms)).unwrap_or(now))
     }

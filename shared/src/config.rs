@@ -10,9 +10,12 @@ pub struct ConfigError {
     pub reason: String,
 }
 
+/// How a variable's value is found.
+type Lookup<'a> = Box<dyn Fn(&str) -> Option<String> + 'a>;
+
 /// Looks variables up (the process environment, or a map in tests).
 pub struct Env<'a> {
-    lookup: Box<dyn Fn(&str) -> Option<String> + 'a>,
+    lookup: Lookup<'a>,
 }
 
 impl std::fmt::Debug for Env<'_> {
@@ -23,27 +26,37 @@ impl std::fmt::Debug for Env<'_> {
 
 impl<'a> Env<'a> {
     pub fn process() -> Self {
-        Self { lookup: Box::new(|name| std::env::var(name).ok()) }
+        Self {
+            lookup: Box::new(|name| std::env::var(name).ok()),
+        }
     }
 
     pub fn from_fn(lookup: impl Fn(&str) -> Option<String> + 'a) -> Self {
-        Self { lookup: Box::new(lookup) }
+        Self {
+            lookup: Box::new(lookup),
+        }
     }
 
     pub fn optional(&self, variable: &str) -> Option<String> {
-        (self.lookup)(variable).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
+        (self.lookup)(variable)
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
     }
 
     pub fn required(&self, variable: &'static str) -> Result<String, ConfigError> {
-        self.optional(variable).ok_or(ConfigError { variable, reason: "is required".to_owned() })
+        self.optional(variable).ok_or(ConfigError {
+            variable,
+            reason: "is required".to_owned(),
+        })
     }
 
     pub fn number(&self, variable: &'static str, default: u64) -> Result<u64, ConfigError> {
         match self.optional(variable) {
             None => Ok(default),
-            Some(raw) => raw
-                .parse::<u64>()
-                .map_err(|_| ConfigError { variable, reason: format!("{raw:?} is not a whole number") }),
+            Some(raw) => raw.parse::<u64>().map_err(|_| ConfigError {
+                variable,
+                reason: format!("{raw:?} is not a whole number"),
+            }),
         }
     }
 
@@ -54,7 +67,13 @@ impl<'a> Env<'a> {
     /// A comma-separated list; empty when unset.
     pub fn list(&self, variable: &str) -> Vec<String> {
         self.optional(variable)
-            .map(|raw| raw.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect())
+            .map(|raw| {
+                raw.split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            })
             .unwrap_or_default()
     }
 }

@@ -488,9 +488,18 @@ fn calendar_skip(entry: &CalendarEntry, cx: &Context<'_>) -> Option<SkipReason> 
 }
 
 /// Why the policy ignores this calendar entry for `user` (also used when planning).
-pub fn entry_skip(entry: &CalendarEntry, policy: &Policy, user: &UserId, email: Option<&str>) -> Option<SkipReason> {
+pub fn entry_skip(
+    entry: &CalendarEntry,
+    policy: &Policy,
+    user: &UserId,
+    email: Option<&str>,
+) -> Option<SkipReason> {
     let opted_out = email.is_some_and(|e| policy.opt_out.contains(&e.to_lowercase()))
-        || entry.user.email.as_ref().is_some_and(|e| policy.opt_out.contains(&e.to_lowercase()))
+        || entry
+            .user
+            .email
+            .as_ref()
+            .is_some_and(|e| policy.opt_out.contains(&e.to_lowercase()))
         || policy.opt_out.contains(user.as_str());
     if entry.cancelled {
         Some(SkipReason::Cancelled)

@@ -12,12 +12,12 @@ use crate::clock::Deadline;
 use crate::decide::ShiftView;
 use crate::genesys::{CasOutcome, GenesysError};
 use crate::model::{PresenceSnapshot, RoutingStatus, SnapshotTag, UserId};
-use crate::wfm::ShiftWindow;
 use crate::secrets::SecretDocument;
 use crate::state::{
     AuditEntry, AuditRecord, ChainBreak, ChainReport, Notification, NotificationId, PresenceRef,
     TriggerId, UserState,
 };
+use crate::wfm::ShiftWindow;
 
 /// A lost optimistic-concurrency race: the stored version was not the one the caller read.
 /// The caller re-reads and re-decides; it never overwrites.
@@ -284,7 +284,12 @@ pub trait ShiftSource: Send + Sync + fmt::Debug {
 #[async_trait]
 pub trait ShiftCache: Send + Sync + fmt::Debug {
     async fn get(&self, users: &[UserId]) -> Result<HashMap<UserId, ShiftWindow>, StoreError>;
-    async fn put(&self, user: &UserId, window: &ShiftWindow, ttl: Duration) -> Result<(), StoreError>;
+    async fn put(
+        &self,
+        user: &UserId,
+        window: &ShiftWindow,
+        ttl: Duration,
+    ) -> Result<(), StoreError>;
 }
 
 /// A one-time schedule that fires an event at a moment (EventBridge Scheduler).

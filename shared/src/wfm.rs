@@ -54,7 +54,9 @@ impl ShiftWindow {
             self.spans
                 .iter()
                 .find(|span| at >= span.start && at < span.end)
-                .map_or(ShiftView::NoShift, |span| ShiftView::Activity(span.category)),
+                .map_or(ShiftView::NoShift, |span| {
+                    ShiftView::Activity(span.category)
+                }),
         )
     }
 }
@@ -75,7 +77,13 @@ pub struct WfmShifts {
 
 impl WfmShifts {
     pub fn new(client: GenesysClient, clock: Arc<dyn Clock>, business_units: Vec<String>) -> Self {
-        Self { client, clock, business_units, unit_of: Mutex::default(), codes: Mutex::default() }
+        Self {
+            client,
+            clock,
+            business_units,
+            unit_of: Mutex::default(),
+            codes: Mutex::default(),
+        }
     }
 
     /// Schedules of `users` over `[from, to)`. Users WFM does not know get an empty window;
@@ -88,8 +96,14 @@ impl WfmShifts {
         deadline: Deadline,
     ) -> Result<HashMap<UserId, ShiftWindow>, GenesysError> {
         let fetched_at = self.clock.now();
-        let empty = || ShiftWindow { from, to, fetched_at, spans: Vec::new() };
-        let mut windows: HashMap<UserId, ShiftWindow> = users.iter().map(|u| (u.clone(), empty())).collect();
+        let empty = || ShiftWindow {
+            from,
+            to,
+            fetched_at,
+            spans: Vec::new(),
+        };
+        let mut windows: HashMap<UserId, ShiftWindow> =
+            users.iter().map(|u| (u.clone(), empty())).collect();
         for (unit, members) in self.units(users, deadline).await? {
             let categories = self.categories(&unit, deadline).await?;
             for chunk in members.chunks(SEARCH_CHUNK) {
@@ -98,7 +112,11 @@ impl WfmShifts {
                     end_date: to,
                     user_ids: chunk.iter().map(|u| u.as_str().to_owned()).collect(),
                 };
-                let result = match self.client.search_schedules(&unit, &request, deadline).await? {
+                let result = match self
+                    .client
+                    .search_schedules(&unit, &request, deadline)
+                    .await?
+                {
                     ScheduleSearchOutcome::Complete(result) => result,
                     ScheduleSearchOutcome::Processing { operation_id } => {
                         tracing::warn!(business_unit = %unit, ?operation_id, "schedule search still processing; asking again later");
@@ -109,15 +127,21 @@ impl WfmShifts {
                     }
                 };
                 for schedule in result.agent_schedules {
-                    let Ok(user) = UserId::parse(&schedule.user.id) else { continue };
+                    let Ok(user) = UserId::parse(&schedule.user.id) else {
+                        continue;
+                    };
                     let spans = schedule
                         .shifts
                         .iter()
                         .flat_map(|shift| shift.activities.iter())
                         .map(|activity| ScheduledSpan {
                             start: activity.start_date,
-                            end: activity.start_date + chrono::Duration::minutes(activity.length_minutes),
-                            category: categories.get(&activity.activity_code_id).copied().unwrap_or(ActivityCategory::Unknown),
+                            end: activity.start_date
+                                + chrono::Duration::minutes(activity.length_minutes),
+                            category: categories
+                                .get(&activity.activity_code_id)
+                                .copied()
+                                .unwrap_or(ActivityCategory::Unknown),
                         })
                         .collect();
                     if let Some(window) = windows.get_mut(&user) {
@@ -130,7 +154,11 @@ impl WfmShifts {
     }
 
     /// Which business unit to search for each user.
-    async fn units(&self, users: &[UserId], deadline: Deadline) -> Result<HashMap<String, Vec<UserId>>, GenesysError> {
+    async fn units(
+        &self,
+        users: &[UserId],
+        deadline: Deadline,
+    ) -> Result<HashMap<String, Vec<UserId>>, GenesysError> {
         let mut by_unit: HashMap<String, Vec<UserId>> = HashMap::new();
         if !self.business_units.is_empty() {
             for unit in &self.business_units {
@@ -160,11 +188,18 @@ impl WfmShifts {
         Ok(by_unit)
     }
 
-    async fn categories(&self, business_unit: &str, deadline: Deadline) -> Result<HashMap<String, ActivityCategory>, GenesysError> {
+    async fn categories(
+        &self,
+        business_unit: &str,
+        deadline: Deadline,
+    ) -> Result<HashMap<String, ActivityCategory>, GenesysError> {
         let now = self.clock.now();
         let mut codes = self.codes.lock().await;
         let ttl = chrono::Duration::from_std(ACTIVITY_CODE_TTL).unwrap_or_default();
-        if let Some((_, categories)) = codes.get(business_unit).filter(|(fetched, _)| now - *fetched < ttl) {
+        if let Some((_, categories)) = codes
+            .get(business_unit)
+            .filter(|(fetched, _)| now - *fetched < ttl)
+        {
             return Ok(categories.clone());
         }
         let categories: HashMap<String, ActivityCategory> = self
@@ -187,11 +222,16 @@ impl ShiftSource for WfmShifts {
         at: DateTime<Utc>,
         deadline: Deadline,
     ) -> Result<HashMap<UserId, ShiftView>, GenesysError> {
-        let windows = self.windows(users, at - WINDOW, at + WINDOW, deadline).await?;
+        let windows = self
+            .windows(users, at - WINDOW, at + WINDOW, deadline)
+            .await?;
         Ok(users
             .iter()
             .map(|user| {
-                let view = windows.get(user).and_then(|w| w.view_at(at)).unwrap_or(ShiftView::NoShift);
+                let view = windows
+                    .get(user)
+                    .and_then(|w| w.view_at(at))
+                    .unwrap_or(ShiftView::NoShift);
                 (user.clone(), view)
             })
             .collect())
@@ -208,14 +248,32 @@ pub struct CachedShifts {
 }
 
 impl CachedShifts {
-    pub fn new(wfm: WfmShifts, cache: Arc<dyn ShiftCache>, clock: Arc<dyn Clock>, ttl: Duration) -> Self {
-        Self { wfm, cache, clock, ttl }
+    pub fn new(
+        wfm: WfmShifts,
+        cache: Arc<dyn ShiftCache>,
+        clock: Arc<dyn Clock>,
+        ttl: Duration,
+    ) -> Self {
+        Self {
+            wfm,
+            cache,
+            clock,
+            ttl,
+        }
     }
 
     /// Fetches and caches the windows around `at` of `users` (the sweep keeps them fresh).
     /// Returns how many were cached; users still `Processing` are not.
-    pub async fn refresh(&self, users: &[UserId], at: DateTime<Utc>, deadline: Deadline) -> Result<usize, GenesysError> {
-        let windows = self.wfm.windows(users, at - WINDOW, at + WINDOW, deadline).await?;
+    pub async fn refresh(
+        &self,
+        users: &[UserId],
+        at: DateTime<Utc>,
+        deadline: Deadline,
+    ) -> Result<usize, GenesysError> {
+        let windows = self
+            .wfm
+            .windows(users, at - WINDOW, at + WINDOW, deadline)
+            .await?;
         for (user, window) in &windows {
             if let Err(error) = self.cache.put(user, window, self.ttl).await {
                 tracing::warn!(user_id = %user, %error, "could not cache the shift window");
@@ -248,7 +306,11 @@ impl ShiftSource for CachedShifts {
         let mut views = HashMap::new();
         let mut misses = Vec::new();
         for user in users {
-            match cached.get(user).filter(|w| self.fresh(w)).and_then(|w| w.view_at(at)) {
+            match cached
+                .get(user)
+                .filter(|w| self.fresh(w))
+                .and_then(|w| w.view_at(at))
+            {
                 Some(view) => {
                     views.insert(user.clone(), view);
                 }
@@ -256,7 +318,10 @@ impl ShiftSource for CachedShifts {
             }
         }
         if !misses.is_empty() {
-            let windows = self.wfm.windows(&misses, at - WINDOW, at + WINDOW, deadline).await?;
+            let windows = self
+                .wfm
+                .windows(&misses, at - WINDOW, at + WINDOW, deadline)
+                .await?;
             for user in misses {
                 let view = match windows.get(&user) {
                     Some(window) => {
@@ -288,10 +353,21 @@ mod tests {
             from: at(0),
             to: at(600),
             fetched_at: at(0),
-            spans: vec![ScheduledSpan { start: at(60), end: at(120), category: ActivityCategory::Meeting }],
+            spans: vec![ScheduledSpan {
+                start: at(60),
+                end: at(120),
+                category: ActivityCategory::Meeting,
+            }],
         };
-        assert_eq!(window.view_at(at(90)), Some(ShiftView::Activity(ActivityCategory::Meeting)));
-        assert_eq!(window.view_at(at(120)), Some(ShiftView::NoShift), "end is exclusive");
+        assert_eq!(
+            window.view_at(at(90)),
+            Some(ShiftView::Activity(ActivityCategory::Meeting))
+        );
+        assert_eq!(
+            window.view_at(at(120)),
+            Some(ShiftView::NoShift),
+            "end is exclusive"
+        );
         assert_eq!(window.view_at(at(600)), None, "outside the window: ask WFM");
     }
 }

@@ -923,16 +923,24 @@ const SHIFTS_SK: &str = "SHIFTS";
 
 #[async_trait]
 impl crate::ports::ShiftCache for DynamoStore {
-    async fn get(&self, users: &[UserId]) -> Result<HashMap<UserId, crate::wfm::ShiftWindow>, StoreError> {
+    async fn get(
+        &self,
+        users: &[UserId],
+    ) -> Result<HashMap<UserId, crate::wfm::ShiftWindow>, StoreError> {
         let mut found = HashMap::new();
         // BatchGetItem takes at most 100 keys.
         for chunk in users.chunks(100) {
-            let keys: Vec<Item> = chunk.iter().map(|user| Self::key(user_pk(user), SHIFTS_SK)).collect();
-            let mut request = aws_sdk_dynamodb::types::KeysAndAttributes::builder().consistent_read(false);
+            let keys: Vec<Item> = chunk
+                .iter()
+                .map(|user| Self::key(user_pk(user), SHIFTS_SK))
+                .collect();
+            let mut request =
+                aws_sdk_dynamodb::types::KeysAndAttributes::builder().consistent_read(false);
             for key in keys {
                 request = request.keys(key);
             }
-            let mut pending = HashMap::from([(self.table.clone(), request.build().map_err(build_error)?)]);
+            let mut pending =
+                HashMap::from([(self.table.clone(), request.build().map_err(build_error)?)]);
             // Unprocessed keys (throttling) are asked again, a bounded number of times.
             for _ in 0..5 {
                 let out = self
@@ -942,9 +950,15 @@ impl crate::ports::ShiftCache for DynamoStore {
                     .send()
                     .await
                     .map_err(|err| sdk_error("BatchGetItem", err))?;
-                for item in out.responses.unwrap_or_default().remove(&self.table).unwrap_or_default() {
+                for item in out
+                    .responses
+                    .unwrap_or_default()
+                    .remove(&self.table)
+                    .unwrap_or_default()
+                {
                     let reader = Reader::new(&item, "shift window");
-                    let user = UserId::parse(reader.s("userId")?).map_err(|e| reader.corrupt("userId", &e.reason))?;
+                    let user = UserId::parse(reader.s("userId")?)
+                        .map_err(|e| reader.corrupt("userId", &e.reason))?;
                     found.insert(user, reader.json("window")?);
                 }
                 pending = out.unprocessed_keys.unwrap_or_default();
@@ -956,7 +970,12 @@ impl crate::ports::ShiftCache for DynamoStore {
         Ok(found)
     }
 
-    async fn put(&self, user: &UserId, window: &crate::wfm::ShiftWindow, ttl: Duration) -> Result<(), StoreError> {
+    async fn put(
+        &self,
+        user: &UserId,
+        window: &crate::wfm::ShiftWindow,
+        ttl: Duration,
+    ) -> Result<(), StoreError> {
         let mut item = Self::key(user_pk(user), SHIFTS_SK);
         item.insert("userId".to_owned(), s(user.as_str()));
         item.insert("window".to_owned(), json_attr(window)?);

@@ -6,7 +6,8 @@ use aws_sdk_scheduler::Client;
 use aws_sdk_scheduler::operation::create_schedule::CreateScheduleError;
 use aws_sdk_scheduler::operation::delete_schedule::DeleteScheduleError;
 use aws_sdk_scheduler::types::{
-    ActionAfterCompletion, DeadLetterConfig, FlexibleTimeWindow, FlexibleTimeWindowMode, RetryPolicy, Target,
+    ActionAfterCompletion, DeadLetterConfig, FlexibleTimeWindow, FlexibleTimeWindowMode,
+    RetryPolicy, Target,
 };
 
 use crate::ports::{PlannedSchedule, Schedules, StoreError};
@@ -34,13 +35,20 @@ impl EventBridgeSchedules {
     }
 
     fn target(&self, input: &str) -> Result<Target, StoreError> {
-        let retry = RetryPolicy::builder().maximum_retry_attempts(10).maximum_event_age_in_seconds(3600).build();
+        let retry = RetryPolicy::builder()
+            .maximum_retry_attempts(10)
+            .maximum_event_age_in_seconds(3600)
+            .build();
         Target::builder()
             .arn(&self.target.target_arn)
             .role_arn(&self.target.role_arn)
             .input(input)
             .retry_policy(retry)
-            .dead_letter_config(DeadLetterConfig::builder().arn(&self.target.dead_letter_arn).build())
+            .dead_letter_config(
+                DeadLetterConfig::builder()
+                    .arn(&self.target.dead_letter_arn)
+                    .build(),
+            )
             .build()
             .map_err(|e| StoreError::Invalid(format!("schedule target: {e}")))
     }
@@ -72,7 +80,12 @@ impl Schedules for EventBridgeSchedules {
             .await;
         match created {
             Ok(_) => Ok(()),
-            Err(err) if matches!(err.as_service_error(), Some(CreateScheduleError::ConflictException(_))) => {
+            Err(err)
+                if matches!(
+                    err.as_service_error(),
+                    Some(CreateScheduleError::ConflictException(_))
+                ) =>
+            {
                 // Planned before: move it (the same name, so repeats never make a second one).
                 self.client
                     .update_schedule()
@@ -93,9 +106,23 @@ impl Schedules for EventBridgeSchedules {
     }
 
     async fn delete(&self, name: &str) -> Result<bool, StoreError> {
-        match self.client.delete_schedule().name(name).group_name(&self.target.group).send().await {
+        match self
+            .client
+            .delete_schedule()
+            .name(name)
+            .group_name(&self.target.group)
+            .send()
+            .await
+        {
             Ok(_) => Ok(true),
-            Err(err) if matches!(err.as_service_error(), Some(DeleteScheduleError::ResourceNotFoundException(_))) => Ok(false),
+            Err(err)
+                if matches!(
+                    err.as_service_error(),
+                    Some(DeleteScheduleError::ResourceNotFoundException(_))
+                ) =>
+            {
+                Ok(false)
+            }
             Err(err) => Err(super::sdk_error("DeleteSchedule", err)),
         }
     }

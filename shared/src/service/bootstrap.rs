@@ -102,11 +102,17 @@ pub struct Wired {
 }
 
 /// Everything `TransitionService` needs, on AWS (or moto, through `AWS_ENDPOINT_URL`).
-pub async fn transition_deps(aws: &aws_config::SdkConfig, settings: &TransitionSettings) -> Result<TransitionDeps, BootError> {
+pub async fn transition_deps(
+    aws: &aws_config::SdkConfig,
+    settings: &TransitionSettings,
+) -> Result<TransitionDeps, BootError> {
     Ok(wire(aws, settings).await?.deps)
 }
 
-pub async fn wire(aws: &aws_config::SdkConfig, settings: &TransitionSettings) -> Result<Wired, BootError> {
+pub async fn wire(
+    aws: &aws_config::SdkConfig,
+    settings: &TransitionSettings,
+) -> Result<Wired, BootError> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let policy = load_policy(settings.policy_path.as_deref())?;
     let secrets: Arc<dyn SecretSource> = Arc::new(secrets_manager_source(
@@ -115,25 +121,48 @@ pub async fn wire(aws: &aws_config::SdkConfig, settings: &TransitionSettings) ->
         settings.secret_cache,
     ));
     let genesys = genesys_client(secrets, &settings.genesys_secret_id, clock.clone()).await?;
-    let definitions = genesys.presence_definitions(Deadline::after(clock.as_ref(), Duration::from_secs(10))).await?;
+    let definitions = genesys
+        .presence_definitions(Deadline::after(clock.as_ref(), Duration::from_secs(10)))
+        .await?;
     let targets = policy.resolve(&definitions)?;
     let store = Arc::new(
-        DynamoStore::new(aws_sdk_dynamodb::Client::new(aws), &settings.table_name, clock.clone())
-            .with_audit_retention(settings.audit_retention),
+        DynamoStore::new(
+            aws_sdk_dynamodb::Client::new(aws),
+            &settings.table_name,
+            clock.clone(),
+        )
+        .with_audit_retention(settings.audit_retention),
     );
-    let wfm = WfmShifts::new(genesys.clone(), clock.clone(), settings.wfm_business_unit_ids.clone());
-    let shifts = Arc::new(CachedShifts::new(wfm, store.clone(), clock.clone(), settings.shift_cache));
+    let wfm = WfmShifts::new(
+        genesys.clone(),
+        clock.clone(),
+        settings.wfm_business_unit_ids.clone(),
+    );
+    let shifts = Arc::new(CachedShifts::new(
+        wfm,
+        store.clone(),
+        clock.clone(),
+        settings.shift_cache,
+    ));
     let deps = TransitionDeps {
         presence: Arc::new(genesys),
         shifts: shifts.clone(),
         state: store.clone(),
         audit: store.clone(),
         idempotency: store.clone(),
-        queue: Arc::new(SqsQueue::new(aws_sdk_sqs::Client::new(aws), &settings.notifications_queue_url, clock.clone())),
+        queue: Arc::new(SqsQueue::new(
+            aws_sdk_sqs::Client::new(aws),
+            &settings.notifications_queue_url,
+            clock.clone(),
+        )),
         clock,
         policy: Arc::new(policy),
         targets: Arc::new(targets),
         idempotency_ttl: settings.idempotency_ttl,
     };
-    Ok(Wired { deps, shifts, store })
+    Ok(Wired {
+        deps,
+        shifts,
+        store,
+    })
 }

@@ -16,8 +16,8 @@ use sha2::{Digest, Sha256};
 use crate::clock::{Clock, Deadline};
 use crate::decide::{Trigger, entry_skip};
 use crate::events::{
-    self, CALENDAR_EVENT_ENDED, CALENDAR_EVENT_STARTED, CalendarAction, CalendarEntry, EventError, FOCUS_ENDED, FOCUS_STARTED,
-    InboundEvent, ParsedEvent,
+    self, CALENDAR_EVENT_ENDED, CALENDAR_EVENT_STARTED, CalendarAction, CalendarEntry, EventError,
+    FOCUS_ENDED, FOCUS_STARTED, InboundEvent, ParsedEvent,
 };
 use crate::model::UserId;
 use crate::ports::{PlannedSchedule, Schedules, StateStore, StoreError};
@@ -104,17 +104,28 @@ pub fn schedule_name(user: &UserId, trigger: &str, which: &str) -> String {
 
 impl ScheduleCheck {
     /// Plans (or unplans) one `Calendar Event Upserted` / `Deleted` event.
-    pub async fn plan_json(&self, raw: &str, deadline: Deadline) -> Result<PlanOutcome, ScheduleCheckError> {
+    pub async fn plan_json(
+        &self,
+        raw: &str,
+        deadline: Deadline,
+    ) -> Result<PlanOutcome, ScheduleCheckError> {
         match events::parse_json(raw) {
             Ok(parsed) => self.plan(&parsed, deadline).await,
             Err(error) => self.reject(event_id_of(raw), None, &error).await,
         }
     }
 
-    pub async fn plan(&self, parsed: &ParsedEvent, deadline: Deadline) -> Result<PlanOutcome, ScheduleCheckError> {
+    pub async fn plan(
+        &self,
+        parsed: &ParsedEvent,
+        deadline: Deadline,
+    ) -> Result<PlanOutcome, ScheduleCheckError> {
         let event_id = Some(parsed.event_id.clone());
         let InboundEvent::Calendar { action, entry } = &parsed.event else {
-            let error = EventError { field: "detail-type".to_owned(), reason: "presence events go to transition".to_owned() };
+            let error = EventError {
+                field: "detail-type".to_owned(),
+                reason: "presence events go to transition".to_owned(),
+            };
             return self.reject(event_id, None, &error).await;
         };
         let user = match self.transition.resolve_user(entry, deadline).await? {
@@ -123,21 +134,27 @@ impl ScheduleCheck {
         };
         let start_name = schedule_name(&user, entry.trigger_id.as_str(), "start");
         let end_name = schedule_name(&user, entry.trigger_id.as_str(), "end");
-        let outcome = |action: &str, reason: Option<String>, schedules: Vec<PlannedInfo>| PlanOutcome {
-            event_id: event_id.clone(),
-            user_id: Some(user.to_string()),
-            action: action.to_owned(),
-            reason,
-            schedules,
-        };
+        let outcome =
+            |action: &str, reason: Option<String>, schedules: Vec<PlannedInfo>| PlanOutcome {
+                event_id: event_id.clone(),
+                user_id: Some(user.to_string()),
+                action: action.to_owned(),
+                reason,
+                schedules,
+            };
         let now = self.clock.now();
         let policy = &self.transition.deps().policy;
         let skip = entry_skip(entry, policy, &user, entry.user.email.as_deref());
         let unplan = match action {
             CalendarAction::Deleted => Some("the event was deleted".to_owned()),
-            CalendarAction::Upserted => skip.map(|reason| reason.describe()).or_else(|| (entry.end <= now).then(|| "the event is over".to_owned())),
+            CalendarAction::Upserted => skip
+                .map(|reason| reason.describe())
+                .or_else(|| (entry.end <= now).then(|| "the event is over".to_owned())),
             CalendarAction::Started | CalendarAction::Ended => {
-                let error = EventError { field: "detail-type".to_owned(), reason: "start and end events go to transition".to_owned() };
+                let error = EventError {
+                    field: "detail-type".to_owned(),
+                    reason: "start and end events go to transition".to_owned(),
+                };
                 return self.reject(event_id, Some(user), &error).await;
             }
         };
@@ -146,7 +163,9 @@ impl ScheduleCheck {
             self.schedules.delete(&end_name).await?;
             // A meeting removed while it runs ends now, through the same path as any end.
             if self.is_active(&user, entry).await? {
-                self.transition.handle(self.planned_event(&user, entry, false, "now"), deadline).await?;
+                self.transition
+                    .handle(self.planned_event(&user, entry, false, "now"), deadline)
+                    .await?;
             }
             return Ok(outcome("removed", Some(reason), Vec::new()));
         }
@@ -155,39 +174,86 @@ impl ScheduleCheck {
         if started_now {
             // Already begun: no schedule for the past, the start is handled now.
             self.schedules.delete(&start_name).await?;
-            self.transition.handle(self.planned_event(&user, entry, true, "now"), deadline).await?;
+            self.transition
+                .handle(self.planned_event(&user, entry, true, "now"), deadline)
+                .await?;
         } else {
             let event = self.planned_event(&user, entry, true, "at");
             planned.push(self.upsert(&user, &start_name, entry.start, &event).await?);
         }
         let end = self.planned_event(&user, entry, false, "at");
         planned.push(self.upsert(&user, &end_name, entry.end, &end).await?);
-        Ok(outcome(if started_now { "started" } else { "planned" }, None, planned))
+        Ok(outcome(
+            if started_now { "started" } else { "planned" },
+            None,
+            planned,
+        ))
     }
 
-    async fn upsert(&self, user: &UserId, name: &str, at: DateTime<Utc>, event: &ParsedEvent) -> Result<PlannedInfo, ScheduleCheckError> {
+    async fn upsert(
+        &self,
+        user: &UserId,
+        name: &str,
+        at: DateTime<Utc>,
+        event: &ParsedEvent,
+    ) -> Result<PlannedInfo, ScheduleCheckError> {
         let (input, detail_type) = self.envelope(user, event);
-        self.schedules.upsert(&PlannedSchedule { name: name.to_owned(), at, input }).await?;
-        Ok(PlannedInfo { name: name.to_owned(), at, detail_type })
+        self.schedules
+            .upsert(&PlannedSchedule {
+                name: name.to_owned(),
+                at,
+                input,
+            })
+            .await?;
+        Ok(PlannedInfo {
+            name: name.to_owned(),
+            at,
+            detail_type,
+        })
     }
 
     async fn is_active(&self, user: &UserId, entry: &CalendarEntry) -> Result<bool, StoreError> {
-        Ok(self.state.get(user).await?.is_some_and(|state| state.active_triggers.contains_key(&entry.trigger_id)))
+        Ok(self
+            .state
+            .get(user)
+            .await?
+            .is_some_and(|state| state.active_triggers.contains_key(&entry.trigger_id)))
     }
 
     /// The start or end event `transition` receives. Its id is derived from what it says, so a
     /// moved meeting fires under a new id and a repeated plan under the same one.
-    fn planned_event(&self, user: &UserId, entry: &CalendarEntry, start: bool, when: &str) -> ParsedEvent {
+    fn planned_event(
+        &self,
+        user: &UserId,
+        entry: &CalendarEntry,
+        start: bool,
+        when: &str,
+    ) -> ParsedEvent {
         let which = if start { "start" } else { "end" };
         let digest = Sha256::digest(
-            format!("{user}\u{0}{}\u{0}{}\u{0}{}\u{0}{which}\u{0}{when}", entry.trigger_id, entry.start.timestamp(), entry.end.timestamp())
-                .as_bytes(),
+            format!(
+                "{user}\u{0}{}\u{0}{}\u{0}{}\u{0}{which}\u{0}{when}",
+                entry.trigger_id,
+                entry.start.timestamp(),
+                entry.end.timestamp()
+            )
+            .as_bytes(),
         );
         let hex: String = digest[..12].iter().map(|b| format!("{b:02x}")).collect();
         let mut planned = entry.clone();
         planned.user.user_id = Some(user.clone());
-        let action = if start { CalendarAction::Started } else { CalendarAction::Ended };
-        ParsedEvent { event_id: format!("planned-{hex}"), event: InboundEvent::Calendar { action, entry: planned } }
+        let action = if start {
+            CalendarAction::Started
+        } else {
+            CalendarAction::Ended
+        };
+        ParsedEvent {
+            event_id: format!("planned-{hex}"),
+            event: InboundEvent::Calendar {
+                action,
+                entry: planned,
+            },
+        }
     }
 
     /// The EventBridge-shaped JSON of a planned event (Scheduler's target input).
@@ -224,20 +290,26 @@ impl ScheduleCheck {
     pub async fn sweep(&self, deadline: Deadline) -> Result<SweepReport, ScheduleCheckError> {
         let now = self.clock.now();
         let due = self.state.due(now, self.budget).await?;
-        let mut report = SweepReport { due: due.len(), more: due.len() >= self.budget, ..SweepReport::default() };
-        let grace = chrono::Duration::from_std(self.transition.deps().policy.end_grace).unwrap_or_default();
+        let mut report = SweepReport {
+            due: due.len(),
+            more: due.len() >= self.budget,
+            ..SweepReport::default()
+        };
+        let grace =
+            chrono::Duration::from_std(self.transition.deps().policy.end_grace).unwrap_or_default();
         // Users are independent: a few at a time; one user's work stays in one task.
-        let results: Vec<(UserId, Option<Result<bool, ScheduleCheckError>>)> = futures::stream::iter(due)
-            .map(|(user, _)| async move {
-                if deadline.remaining(self.clock.as_ref()) < SWEEP_MARGIN {
-                    return (user, None);
-                }
-                let result = self.sweep_one(&user, now, grace, deadline).await;
-                (user, Some(result))
-            })
-            .buffer_unordered(SWEEP_CONCURRENCY)
-            .collect()
-            .await;
+        let results: Vec<(UserId, Option<Result<bool, ScheduleCheckError>>)> =
+            futures::stream::iter(due)
+                .map(|(user, _)| async move {
+                    if deadline.remaining(self.clock.as_ref()) < SWEEP_MARGIN {
+                        return (user, None);
+                    }
+                    let result = self.sweep_one(&user, now, grace, deadline).await;
+                    (user, Some(result))
+                })
+                .buffer_unordered(SWEEP_CONCURRENCY)
+                .collect()
+                .await;
         let mut still_active = Vec::new();
         for (user, result) in results {
             match result {
@@ -257,7 +329,9 @@ impl ScheduleCheck {
         if let (Some(shifts), false) = (&self.shifts, still_active.is_empty()) {
             match shifts.refresh(&still_active, now, deadline).await {
                 Ok(count) => report.shifts_refreshed = count,
-                Err(error) => tracing::warn!(%error, "shift cache refresh failed; next run tries again"),
+                Err(error) => {
+                    tracing::warn!(%error, "shift cache refresh failed; next run tries again")
+                }
             }
         }
         telemetry::emit(
@@ -273,11 +347,24 @@ impl ScheduleCheck {
     }
 
     /// Handles one due user; returns whether triggers are still active afterwards.
-    async fn sweep_one(&self, user: &UserId, now: DateTime<Utc>, grace: chrono::Duration, deadline: Deadline) -> Result<bool, ScheduleCheckError> {
-        let Some(state) = self.state.get(user).await? else { return Ok(false) };
-        let trigger = if state.applied.is_none() && state.deferred_until.is_some_and(|at| at <= now) {
+    async fn sweep_one(
+        &self,
+        user: &UserId,
+        now: DateTime<Utc>,
+        grace: chrono::Duration,
+        deadline: Deadline,
+    ) -> Result<bool, ScheduleCheckError> {
+        let Some(state) = self.state.get(user).await? else {
+            return Ok(false);
+        };
+        let trigger = if state.applied.is_none() && state.deferred_until.is_some_and(|at| at <= now)
+        {
             Some(Trigger::Reevaluate)
-        } else if state.active_triggers.values().any(|t| t.ends_at + grace <= now) {
+        } else if state
+            .active_triggers
+            .values()
+            .any(|t| t.ends_at + grace <= now)
+        {
             Some(Trigger::EndInferred)
         } else {
             None
@@ -288,7 +375,11 @@ impl ScheduleCheck {
             }
             None => self.clear_due(state).await?,
         }
-        Ok(self.state.get(user).await?.is_some_and(|s| !s.active_triggers.is_empty()))
+        Ok(self
+            .state
+            .get(user)
+            .await?
+            .is_some_and(|s| !s.active_triggers.is_empty()))
     }
 
     /// A due time with nothing to do (e.g. the work was done by an event): forget it.
@@ -303,8 +394,16 @@ impl ScheduleCheck {
 
 impl ScheduleCheck {
     /// Refuses a planning event: one `Rejected` audit record, as `transition` does.
-    async fn reject(&self, event_id: Option<String>, user: Option<UserId>, error: &EventError) -> Result<PlanOutcome, ScheduleCheckError> {
-        let recorded = self.transition.reject(event_id.clone(), user, error).await?;
+    async fn reject(
+        &self,
+        event_id: Option<String>,
+        user: Option<UserId>,
+        error: &EventError,
+    ) -> Result<PlanOutcome, ScheduleCheckError> {
+        let recorded = self
+            .transition
+            .reject(event_id.clone(), user, error)
+            .await?;
         Ok(PlanOutcome {
             event_id,
             user_id: recorded.user_id,
@@ -317,5 +416,7 @@ impl ScheduleCheck {
 
 /// The envelope id of a body that failed to parse, if it has one.
 fn event_id_of(raw: &str) -> Option<String> {
-    serde_json::from_str::<serde_json::Value>(raw).ok().and_then(|v| v.get("id").and_then(|id| id.as_str()).map(str::to_owned))
+    serde_json::from_str::<serde_json::Value>(raw)
+        .ok()
+        .and_then(|v| v.get("id").and_then(|id| id.as_str()).map(str::to_owned))
 }

@@ -12,7 +12,9 @@ use shared::clock::Deadline;
 use shared::model::{SystemPresence, UserId};
 use shared::ports::StateStore;
 use shared::service::schedule_check::ScheduleCheck;
-use shared::state::{ActiveTrigger, AppliedOverride, DecisionKind, PresenceRef, TriggerId, TriggerKind, UserState};
+use shared::state::{
+    ActiveTrigger, AppliedOverride, DecisionKind, PresenceRef, TriggerId, TriggerKind, UserState,
+};
 
 use crate::support::moto;
 use crate::support::transition::Harness;
@@ -33,12 +35,18 @@ impl Planner {
         let h = Harness::start().await;
         let scheduler = moto::scheduler();
         let group = moto::unique_name("presence-autopilot");
-        scheduler.create_schedule_group().name(&group).send().await.expect("schedule group");
+        scheduler
+            .create_schedule_group()
+            .name(&group)
+            .send()
+            .await
+            .expect("schedule group");
         let target = SchedulerTarget {
             group: group.clone(),
             target_arn: TARGET_ARN.to_owned(),
             role_arn: "arn:aws:iam::123456789012:role/presence-autopilot-scheduler".to_owned(),
-            dead_letter_arn: "arn:aws:sqs:us-east-1:123456789012:presence-autopilot-scheduler-dlq".to_owned(),
+            dead_letter_arn: "arn:aws:sqs:us-east-1:123456789012:presence-autopilot-scheduler-dlq"
+                .to_owned(),
         };
         let check = ScheduleCheck {
             transition: h.service.clone(),
@@ -48,29 +56,62 @@ impl Planner {
             clock: Arc::new(h.clock.clone()),
             budget,
         };
-        Self { h, check, scheduler, group }
+        Self {
+            h,
+            check,
+            scheduler,
+            group,
+        }
     }
 
     /// name → (at expression, target input) of every schedule in the group.
     async fn schedules(&self) -> Vec<(String, String, Value)> {
-        let listed = self.scheduler.list_schedules().group_name(&self.group).send().await.expect("list");
+        let listed = self
+            .scheduler
+            .list_schedules()
+            .group_name(&self.group)
+            .send()
+            .await
+            .expect("list");
         let mut all = Vec::new();
         for summary in listed.schedules {
             let name = summary.name.unwrap_or_default();
-            let got = self.scheduler.get_schedule().group_name(&self.group).name(&name).send().await.expect("get");
+            let got = self
+                .scheduler
+                .get_schedule()
+                .group_name(&self.group)
+                .name(&name)
+                .send()
+                .await
+                .expect("get");
             let target = got.target.expect("target");
             assert_eq!(target.arn, TARGET_ARN);
             assert_eq!(got.schedule_expression_timezone.as_deref(), Some("UTC"));
-            let input: Value = serde_json::from_str(target.input.as_deref().unwrap_or("null")).expect("input json");
+            let input: Value = serde_json::from_str(target.input.as_deref().unwrap_or("null"))
+                .expect("input json");
             all.push((name, got.schedule_expression.unwrap_or_default(), input));
         }
         all.sort_by(|a, b| a.1.cmp(&b.1));
         all
     }
 
-    async fn plan(&self, detail_type: &str, id: &str, user: &str, trigger: &str, start: i64, end: i64) -> Value {
+    async fn plan(
+        &self,
+        detail_type: &str,
+        id: &str,
+        user: &str,
+        trigger: &str,
+        start: i64,
+        end: i64,
+    ) -> Value {
         let event = self.h.calendar(detail_type, id, user, trigger, start, end);
-        serde_json::to_value(self.check.plan_json(&event, self.h.deadline()).await.expect("planned")).expect("json")
+        serde_json::to_value(
+            self.check
+                .plan_json(&event, self.h.deadline())
+                .await
+                .expect("planned"),
+        )
+        .expect("json")
     }
 
     /// Plays EventBridge Scheduler: every schedule due by now fires its input at transition.
@@ -79,23 +120,38 @@ impl Planner {
         for (name, expression, input) in self.schedules().await {
             let at = parse_at(&expression);
             if at <= self.h.now() {
-                let outcome = self.h.service.handle_json(&input.to_string(), self.h.deadline()).await.expect("transition");
+                let outcome = self
+                    .h
+                    .service
+                    .handle_json(&input.to_string(), self.h.deadline())
+                    .await
+                    .expect("transition");
                 decisions.push(outcome.decision);
                 // ActionAfterCompletion: DELETE.
-                self.scheduler.delete_schedule().group_name(&self.group).name(&name).send().await.expect("delete");
+                self.scheduler
+                    .delete_schedule()
+                    .group_name(&self.group)
+                    .name(&name)
+                    .send()
+                    .await
+                    .expect("delete");
             }
         }
         decisions
     }
 
     fn advance(&self, seconds: i64) {
-        self.h.clock.advance(Duration::from_secs(u64::try_from(seconds).expect("positive")));
+        self.h.clock.advance(Duration::from_secs(
+            u64::try_from(seconds).expect("positive"),
+        ));
     }
 }
 
 fn parse_at(expression: &str) -> DateTime<Utc> {
     let inner = expression.trim_start_matches("at(").trim_end_matches(')');
-    chrono::NaiveDateTime::parse_from_str(inner, "%Y-%m-%dT%H:%M:%S").expect("at(...) expression").and_utc()
+    chrono::NaiveDateTime::parse_from_str(inner, "%Y-%m-%dT%H:%M:%S")
+        .expect("at(...) expression")
+        .and_utc()
 }
 
 fn ada() -> &'static str {
@@ -105,30 +161,52 @@ fn ada() -> &'static str {
 #[tokio::test]
 async fn an_upserted_meeting_becomes_two_schedules_that_move_and_go_away() {
     let p = Planner::start(200).await;
-    let planned = p.plan(UPSERTED, "u-1", "ada@example.com", "m-1", 30, 60).await;
+    let planned = p
+        .plan(UPSERTED, "u-1", "ada@example.com", "m-1", 30, 60)
+        .await;
     assert_eq!(planned["action"], "planned", "{planned}");
 
     let schedules = p.schedules().await;
     assert_eq!(schedules.len(), 2);
     let (start, end) = (&schedules[0], &schedules[1]);
     assert!(start.0.ends_with("-start") && end.0.ends_with("-end"));
-    assert_eq!(parse_at(&start.1), (p.h.now() + chrono::Duration::minutes(30)).with_nanosecond_zero());
+    assert_eq!(
+        parse_at(&start.1),
+        (p.h.now() + chrono::Duration::minutes(30)).with_nanosecond_zero()
+    );
     assert_eq!(start.2["detail-type"], "Calendar Event Started");
     assert_eq!(end.2["detail-type"], "Calendar Event Ended");
     assert_eq!(start.2["detail"]["userId"], ada());
     assert_eq!(start.2["detail"]["calendarEventId"], "m-1");
-    assert!(start.2["detail"].get("subject").is_none(), "the subject is not stored in the schedule");
+    assert!(
+        start.2["detail"].get("subject").is_none(),
+        "the subject is not stored in the schedule"
+    );
 
-    p.plan(UPSERTED, "u-2", "ada@example.com", "m-1", 30, 60).await;
-    assert_eq!(p.schedules().await.len(), 2, "the same upsert twice leaves two schedules");
+    p.plan(UPSERTED, "u-2", "ada@example.com", "m-1", 30, 60)
+        .await;
+    assert_eq!(
+        p.schedules().await.len(),
+        2,
+        "the same upsert twice leaves two schedules"
+    );
 
-    p.plan(UPSERTED, "u-3", "ada@example.com", "m-1", 90, 120).await;
+    p.plan(UPSERTED, "u-3", "ada@example.com", "m-1", 90, 120)
+        .await;
     let moved = p.schedules().await;
     assert_eq!(moved.len(), 2);
-    assert_eq!(parse_at(&moved[0].1), (p.h.now() + chrono::Duration::minutes(90)).with_nanosecond_zero());
-    assert_ne!(moved[0].2["id"], start.2["id"], "a moved start fires under a new event id");
+    assert_eq!(
+        parse_at(&moved[0].1),
+        (p.h.now() + chrono::Duration::minutes(90)).with_nanosecond_zero()
+    );
+    assert_ne!(
+        moved[0].2["id"], start.2["id"],
+        "a moved start fires under a new event id"
+    );
 
-    let removed = p.plan(DELETED, "u-4", "ada@example.com", "m-1", 90, 120).await;
+    let removed = p
+        .plan(DELETED, "u-4", "ada@example.com", "m-1", 90, 120)
+        .await;
     assert_eq!(removed["action"], "removed");
     assert!(p.schedules().await.is_empty());
 }
@@ -137,12 +215,20 @@ async fn an_upserted_meeting_becomes_two_schedules_that_move_and_go_away() {
 async fn a_declined_or_cancelled_upsert_removes_what_was_planned() {
     let p = Planner::start(200).await;
     p.plan(UPSERTED, "u-1", ada(), "m-1", 30, 60).await;
-    let mut declined: Value = serde_json::from_str(&p.h.calendar(UPSERTED, "u-2", ada(), "m-1", 30, 60)).expect("json");
+    let mut declined: Value =
+        serde_json::from_str(&p.h.calendar(UPSERTED, "u-2", ada(), "m-1", 30, 60)).expect("json");
     declined["detail"]["responseStatus"] = json!("declined");
 
-    let outcome = p.check.plan_json(&declined.to_string(), p.h.deadline()).await.expect("planned");
+    let outcome = p
+        .check
+        .plan_json(&declined.to_string(), p.h.deadline())
+        .await
+        .expect("planned");
 
-    assert_eq!((outcome.action.as_str(), outcome.reason.as_deref()), ("removed", Some("the user declined the event")));
+    assert_eq!(
+        (outcome.action.as_str(), outcome.reason.as_deref()),
+        ("removed", Some("the user declined the event"))
+    );
     assert!(p.schedules().await.is_empty());
 }
 
@@ -154,31 +240,59 @@ async fn firing_the_planned_events_gives_the_same_end_state_as_live_events() {
 
     p.advance(10 * 60);
     assert_eq!(p.fire_due().await, vec!["applied"]);
-    assert_eq!(p.h.presence_of(ada()).await.system_presence, SystemPresence::Meeting);
+    assert_eq!(
+        p.h.presence_of(ada()).await.system_presence,
+        SystemPresence::Meeting
+    );
 
     p.advance(30 * 60);
     assert_eq!(p.fire_due().await, vec!["restored"]);
-    assert_eq!(p.h.presence_of(ada()).await.system_presence, SystemPresence::Available);
-    assert_eq!(p.h.audit_kinds(ada()).await, vec![DecisionKind::Applied, DecisionKind::Restored]);
+    assert_eq!(
+        p.h.presence_of(ada()).await.system_presence,
+        SystemPresence::Available
+    );
+    assert_eq!(
+        p.h.audit_kinds(ada()).await,
+        vec![DecisionKind::Applied, DecisionKind::Restored]
+    );
     assert!(p.schedules().await.is_empty());
 }
 
 #[tokio::test]
 async fn a_missed_end_is_restored_by_the_sweep_and_audited_as_inferred() {
     let p = Planner::start(200).await;
-    p.h.service.handle_json(&p.h.calendar("Calendar Event Started", "e-1", ada(), "m-1", -1, 10), p.h.deadline()).await.expect("start");
+    p.h.service
+        .handle_json(
+            &p.h.calendar("Calendar Event Started", "e-1", ada(), "m-1", -1, 10),
+            p.h.deadline(),
+        )
+        .await
+        .expect("start");
 
     p.advance(12 * 60);
     let early = p.check.sweep(p.h.deadline()).await.expect("sweep");
-    assert_eq!((early.due, early.processed), (0, 0), "within the grace period nothing is due");
+    assert_eq!(
+        (early.due, early.processed),
+        (0, 0),
+        "within the grace period nothing is due"
+    );
 
     p.advance(5 * 60);
     let report = p.check.sweep(p.h.deadline()).await.expect("sweep");
 
     assert_eq!((report.due, report.processed, report.errors), (1, 1, 0));
-    assert_eq!(p.h.presence_of(ada()).await.system_presence, SystemPresence::Available);
+    assert_eq!(
+        p.h.presence_of(ada()).await.system_presence,
+        SystemPresence::Available
+    );
     let last = p.h.audit(ada()).await.pop().expect("records");
-    assert_eq!((last.kind, last.reason.as_deref()), (DecisionKind::Restored, Some("the end was inferred by the sweep")));
+    assert_eq!(
+        (last.kind, last.reason.as_deref()),
+        (
+            DecisionKind::Restored,
+            Some("the end was inferred by the sweep")
+        )
+    );
     let nothing = p.check.sweep(p.h.deadline()).await.expect("sweep");
     assert_eq!((nothing.due, nothing.processed), (0, 0));
 }
@@ -187,88 +301,319 @@ async fn a_missed_end_is_restored_by_the_sweep_and_audited_as_inferred() {
 async fn a_deferred_start_is_applied_by_the_sweep_once_the_call_ends() {
     let p = Planner::start(200).await;
     let routing = |status: &'static str| json!({"status": status});
-    p.h.sim.control(reqwest::Method::PUT, &format!("/sim/users/{}/routingstatus", ada()), routing("INTERACTING")).await;
-    let start = p.h.service.handle_json(&p.h.calendar("Calendar Event Started", "e-1", ada(), "m-1", -1, 30), p.h.deadline()).await.expect("start");
+    p.h.sim
+        .control(
+            reqwest::Method::PUT,
+            &format!("/sim/users/{}/routingstatus", ada()),
+            routing("INTERACTING"),
+        )
+        .await;
+    let start =
+        p.h.service
+            .handle_json(
+                &p.h.calendar("Calendar Event Started", "e-1", ada(), "m-1", -1, 30),
+                p.h.deadline(),
+            )
+            .await
+            .expect("start");
     assert_eq!(start.decision, "deferred");
 
     p.advance(61);
     let still_busy = p.check.sweep(p.h.deadline()).await.expect("sweep");
     assert_eq!(still_busy.processed, 1);
-    assert_eq!(p.h.presence_of(ada()).await.system_presence, SystemPresence::Available, "still on the call");
+    assert_eq!(
+        p.h.presence_of(ada()).await.system_presence,
+        SystemPresence::Available,
+        "still on the call"
+    );
 
-    p.h.sim.control(reqwest::Method::PUT, &format!("/sim/users/{}/routingstatus", ada()), routing("IDLE")).await;
+    p.h.sim
+        .control(
+            reqwest::Method::PUT,
+            &format!("/sim/users/{}/routingstatus", ada()),
+            routing("IDLE"),
+        )
+        .await;
     p.advance(61);
     let report = p.check.sweep(p.h.deadline()).await.expect("sweep");
 
     assert_eq!((report.processed, report.errors), (1, 0));
-    assert_eq!(p.h.presence_of(ada()).await.system_presence, SystemPresence::Meeting);
+    assert_eq!(
+        p.h.presence_of(ada()).await.system_presence,
+        SystemPresence::Meeting
+    );
     let kinds = p.h.audit_kinds(ada()).await;
-    assert_eq!(kinds, vec![DecisionKind::Deferred, DecisionKind::Deferred, DecisionKind::Applied]);
+    assert_eq!(
+        kinds,
+        vec![
+            DecisionKind::Deferred,
+            DecisionKind::Deferred,
+            DecisionKind::Applied
+        ]
+    );
+}
+
+/// Seeds `count` users whose Meeting override (ours) ended 20 minutes ago without an end event.
+async fn seed_missed_ends(
+    sim: &crate::support::sim::TestSim,
+    genesys: &shared::genesys::GenesysClient,
+    store: &dyn StateStore,
+    now: DateTime<Utc>,
+    count: usize,
+    deadline: Deadline,
+) -> Vec<UserId> {
+    sim.control(
+        reqwest::Method::PUT,
+        "/sim/ratelimit",
+        json!({"requestsPerWindow": 100_000, "windowSeconds": 60}),
+    )
+    .await;
+    let mut users = Vec::new();
+    for index in 0..count {
+        let id = format!("20000000-0000-4000-8000-{index:012}");
+        sim.control(
+            reqwest::Method::POST,
+            "/sim/users",
+            json!({"id": id, "name": "Agent", "email": format!("b{index}@example.com")}),
+        )
+        .await;
+        users.push(UserId::parse(&id).expect("uuid"));
+    }
+    let meeting =
+        shared::model::PresenceDefinitionId::parse(genesys_sim::seed::MEETING).expect("id");
+    let changes: Vec<(UserId, PresenceRef)> = users
+        .iter()
+        .map(|u| {
+            (
+                u.clone(),
+                PresenceRef {
+                    definition_id: meeting.clone(),
+                    message: String::new(),
+                },
+            )
+        })
+        .collect();
+    let applied = shared::ports::PresenceApi::set_presences(genesys, &changes, deadline)
+        .await
+        .expect("bulk put");
+    let ended = now - chrono::Duration::minutes(20);
+    let trigger = TriggerId::parse("all-hands").expect("id");
+    for (user, after) in applied {
+        let mut state = UserState::new(user.clone(), now);
+        state.active_triggers.insert(
+            trigger.clone(),
+            ActiveTrigger {
+                kind: TriggerKind::Meeting,
+                ends_at: ended,
+            },
+        );
+        state.applied = Some(AppliedOverride {
+            target: after.definition_id.clone(),
+            trigger_id: trigger.clone(),
+            until: ended,
+            tag: Some(after.tag()),
+            set_at: Some(after.modified_date),
+        });
+        state.restore_to = Some(PresenceRef {
+            definition_id: shared::model::PresenceDefinitionId::parse(genesys_sim::seed::AVAILABLE)
+                .expect("id"),
+            message: String::new(),
+        });
+        state.due_at = Some(ended + chrono::Duration::minutes(5));
+        store.put(&state).await.expect("seed state");
+    }
+    users
+}
+
+/// Sweeps `runs` times and checks each run handled `budget` items, then that nothing is left.
+async fn sweep_runs(
+    check: &ScheduleCheck,
+    clock: &shared::clock::ManualClock,
+    runs: usize,
+    budget: usize,
+) {
+    for run in 0..runs {
+        let report = check
+            .sweep(Deadline::after(clock, Duration::from_secs(600)))
+            .await
+            .expect("sweep");
+        assert_eq!(
+            (report.due, report.processed, report.errors, report.left),
+            (budget, budget, 0, 0),
+            "run {run}: {report:?}"
+        );
+    }
+    let after = check
+        .sweep(Deadline::after(clock, Duration::from_secs(600)))
+        .await
+        .expect("sweep");
+    assert_eq!(
+        (after.due, after.processed),
+        (0, 0),
+        "all handled: the next run costs one query"
+    );
 }
 
 #[tokio::test]
 async fn a_thousand_due_items_with_a_budget_of_two_hundred_take_five_runs_none_twice() {
-    let p = Planner::start(200).await;
-    p.h.sim.control(reqwest::Method::PUT, "/sim/ratelimit", json!({"requestsPerWindow": 100_000, "windowSeconds": 60})).await;
-    let now = p.h.now();
-    let mut users = Vec::new();
-    for index in 0..1000 {
-        let id = format!("20000000-0000-4000-8000-{index:012}");
-        p.h.sim.control(reqwest::Method::POST, "/sim/users", json!({"id": id, "name": "Agent", "email": format!("b{index}@example.com")})).await;
-        users.push(UserId::parse(&id).expect("uuid"));
-    }
-    // Overrides of ours whose meetings ended 20 minutes ago, with no end event.
-    let changes: Vec<(UserId, PresenceRef)> = users
+    // The in-memory store has the DynamoDB adapter's semantics (conditional versions, chain,
+    // due order); moto deep-copies a table on every transaction, which makes 1,000 commits take
+    // minutes. The DynamoDB due index is exercised at a smaller scale below.
+    use shared::fakes::{FakeQueue, InMemoryStore};
+    use shared::service::transition::{TransitionDeps, TransitionService};
+    let sim = crate::support::sim::TestSim::start().await;
+    let (genesys, clock) = sim.client((
+        genesys_sim::seed::DEMO_CLIENT_ID,
+        genesys_sim::seed::DEMO_CLIENT_SECRET,
+    ));
+    let shared_clock: Arc<dyn shared::clock::Clock> = Arc::new(clock.clone());
+    let store = Arc::new(InMemoryStore::new(shared_clock.clone()));
+    let policy = shared::policy::Policy::from_toml(shared::policy::DEFAULT_POLICY).expect("policy");
+    let definitions = genesys
+        .presence_definitions(Deadline::after(&clock, Duration::from_secs(10)))
+        .await
+        .expect("definitions");
+    let targets = policy.resolve(&definitions).expect("targets");
+    let transition = Arc::new(TransitionService::new(TransitionDeps {
+        presence: Arc::new(genesys.clone()),
+        shifts: Arc::new(shared::wfm::WfmShifts::new(
+            genesys.clone(),
+            shared_clock.clone(),
+            Vec::new(),
+        )),
+        state: store.clone(),
+        audit: store.clone(),
+        idempotency: store.clone(),
+        queue: Arc::new(FakeQueue::default()),
+        clock: shared_clock.clone(),
+        policy: Arc::new(policy),
+        targets: Arc::new(targets),
+        idempotency_ttl: Duration::from_secs(86_400),
+    }));
+    let schedules = Planner::start(200).await.check.schedules;
+    let check = ScheduleCheck {
+        transition,
+        schedules,
+        state: store.clone(),
+        shifts: None,
+        clock: shared_clock,
+        budget: 200,
+    };
+    let users = seed_missed_ends(
+        &sim,
+        &genesys,
+        store.as_ref(),
+        shared::clock::Clock::now(&clock),
+        1000,
+        Deadline::after(&clock, Duration::from_secs(60)),
+    )
+    .await;
+
+    sweep_runs(&check, &clock, 5, 200).await;
+
+    let once = users
         .iter()
-        .map(|u| (u.clone(), PresenceRef { definition_id: shared::model::PresenceDefinitionId::parse(genesys_sim::seed::MEETING).expect("id"), message: String::new() }))
-        .collect();
-    let applied = shared::ports::PresenceApi::set_presences(&p.h.genesys, &changes, p.h.deadline()).await.expect("bulk put");
-    let ended = now - chrono::Duration::minutes(20);
-    let trigger = TriggerId::parse("all-hands").expect("id");
-    let writes = applied.into_iter().map(|(user, after)| {
-        let store = p.h.store.clone();
-        let trigger = trigger.clone();
-        async move {
-            let mut state = UserState::new(user.clone(), now);
-            state.active_triggers.insert(trigger.clone(), ActiveTrigger { kind: TriggerKind::Meeting, ends_at: ended });
-            state.applied = Some(AppliedOverride { target: after.definition_id.clone(), trigger_id: trigger, until: ended, tag: Some(after.tag()), set_at: Some(after.modified_date) });
-            state.restore_to = Some(PresenceRef { definition_id: shared::model::PresenceDefinitionId::parse(genesys_sim::seed::AVAILABLE).expect("id"), message: String::new() });
-            state.due_at = Some(ended + chrono::Duration::minutes(5));
-            store.put(&state).await.expect("seed state");
-        }
-    });
-    futures::future::join_all(writes).await;
+        .filter(|u| {
+            store
+                .audit_records(u)
+                .iter()
+                .map(|r| r.kind)
+                .collect::<Vec<_>>()
+                == [DecisionKind::Restored]
+        })
+        .count();
+    assert_eq!(once, 1000, "every user restored exactly once");
+    let patches = sim
+        .server
+        .sim
+        .lock()
+        .requests
+        .iter()
+        .filter(|r| r.method == "PATCH")
+        .count();
+    assert_eq!(patches, 1000);
+}
 
-    let mut runs = Vec::new();
-    for _ in 0..5 {
-        let deadline = Deadline::after(&p.h.clock, Duration::from_secs(600));
-        runs.push(p.check.sweep(deadline).await.expect("sweep"));
-    }
+#[tokio::test]
+async fn the_sweep_reads_the_dynamodb_due_index_in_budgeted_runs() {
+    let p = Planner::start(10).await;
+    let users = seed_missed_ends(
+        &p.h.sim,
+        &p.h.genesys,
+        p.h.store.as_ref(),
+        p.h.now(),
+        30,
+        p.h.deadline(),
+    )
+    .await;
 
-    assert!(runs.iter().all(|r| r.processed == 200 && r.errors == 0 && r.left == 0), "{runs:?}");
-    let sixth = p.check.sweep(p.h.deadline()).await.expect("sweep");
-    assert_eq!((sixth.due, sixth.processed), (0, 0), "all handled: the next run costs one query");
-    for user in [&users[0], &users[499], &users[999]] {
-        assert_eq!(p.h.audit_kinds(user.as_str()).await, vec![DecisionKind::Restored], "{user}: exactly once");
+    sweep_runs(&p.check, &p.h.clock, 3, 10).await;
+
+    for user in &users {
+        assert_eq!(
+            p.h.audit_kinds(user.as_str()).await,
+            vec![DecisionKind::Restored],
+            "{user}: exactly once"
+        );
     }
-    let harness = &p.h;
-    let restored = futures::future::join_all(users.iter().map(|u| harness.audit_kinds(u.as_str()))).await;
-    assert_eq!(restored.iter().filter(|kinds| kinds.as_slice() == [DecisionKind::Restored]).count(), 1000);
 }
 
 #[tokio::test]
 async fn a_second_transition_within_the_cache_ttl_makes_no_wfm_call() {
     let p = Planner::start(200).await;
-    let wfm_calls = || p.h.sim.server.sim.lock().requests.iter().filter(|r| r.path.contains("/workforcemanagement/")).count();
+    let wfm_calls = || {
+        p.h.sim
+            .server
+            .sim
+            .lock()
+            .requests
+            .iter()
+            .filter(|r| r.path.contains("/workforcemanagement/"))
+            .count()
+    };
 
-    p.h.service.handle_json(&p.h.calendar("Calendar Event Started", "e-1", ada(), "m-1", -1, 30), p.h.deadline()).await.expect("first");
+    p.h.service
+        .handle_json(
+            &p.h.calendar("Calendar Event Started", "e-1", ada(), "m-1", -1, 30),
+            p.h.deadline(),
+        )
+        .await
+        .expect("first");
     let after_first = wfm_calls();
-    assert!(after_first >= 2, "the first transition asks WFM (unit, codes, schedule): {after_first}");
-    p.h.service.handle_json(&p.h.calendar("Calendar Event Started", "e-2", ada(), "m-2", -1, 45), p.h.deadline()).await.expect("second");
-    p.h.service.handle_json(&p.h.calendar("Calendar Event Ended", "e-3", ada(), "m-1", -1, 30), p.h.deadline()).await.expect("end");
-    p.h.service.handle_json(&p.h.calendar("Calendar Event Ended", "e-4", ada(), "m-2", -1, 45), p.h.deadline()).await.expect("end");
+    assert!(
+        after_first >= 2,
+        "the first transition asks WFM (unit, codes, schedule): {after_first}"
+    );
+    p.h.service
+        .handle_json(
+            &p.h.calendar("Calendar Event Started", "e-2", ada(), "m-2", -1, 45),
+            p.h.deadline(),
+        )
+        .await
+        .expect("second");
+    p.h.service
+        .handle_json(
+            &p.h.calendar("Calendar Event Ended", "e-3", ada(), "m-1", -1, 30),
+            p.h.deadline(),
+        )
+        .await
+        .expect("end");
+    p.h.service
+        .handle_json(
+            &p.h.calendar("Calendar Event Ended", "e-4", ada(), "m-2", -1, 45),
+            p.h.deadline(),
+        )
+        .await
+        .expect("end");
     p.advance(60);
-    let third = p.h.service.handle_json(&p.h.calendar("Calendar Event Started", "e-5", ada(), "m-3", -1, 30), p.h.deadline()).await.expect("third");
+    let third =
+        p.h.service
+            .handle_json(
+                &p.h.calendar("Calendar Event Started", "e-5", ada(), "m-3", -1, 30),
+                p.h.deadline(),
+            )
+            .await
+            .expect("third");
 
     assert_eq!(third.decision, "applied");
     assert_eq!(wfm_calls(), after_first, "served from the shift cache");

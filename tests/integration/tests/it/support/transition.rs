@@ -60,7 +60,12 @@ impl Harness {
             .expect("definitions");
         let targets = policy.resolve(&definitions).expect("resolvable policy");
         let wfm = WfmShifts::new(genesys.clone(), shared_clock.clone(), business_units);
-        let shifts = Arc::new(CachedShifts::new(wfm, store.clone(), shared_clock.clone(), Duration::from_secs(900)));
+        let shifts = Arc::new(CachedShifts::new(
+            wfm,
+            store.clone(),
+            shared_clock.clone(),
+            Duration::from_secs(900),
+        ));
         let deps = TransitionDeps {
             presence: Arc::new(genesys.clone()),
             shifts: shifts.clone(),
