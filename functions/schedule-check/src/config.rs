@@ -22,7 +22,10 @@ impl Config {
     pub fn from(env: &Env<'_>) -> Result<Self, ConfigError> {
         let sweep_budget = env.number("SWEEP_BUDGET", 200)?;
         if sweep_budget == 0 {
-            return Err(ConfigError { variable: "SWEEP_BUDGET", reason: "must be at least 1".to_owned() });
+            return Err(ConfigError {
+                variable: "SWEEP_BUDGET",
+                reason: "must be at least 1".to_owned(),
+            });
         }
         Ok(Self {
             transition: TransitionSettings::from_env(env)?,
@@ -46,13 +49,21 @@ mod tests {
         ("NOTIFICATIONS_QUEUE_URL", "http://q"),
         ("GENESYS_SECRET_ID", "s"),
         ("SCHEDULE_GROUP_NAME", "presence-autopilot"),
-        ("TRANSITION_FUNCTION_ARN", "arn:aws:lambda:us-east-1:1:function:transition"),
+        (
+            "TRANSITION_FUNCTION_ARN",
+            "arn:aws:lambda:us-east-1:1:function:transition",
+        ),
         ("SCHEDULER_ROLE_ARN", "arn:aws:iam::1:role/scheduler"),
         ("SCHEDULER_DLQ_ARN", "arn:aws:sqs:us-east-1:1:scheduler-dlq"),
     ];
 
     fn env<'a>(pairs: &'a [(&'a str, &'a str)]) -> Env<'a> {
-        Env::from_fn(move |name| pairs.iter().find(|(k, _)| *k == name).map(|(_, v)| (*v).to_owned()))
+        Env::from_fn(move |name| {
+            pairs
+                .iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| (*v).to_owned())
+        })
     }
 
     #[test]
@@ -68,6 +79,9 @@ mod tests {
         assert_eq!(error.variable, "SCHEDULER_DLQ_ARN");
         let mut zero = ALL.to_vec();
         zero.push(("SWEEP_BUDGET", "0"));
-        assert_eq!(Config::from(&env(&zero)).expect_err("zero").variable, "SWEEP_BUDGET");
+        assert_eq!(
+            Config::from(&env(&zero)).expect_err("zero").variable,
+            "SWEEP_BUDGET"
+        );
     }
 }

@@ -15,15 +15,29 @@ pub struct HandlerError(ScheduleCheckError);
 
 impl From<HandlerError> for Diagnostic {
     fn from(error: HandlerError) -> Self {
-        let kind = if error.0.is_retryable() { "Retryable" } else { "NonRetryable" };
-        Diagnostic { error_type: kind.to_owned(), error_message: error.0.to_string() }
+        let kind = if error.0.is_retryable() {
+            "Retryable"
+        } else {
+            "NonRetryable"
+        };
+        Diagnostic {
+            error_type: kind.to_owned(),
+            error_message: error.0.to_string(),
+        }
     }
 }
 
-pub async fn handle(service: &ScheduleCheck, event: LambdaEvent<Value>) -> Result<Value, HandlerError> {
+pub async fn handle(
+    service: &ScheduleCheck,
+    event: LambdaEvent<Value>,
+) -> Result<Value, HandlerError> {
     let (payload, context) = event.into_parts();
     let deadline = Deadline::from_invocation(context.deadline, chrono::Utc::now(), DEADLINE_MARGIN);
-    let event_id = payload.get("id").and_then(Value::as_str).unwrap_or_default().to_owned();
+    let event_id = payload
+        .get("id")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
     let span = tracing::info_span!("event", request_id = %context.request_id, event_id = %event_id);
     let sweep = payload.get("detail-type").and_then(Value::as_str) == Some(SWEEP);
     async {

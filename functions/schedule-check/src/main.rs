@@ -22,11 +22,17 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let wired = wire(&aws, &config.transition).await?;
     let service = ScheduleCheck {
         transition: Arc::new(TransitionService::new(wired.deps)),
-        schedules: Arc::new(EventBridgeSchedules::new(aws_sdk_scheduler::Client::new(&aws), config.scheduler.clone())),
+        schedules: Arc::new(EventBridgeSchedules::new(
+            aws_sdk_scheduler::Client::new(&aws),
+            config.scheduler.clone(),
+        )),
         state: wired.store,
         shifts: Some(wired.shifts),
         clock: Arc::new(SystemClock),
         budget: config.sweep_budget,
     };
-    lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| handler::handle(&service, event))).await
+    lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| {
+        handler::handle(&service, event)
+    }))
+    .await
 }

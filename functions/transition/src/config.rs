@@ -15,7 +15,9 @@ impl Config {
     }
 
     pub fn from(env: &Env<'_>) -> Result<Self, ConfigError> {
-        Ok(Self { transition: TransitionSettings::from_env(env)? })
+        Ok(Self {
+            transition: TransitionSettings::from_env(env)?,
+        })
     }
 }
 
@@ -26,11 +28,19 @@ mod tests {
     use super::*;
 
     fn env<'a>(pairs: &'a [(&'a str, &'a str)]) -> Env<'a> {
-        Env::from_fn(move |name| pairs.iter().find(|(k, _)| *k == name).map(|(_, v)| (*v).to_owned()))
+        Env::from_fn(move |name| {
+            pairs
+                .iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| (*v).to_owned())
+        })
     }
 
-    const REQUIRED: [(&str, &str); 3] =
-        [("TABLE_NAME", "t"), ("NOTIFICATIONS_QUEUE_URL", "http://q"), ("GENESYS_SECRET_ID", "s")];
+    const REQUIRED: [(&str, &str); 3] = [
+        ("TABLE_NAME", "t"),
+        ("NOTIFICATIONS_QUEUE_URL", "http://q"),
+        ("GENESYS_SECRET_ID", "s"),
+    ];
 
     #[test]
     fn defaults_apply() {
@@ -47,6 +57,9 @@ mod tests {
         assert_eq!(error.variable, "GENESYS_SECRET_ID");
         let mut bad = REQUIRED.to_vec();
         bad.push(("AUDIT_RETENTION_DAYS", "forever"));
-        assert_eq!(Config::from(&env(&bad)).expect_err("bad").variable, "AUDIT_RETENTION_DAYS");
+        assert_eq!(
+            Config::from(&env(&bad)).expect_err("bad").variable,
+            "AUDIT_RETENTION_DAYS"
+        );
     }
 }

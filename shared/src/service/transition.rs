@@ -71,6 +71,18 @@ pub struct Outcome {
     /// True when this event id was handled before and this is the stored outcome.
     #[serde(default)]
     pub duplicate: bool,
+    /// Where the time went (logged and emitted as metrics by the handler).
+    #[serde(default)]
+    pub timings: StageTimings,
+}
+
+/// Latency of each stage of one event, in milliseconds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StageTimings {
+    pub genesys_read_ms: u64,
+    pub genesys_write_ms: u64,
+    pub store_ms: u64,
 }
 
 impl Outcome {
@@ -206,6 +218,7 @@ impl TransitionService {
                         decision: "unknown".to_owned(),
                         reason: None,
                         duplicate: true,
+                        timings: StageTimings::default(),
                     });
                 outcome.duplicate = true;
                 Ok(Err(outcome))
@@ -546,6 +559,7 @@ impl TransitionService {
                             decision: "applied".to_owned(),
                             reason: None,
                             duplicate: false,
+                            timings: StageTimings::default(),
                         })
                 }
                 None => {
@@ -683,6 +697,7 @@ impl TransitionService {
         event_id: Option<&str>,
         deadline: Deadline,
     ) -> Result<Outcome, TransitionError> {
+        let (mut read_ms, mut persist_ms) = (0_u64, 0_u64);
         for attempt in 0..MAX_ATTEMPTS {
             if attempt > 0 {
                 // Spread the losers of a race out a little before they read again.
@@ -708,7 +723,9 @@ impl TransitionService {
             let (decided, live) = match screen(trigger, &base) {
                 Some(decided) => (decided, None),
                 None => {
+                    let read_started = Instant::now();
                     let live = self.live(user, trigger, now, deadline).await?;
+                    read_ms += read_started.elapsed().as_millis() as u64;
                     let cx = Context {
                         current: Some(&live.current),
                         routing: live.routing.as_ref(),
@@ -718,7 +735,8 @@ impl TransitionService {
                     (decide(trigger, &cx), Some(live))
                 }
             };
-            match self
+            let persist_started = Instant::now();
+            let persisted = self
                 .persist(
                     user,
                     email,
@@ -729,9 +747,15 @@ impl TransitionService {
                     live.as_ref(),
                     deadline,
                 )
-                .await?
-            {
-                Persisted::Done(outcome) => return Ok(outcome),
+                .await?;
+            persist_ms += persist_started.elapsed().as_millis() as u64;
+            match persisted {
+                Persisted::Done(mut outcome) => {
+                    outcome.timings.genesys_read_ms = read_ms;
+                    outcome.timings.store_ms =
+                        persist_ms.saturating_sub(outcome.timings.genesys_write_ms);
+                    return Ok(outcome);
+                }
                 Persisted::Retry => continue,
             }
         }
@@ -802,6 +826,7 @@ impl TransitionService {
             decision: decision.to_owned(),
             reason,
             duplicate: false,
+            timings: StageTimings::default(),
         };
         match decided.decision {
             Decision::Apply { target, restore_to } => {
@@ -842,7 +867,9 @@ impl TransitionService {
                         );
                         self.settle_apply(user, claimed, &after, entry, payload)
                             .await?;
-                        Ok(Persisted::Done(outcome("applied", None)))
+                        let mut done = outcome("applied", None);
+                        done.timings.genesys_write_ms = write_ms;
+                        Ok(Persisted::Done(done))
                     }
                     Ok(CasOutcome::Refused { .. }) => {
                         // Changed between our read and our write: give the claim back, decide again.
@@ -877,12 +904,14 @@ impl TransitionService {
                 } else {
                     "the trigger ended"
                 };
-                match self
+                let started = Instant::now();
+                let written = self
                     .deps
                     .presence
                     .compare_and_set(user, &expected, &to, deadline)
-                    .await
-                {
+                    .await;
+                let write_ms = started.elapsed().as_millis() as u64;
+                match written {
                     Ok(CasOutcome::Applied { before, after }) => {
                         entry.kind = DecisionKind::Restored;
                         entry.reason = Some(ended_by.to_owned());
@@ -909,10 +938,9 @@ impl TransitionService {
                             Some((NotificationKind::PresenceRestored, payload)),
                         )
                         .await?;
-                        Ok(Persisted::Done(outcome(
-                            "restored",
-                            Some(ended_by.to_owned()),
-                        )))
+                        let mut done = outcome("restored", Some(ended_by.to_owned()));
+                        done.timings.genesys_write_ms = write_ms;
+                        Ok(Persisted::Done(done))
                     }
                     Ok(CasOutcome::Refused { current }) => {
                         let reason = SkipReason::ChangedBySomeoneElse.describe();
@@ -1199,6 +1227,7 @@ impl TransitionService {
             decision: "rejected".to_owned(),
             reason: Some(error.to_string()),
             duplicate: false,
+            timings: StageTimings::default(),
         })
     }
 }
