@@ -631,3 +631,44 @@ async fn a_batch_reports_only_its_bad_records() {
         vec!["applied", "rejected", "applied", "rejected"]
     );
 }
+
+#[tokio::test]
+async fn a_rate_limited_bulk_write_is_retried_within_the_deadline() {
+    let h = Harness::start().await;
+    h.sim
+        .inject_fault(
+            json!({"method": "PUT", "path": "/api/v2/users/presences/bulk", "count": 1,
+                             "kind": "status", "status": 429, "retryAfterSeconds": 2}),
+        )
+        .await;
+    let bodies: Vec<String> = DEMO_AGENTS[..3]
+        .iter()
+        .enumerate()
+        .map(|(i, (user, _, _))| h.calendar(STARTED, &format!("b-{i}"), user, "m-1", -1, 30))
+        .collect();
+
+    let results = h.service.handle_batch(&bodies, h.deadline()).await;
+
+    assert!(
+        results
+            .iter()
+            .all(|r| r.as_ref().is_ok_and(|o| o.decision == "applied")),
+        "{results:?}"
+    );
+    assert_eq!(
+        h.sim.count_requests("PUT", "/api/v2/users/presences/bulk"),
+        2,
+        "one 429, one retry"
+    );
+    assert!(
+        h.clock.sleeps().iter().any(|w| w.as_secs() >= 2),
+        "waited Retry-After: {:?}",
+        h.clock.sleeps()
+    );
+    for (user, _, _) in &DEMO_AGENTS[..3] {
+        assert_eq!(
+            h.presence_of(user).await.system_presence,
+            SystemPresence::Meeting
+        );
+    }
+}
