@@ -47,9 +47,15 @@ lint-infra: $(LINT_VENV)/.installed ## cfn-lint and checkov on infra/template.ya
 fmt: ## format the code
 	cargo fmt --all
 
-demo: setup ## start the Genesys simulator and play the presence walkthrough
-	cargo build --locked -p genesys-sim -p integration-tests --examples
-	./scripts/demo.sh
+# One package per build, as `cargo lambda watch` builds each function (`cargo run --bin NAME`), so
+# the watch finds them fresh. schedule-check joins when the workspace has it.
+DEMO_FUNCTIONS := transition webhook-dispatch $(if $(wildcard functions/schedule-check/Cargo.toml),schedule-check)
+
+demo: setup ## the scripted day on local stand-ins: moto, Genesys simulator, webhook receiver, the functions (docs/demo.md)
+	cargo build --locked -p genesys-sim
+	cargo build --locked -p integration-tests --example provision --example audit_trail
+	@for f in $(DEMO_FUNCTIONS); do cargo build --locked -p $$f || exit 1; done
+	$(VENV)/bin/python scripts/demo.py
 
 bench: setup ## CPU time per transition outside I/O, and the release binary size (figures: docs/benchmarks.md)
 	cargo bench --locked -p shared --bench transition

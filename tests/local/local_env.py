@@ -1,6 +1,13 @@
 """Local stand-ins for the cloud, started by the project itself on loopback: the moto server
-(DynamoDB, SQS, Secrets Manager, EventBridge), the Genesys simulator, and the functions under
-`cargo lambda watch`. Used by `make demo` and the smoke test; every process is stopped on exit."""
+(DynamoDB, SQS, Secrets Manager, EventBridge, Scheduler), the Genesys simulator, and the functions
+under `cargo lambda watch`. Used by `make demo` and the smoke test; every process is stopped on
+exit.
+
+Provisioning creates what `infra/template.yaml` names, on moto: the `provision` example (Rust SDK)
+makes the table, the events (burst) queue and the notifications queue with their DLQs and the
+Genesys secret; `_provision_events_and_scheduler` (boto3) adds the subscribers secret, the
+`presence-autopilot` bus with the trigger rule routing Calendar/Focus Started/Ended to the events
+queue, the rule-target and Scheduler DLQs, and the Scheduler group."""
 
 from __future__ import annotations
 
@@ -38,10 +45,13 @@ def wait_for_port(port: int, process: subprocess.Popen, what: str, timeout: floa
 class LocalEnv:
     """Starts everything on enter, stops everything on exit (also on errors and Ctrl-C)."""
 
-    def __init__(self, log_dir: Path | None = None) -> None:
+    def __init__(self, log_dir: Path | None = None, subscribers: dict | None = None) -> None:
+        """`subscribers`: the subscriber document (docs/delivery.md) stored in the subscribers
+        secret; none by default."""
         self.processes: list[tuple[str, subprocess.Popen]] = []
         self.log_dir = log_dir or Path(os.environ.get("TMPDIR", "/tmp")) / f"presence-autopilot-{os.getpid()}"
         self.log_dir.mkdir(parents=True, exist_ok=True)
+        self.subscribers = subscribers if subscribers is not None else {"webhooks": []}
         self.aws_env: dict[str, str] = {}
         self.resources: dict[str, str] = {}
         self.sim_url = ""
@@ -97,22 +107,93 @@ class LocalEnv:
             check=True,
         )
         self.resources = json.loads(provisioned.stdout)
+        self._provision_events_and_scheduler()
+
+    def client(self, service: str):
+        """A boto3 client for moto."""
+        import boto3  # the project venv has it; imported late so `--help`-style use stays light
+
+        return boto3.client(
+            service,
+            endpoint_url=self.aws_env["AWS_ENDPOINT_URL"],
+            region_name=self.aws_env["AWS_REGION"],
+            aws_access_key_id=self.aws_env["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=self.aws_env["AWS_SECRET_ACCESS_KEY"],
+        )
+
+    def _provision_events_and_scheduler(self, prefix: str = "presence-autopilot") -> None:
+        sqs = self.client("sqs")
+        arn = lambda url: sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]  # noqa: E731
+        self.resources["EVENTS_QUEUE_ARN"] = arn(self.resources["EVENTS_QUEUE_URL"])
+        rule_dlq = sqs.create_queue(QueueName=f"{prefix}-events-rule-dlq")["QueueUrl"]
+        scheduler_dlq = sqs.create_queue(QueueName=f"{prefix}-scheduler-dlq")["QueueUrl"]
+        self.resources["SCHEDULER_DLQ_ARN"] = arn(scheduler_dlq)
+
+        secret = f"{prefix}/subscribers"
+        self.client("secretsmanager").create_secret(Name=secret, SecretString=json.dumps(self.subscribers))
+        self.resources["SUBSCRIBERS_SECRET_ID"] = secret
+
+        events = self.client("events")
+        bus = events.create_event_bus(Name=prefix)["EventBusArn"]
+        events.put_rule(
+            Name=f"{prefix}-triggers",
+            EventBusName=prefix,
+            EventPattern=json.dumps(
+                {"detail-type": ["Calendar Event Started", "Calendar Event Ended", "Focus Started", "Focus Ended"]}
+            ),
+            State="ENABLED",
+        )
+        events.put_targets(
+            Rule=f"{prefix}-triggers",
+            EventBusName=prefix,
+            Targets=[
+                {
+                    "Id": "burst-queue",
+                    "Arn": self.resources["EVENTS_QUEUE_ARN"],
+                    "DeadLetterConfig": {"Arn": arn(rule_dlq)},
+                }
+            ],
+        )
+        self.resources["EVENT_BUS_NAME"] = prefix
+        self.resources["EVENT_BUS_ARN"] = bus
+
+        self.client("scheduler").create_schedule_group(Name=prefix)
+        self.resources["SCHEDULE_GROUP_NAME"] = prefix
+        # moto checks neither; the names are the template's shape.
+        self.resources["SCHEDULER_ROLE_ARN"] = f"arn:aws:iam::123456789012:role/{prefix}-scheduler"
+        self.resources["TRANSITION_FUNCTION_ARN"] = f"arn:aws:lambda:us-east-1:123456789012:function:{prefix}-transition"
 
     def function_env(self) -> dict[str, str]:
-        """The functions' configuration: the names `infra/template.yaml` sets."""
+        """The union of the functions' configuration (every workspace binary runs under one
+        `cargo lambda watch`): the names `infra/template.yaml` sets."""
         return {
             **self.aws_env,
+            # transition, schedule-check
             "TABLE_NAME": self.resources["TABLE_NAME"],
             "NOTIFICATIONS_QUEUE_URL": self.resources["NOTIFICATIONS_QUEUE_URL"],
             "GENESYS_SECRET_ID": self.resources["GENESYS_SECRET_ID"],
+            # webhook-dispatch; MAX_RECEIVE_COUNT equals the notifications queue's redrive (provision.rs)
+            "SUBSCRIBERS_SECRET_ID": self.resources["SUBSCRIBERS_SECRET_ID"],
+            "MAX_RECEIVE_COUNT": "4",
+            # schedule-check
+            "SCHEDULE_GROUP_NAME": self.resources["SCHEDULE_GROUP_NAME"],
+            "SCHEDULER_ROLE_ARN": self.resources["SCHEDULER_ROLE_ARN"],
+            "TRANSITION_FUNCTION_ARN": self.resources["TRANSITION_FUNCTION_ARN"],
+            "SCHEDULER_DLQ_ARN": self.resources["SCHEDULER_DLQ_ARN"],
             "AWS_LAMBDA_LOG_FORMAT": "JSON",
             "AWS_LAMBDA_LOG_LEVEL": os.environ.get("AWS_LAMBDA_LOG_LEVEL", "info"),
         }
 
-    def start_functions(self) -> None:
-        """`cargo lambda watch` serving every function of the workspace."""
+    def start_functions(self, extra_env: dict[str, str] | None = None) -> None:
+        """`cargo lambda watch` serving every function of the workspace. `extra_env` adds or
+        overrides variables (e.g. POLICY_PATH, or ALLOW_LOOPBACK_HTTP for a local receiver)."""
         self.invoke_port = free_port()
-        env = {**os.environ, **self.function_env(), "PATH": f"{VENV_BIN}:{os.environ.get('PATH', '')}"}
+        env = {
+            **os.environ,
+            **self.function_env(),
+            **(extra_env or {}),
+            "PATH": f"{VENV_BIN}:{os.environ.get('PATH', '')}",
+        }
         watch = self._spawn(
             "cargo-lambda-watch",
             ["cargo", "lambda", "watch", "--ignore-changes", "--invoke-port", str(self.invoke_port)],
@@ -120,20 +201,42 @@ class LocalEnv:
         )
         wait_for_port(self.invoke_port, watch, "cargo lambda watch", timeout=600)
 
-    def invoke(self, function: str, payload: dict | str) -> dict:
+    def invoke(self, function: str, payload: dict | str, timeout: float = 600) -> dict:
+        """`cargo lambda invoke`. Fails at once (with the log) if the function process exits
+        meanwhile — the emulator would otherwise wait for it until the timeout."""
         data = payload if isinstance(payload, str) else json.dumps(payload)
         env = {**os.environ, "PATH": f"{VENV_BIN}:{os.environ.get('PATH', '')}"}
-        result = subprocess.run(
+        watch_log = self.log_dir / "cargo-lambda-watch.log"
+        log_offset = watch_log.stat().st_size if watch_log.exists() else 0
+        process = subprocess.Popen(
             ["cargo", "lambda", "invoke", function, "--invoke-port", str(self.invoke_port), "--data-ascii", data],
             cwd=ROOT,
             env=env,
-            capture_output=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
             text=True,
-            timeout=600,
         )
-        if result.returncode != 0:
-            raise RuntimeError(f"invoke {function} failed: {result.stdout}{result.stderr}")
-        return json.loads(result.stdout)
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                stdout, stderr = process.communicate(timeout=0.2)
+                break
+            except subprocess.TimeoutExpired:
+                crashed = ""
+                if watch_log.exists():
+                    with open(watch_log, errors="replace") as log:
+                        log.seek(log_offset)
+                        new = log.read()
+                    if "command exited" in new:
+                        crashed = new
+                if crashed or time.monotonic() > deadline:
+                    process.kill()
+                    process.communicate()
+                    why = f"the function exited:\n{crashed[-3000:]}" if crashed else f"no answer within {timeout:.0f} s"
+                    raise RuntimeError(f"invoke {function} failed: {why}") from None
+        if process.returncode != 0:
+            raise RuntimeError(f"invoke {function} failed: {stdout}{stderr}")
+        return json.loads(stdout)
 
     def close(self) -> None:
         for name, process in reversed(self.processes):

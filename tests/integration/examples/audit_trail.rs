@@ -15,7 +15,8 @@ use shared::model::UserId;
 use shared::ports::AuditLog;
 use shared::state::PresenceRef;
 
-/// The seed's presence definitions by name, so the trail reads "Available → Meeting".
+/// The seed's presence definitions by name, so the trail reads "Available → Meeting" (the
+/// status message is left out to keep one record on one line).
 fn presence_name(presence: Option<&PresenceRef>) -> String {
     let Some(presence) = presence else {
         return "-".to_owned();
@@ -38,11 +39,7 @@ fn presence_name(presence: Option<&PresenceRef>) -> String {
     .iter()
     .find(|(known, _)| *known == id)
     .map_or(id, |(_, name)| name);
-    if presence.message.is_empty() {
-        name.to_owned()
-    } else {
-        format!("{name} ({:?})", presence.message)
-    }
+    name.to_owned()
 }
 
 async fn run() -> anyhow::Result<bool> {
@@ -81,13 +78,21 @@ async fn run() -> anyhow::Result<bool> {
             .ok()
             .and_then(|v| v.as_str().map(str::to_owned))
             .unwrap_or_default();
+        let change = if record.before.is_none() && record.after.is_none() {
+            String::new()
+        } else {
+            format!(
+                "{} → {}",
+                presence_name(record.before.as_ref()),
+                presence_name(record.after.as_ref())
+            )
+        };
         let mut line = format!(
-            "  #{:<3} {} {:<22} {:<10} → {:<32}",
+            "  #{:<3} {} {:<18} {:<22}",
             record.seq,
             record.at.format("%H:%M:%S%.3f"),
             kind,
-            presence_name(record.before.as_ref()),
-            presence_name(record.after.as_ref()),
+            change,
         );
         if let Some(trigger) = &record.trigger_id {
             line.push_str(&format!(" trigger {trigger}"));

@@ -1,0 +1,602 @@
+#!/usr/bin/env python3
+"""`make demo`: a scripted day of Presence Autopilot against local stand-ins, narrated.
+
+Starts (on loopback) moto, the Genesys simulator, a webhook receiver that verifies Standard
+Webhooks signatures, provisions what infra/template.yaml names, runs every function under one
+`cargo lambda watch`, and plays the day. The demo is the glue AWS would be: it puts events on the
+bus, drains the queues and invokes the functions with the SQS batch (the Lambda poller), and fires
+Scheduler schedules (moto never does). Every process it started is stopped on exit, Ctrl-C or
+failure; function logs go to the log dir (printed on failure). See docs/demo.md."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+import traceback
+import urllib.error
+import urllib.request
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "local"))
+from local_env import ROOT, TARGET, LocalEnv  # noqa: E402
+
+from standardwebhooks.webhooks import Webhook, WebhookVerificationError  # noqa: E402
+
+ADA = "9ed7d9f6-0c59-4360-ac54-40dd35eb9c2f"
+ADA_EMAIL = "ada@example.com"
+LOG_DIR = Path(os.environ.get("DEMO_LOG_DIR", TARGET / "demo-logs"))
+HAS_SCHEDULE_CHECK = (ROOT / "functions" / "schedule-check" / "Cargo.toml").exists()
+TTY = sys.stdout.isatty() and os.environ.get("NO_COLOR") is None
+
+
+def style(code: str, text: str) -> str:
+    return f"\033[{code}m{text}\033[0m" if TTY else text
+
+
+def bold(text: str) -> str:
+    return style("1", text)
+
+
+def dim(text: str) -> str:
+    return style("2", text)
+
+
+def ok(text: str) -> str:
+    return style("32", text)
+
+
+class DemoFailure(Exception):
+    """Something the day should have shown did not happen."""
+
+
+def expect(condition: bool, message: str) -> None:
+    if not condition:
+        raise DemoFailure(message)
+
+
+def now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def iso(moment: dt.datetime) -> str:
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+# ------------------------------------------------------------------------------------------------
+# The webhook receiver: a subscriber as a customer would write it, with the official library.
+# ------------------------------------------------------------------------------------------------
+
+
+class Receiver:
+    def __init__(self) -> None:
+        self.secret = "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+        self.deliveries: list[dict] = []
+        self.lock = threading.Lock()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+                body = self.rfile.read(int(self.headers.get("content-length", "0")))
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                try:
+                    payload = Webhook(receiver.secret).verify(body, headers)
+                    verified, error = True, None
+                except WebhookVerificationError as err:
+                    payload, verified, error = None, False, str(err)
+                with receiver.lock:
+                    receiver.deliveries.append(
+                        {"id": headers.get("webhook-id"), "verified": verified, "error": error, "payload": payload}
+                    )
+                self.send_response(204 if verified else 400)
+                self.end_headers()
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/presence"
+        self.thread = threading.Thread(target=self.server.serve_forever, name="webhook-receiver", daemon=True)
+        self.thread.start()
+
+    def subscribers(self) -> dict:
+        return {"webhooks": [{"id": "demo-receiver", "url": self.url, "secrets": [self.secret]}]}
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+# ------------------------------------------------------------------------------------------------
+# The day.
+# ------------------------------------------------------------------------------------------------
+
+
+class Day:
+    def __init__(self, env: LocalEnv, receiver: Receiver) -> None:
+        self.env = env
+        self.receiver = receiver
+        self.sqs = env.client("sqs")
+        self.events = env.client("events")
+        self.dynamodb = env.client("dynamodb")
+        self.scheduler = env.client("scheduler")
+        self.audit_seen = 0
+        self.delivered_seen = 0
+        self.token = self._token()
+        self.names = {
+            d["id"]: d.get("languageLabels", {}).get("en_US") or d.get("name") or d["systemPresence"]
+            for d in self._genesys("GET", "/api/v2/presence/definitions")["entities"]
+        }
+
+    # ---- the simulator ---------------------------------------------------------------------
+
+    def _http(self, method: str, path: str, body=None, headers=None, form=None):
+        data = None
+        headers = dict(headers or {})
+        if form is not None:
+            data = form.encode()
+            headers["content-type"] = "application/x-www-form-urlencoded"
+        elif body is not None:
+            data = json.dumps(body).encode()
+            headers["content-type"] = "application/json"
+        request = urllib.request.Request(f"{self.env.sim_url}{path}", data=data, method=method, headers=headers)
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                raw = response.read()
+        except urllib.error.HTTPError as err:
+            raise DemoFailure(f"simulator {method} {path}: HTTP {err.code} {err.read().decode(errors='replace')}")
+        return json.loads(raw) if raw else None
+
+    def _token(self) -> str:
+        basic = base64.b64encode(b"demo-client:demo-secret").decode()
+        answer = self._http(
+            "POST", "/oauth/token", headers={"authorization": f"Basic {basic}"}, form="grant_type=client_credentials"
+        )
+        return answer["access_token"]
+
+    def _genesys(self, method: str, path: str):
+        return self._http(method, path, headers={"authorization": f"Bearer {self.token}"})
+
+    def presence(self) -> str:
+        live = self._genesys("GET", f"/api/v2/users/{ADA}/presences/purecloud")
+        name = self.names.get(live["presenceDefinition"]["id"], live["presenceDefinition"].get("systemPresence"))
+        return f"{name} ({live['message']!r})" if live.get("message") else name
+
+    def routing(self) -> str:
+        return self._genesys("GET", f"/api/v2/users/{ADA}/routingstatus")["status"]
+
+    def agent_sets_presence(self, presence: str) -> None:
+        self._http("PUT", f"/sim/users/{ADA}/presence", {"presence": presence, "message": "", "by": "agent"})
+        say(f"Ada sets her presence by hand: {bold(self.presence())}  (routing {self.routing()})")
+
+    def routing_becomes(self, status: str) -> None:
+        self._http("PUT", f"/sim/users/{ADA}/routingstatus", {"status": status})
+        say(f"Ada's routing status: {bold(status)}")
+
+    def show_presence(self, label: str, expected: str | None = None) -> None:
+        current = self.presence()
+        say(f"presence {label}: {bold(current)}")
+        if expected is not None:
+            expect(current.split(" (")[0] == expected, f"expected Ada's presence {expected}, got {current}")
+
+    # ---- events and queues (the demo plays EventBridge's target and the Lambda poller) -----
+
+    @staticmethod
+    def calendar_event(trigger: str, start: dt.datetime, end: dt.datetime, subject: str) -> dict:
+        return {
+            "userEmail": ADA_EMAIL,
+            "calendarEventId": trigger,
+            "start": iso(start),
+            "end": iso(end),
+            "showAs": "busy",
+            "responseStatus": "accepted",
+            "subject": subject,
+        }
+
+    def put_on_bus(self, detail_type: str, detail: dict) -> None:
+        answer = self.events.put_events(
+            Entries=[
+                {
+                    "EventBusName": self.env.resources["EVENT_BUS_NAME"],
+                    "Source": "presence-autopilot.calendar",
+                    "DetailType": detail_type,
+                    "Detail": json.dumps(detail),
+                }
+            ]
+        )
+        expect(answer["FailedEntryCount"] == 0, f"PutEvents failed: {answer}")
+        say(f"calendar → bus: {bold(detail_type)} {detail['calendarEventId']!r}")
+
+    def drain(self, queue_url: str, at_least: int, wait: float) -> list[dict]:
+        messages: list[dict] = []
+        deadline = time.monotonic() + wait
+        while True:
+            got = self.sqs.receive_message(
+                QueueUrl=queue_url,
+                MaxNumberOfMessages=10,
+                WaitTimeSeconds=0,
+                AttributeNames=["All"],
+                MessageAttributeNames=["All"],
+            ).get("Messages", [])
+            messages.extend(got)
+            if got:
+                continue
+            if len(messages) >= at_least or time.monotonic() >= deadline:
+                return messages
+            time.sleep(0.1)
+
+    @staticmethod
+    def sqs_event(messages: list[dict], queue_arn: str) -> dict:
+        return {
+            "Records": [
+                {
+                    "messageId": m["MessageId"],
+                    "receiptHandle": m["ReceiptHandle"],
+                    "body": m["Body"],
+                    "attributes": m.get("Attributes", {}),
+                    "messageAttributes": {
+                        name: {
+                            "stringValue": value.get("StringValue"),
+                            "stringListValues": [],
+                            "binaryListValues": [],
+                            "dataType": value["DataType"],
+                        }
+                        for name, value in m.get("MessageAttributes", {}).items()
+                    },
+                    "md5OfBody": m["MD5OfBody"],
+                    "eventSource": "aws:sqs",
+                    "eventSourceARN": queue_arn,
+                    "awsRegion": "us-east-1",
+                }
+                for m in messages
+            ]
+        }
+
+    def poll(self, function: str, queue_url: str, at_least: int, wait: float) -> int:
+        """One Lambda poller round: receive, invoke with the batch, delete what succeeded."""
+        messages = self.drain(queue_url, at_least, wait)
+        if not messages:
+            return 0
+        arn = self.sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        answer = self.env.invoke(function, self.sqs_event(messages, arn))
+        failed = {f["itemIdentifier"] for f in (answer or {}).get("batchItemFailures", [])}
+        for m in messages:
+            if m["MessageId"] not in failed:
+                self.sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=m["ReceiptHandle"])
+        note = f", {len(failed)} reported failed" if failed else ""
+        say(dim(f"{function} ← SQS batch of {len(messages)} message(s){note}"))
+        expect(not failed, f"{function} reported batch item failures: {sorted(failed)}")
+        return len(messages)
+
+    def transition_from_bus(self) -> None:
+        count = self.poll("transition", self.env.resources["EVENTS_QUEUE_URL"], at_least=1, wait=10)
+        expect(count >= 1, "the event never reached the events queue (bus rule → SQS)")
+        self.show_audit()
+
+    def notify(self, expect_delivery: bool = True) -> None:
+        """Drains the notifications queue into webhook-dispatch and shows what the receiver got."""
+        count = self.poll("webhook-dispatch", self.env.resources["NOTIFICATIONS_QUEUE_URL"], at_least=0, wait=0.5)
+        if count == 0:
+            say(dim("no notification was queued"))
+        with self.receiver.lock:
+            new = self.receiver.deliveries[self.delivered_seen :]
+            self.delivered_seen = len(self.receiver.deliveries)
+        for delivery in new:
+            payload = delivery["payload"] or {}
+            if delivery["verified"]:
+                presence = (payload.get("payload") or {}).get("presence") or {}
+                say(
+                    f"webhook delivered: {bold(payload.get('kind', '?'))} sequence {payload.get('sequence')}"
+                    f" {presence.get('systemPresence', '')}  webhook-id {delivery['id']}  "
+                    + ok("signature verified ✓")
+                )
+            else:
+                say(f"webhook delivered but the signature did NOT verify: {delivery['error']}")
+        expect(all(d["verified"] for d in new), "a webhook signature did not verify")
+        if expect_delivery:
+            expect(new, "no webhook reached the receiver")
+        self.show_audit(kinds_prefix="delivery")
+
+    # ---- audit -----------------------------------------------------------------------------
+
+    def audit_records(self) -> list[dict]:
+        items: list[dict] = []
+        kwargs = {
+            "TableName": self.env.resources["TABLE_NAME"],
+            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :audit)",
+            "ExpressionAttributeValues": {":pk": {"S": f"USER#{ADA}"}, ":audit": {"S": "AUDIT#"}},
+            "ConsistentRead": True,
+        }
+        while True:
+            page = self.dynamodb.query(**kwargs)
+            items.extend(page["Items"])
+            if "LastEvaluatedKey" not in page:
+                break
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        return sorted(items, key=lambda item: int(item["seq"]["N"]))
+
+    def describe_presence(self, item: dict, field: str) -> str:
+        if field not in item:
+            return "-"
+        value = json.loads(item[field]["S"])
+        return self.names.get(value.get("definitionId"), value.get("definitionId", "?"))
+
+    def show_audit(self, kinds_prefix: str | None = None) -> list[dict]:
+        records = self.audit_records()
+        new = records[self.audit_seen :]
+        self.audit_seen = len(records)
+        for item in new:
+            kind = item["kind"]["S"]
+            line = f"audit #{item['seq']['N']} {bold(kind)}"
+            if "before" in item or "after" in item:
+                line += f"  {self.describe_presence(item, 'before')} → {self.describe_presence(item, 'after')}"
+            if "reason" in item:
+                line += f"  — {item['reason']['S']}"
+            say(line)
+        self.last_audit = new
+        return new
+
+    def expect_audit(self, kind: str, reason_contains: str | None = None) -> None:
+        matching = [r for r in self.last_audit if r["kind"]["S"] == kind]
+        expect(matching, f"expected a {kind!r} audit record, got {[r['kind']['S'] for r in self.last_audit]}")
+        if reason_contains:
+            reasons = [r.get("reason", {}).get("S", "") for r in matching]
+            expect(
+                any(reason_contains in reason for reason in reasons),
+                f"expected a {kind!r} record saying {reason_contains!r}, got {reasons}",
+            )
+
+    # ---- the scripted day --------------------------------------------------------------------
+
+    def warm_up(self) -> None:
+        """Starts each function once with an input that changes nothing, so the day's steps are
+        not slowed by cold starts (cargo lambda watch starts a function on its first invoke)."""
+        functions = [("transition", {"Records": []}), ("webhook-dispatch", {"Records": []})]
+        if HAS_SCHEDULE_CHECK:
+            functions.append(("schedule-check", self.sweep_event()))
+        took = []
+        for function, payload in functions:
+            began = time.monotonic()
+            self.env.invoke(function, payload, timeout=300)
+            took.append(f"{function} {time.monotonic() - began:.1f} s")
+        say(dim("functions started: " + ", ".join(took)))
+
+    @staticmethod
+    def sweep_event() -> dict:
+        """What the every-minute EventBridge rule sends to schedule-check."""
+        return {
+            "version": "0",
+            "id": str(uuid.uuid4()),
+            "detail-type": "Scheduled Event",
+            "source": "aws.events",
+            "account": "123456789012",
+            "time": iso(now()),
+            "region": "us-east-1",
+            "resources": [],
+            "detail": {},
+        }
+
+    def meeting_planned(self) -> None:
+        step("0", "A meeting is planned: schedule-check turns it into Scheduler schedules, the start fires")
+        trigger = "demo-planned-sync"
+        start, end = now() + dt.timedelta(seconds=3), now() + dt.timedelta(minutes=30)
+        event = {
+            "version": "0",
+            "id": str(uuid.uuid4()),
+            "detail-type": "Calendar Event Upserted",
+            "source": "presence-autopilot.calendar",
+            "account": "123456789012",
+            "time": iso(now()),
+            "region": "us-east-1",
+            "resources": [],
+            "detail": self.calendar_event(trigger, start, end, "Weekly sync"),
+        }
+        self.show_presence("before", "Available")
+        say(f"calendar → schedule-check: {bold('Calendar Event Upserted')} {trigger!r} {start:%H:%M:%S}–{end:%H:%M} UTC")
+        answer = self.env.invoke("schedule-check", event)
+        say(dim(f"schedule-check: action {answer.get('action')!r}, reason {answer.get('reason')!r}"))
+        group = self.env.resources["SCHEDULE_GROUP_NAME"]
+        schedules = {}
+        for summary in self.scheduler.list_schedules(GroupName=group).get("Schedules", []):
+            schedule = self.scheduler.get_schedule(GroupName=group, Name=summary["Name"])
+            schedules[schedule["Name"]] = schedule
+            target = json.loads(schedule["Target"]["Input"])
+            say(
+                f"Scheduler: {schedule['Name']} {schedule['ScheduleExpression']}"
+                f" {schedule.get('ScheduleExpressionTimezone') or 'UTC'} → transition"
+                f" ({target.get('detail-type', '?')})"
+            )
+        planned = {s.get("detailType", ""): s for s in answer.get("schedules", [])}
+        expect("Calendar Event Started" in planned, f"schedule-check planned no start schedule: {answer}")
+        expect("Calendar Event Ended" in planned, f"schedule-check planned no end schedule: {answer}")
+        for detail_type, summary in planned.items():
+            expect(summary["name"] in schedules, f"{detail_type} schedule {summary['name']} is not in group {group}")
+
+        def fire(detail_type: str, early: bool = False) -> None:
+            schedule = schedules[planned[detail_type]["name"]]
+            due = dt.datetime.fromisoformat(planned[detail_type]["at"].replace("Z", "+00:00"))
+            wait = (due - now()).total_seconds()
+            if early:
+                say(dim(f"(fast-forward: the demo fires the end schedule, due {due:%H:%M:%S}, now)"))
+            elif wait > 0:
+                expect(wait < 15, f"the start schedule is due in {wait:.0f} s; the demo waits at most 15 s")
+                say(dim(f"(moto never fires schedules: the demo plays the Scheduler and waits {wait:.1f} s)"))
+                time.sleep(wait)
+            say(f"Scheduler fires {schedule['Name']} → transition")
+            outcome = self.env.invoke("transition", json.loads(schedule["Target"]["Input"]))
+            say(dim(f"transition: decision {outcome.get('decision')!r}, reason {outcome.get('reason')!r}"))
+            self.show_audit()
+
+        fire("Calendar Event Started")
+        self.expect_audit("applied")
+        self.show_presence("after", "Meeting")
+        self.notify()
+        fire("Calendar Event Ended", early=True)
+        self.expect_audit("restored")
+        self.show_presence("after the end", "Available")
+        self.notify()
+
+    def meeting(self) -> None:
+        step("1", "A meeting starts: presence Meeting, the webhook is delivered and verified; it ends: restored")
+        trigger, start, end = "demo-standup", now() - dt.timedelta(seconds=5), now() + dt.timedelta(minutes=15)
+        self.show_presence("before", "Available")
+        self.put_on_bus("Calendar Event Started", self.calendar_event(trigger, start, end, "Stand-up"))
+        self.transition_from_bus()
+        self.expect_audit("applied")
+        self.show_presence("after", "Meeting")
+        self.notify()
+        self.put_on_bus("Calendar Event Ended", self.calendar_event(trigger, start, now(), "Stand-up"))
+        self.transition_from_bus()
+        self.expect_audit("restored")
+        self.show_presence("after the end", "Available")
+        self.notify()
+
+    def meeting_changed_by_hand(self) -> None:
+        step("2", "A meeting during which Ada changes her presence by hand: not restored at the end")
+        trigger, start, end = "demo-one-on-one", now() - dt.timedelta(seconds=5), now() + dt.timedelta(minutes=30)
+        self.put_on_bus("Calendar Event Started", self.calendar_event(trigger, start, end, "1:1"))
+        self.transition_from_bus()
+        self.show_presence("after", "Meeting")
+        self.notify()
+        self.agent_sets_presence("Busy")
+        self.put_on_bus("Calendar Event Ended", self.calendar_event(trigger, start, now(), "1:1"))
+        self.transition_from_bus()
+        expect(
+            any("changed by someone else" in r.get("reason", {}).get("S", "") for r in self.last_audit),
+            "expected the end to be audited as 'changed by someone else'",
+        )
+        self.show_presence("after the end (Ada's choice stands)", "Busy")
+        self.notify(expect_delivery=False)
+
+    def meeting_during_call(self) -> None:
+        step("3", "Ada is on a call when a meeting starts: deferred, applied by the sweep after the call")
+        self.agent_sets_presence("On Queue")
+        self.routing_becomes("INTERACTING")
+        trigger, start, end = "demo-review", now() - dt.timedelta(seconds=5), now() + dt.timedelta(minutes=30)
+        self.put_on_bus("Calendar Event Started", self.calendar_event(trigger, start, end, "Design review"))
+        self.transition_from_bus()
+        self.expect_audit("deferred")
+        self.show_presence("during the call (unchanged)", "On Queue")
+        self.notify(expect_delivery=False)
+        self.routing_becomes("IDLE")
+        if HAS_SCHEDULE_CHECK:
+            time.sleep(1.2)  # the demo policy rechecks after 1 s (agents.interaction_recheck_seconds)
+            sweep = self.sweep_event()
+            say("the every-minute sweep runs: schedule-check ← Scheduled Event")
+            answer = self.env.invoke("schedule-check", sweep)
+            say(dim(f"schedule-check answered {json.dumps(answer)}"))
+            expect(not (answer or {}).get("errors"), f"the sweep reported errors: {answer}")
+            self.show_audit()
+            self.expect_audit("applied")
+            self.show_presence("after the sweep", "Meeting")
+            self.notify()
+        else:
+            say(style("33", "schedule-check not built yet: the sweep that applies the deferral is skipped"))
+        self.put_on_bus("Calendar Event Ended", self.calendar_event(trigger, start, now(), "Design review"))
+        self.transition_from_bus()
+        self.show_presence("after the end", "On Queue")
+        self.notify(expect_delivery=HAS_SCHEDULE_CHECK)
+
+    def audit_trail(self) -> None:
+        step("4", "Ada's audit trail, with its hash chain verified")
+        result = subprocess.run(
+            [str(TARGET / "debug" / "examples" / "audit_trail"), "--table", self.env.resources["TABLE_NAME"], "--user", ADA],
+            cwd=ROOT,
+            env={**os.environ, **self.env.aws_env},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        for line in result.stdout.splitlines():
+            print(f"  {ok(line) if line.startswith('chain verified') else line}")
+        if result.returncode != 0:
+            raise DemoFailure(f"audit_trail exited with {result.returncode}: {result.stderr.strip()}")
+
+
+def step(number: str, title: str) -> None:
+    print(f"\n{bold(f'[{number}]')} {bold(title)}")
+
+
+def say(text: str) -> None:
+    print(f"  {text}", flush=True)
+
+
+def print_logs(log_dir: Path) -> None:
+    for log in sorted(log_dir.glob("*.log")):
+        lines = log.read_text(errors="replace").splitlines()
+        if not lines:
+            continue
+        print(f"\n----- {log} (last {min(len(lines), 60)} of {len(lines)} lines) -----", file=sys.stderr)
+        for line in lines[-60:]:
+            print(line, file=sys.stderr)
+
+
+def main() -> int:
+    started = time.monotonic()
+    # SIGTERM (CI cancelling, `kill`) unwinds like Ctrl-C, so every `finally` below runs.
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    shutil.rmtree(LOG_DIR, ignore_errors=True)
+    LOG_DIR.mkdir(parents=True)
+    policy = LOG_DIR / "demo-policy.toml"
+    # The default policy, except that a deferral is rechecked after 1 s instead of 60 s.
+    default_policy = (ROOT / "shared" / "src" / "default-policy.toml").read_text()
+    demo_policy = default_policy.replace("interaction_recheck_seconds = 60", "interaction_recheck_seconds = 1")
+    if demo_policy == default_policy:
+        print("the default policy no longer says interaction_recheck_seconds = 60", file=sys.stderr)
+        return 1
+    policy.write_text(demo_policy)
+
+    print(bold("Presence Autopilot — a scripted day on local stand-ins"))
+    print(dim(f"logs: {LOG_DIR}"))
+    receiver = Receiver()
+    failed = True
+    try:
+        with LocalEnv(log_dir=LOG_DIR, subscribers=receiver.subscribers()) as env:
+            say(f"moto {env.aws_env['AWS_ENDPOINT_URL']}, Genesys simulator {env.sim_url}, webhook receiver {receiver.url}")
+            say(
+                "provisioned on moto: table {TABLE_NAME}, bus {EVENT_BUS_NAME} (rule → events queue), "
+                "events + notifications queues with DLQs, Genesys and subscribers secrets, "
+                "Scheduler group {SCHEDULE_GROUP_NAME}".format(**env.resources)
+            )
+            env.start_functions({"POLICY_PATH": str(policy), "ALLOW_LOOPBACK_HTTP": "true"})
+            say(dim(f"cargo lambda watch serving the functions on 127.0.0.1:{env.invoke_port} (local only: ALLOW_LOOPBACK_HTTP=true)"))
+            day = Day(env, receiver)
+            day.warm_up()
+            if HAS_SCHEDULE_CHECK:
+                day.meeting_planned()
+            day.meeting()
+            day.meeting_changed_by_hand()
+            day.meeting_during_call()
+            day.audit_trail()
+            failed = False
+    except KeyboardInterrupt:
+        print("\ninterrupted: stopping everything the demo started", file=sys.stderr)
+        return 130
+    except Exception as err:  # noqa: BLE001 — any failure: say what, show the logs, exit 1
+        print(f"\nDEMO FAILED: {err}", file=sys.stderr)
+        if not isinstance(err, DemoFailure):
+            traceback.print_exc()
+        if isinstance(err, subprocess.CalledProcessError) and err.stderr:
+            print(err.stderr, file=sys.stderr)
+        print_logs(LOG_DIR)
+        return 1
+    finally:
+        receiver.close()
+        if failed:
+            print(dim(f"logs kept in {LOG_DIR}"), file=sys.stderr)
+    print(f"\n{ok('demo finished')} in {time.monotonic() - started:.1f} s; every process it started is stopped. Logs: {LOG_DIR}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
