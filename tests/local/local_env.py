@@ -253,6 +253,14 @@ class LocalEnv:
 
 
 if __name__ == "__main__":
+    # Local development: the stand-ins stay up, with the functions' environment printed as
+    # `export` lines, until Ctrl-C.
     with LocalEnv() as env:
-        print(json.dumps({"sim": env.sim_url, **env.resources}, indent=2))
-        sys.exit(0)
+        for name, value in {**env.function_env(), "GENESYS_SIM_URL": env.sim_url}.items():
+            print(f"export {name}={value}")
+        print("# stand-ins running; Ctrl-C stops them", flush=True)
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            pass
