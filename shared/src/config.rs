@@ -64,6 +64,19 @@ impl<'a> Env<'a> {
         self.number(variable, default).map(Duration::from_secs)
     }
 
+    /// `true`/`1` or `false`/`0`; `default` when unset.
+    pub fn flag(&self, variable: &'static str, default: bool) -> Result<bool, ConfigError> {
+        match self.optional(variable).as_deref() {
+            None => Ok(default),
+            Some("true" | "1") => Ok(true),
+            Some("false" | "0") => Ok(false),
+            Some(other) => Err(ConfigError {
+                variable,
+                reason: format!("expected true or false, got {other:?}"),
+            }),
+        }
+    }
+
     /// A comma-separated list; empty when unset.
     pub fn list(&self, variable: &str) -> Vec<String> {
         self.optional(variable)
@@ -96,5 +109,7 @@ mod tests {
         assert_eq!(env.number("N", 1).map_err(|e| e.variable), Err("N"));
         assert_eq!(env.number("MISSING", 7), Ok(7));
         assert_eq!(env.list("L"), vec!["a", "b"]);
+        assert_eq!(env.flag("MISSING", true), Ok(true));
+        assert_eq!(env.flag("A", false).map_err(|e| e.variable), Err("A"));
     }
 }

@@ -3,14 +3,8 @@
 
 use std::time::Duration;
 
+use shared::config::{ConfigError, Env};
 use shared::delivery::RetrySchedule;
-
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("environment variable {name}: {reason}")]
-pub struct ConfigError {
-    pub name: &'static str,
-    pub reason: String,
-}
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
@@ -37,83 +31,67 @@ pub struct Config {
 
 impl Config {
     pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_lookup(|name| std::env::var(name).ok())
+        Self::from(&Env::process())
     }
 
     /// Reads from any lookup (tests pass a map).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let get = |name: &'static str| lookup(name).filter(|v| !v.trim().is_empty());
-        let required = |name: &'static str| {
-            get(name).ok_or(ConfigError {
-                name,
-                reason: "missing".to_owned(),
-            })
-        };
-        let parsed = |name: &'static str, default: u64| -> Result<u64, ConfigError> {
-            get(name).map_or(Ok(default), |v| {
-                v.trim().parse().map_err(|_| ConfigError {
-                    name,
-                    reason: format!("expected a whole number, got {v:?}"),
-                })
-            })
-        };
-        let allow_loopback_http = match get("ALLOW_LOOPBACK_HTTP").as_deref().map(str::trim) {
-            None | Some("false" | "0") => false,
-            Some("true" | "1") => true,
-            Some(other) => {
-                return Err(ConfigError {
-                    name: "ALLOW_LOOPBACK_HTTP",
-                    reason: format!("expected true or false, got {other:?}"),
-                });
-            }
-        };
-        let timeout_ms = parsed("DELIVERY_TIMEOUT_MS", 15_000)?;
+        Self::from(&Env::from_fn(lookup))
+    }
+
+    pub fn from(env: &Env<'_>) -> Result<Self, ConfigError> {
+        let invalid = |variable: &'static str, reason: String| ConfigError { variable, reason };
+        let timeout_ms = env.number("DELIVERY_TIMEOUT_MS", 15_000)?;
         if timeout_ms == 0 {
-            return Err(ConfigError {
-                name: "DELIVERY_TIMEOUT_MS",
-                reason: "must be positive".to_owned(),
-            });
+            return Err(invalid(
+                "DELIVERY_TIMEOUT_MS",
+                "must be positive".to_owned(),
+            ));
         }
-        let max_receive_count = u32::try_from(parsed("MAX_RECEIVE_COUNT", 8)?)
+        let max_receive_count = u32::try_from(env.number("MAX_RECEIVE_COUNT", 8)?)
             .ok()
             .filter(|n| (1..=1000).contains(n))
-            .ok_or(ConfigError {
-                name: "MAX_RECEIVE_COUNT",
-                reason: "must be 1..=1000 (SQS's range)".to_owned(),
+            .ok_or_else(|| {
+                invalid(
+                    "MAX_RECEIVE_COUNT",
+                    "must be 1..=1000 (SQS's range)".to_owned(),
+                )
             })?;
-        let standard = RetrySchedule::standard();
-        let jitter = match get("RETRY_JITTER") {
+        let jitter = match env.optional("RETRY_JITTER") {
             None => 0.1,
             Some(v) => v
-                .trim()
                 .parse::<f64>()
                 .ok()
                 .filter(|j| (0.0..=1.0).contains(j))
-                .ok_or(ConfigError {
-                    name: "RETRY_JITTER",
-                    reason: format!("expected a fraction 0..=1, got {v:?}"),
+                .ok_or_else(|| {
+                    invalid(
+                        "RETRY_JITTER",
+                        format!("expected a fraction 0..=1, got {v:?}"),
+                    )
                 })?,
         };
-        let steps = match get("RETRY_SCHEDULE_SECONDS") {
-            None => standard.steps().to_vec(),
+        let steps = match env.optional("RETRY_SCHEDULE_SECONDS") {
+            None => RetrySchedule::standard().steps().to_vec(),
             Some(v) => v
                 .split(',')
                 .map(|step| step.trim().parse::<u64>().map(Duration::from_secs))
                 .collect::<Result<Vec<_>, _>>()
-                .map_err(|_| ConfigError {
-                    name: "RETRY_SCHEDULE_SECONDS",
-                    reason: format!("expected comma-separated whole seconds, got {v:?}"),
+                .map_err(|_| {
+                    invalid(
+                        "RETRY_SCHEDULE_SECONDS",
+                        format!("expected comma-separated whole seconds, got {v:?}"),
+                    )
                 })?,
         };
         let cap = RetrySchedule::SQS_MAX_VISIBILITY - Duration::from_secs(15 * 60);
         Ok(Self {
-            table_name: required("TABLE_NAME")?,
-            queue_url: required("NOTIFICATIONS_QUEUE_URL")?,
-            subscribers_secret_id: required("SUBSCRIBERS_SECRET_ID")?,
-            subscribers_cache: Duration::from_secs(parsed("SUBSCRIBERS_CACHE_SECONDS", 300)?),
-            allow_loopback_http,
+            table_name: env.required("TABLE_NAME")?,
+            queue_url: env.required("NOTIFICATIONS_QUEUE_URL")?,
+            subscribers_secret_id: env.required("SUBSCRIBERS_SECRET_ID")?,
+            subscribers_cache: env.seconds("SUBSCRIBERS_CACHE_SECONDS", 300)?,
+            allow_loopback_http: env.flag("ALLOW_LOOPBACK_HTTP", false)?,
             delivery_timeout: Duration::from_millis(timeout_ms),
-            max_response_bytes: usize::try_from(parsed("MAX_RESPONSE_BYTES", 65_536)?)
+            max_response_bytes: usize::try_from(env.number("MAX_RESPONSE_BYTES", 65_536)?)
                 .unwrap_or(usize::MAX),
             max_receive_count,
             schedule: RetrySchedule::new(steps, jitter, cap),
@@ -171,16 +149,16 @@ mod tests {
         let err = Config::from_lookup(lookup(&REQUIRED[..2])).expect_err("missing");
         assert_eq!(
             err.to_string(),
-            "environment variable SUBSCRIBERS_SECRET_ID: missing"
+            "environment variable SUBSCRIBERS_SECRET_ID: is required"
         );
         let mut pairs = REQUIRED.to_vec();
         pairs.push(("DELIVERY_TIMEOUT_MS", "soon"));
         let err = Config::from_lookup(lookup(&pairs)).expect_err("bad");
-        assert_eq!(err.name, "DELIVERY_TIMEOUT_MS");
+        assert_eq!(err.variable, "DELIVERY_TIMEOUT_MS");
         let mut pairs = REQUIRED.to_vec();
         pairs.push(("ALLOW_LOOPBACK_HTTP", "yes"));
         assert_eq!(
-            Config::from_lookup(lookup(&pairs)).map_err(|e| e.name),
+            Config::from_lookup(lookup(&pairs)).map_err(|e| e.variable),
             Err("ALLOW_LOOPBACK_HTTP")
         );
     }
