@@ -267,6 +267,11 @@ pub trait PresenceApi: Send + Sync + fmt::Debug {
         email: &str,
         deadline: Deadline,
     ) -> Result<Option<UserId>, GenesysError>;
+
+    /// Time spent authenticating since last asked (secret reads, token requests).
+    fn take_auth_timings(&self) -> crate::genesys::AuthTimings {
+        crate::genesys::AuthTimings::default()
+    }
 }
 
 /// What the published WFM schedule says about a moment, per user.

@@ -2,7 +2,7 @@
 //! Genesys error model, and the typed endpoints the functions use.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use backon::{BackoffBuilder, ExponentialBuilder};
@@ -90,6 +90,16 @@ struct Inner {
     credentials: Arc<dyn CredentialSource>,
     clock: Arc<dyn Clock>,
     tokens: TokenCache,
+    /// Milliseconds spent reading credentials and fetching tokens since last taken.
+    secret_ms: AtomicU64,
+    token_ms: AtomicU64,
+}
+
+/// Time spent on authentication since the last `take_auth_timings`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AuthTimings {
+    pub secret_ms: u64,
+    pub token_ms: u64,
 }
 
 struct Call {
@@ -148,8 +158,19 @@ impl GenesysClient {
                 credentials,
                 clock,
                 tokens: TokenCache::default(),
+                secret_ms: AtomicU64::new(0),
+                token_ms: AtomicU64::new(0),
             }),
         })
+    }
+
+    /// Authentication time (secret reads, token requests) since the last call; per event
+    /// when a Lambda instance handles one event at a time.
+    pub fn take_auth_timings(&self) -> AuthTimings {
+        AuthTimings {
+            secret_ms: self.inner.secret_ms.swap(0, Ordering::Relaxed),
+            token_ms: self.inner.token_ms.swap(0, Ordering::Relaxed),
+        }
     }
 
     // ------------------------------------------------------------ presence
@@ -539,11 +560,17 @@ impl GenesysClient {
     }
 
     async fn request_token(&self, refresh_credentials: bool) -> Result<Fetched, GenesysError> {
+        let secret_started = Instant::now();
         let credentials = self
             .inner
             .credentials
             .client_credentials(refresh_credentials)
-            .await?;
+            .await;
+        self.inner.secret_ms.fetch_add(
+            secret_started.elapsed().as_millis() as u64,
+            Ordering::Relaxed,
+        );
+        let credentials = credentials?;
         let started = Instant::now();
         let response = self
             .inner
@@ -559,9 +586,11 @@ impl GenesysClient {
             .await
             .map_err(transport_error)?;
         let status = response.status();
+        let latency_ms = started.elapsed().as_millis() as u64;
+        self.inner.token_ms.fetch_add(latency_ms, Ordering::Relaxed);
         tracing::debug!(
             status = status.as_u16(),
-            latency_ms = started.elapsed().as_millis() as u64,
+            latency_ms,
             "genesys token request"
         );
         if status.is_success() {

@@ -9,7 +9,7 @@ mod port;
 mod token;
 pub mod wire;
 
-pub use client::{BULK_LIMIT, CasOutcome, GenesysClient, GenesysConfig, RetryPolicy};
+pub use client::{AuthTimings, BULK_LIMIT, CasOutcome, GenesysClient, GenesysConfig, RetryPolicy};
 pub use credentials::{ClientCredentials, CredentialSource, StaticCredentials};
 pub use error::GenesysError;
 pub use hosts::{GenesysHosts, REGIONS};

@@ -62,6 +62,10 @@ impl PresenceApi for GenesysClient {
         GenesysClient::routing_statuses(self, users, deadline).await
     }
 
+    fn take_auth_timings(&self) -> super::AuthTimings {
+        GenesysClient::take_auth_timings(self)
+    }
+
     async fn user_by_email(
         &self,
         email: &str,

@@ -80,6 +80,10 @@ pub struct Outcome {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct StageTimings {
+    /// Reading the Genesys credentials (Secrets Manager, when the cache missed).
+    pub secret_ms: u64,
+    /// OAuth token requests (when the cached token was missing or expired).
+    pub token_ms: u64,
     pub genesys_read_ms: u64,
     pub genesys_write_ms: u64,
     pub store_ms: u64,
@@ -191,7 +195,12 @@ impl TransitionService {
             Ok(lease) => lease,
             Err(stored) => return Ok(stored),
         };
-        let result = self.process(&parsed, deadline).await;
+        let mut result = self.process(&parsed, deadline).await;
+        if let Ok(outcome) = result.as_mut() {
+            let auth = self.deps.presence.take_auth_timings();
+            outcome.timings.secret_ms = auth.secret_ms;
+            outcome.timings.token_ms = auth.token_ms;
+        }
         self.finish(&lease, &result).await?;
         result
     }
