@@ -47,6 +47,20 @@ pub fn emf_line(
     Value::Object(root).to_string()
 }
 
+/// The error a function hands the Lambda runtime: `error_type` tells operators (and retry
+/// logic reading the logs) whether the event is worth delivering again.
+pub fn diagnostic(error: &dyn std::fmt::Display, retryable: bool) -> lambda_runtime::Diagnostic {
+    lambda_runtime::Diagnostic {
+        error_type: if retryable {
+            "Retryable"
+        } else {
+            "NonRetryable"
+        }
+        .to_owned(),
+        error_message: error.to_string(),
+    }
+}
+
 pub fn emit(dimensions: &[(&str, &str)], metrics: &[(&str, f64, Unit)]) {
     println!(
         "{}",

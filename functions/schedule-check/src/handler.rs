@@ -4,33 +4,16 @@
 use lambda_runtime::{Diagnostic, LambdaEvent};
 use serde_json::Value;
 use shared::clock::Deadline;
-use shared::service::schedule_check::{ScheduleCheck, ScheduleCheckError};
+use shared::service::schedule_check::ScheduleCheck;
 use tracing::Instrument;
 
 const DEADLINE_MARGIN: std::time::Duration = std::time::Duration::from_millis(500);
 const SWEEP: &str = "Scheduled Event";
 
-#[derive(Debug)]
-pub struct HandlerError(ScheduleCheckError);
-
-impl From<HandlerError> for Diagnostic {
-    fn from(error: HandlerError) -> Self {
-        let kind = if error.0.is_retryable() {
-            "Retryable"
-        } else {
-            "NonRetryable"
-        };
-        Diagnostic {
-            error_type: kind.to_owned(),
-            error_message: error.0.to_string(),
-        }
-    }
-}
-
 pub async fn handle(
     service: &ScheduleCheck,
     event: LambdaEvent<Value>,
-) -> Result<Value, HandlerError> {
+) -> Result<Value, Diagnostic> {
     let (payload, context) = event.into_parts();
     let deadline = Deadline::from_invocation(context.deadline, chrono::Utc::now(), DEADLINE_MARGIN);
     let event_id = payload
@@ -54,7 +37,7 @@ pub async fn handle(
         };
         result.map_err(|error| {
             tracing::error!(%error, retryable = error.is_retryable(), "schedule-check failed");
-            HandlerError(error)
+            shared::telemetry::diagnostic(&error, error.is_retryable())
         })
     }
     .instrument(span)

@@ -15,23 +15,6 @@ use tracing::Instrument;
 /// Work stops this long before the Lambda deadline, leaving time to answer.
 const DEADLINE_MARGIN: std::time::Duration = std::time::Duration::from_millis(500);
 
-#[derive(Debug)]
-pub struct HandlerError(TransitionError);
-
-impl From<HandlerError> for Diagnostic {
-    fn from(error: HandlerError) -> Self {
-        let kind = if error.0.is_retryable() {
-            "Retryable"
-        } else {
-            "NonRetryable"
-        };
-        Diagnostic {
-            error_type: kind.to_owned(),
-            error_message: error.0.to_string(),
-        }
-    }
-}
-
 fn deadline_of(context: &lambda_runtime::Context) -> Deadline {
     Deadline::from_invocation(context.deadline, chrono::Utc::now(), DEADLINE_MARGIN)
 }
@@ -39,7 +22,7 @@ fn deadline_of(context: &lambda_runtime::Context) -> Deadline {
 pub async fn handle(
     service: &TransitionService,
     event: LambdaEvent<Value>,
-) -> Result<Value, HandlerError> {
+) -> Result<Value, Diagnostic> {
     let (payload, context) = event.into_parts();
     let deadline = deadline_of(&context);
     if is_sqs_batch(&payload) {
@@ -66,7 +49,7 @@ pub async fn handle(
     record_outcome(&span, &result, started);
     result
         .map(|outcome| serde_json::to_value(outcome).unwrap_or_default())
-        .map_err(HandlerError)
+        .map_err(|error| telemetry::diagnostic(&error, error.is_retryable()))
 }
 
 /// Each record on its own (starts for many users share bulk Genesys calls); the response

@@ -110,14 +110,7 @@ pub async fn handle(
 
 fn diagnostic(err: DispatchError) -> Diagnostic {
     tracing::error!(error = %err, "batch failed");
-    Diagnostic {
-        error_type: if err.is_retryable() {
-            "Retryable".to_owned()
-        } else {
-            "NonRetryable".to_owned()
-        },
-        error_message: err.to_string(),
-    }
+    shared::telemetry::diagnostic(&err, err.is_retryable())
 }
 
 #[cfg(test)]
