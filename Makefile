@@ -7,7 +7,7 @@ LINT_VENV := .venv-lint
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: help setup test test-rust test-contract lint lint-infra fmt demo bench build
+.PHONY: help setup test test-rust test-contract lint lint-infra fmt demo bench build flake-check fuzz
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -26,8 +26,15 @@ $(LINT_VENV)/.installed: requirements-lint.txt
 
 test: setup ## Rust unit + integration tests (simulator, moto), the official-SDK contract test, the cargo-lambda smoke test
 	cargo test --workspace --locked
-	cargo build --locked -p genesys-sim -p peers -p integration-tests --examples
+	$(LOCAL_BUILD)
+	cargo build --locked -p peers
 	$(VENV)/bin/pytest -q tests/contract tests/smoke
+
+# The README's local walk builds exactly these; the smoke test and the demo use them the same way.
+define LOCAL_BUILD
+cargo build --locked -p genesys-sim
+	cargo build --locked -p integration-tests --example provision --example audit_trail
+endef
 
 test-rust: setup ## only the Rust tests
 	cargo test --workspace --locked
@@ -35,6 +42,12 @@ test-rust: setup ## only the Rust tests
 test-contract: setup ## only the Genesys Python SDK contract test
 	cargo build --locked -p genesys-sim -p peers
 	$(VENV)/bin/pytest -q tests/contract
+
+fuzz: ## the parser property tests with many more cases (PROPTEST_CASES=50000)
+	PROPTEST_CASES=$${PROPTEST_CASES:-50000} cargo test --locked --release -p shared --test parser_properties
+
+flake-check: setup ## every concurrency test N times (N=20): `passed X/N` per test
+	$(VENV)/bin/python scripts/flake_check.py --runs $${N:-20}
 
 lint: setup lint-infra ## cfn-lint + checkov on infra/, rustfmt check, clippy with warnings as errors
 	cargo fmt --all --check
@@ -52,8 +65,7 @@ fmt: ## format the code
 DEMO_FUNCTIONS := transition webhook-dispatch $(if $(wildcard functions/schedule-check/Cargo.toml),schedule-check)
 
 demo: setup ## the scripted day on local stand-ins: moto, Genesys simulator, webhook receiver, the functions (docs/demo.md)
-	cargo build --locked -p genesys-sim
-	cargo build --locked -p integration-tests --example provision --example audit_trail
+	$(LOCAL_BUILD)
 	@for f in $(DEMO_FUNCTIONS); do cargo build --locked -p $$f || exit 1; done
 	$(VENV)/bin/python scripts/demo.py
 

@@ -479,6 +479,14 @@ fn end_of(mut next: UserState, cx: &Context<'_>) -> Option<Decided> {
             decision: Decision::Restore { to: restore_to },
             next: Some(next),
         }),
+        // A claim never settled: the invocation died between its PATCH and its commit (or is
+        // still writing). If the live presence is the one we were setting, it is ours: restore
+        // it (by compare-and-set on the live tag, so a writer still in flight cannot be
+        // clobbered: its own settle finds the claim gone and undoes only if still unchanged).
+        (Some(current), None) if current.definition_id == applied.target => Some(Decided {
+            decision: Decision::Restore { to: restore_to },
+            next: Some(next),
+        }),
         (Some(_), _) => Some(Decided::skip(SkipReason::ChangedBySomeoneElse, Some(next))),
     }
 }
@@ -1140,6 +1148,24 @@ mod tests {
         world.now = t(35);
         assert!(matches!(
             world.step(&Trigger::EndInferred),
+            Decision::Restore { .. }
+        ));
+    }
+
+    #[test]
+    fn end_after_a_crash_between_our_write_and_its_commit_restores() {
+        let mut world = World::new();
+        let meeting = entry("m1", TriggerKind::Meeting, 0, 30);
+        let decided = world.decide(&Trigger::Started(&meeting));
+        let Decision::Apply { target, .. } = &decided.decision else {
+            panic!("{:?}", decided.decision);
+        };
+        // The PATCH landed; the commit that would have recorded its tag did not.
+        world.current.definition_id = target.definition_id.clone();
+        world.state = decided.next.expect("claimed state");
+        world.now = t(30);
+        assert!(matches!(
+            world.step(&Trigger::Ended(&meeting)),
             Decision::Restore { .. }
         ));
     }

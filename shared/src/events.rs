@@ -6,7 +6,7 @@ use aws_lambda_events::eventbridge::EventBridgeEvent;
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use serde_json::Value;
 
-use crate::model::{PresenceDefinitionId, PresenceSnapshot, SystemPresence, UserId};
+use crate::model::{PresenceDefinitionId, PresenceSnapshot, SystemPresence, UserId, preview};
 use crate::state::{TriggerId, TriggerKind};
 
 pub const CALENDAR_EVENT_STARTED: &str = "Calendar Event Started";
@@ -143,32 +143,103 @@ pub struct ParsedEvent {
     pub event: InboundEvent,
 }
 
+/// Longest accepted values, in bytes; anything longer is refused at parse time with the field
+/// named, before it can reach a DynamoDB key or item (docs/events.md, "Limits").
+pub mod limits {
+    /// A whole event: EventBridge's and SQS's own entry limit.
+    pub const EVENT_BYTES: usize = 256 * 1024;
+    /// The event `id` (an EventBridge id is a 36-character UUID); part of the idempotency key.
+    pub const EVENT_ID: usize = 512;
+    /// `calendarEventId` / a Graph or Google event id; part of the trigger index key.
+    pub const TRIGGER_ID: usize = 1024;
+    /// An e-mail address (RFC 5321: 64 + 1 + 255).
+    pub const EMAIL: usize = 320;
+    /// A meeting subject, stored only for the presence message.
+    pub const SUBJECT: usize = 1024;
+    /// A Genesys presence message.
+    pub const PRESENCE_MESSAGE: usize = 1024;
+    /// Everything else we read as text: kinds, statuses, timestamps, ids of definitions.
+    pub const SHORT: usize = 256;
+}
+
 /// Parses raw JSON (an SQS body, a Scheduler payload) as an EventBridge event.
 pub fn parse_json(raw: &str) -> Result<ParsedEvent, EventError> {
-    let envelope: EventBridgeEvent<Value> = serde_json::from_str(raw).map_err(|e| {
-        let message = e.to_string();
-        let field = message
-            .split('`')
-            .nth(1)
-            .filter(|_| message.starts_with("missing field"))
-            .unwrap_or("(body)")
-            .to_owned();
-        error(field, format!("not an EventBridge event: {message}"))
-    })?;
-    parse(&envelope)
+    if raw.len() > limits::EVENT_BYTES {
+        return Err(error(
+            "(body)",
+            format!(
+                "{} bytes is larger than the {} bytes an event may have",
+                raw.len(),
+                limits::EVENT_BYTES
+            ),
+        ));
+    }
+    let value: Value = serde_json::from_str(raw)
+        .map_err(|e| error("(body)", format!("not JSON: {}", preview(&e.to_string()))))?;
+    parse_value(value)
+}
+
+/// Parses an event already decoded as JSON, checking the envelope field by field so a wrong
+/// type names its field (`id: must be a string, got a number`).
+pub fn parse_value(value: Value) -> Result<ParsedEvent, EventError> {
+    let Value::Object(mut fields) = value else {
+        return Err(error(
+            "(body)",
+            format!("must be a JSON object, got {}", type_name(&value)),
+        ));
+    };
+    for key in ["id", "detail-type", "source", "account", "region", "time"] {
+        match fields.get(key) {
+            None | Some(Value::Null) | Some(Value::String(_)) => {}
+            Some(other) => {
+                return Err(error(
+                    key,
+                    format!("must be a string, got {}", type_name(other)),
+                ));
+            }
+        }
+    }
+    let id = match fields.remove("id") {
+        Some(Value::String(id)) if id.len() > limits::EVENT_ID => {
+            return Err(too_long("id", &id, limits::EVENT_ID));
+        }
+        Some(Value::String(id)) => Some(id),
+        _ => None,
+    };
+    let detail_type = match fields.remove("detail-type") {
+        Some(Value::String(detail_type)) => detail_type,
+        _ => return Err(error("detail-type", "is required")),
+    };
+    let detail = match fields.remove("detail") {
+        Some(detail @ Value::Object(_)) => detail,
+        Some(_) => return Err(error("detail", "must be a JSON object")),
+        None => return Err(error("detail", "is required")),
+    };
+    parse_parts(id, &detail_type, &detail)
 }
 
 pub fn parse(envelope: &EventBridgeEvent<Value>) -> Result<ParsedEvent, EventError> {
-    let event_id = envelope
-        .id
-        .clone()
+    let id = match envelope.id.as_deref() {
+        Some(id) if id.len() > limits::EVENT_ID => {
+            return Err(too_long("id", id, limits::EVENT_ID));
+        }
+        other => other.map(str::to_owned),
+    };
+    parse_parts(id, &envelope.detail_type, &envelope.detail)
+}
+
+fn parse_parts(
+    id: Option<String>,
+    detail_type: &str,
+    detail: &Value,
+) -> Result<ParsedEvent, EventError> {
+    let event_id = id
         .filter(|id| !id.trim().is_empty())
         .ok_or_else(|| error("id", "is required to deduplicate the event"))?;
-    let detail = &envelope.detail;
     if !detail.is_object() {
         return Err(error("detail", "must be a JSON object"));
     }
-    let event = match envelope.detail_type.as_str() {
+    let event = match detail_type {
         CALENDAR_EVENT_STARTED => calendar(CalendarAction::Started, TriggerKind::Meeting, detail)?,
         CALENDAR_EVENT_ENDED => calendar(CalendarAction::Ended, TriggerKind::Meeting, detail)?,
         FOCUS_STARTED => calendar(CalendarAction::Started, TriggerKind::Focus, detail)?,
@@ -181,7 +252,7 @@ pub fn parse(envelope: &EventBridgeEvent<Value>) -> Result<ParsedEvent, EventErr
         other => {
             return Err(error(
                 "detail-type",
-                format!("unknown detail-type {other:?}"),
+                format!("unknown detail-type {}", preview(other)),
             ));
         }
     };
@@ -193,7 +264,7 @@ fn calendar(
     kind: TriggerKind,
     detail: &Value,
 ) -> Result<InboundEvent, EventError> {
-    let entry = if detail.get("kind").and_then(Value::as_str) == Some("calendar#event") {
+    let entry = if text(detail, "kind")? == Some("calendar#event") {
         from_google(detail)?
     } else if is_graph(detail) {
         from_graph(kind, detail)?
@@ -205,16 +276,89 @@ fn calendar(
 
 // ---------------------------------------------------------------- small readers
 
-fn text<'a>(detail: &'a Value, path: &str) -> Option<&'a str> {
-    let mut node = detail;
-    for key in path.split('.') {
-        node = node.get(key)?;
+/// How a JSON value's type is named in a reason.
+fn type_name(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "true or false",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
     }
-    node.as_str().map(str::trim).filter(|s| !s.is_empty())
+}
+
+fn too_long(field: impl Into<String>, value: &str, max: usize) -> EventError {
+    error(
+        field,
+        format!("longer than {max} bytes ({} bytes)", value.len()),
+    )
+}
+
+/// `base.path` as a field name (`base` empty for the envelope itself).
+fn field_name(base: &str, path: &str) -> String {
+    if base.is_empty() {
+        path.to_owned()
+    } else {
+        format!("{base}.{path}")
+    }
+}
+
+/// The string at `path` (dot-separated) under `node`: absent, null or blank is `None`; any other
+/// type, or more than `max` bytes, is refused naming `base.path`.
+fn text_in<'a>(
+    node: &'a Value,
+    base: &str,
+    path: &str,
+    max: usize,
+) -> Result<Option<&'a str>, EventError> {
+    let mut current = node;
+    for key in path.split('.') {
+        match current.get(key) {
+            Some(next) => current = next,
+            None => return Ok(None),
+        }
+    }
+    match current {
+        Value::Null => Ok(None),
+        Value::String(raw) if raw.len() > max => Err(too_long(field_name(base, path), raw, max)),
+        Value::String(raw) => Ok(Some(raw.trim()).filter(|s| !s.is_empty())),
+        other => Err(error(
+            field_name(base, path),
+            format!("must be a string, got {}", type_name(other)),
+        )),
+    }
+}
+
+/// A short string under `detail`.
+fn text<'a>(detail: &'a Value, path: &str) -> Result<Option<&'a str>, EventError> {
+    text_in(detail, "detail", path, limits::SHORT)
 }
 
 fn required<'a>(detail: &'a Value, path: &str) -> Result<&'a str, EventError> {
-    text(detail, path).ok_or_else(|| error(format!("detail.{path}"), "is required"))
+    text(detail, path)?.ok_or_else(|| error(format!("detail.{path}"), "is required"))
+}
+
+/// One of `allowed` (the wire spellings), or `None` when absent; anything else is refused.
+fn one_of<T: Copy>(
+    detail: &Value,
+    path: &str,
+    allowed: &[(&str, T)],
+) -> Result<Option<T>, EventError> {
+    let Some(raw) = text(detail, path)? else {
+        return Ok(None);
+    };
+    allowed
+        .iter()
+        .find(|(name, _)| *name == raw)
+        .map(|(_, value)| Some(*value))
+        .ok_or_else(|| {
+            let names: Vec<&str> = allowed.iter().map(|(name, _)| *name).collect();
+            error(
+                format!("detail.{path}"),
+                format!("{} is not one of {}", preview(raw), names.join(", ")),
+            )
+        })
 }
 
 fn flag(detail: &Value, key: &str) -> Result<bool, EventError> {
@@ -223,7 +367,7 @@ fn flag(detail: &Value, key: &str) -> Result<bool, EventError> {
         Some(Value::Bool(value)) => Ok(*value),
         Some(other) => Err(error(
             format!("detail.{key}"),
-            format!("must be true or false, not {other}"),
+            format!("must be true or false, got {}", type_name(other)),
         )),
     }
 }
@@ -235,22 +379,29 @@ fn timestamp(detail: &Value, path: &str) -> Result<DateTime<Utc>, EventError> {
         .map_err(|_| {
             error(
                 format!("detail.{path}"),
-                format!("{raw:?} is not an RFC 3339 timestamp with offset"),
+                format!("{} is not an RFC 3339 timestamp with offset", preview(raw)),
             )
         })
 }
 
-fn user_ref(detail: &Value, id_key: &str, email_key: &str) -> Result<UserRef, EventError> {
-    let user_id = text(detail, id_key)
-        .map(|raw| UserId::parse(raw).map_err(|e| error(format!("detail.{id_key}"), e.reason)))
-        .transpose()?;
-    let email = text(detail, email_key).map(str::to_lowercase);
-    if let Some(email) = email.as_ref().filter(|e| !e.contains('@')) {
+fn email_at(node: &Value, base: &str, key: &str) -> Result<Option<String>, EventError> {
+    let Some(email) = text_in(node, base, key, limits::EMAIL)? else {
+        return Ok(None);
+    };
+    if !email.contains('@') {
         return Err(error(
-            format!("detail.{email_key}"),
-            format!("{email:?} is not an e-mail address"),
+            field_name(base, key),
+            format!("{} is not an e-mail address", preview(email)),
         ));
     }
+    Ok(Some(email.to_lowercase()))
+}
+
+fn user_ref(detail: &Value, id_key: &str, email_key: &str) -> Result<UserRef, EventError> {
+    let user_id = text(detail, id_key)?
+        .map(|raw| UserId::parse(raw).map_err(|e| error(format!("detail.{id_key}"), e.reason)))
+        .transpose()?;
+    let email = email_at(detail, "detail", email_key)?;
     if user_id.is_none() && email.is_none() {
         return Err(error(
             format!("detail.{email_key}"),
@@ -268,7 +419,13 @@ fn ordered(start: DateTime<Utc>, end: DateTime<Utc>) -> Result<(), EventError> {
 }
 
 fn trigger_id(detail: &Value, key: &str) -> Result<TriggerId, EventError> {
-    TriggerId::parse(required(detail, key)?).map_err(|e| error(format!("detail.{key}"), e.reason))
+    let raw = text_in(detail, "detail", key, limits::TRIGGER_ID)?
+        .ok_or_else(|| error(format!("detail.{key}"), "is required"))?;
+    TriggerId::parse(raw).map_err(|e| error(format!("detail.{key}"), e.reason))
+}
+
+fn subject(detail: &Value, key: &str) -> Result<Option<String>, EventError> {
+    Ok(text_in(detail, "detail", key, limits::SUBJECT)?.map(str::to_owned))
 }
 
 // ---------------------------------------------------------------- canonical
@@ -277,7 +434,7 @@ fn from_canonical(kind: TriggerKind, detail: &Value) -> Result<CalendarEntry, Ev
     let start = timestamp(detail, "start")?;
     let end = timestamp(detail, "end")?;
     ordered(start, end)?;
-    let show_as = match text(detail, "showAs")
+    let show_as = match text(detail, "showAs")?
         .unwrap_or("busy")
         .to_ascii_lowercase()
         .as_str()
@@ -290,11 +447,14 @@ fn from_canonical(kind: TriggerKind, detail: &Value) -> Result<CalendarEntry, Ev
         other => {
             return Err(error(
                 "detail.showAs",
-                format!("{other:?} is not free, tentative, busy, oof or workingElsewhere"),
+                format!(
+                    "{} is not free, tentative, busy, oof or workingElsewhere",
+                    preview(other)
+                ),
             ));
         }
     };
-    let response = match text(detail, "responseStatus")
+    let response = match text(detail, "responseStatus")?
         .unwrap_or("none")
         .to_ascii_lowercase()
         .as_str()
@@ -308,18 +468,21 @@ fn from_canonical(kind: TriggerKind, detail: &Value) -> Result<CalendarEntry, Ev
         other => {
             return Err(error(
                 "detail.responseStatus",
-                format!("{other:?} is not a response status"),
+                format!("{} is not a response status", preview(other)),
             ));
         }
     };
-    let kind = match text(detail, "kind").map(str::to_ascii_lowercase).as_deref() {
+    let kind = match text(detail, "kind")?
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
         None => kind,
         Some("meeting") => TriggerKind::Meeting,
         Some("focus") => TriggerKind::Focus,
         Some(other) => {
             return Err(error(
                 "detail.kind",
-                format!("{other:?} is not meeting or focus"),
+                format!("{} is not meeting or focus", preview(other)),
             ));
         }
     };
@@ -333,7 +496,7 @@ fn from_canonical(kind: TriggerKind, detail: &Value) -> Result<CalendarEntry, Ev
         all_day: flag(detail, "isAllDay")?,
         cancelled: flag(detail, "isCancelled")?,
         response,
-        subject: text(detail, "subject").map(str::to_owned),
+        subject: subject(detail, "subject")?,
     })
 }
 
@@ -352,14 +515,17 @@ fn is_graph(detail: &Value) -> bool {
 fn graph_time(detail: &Value, key: &str) -> Result<DateTime<Utc>, EventError> {
     let field = format!("detail.{key}");
     let raw = required(detail, &format!("{key}.dateTime"))?;
-    let zone = text(detail, &format!("{key}.timeZone")).unwrap_or("UTC");
+    let zone = text(detail, &format!("{key}.timeZone"))?.unwrap_or("UTC");
     if let Ok(with_offset) = DateTime::parse_from_rfc3339(raw) {
         return Ok(with_offset.to_utc());
     }
     if !matches!(zone, "UTC" | "Etc/UTC" | "Coordinated Universal Time") {
         return Err(error(
             format!("{field}.timeZone"),
-            format!("{zone:?} is not UTC; request events with Prefer: outlook.timezone=\"UTC\""),
+            format!(
+                "{} is not UTC; request events with Prefer: outlook.timezone=\"UTC\"",
+                preview(zone)
+            ),
         ));
     }
     NaiveDateTime::parse_from_str(raw, "%Y-%m-%dT%H:%M:%S%.f")
@@ -367,7 +533,7 @@ fn graph_time(detail: &Value, key: &str) -> Result<DateTime<Utc>, EventError> {
         .map_err(|_| {
             error(
                 format!("{field}.dateTime"),
-                format!("{raw:?} is not a date-time"),
+                format!("{} is not a date-time", preview(raw)),
             )
         })
 }
@@ -376,22 +542,32 @@ fn from_graph(kind: TriggerKind, detail: &Value) -> Result<CalendarEntry, EventE
     let start = graph_time(detail, "start")?;
     let end = graph_time(detail, "end")?;
     ordered(start, end)?;
-    let show_as = match text(detail, "showAs").unwrap_or("busy") {
-        "free" => ShowAs::Free,
-        "tentative" => ShowAs::Tentative,
-        "busy" => ShowAs::Busy,
-        "oof" => ShowAs::OutOfOffice,
-        "workingElsewhere" => ShowAs::WorkingElsewhere,
-        _ => ShowAs::Unknown,
-    };
-    let response = match text(detail, "responseStatus.response").unwrap_or("none") {
-        "organizer" => Response::Organizer,
-        "accepted" => Response::Accepted,
-        "tentativelyAccepted" => Response::Tentative,
-        "declined" => Response::Declined,
-        "notResponded" => Response::NotResponded,
-        _ => Response::None,
-    };
+    let show_as = one_of(
+        detail,
+        "showAs",
+        &[
+            ("free", ShowAs::Free),
+            ("tentative", ShowAs::Tentative),
+            ("busy", ShowAs::Busy),
+            ("oof", ShowAs::OutOfOffice),
+            ("workingElsewhere", ShowAs::WorkingElsewhere),
+            ("unknown", ShowAs::Unknown),
+        ],
+    )?
+    .unwrap_or(ShowAs::Busy);
+    let response = one_of(
+        detail,
+        "responseStatus.response",
+        &[
+            ("none", Response::None),
+            ("organizer", Response::Organizer),
+            ("accepted", Response::Accepted),
+            ("tentativelyAccepted", Response::Tentative),
+            ("declined", Response::Declined),
+            ("notResponded", Response::NotResponded),
+        ],
+    )?
+    .unwrap_or(Response::None);
     Ok(CalendarEntry {
         // A Graph event does not say whose calendar it is in: the forwarder adds it.
         user: user_ref(detail, "userId", "userEmail")?,
@@ -403,87 +579,158 @@ fn from_graph(kind: TriggerKind, detail: &Value) -> Result<CalendarEntry, EventE
         all_day: flag(detail, "isAllDay")?,
         cancelled: flag(detail, "isCancelled")?,
         response,
-        subject: text(detail, "subject").map(str::to_owned),
+        subject: subject(detail, "subject")?,
     })
 }
 
 // ---------------------------------------------------------------- Google Calendar `Event`
 
 fn google_time(detail: &Value, key: &str) -> Result<(DateTime<Utc>, bool), EventError> {
-    if let Some(raw) = text(detail, &format!("{key}.dateTime")) {
+    if let Some(raw) = text(detail, &format!("{key}.dateTime"))? {
         let at = DateTime::parse_from_rfc3339(raw).map_err(|_| {
             error(
                 format!("detail.{key}.dateTime"),
-                format!("{raw:?} is not an RFC 3339 timestamp"),
+                format!("{} is not an RFC 3339 timestamp", preview(raw)),
             )
         })?;
         return Ok((at.to_utc(), false));
     }
-    let raw = text(detail, &format!("{key}.date"))
+    let raw = text(detail, &format!("{key}.date"))?
         .ok_or_else(|| error(format!("detail.{key}"), "needs dateTime or date"))?;
     let date = NaiveDate::parse_from_str(raw, "%Y-%m-%d").map_err(|_| {
         error(
             format!("detail.{key}.date"),
-            format!("{raw:?} is not a date"),
+            format!("{} is not a date", preview(raw)),
         )
     })?;
     Ok((date.and_time(chrono::NaiveTime::MIN).and_utc(), true))
+}
+
+/// The attendee marked `self: true`, with its index for error paths.
+fn google_self_attendee(detail: &Value) -> Result<Option<(usize, &Value)>, EventError> {
+    let attendees = match detail.get("attendees") {
+        None | Some(Value::Null) => return Ok(None),
+        Some(Value::Array(attendees)) => attendees,
+        Some(other) => {
+            return Err(error(
+                "detail.attendees",
+                format!("must be an array, got {}", type_name(other)),
+            ));
+        }
+    };
+    for (index, attendee) in attendees.iter().enumerate() {
+        match attendee.get("self") {
+            Some(Value::Bool(true)) => return Ok(Some((index, attendee))),
+            None | Some(Value::Null) | Some(Value::Bool(false)) => {}
+            Some(other) => {
+                return Err(error(
+                    format!("detail.attendees[{index}].self"),
+                    format!("must be true or false, got {}", type_name(other)),
+                ));
+            }
+        }
+    }
+    Ok(None)
 }
 
 fn from_google(detail: &Value) -> Result<CalendarEntry, EventError> {
     let (start, all_day_start) = google_time(detail, "start")?;
     let (end, all_day_end) = google_time(detail, "end")?;
     ordered(start, end)?;
-    let me = detail
-        .get("attendees")
-        .and_then(Value::as_array)
-        .and_then(|attendees| {
-            attendees
-                .iter()
-                .find(|a| a.get("self").and_then(Value::as_bool) == Some(true))
-        });
-    let organizer_is_me = detail
-        .get("organizer")
-        .and_then(|o| o.get("self"))
-        .and_then(Value::as_bool)
-        == Some(true);
-    let email = me
-        .and_then(|a| text(a, "email"))
-        .or_else(|| {
-            organizer_is_me
-                .then(|| text(detail, "organizer.email"))
-                .flatten()
-        })
-        .or_else(|| text(detail, "creator.email"));
-    let mut user = match user_ref(detail, "userId", "userEmail") {
-        Ok(user) => user,
-        Err(_) if email.is_some() => UserRef {
-            user_id: None,
-            email: None,
-        },
-        Err(e) => {
+    let me = google_self_attendee(detail)?;
+    let organizer_is_me = match detail.get("organizer").and_then(|o| o.get("self")) {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(value)) => *value,
+        Some(other) => {
             return Err(error(
-                "detail.attendees",
-                format!("no attendee with self=true, organizer or creator e-mail ({e})"),
+                "detail.organizer.self",
+                format!("must be true or false, got {}", type_name(other)),
             ));
         }
     };
-    if user.email.is_none() {
-        user.email = email.map(str::to_lowercase);
-    }
-    let event_type = text(detail, "eventType").unwrap_or("default");
-    let response = match me.and_then(|a| text(a, "responseStatus")) {
-        Some("accepted") => Response::Accepted,
-        Some("declined") => Response::Declined,
-        Some("tentative") => Response::Tentative,
-        Some("needsAction") => Response::NotResponded,
-        _ if organizer_is_me => Response::Organizer,
-        _ => Response::None,
+    let my_email = match me {
+        Some((index, attendee)) => {
+            email_at(attendee, &format!("detail.attendees[{index}]"), "email")?
+        }
+        None => None,
     };
-    let status = text(detail, "status").unwrap_or("confirmed");
+    let organizer_email = email_at(detail, "detail", "organizer.email")?;
+    let creator_email = email_at(detail, "detail", "creator.email")?;
+    let owner_email = my_email
+        .or(organizer_is_me.then_some(organizer_email).flatten())
+        .or(creator_email);
+    // The forwarder may name the owner itself; otherwise the calendar's own fields do.
+    let user_id = text(detail, "userId")?
+        .map(|raw| UserId::parse(raw).map_err(|e| error("detail.userId", e.reason)))
+        .transpose()?;
+    let email = email_at(detail, "detail", "userEmail")?.or(owner_email);
+    if user_id.is_none() && email.is_none() {
+        return Err(error(
+            "detail.attendees",
+            "no attendee with self=true, no organizer with self=true and no creator.email: \
+             whose calendar this is cannot be told",
+        ));
+    }
+    let user = UserRef { user_id, email };
+    let event_type = one_of(
+        detail,
+        "eventType",
+        &[
+            ("default", "default"),
+            ("focusTime", "focusTime"),
+            ("outOfOffice", "outOfOffice"),
+            ("workingLocation", "workingLocation"),
+            ("birthday", "birthday"),
+            ("fromGmail", "fromGmail"),
+        ],
+    )?
+    .unwrap_or("default");
+    let my_response = match me {
+        Some((index, attendee)) => {
+            let base = format!("detail.attendees[{index}]");
+            match text_in(attendee, &base, "responseStatus", limits::SHORT)? {
+                None => None,
+                Some("accepted") => Some(Response::Accepted),
+                Some("declined") => Some(Response::Declined),
+                Some("tentative") => Some(Response::Tentative),
+                Some("needsAction") => Some(Response::NotResponded),
+                Some(other) => {
+                    return Err(error(
+                        format!("{base}.responseStatus"),
+                        format!(
+                            "{} is not one of needsAction, declined, tentative, accepted",
+                            preview(other)
+                        ),
+                    ));
+                }
+            }
+        }
+        None => None,
+    };
+    let response = match my_response {
+        Some(response) => response,
+        None if organizer_is_me => Response::Organizer,
+        None => Response::None,
+    };
+    let status = one_of(
+        detail,
+        "status",
+        &[
+            ("confirmed", "confirmed"),
+            ("tentative", "tentative"),
+            ("cancelled", "cancelled"),
+        ],
+    )?
+    .unwrap_or("confirmed");
+    let transparent = one_of(
+        detail,
+        "transparency",
+        &[("opaque", false), ("transparent", true)],
+    )?
+    .unwrap_or(false);
     let show_as = if event_type == "outOfOffice" {
         ShowAs::OutOfOffice
-    } else if text(detail, "transparency") == Some("transparent") {
+    } else if transparent {
         ShowAs::Free
     } else if status == "tentative" {
         ShowAs::Tentative
@@ -504,7 +751,7 @@ fn from_google(detail: &Value) -> Result<CalendarEntry, EventError> {
         all_day: all_day_start || all_day_end,
         cancelled: status == "cancelled",
         response,
-        subject: text(detail, "summary").map(str::to_owned),
+        subject: subject(detail, "summary")?,
     })
 }
 
@@ -518,7 +765,7 @@ fn genesys_presence(detail: &Value) -> Result<PresenceObservation, EventError> {
         .ok_or_else(|| {
             error(
                 "detail.topicName",
-                format!("{topic:?} is not v2.users.{{id}}.presence"),
+                format!("{} is not v2.users.{{id}}.presence", preview(topic)),
             )
         })?;
     let user_id = UserId::parse(user).map_err(|e| error("detail.topicName", e.reason))?;
@@ -526,23 +773,36 @@ fn genesys_presence(detail: &Value) -> Result<PresenceObservation, EventError> {
         PresenceDefinitionId::parse(required(detail, "eventBody.presenceDefinition.id")?)
             .map_err(|e| error("detail.eventBody.presenceDefinition.id", e.reason))?;
     let system_presence = SystemPresence::parse(
-        text(detail, "eventBody.presenceDefinition.systemPresence").unwrap_or_default(),
+        text(detail, "eventBody.presenceDefinition.systemPresence")?.unwrap_or_default(),
     );
     let modified_date = timestamp(detail, "eventBody.modifiedDate")?;
+    // The message is kept as sent (not trimmed): it is compared with what we wrote.
+    let message = match detail.get("eventBody").and_then(|b| b.get("message")) {
+        None | Some(Value::Null) => String::new(),
+        Some(Value::String(message)) if message.len() > limits::PRESENCE_MESSAGE => {
+            return Err(too_long(
+                "detail.eventBody.message",
+                message,
+                limits::PRESENCE_MESSAGE,
+            ));
+        }
+        Some(Value::String(message)) => message.clone(),
+        Some(other) => {
+            return Err(error(
+                "detail.eventBody.message",
+                format!("must be a string, got {}", type_name(other)),
+            ));
+        }
+    };
     Ok(PresenceObservation {
         user_id,
         snapshot: PresenceSnapshot {
             definition_id,
             system_presence,
-            message: detail
-                .get("eventBody")
-                .and_then(|b| b.get("message"))
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_owned(),
+            message,
             modified_date,
         },
-        correlation_id: text(detail, "metadata.CorrelationId").map(str::to_owned),
+        correlation_id: text(detail, "metadata.CorrelationId")?.map(str::to_owned),
     })
 }
 
@@ -753,5 +1013,82 @@ mod tests {
             "detail.start.timeZone"
         );
         assert_eq!(parse_json("not json").expect_err("garbage").field, "(body)");
+    }
+
+    #[test]
+    fn wrong_types_and_unknown_values_are_refused_not_defaulted() {
+        let base: serde_json::Value =
+            serde_json::from_str(&fixture("calendar-event-started.json")).expect("json");
+        let refuse = |edit: &dyn Fn(&mut serde_json::Value)| {
+            let mut event = base.clone();
+            edit(&mut event);
+            let error = parse_json(&event.to_string()).expect_err("refused");
+            (error.field, error.reason)
+        };
+        assert_eq!(
+            refuse(&|e| e["detail"]["showAs"] = 7.into()),
+            (
+                "detail.showAs".to_owned(),
+                "must be a string, got a number".to_owned()
+            )
+        );
+        assert_eq!(
+            refuse(&|e| e["detail"]["showAs"] = "maybe".into()).0,
+            "detail.showAs"
+        );
+        assert_eq!(
+            refuse(&|e| e["id"] = 5.into()),
+            ("id".to_owned(), "must be a string, got a number".to_owned())
+        );
+        assert_eq!(
+            refuse(&|e| e["detail-type"] = serde_json::json!(["Focus Started"])).0,
+            "detail-type"
+        );
+        assert_eq!(
+            refuse(&|e| e["detail"]["subject"] = serde_json::json!({"text": "x"})).0,
+            "detail.subject"
+        );
+
+        let graph: serde_json::Value =
+            serde_json::from_str(&fixture("graph-event-started.json")).expect("json");
+        let mut odd = graph.clone();
+        odd["detail"]["showAs"] = "maybe".into();
+        assert_eq!(
+            parse_json(&odd.to_string()).expect_err("showAs").field,
+            "detail.showAs"
+        );
+        let mut unknown = graph.clone();
+        unknown["detail"]["showAs"] = "unknown".into();
+        assert!(
+            parse_json(&unknown.to_string()).is_ok(),
+            "Graph's own `unknown` is accepted"
+        );
+
+        let google: serde_json::Value =
+            serde_json::from_str(&fixture("google-focus-started.json")).expect("json");
+        let mut ownerless = google.clone();
+        for key in ["attendees", "organizer", "creator", "userEmail", "userId"] {
+            ownerless["detail"].as_object_mut().map(|d| d.remove(key));
+        }
+        let error = parse_json(&ownerless.to_string()).expect_err("no owner");
+        assert_eq!(error.field, "detail.attendees");
+        assert!(!error.reason.contains("userEmail"), "{}", error.reason);
+        let mut odd_type = google.clone();
+        odd_type["detail"]["eventType"] = "lunch".into();
+        assert_eq!(
+            parse_json(&odd_type.to_string()).expect_err("type").field,
+            "detail.eventType"
+        );
+    }
+
+    #[test]
+    fn echoed_values_are_cut_short() {
+        let base: serde_json::Value =
+            serde_json::from_str(&fixture("calendar-event-started.json")).expect("json");
+        let mut event = base.clone();
+        event["detail"]["start"] = "y".repeat(200).into();
+        let error = parse_json(&event.to_string()).expect_err("bad start");
+        assert!(error.reason.len() < 150, "{}", error.reason);
+        assert!(error.reason.contains("(200 bytes)"), "{}", error.reason);
     }
 }

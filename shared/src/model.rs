@@ -24,6 +24,18 @@ impl InvalidValue {
     }
 }
 
+/// At most this many characters of a refused value are echoed back in a reason, log or audit
+/// record, so a huge bad value can never make the record about it too big to write.
+pub const PREVIEW_CHARS: usize = 64;
+
+/// `value` quoted for a message, cut to `PREVIEW_CHARS` characters with its full size named.
+pub fn preview(value: &str) -> String {
+    match value.char_indices().nth(PREVIEW_CHARS) {
+        None => format!("{value:?}"),
+        Some((cut, _)) => format!("{:?}… ({} bytes)", &value[..cut], value.len()),
+    }
+}
+
 /// A Genesys Cloud user id (a UUID).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
@@ -34,7 +46,7 @@ impl UserId {
         let value = value.trim();
         uuid::Uuid::parse_str(value)
             .map(|id| Self(id.hyphenated().to_string()))
-            .map_err(|_| InvalidValue::new("userId", format!("{value:?} is not a UUID")))
+            .map_err(|_| InvalidValue::new("userId", format!("{} is not a UUID", preview(value))))
     }
 
     pub fn as_str(&self) -> &str {

@@ -42,6 +42,13 @@ pub enum StoreError {
     NotFound { what: String },
     #[error("{operation}: throttled by the service")]
     Throttled { operation: &'static str },
+    /// The service refused the request itself (malformed, an item or key too large): the same
+    /// call can never succeed.
+    #[error("{operation} refused: {message}")]
+    Refused {
+        operation: &'static str,
+        message: String,
+    },
     #[error("{operation} failed: {message}")]
     Sdk {
         operation: &'static str,

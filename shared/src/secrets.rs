@@ -407,6 +407,7 @@ impl crate::genesys::CredentialSource for GenesysSecretCredentials {
         let credentials = document
             .and_then(|doc| GenesysCredentials::from_document(&doc))
             .map_err(|e| crate::genesys::GenesysError::Credentials {
+                retryable: e.is_retryable(),
                 message: e.to_string(),
             })?;
         Ok(crate::genesys::ClientCredentials {

@@ -26,7 +26,9 @@ from PureCloudPlatformClientV2.default_http_client import DefaultHttpClient
 from PureCloudPlatformClientV2.rest import ApiException
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-SIM_BINARY = REPO_ROOT / "target" / "debug" / "genesys-sim"
+# As cargo places it: CARGO_TARGET_DIR if set (relative to the repository root, where make runs cargo).
+TARGET_DIR = REPO_ROOT / os.environ.get("CARGO_TARGET_DIR", "target")
+SIM_BINARY = TARGET_DIR / "debug" / "genesys-sim"
 STARTUP_TIMEOUT_S = 20
 
 DEMO_CLIENT = ("demo-client", "demo-secret")

@@ -18,7 +18,7 @@ import pytest
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-TARGET_DIR = Path(os.environ.get("CARGO_TARGET_DIR", REPO_ROOT / "target"))
+TARGET_DIR = REPO_ROOT / os.environ.get("CARGO_TARGET_DIR", "target")  # relative: to the root, where cargo runs
 SAMPLE = TARGET_DIR / "debug" / "webhook-sample"
 
 

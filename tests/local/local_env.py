@@ -1,7 +1,8 @@
-"""Local stand-ins for the cloud, started by the project itself on loopback: the moto server
-(DynamoDB, SQS, Secrets Manager, EventBridge, Scheduler), the Genesys simulator, and the functions
-under `cargo lambda watch`. Used by `make demo` and the smoke test; every process is stopped on
-exit.
+"""Local stand-ins for the cloud, started by the project itself on loopback: moto (DynamoDB, SQS,
+Secrets Manager, EventBridge, Scheduler) behind `aws_standin.py`, which makes every request atomic
+(docs/local-aws.md), the Genesys simulator, and the functions under `cargo lambda watch`. Used by
+`make demo` and the smoke test; every process is stopped on exit (also on SIGTERM when run as a
+script).
 
 Provisioning creates what `infra/template.yaml` names, on moto: the `provision` example (Rust SDK)
 makes the table, the events (burst) queue and the notifications queue with their DLQs and the
@@ -14,15 +15,19 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import aws_standin  # beside this file; importers put tests/local on sys.path for both
+
 ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = ROOT / ".venv" / "bin"
-TARGET = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
+# A relative CARGO_TARGET_DIR is relative to the repository root, where make runs cargo.
+TARGET = ROOT / os.environ.get("CARGO_TARGET_DIR", "target")
 
 
 def free_port() -> int:
@@ -83,11 +88,16 @@ class LocalEnv:
         return process
 
     def _start(self) -> None:
-        moto_port = free_port()
-        moto = self._spawn("moto", [str(VENV_BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(moto_port)])
-        wait_for_port(moto_port, moto, "moto_server")
+        # --parent-pid: the stand-in ends with this process even if close() never runs (SIGKILL).
+        moto = self._spawn(
+            "moto", aws_standin.command(VENV_BIN / "python", parent_pid=os.getpid()), stdout=subprocess.PIPE
+        )
+        try:
+            moto_url = aws_standin.read_url(moto, timeout=120)
+        except RuntimeError as err:
+            raise RuntimeError(f"{err}; see {self.log_dir / 'moto.log'}") from None
         self.aws_env = {
-            "AWS_ENDPOINT_URL": f"http://127.0.0.1:{moto_port}",
+            "AWS_ENDPOINT_URL": moto_url,
             "AWS_ACCESS_KEY_ID": "test",
             "AWS_SECRET_ACCESS_KEY": "test",
             "AWS_REGION": "us-east-1",
@@ -196,7 +206,7 @@ class LocalEnv:
         }
         watch = self._spawn(
             "cargo-lambda-watch",
-            ["cargo", "lambda", "watch", "--ignore-changes", "--invoke-port", str(self.invoke_port)],
+            ["cargo", "lambda", "watch", "--ignore-changes", "--invoke-address", "127.0.0.1", "--invoke-port", str(self.invoke_port)],
             env=env,
         )
         wait_for_port(self.invoke_port, watch, "cargo lambda watch", timeout=600)
@@ -209,7 +219,7 @@ class LocalEnv:
         watch_log = self.log_dir / "cargo-lambda-watch.log"
         log_offset = watch_log.stat().st_size if watch_log.exists() else 0
         process = subprocess.Popen(
-            ["cargo", "lambda", "invoke", function, "--invoke-port", str(self.invoke_port), "--data-ascii", data],
+            ["cargo", "lambda", "invoke", function, "--invoke-address", "127.0.0.1", "--invoke-port", str(self.invoke_port), "--data-ascii", data],
             cwd=ROOT,
             env=env,
             stdout=subprocess.PIPE,
@@ -252,15 +262,23 @@ class LocalEnv:
         self.processes.clear()
 
 
+def _stop_on_sigterm(*_) -> None:
+    # SIGTERM (a supervisor, `kill`) unwinds like Ctrl-C so `close()` stops every child; the
+    # children run in their own sessions and would not get the signal themselves.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second one must not cut close() short
+    raise KeyboardInterrupt
+
+
 if __name__ == "__main__":
     # Local development: the stand-ins stay up, with the functions' environment printed as
-    # `export` lines, until Ctrl-C.
-    with LocalEnv() as env:
-        for name, value in {**env.function_env(), "GENESYS_SIM_URL": env.sim_url}.items():
-            print(f"export {name}={value}")
-        print("# stand-ins running; Ctrl-C stops them", flush=True)
-        try:
+    # `export` lines, until Ctrl-C or SIGTERM.
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    try:
+        with LocalEnv() as env:
+            for name, value in {**env.function_env(), "GENESYS_SIM_URL": env.sim_url}.items():
+                print(f"export {name}={value}")
+            print("# stand-ins running; Ctrl-C stops them", flush=True)
             while True:
                 time.sleep(3600)
-        except KeyboardInterrupt:
-            pass
+    except KeyboardInterrupt:
+        pass

@@ -6,8 +6,10 @@ use std::time::Instant;
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use lambda_runtime::{Diagnostic, LambdaEvent};
+use serde::Deserialize;
 use serde_json::Value;
 use shared::clock::Deadline;
+use shared::model::preview;
 use shared::service::transition::{Outcome, TransitionError, TransitionService};
 use shared::telemetry::{self, Unit};
 use tracing::Instrument;
@@ -19,37 +21,78 @@ fn deadline_of(context: &lambda_runtime::Context) -> Deadline {
     Deadline::from_invocation(context.deadline, chrono::Utc::now(), DEADLINE_MARGIN)
 }
 
+/// What transition is invoked with: an SQS batch (the burst queue), one EventBridge event (the
+/// bus, a Scheduler target), or anything else, which is refused with its field named.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum TransitionInput {
+    Batch(SqsEvent),
+    Event(Box<EventBridgeEvent<Value>>),
+    Unrecognised(Value),
+}
+
 pub async fn handle(
     service: &TransitionService,
-    event: LambdaEvent<Value>,
+    event: LambdaEvent<TransitionInput>,
 ) -> Result<Value, Diagnostic> {
     let (payload, context) = event.into_parts();
     let deadline = deadline_of(&context);
-    if is_sqs_batch(&payload) {
-        let batch: SqsEvent = serde_json::from_value(payload).unwrap_or_default();
-        let response = handle_batch(service, batch, deadline, &context.request_id).await;
-        return Ok(serde_json::to_value(response).unwrap_or_default());
-    }
-    let event_id = payload
-        .get("id")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_owned();
-    let span = tracing::info_span!("event", request_id = %context.request_id, event_id = %event_id, user_id = tracing::field::Empty);
-    let started = Instant::now();
-    let result = async {
-        match serde_json::from_value::<EventBridgeEvent<Value>>(payload.clone()) {
-            Ok(envelope) => service.handle_event(&envelope, deadline).await,
-            // Not even an envelope: the service rejects it with the field named.
-            Err(_) => service.handle_json(&payload.to_string(), deadline).await,
+    let result = match payload {
+        TransitionInput::Batch(batch) => {
+            let response = handle_batch(service, batch, deadline, &context.request_id).await?;
+            return to_json(&response);
         }
+        TransitionInput::Unrecognised(value) if value.get("Records").is_some() => {
+            // A batch we cannot read must fail whole: answering success would delete it.
+            let reason = match serde_json::from_value::<SqsEvent>(value) {
+                Err(err) => err.to_string(),
+                Ok(_) => "not an SQS batch".to_owned(),
+            };
+            tracing::error!(%reason, "unreadable SQS batch; SQS retries it, then dead-letters it");
+            return Err(Diagnostic {
+                error_type: "NonRetryable".to_owned(),
+                error_message: format!("unreadable SQS batch: {}", preview(&reason)),
+            });
+        }
+        TransitionInput::Event(envelope) => {
+            let span = event_span(&context.request_id, envelope.id.as_deref());
+            let started = Instant::now();
+            let result = service
+                .handle_event(&envelope, deadline)
+                .instrument(span.clone())
+                .await;
+            record_outcome(&span, &result, started);
+            result
+        }
+        TransitionInput::Unrecognised(value) => {
+            let id = value.get("id").and_then(Value::as_str).map(preview);
+            let span = event_span(&context.request_id, id.as_deref());
+            let started = Instant::now();
+            // Not a typed envelope: the service rejects it with the field named.
+            let result = service
+                .handle_value(value, deadline)
+                .instrument(span.clone())
+                .await;
+            record_outcome(&span, &result, started);
+            result
+        }
+    };
+    match result {
+        Ok(outcome) => to_json(&outcome),
+        Err(error) => Err(telemetry::diagnostic(&error, error.is_retryable())),
     }
-    .instrument(span.clone())
-    .await;
-    record_outcome(&span, &result, started);
-    result
-        .map(|outcome| serde_json::to_value(outcome).unwrap_or_default())
-        .map_err(|error| telemetry::diagnostic(&error, error.is_retryable()))
+}
+
+fn event_span(request_id: &str, event_id: Option<&str>) -> tracing::Span {
+    let event_id = event_id.map(preview).unwrap_or_default();
+    tracing::info_span!("event", request_id = %request_id, event_id = %event_id, user_id = tracing::field::Empty)
+}
+
+fn to_json(value: &impl serde::Serialize) -> Result<Value, Diagnostic> {
+    serde_json::to_value(value).map_err(|err| Diagnostic {
+        error_type: "NonRetryable".to_owned(),
+        error_message: format!("response not serialisable: {err}"),
+    })
 }
 
 /// Each record on its own (starts for many users share bulk Genesys calls); the response
@@ -59,18 +102,22 @@ pub async fn handle_batch(
     batch: SqsEvent,
     deadline: Deadline,
     request_id: &str,
-) -> SqsBatchResponse {
+) -> Result<SqsBatchResponse, Diagnostic> {
     let started = Instant::now();
-    let (ids, bodies): (Vec<String>, Vec<String>) = batch
-        .records
-        .into_iter()
-        .map(|record| {
-            (
-                record.message_id.unwrap_or_default(),
-                record.body.unwrap_or_default(),
-            )
-        })
-        .unzip();
+    let mut ids = Vec::with_capacity(batch.records.len());
+    let mut bodies = Vec::with_capacity(batch.records.len());
+    for (index, record) in batch.records.into_iter().enumerate() {
+        // Without a message id no single record can be retried: fail the batch whole.
+        let Some(id) = record.message_id.filter(|id| !id.is_empty()) else {
+            return Err(Diagnostic {
+                error_type: "NonRetryable".to_owned(),
+                error_message: format!("Records[{index}].messageId: is required"),
+            });
+        };
+        ids.push(id);
+        // An absent body is an empty one: rejected and audited like any malformed event.
+        bodies.push(record.body.unwrap_or_default());
+    }
     let span = tracing::info_span!("batch", request_id = %request_id, records = bodies.len());
     let results = service
         .handle_batch(&bodies, deadline)
@@ -86,7 +133,7 @@ pub async fn handle_batch(
             response.batch_item_failures.push(failure);
         }
     }
-    response
+    Ok(response)
 }
 
 fn record_outcome(
@@ -137,31 +184,35 @@ fn record_outcome(
     }
 }
 
-fn is_sqs_batch(payload: &Value) -> bool {
-    payload
-        .get("Records")
-        .and_then(Value::as_array)
-        .is_some_and(|records| {
-            records
-                .iter()
-                .all(|r| r.get("eventSource").and_then(Value::as_str) == Some("aws:sqs"))
-        })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn input(raw: &str) -> TransitionInput {
+        serde_json::from_str(raw).expect("any JSON is an input")
+    }
+
     #[test]
-    fn only_sqs_batches_are_treated_as_batches() {
-        let sqs: Value =
-            serde_json::from_str(include_str!("../../../tests/fixtures/sqs-batch.json"))
-                .expect("fixture");
-        assert!(is_sqs_batch(&sqs));
-        let eventbridge: Value = serde_json::from_str(include_str!(
+    fn inputs_are_told_apart_by_their_shape() {
+        let sqs = input(include_str!("../../../tests/fixtures/sqs-batch.json"));
+        assert!(matches!(sqs, TransitionInput::Batch(batch) if !batch.records.is_empty()));
+        let event = input(include_str!(
             "../../../tests/fixtures/calendar-event-started.json"
-        ))
-        .expect("fixture");
-        assert!(!is_sqs_batch(&eventbridge));
+        ));
+        assert!(matches!(event, TransitionInput::Event(_)));
+        // A wrong envelope type is not an EventBridge event: the service names the field.
+        let wrong_id =
+            input(r#"{"id": 5, "detail-type": "Focus Started", "source": "s", "detail": {}}"#);
+        assert!(matches!(wrong_id, TransitionInput::Unrecognised(_)));
+    }
+
+    #[test]
+    fn an_unreadable_batch_is_never_an_empty_batch() {
+        // `messageId` of the wrong type: not an SqsEvent, so not silently zero records.
+        let broken =
+            input(r#"{"Records": [{"messageId": 7, "body": "{}", "eventSource": "aws:sqs"}]}"#);
+        assert!(
+            matches!(broken, TransitionInput::Unrecognised(value) if value.get("Records").is_some())
+        );
     }
 }

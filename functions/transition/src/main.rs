@@ -4,7 +4,6 @@ mod config;
 mod handler;
 
 use lambda_runtime::{LambdaEvent, service_fn};
-use serde_json::Value;
 use shared::service::bootstrap::transition_deps;
 use shared::service::transition::TransitionService;
 
@@ -15,8 +14,8 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     let deps = transition_deps(&aws, &config.transition).await?;
     let service = TransitionService::new(deps);
-    lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| {
-        handler::handle(&service, event)
-    }))
+    lambda_runtime::run(service_fn(
+        |event: LambdaEvent<handler::TransitionInput>| handler::handle(&service, event),
+    ))
     .await
 }

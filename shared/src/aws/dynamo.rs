@@ -490,6 +490,7 @@ impl DynamoStore {
             let result = self
                 .client
                 .transact_write_items()
+                .client_request_token(transaction_token(&record, next_state.as_ref()))
                 .set_transact_items(Some(items))
                 .send()
                 .await;
@@ -585,6 +586,21 @@ impl DynamoStore {
             _ => Err(r.corrupt("status", "unknown status")),
         }
     }
+}
+
+/// The `ClientRequestToken` of one append: the same for every SDK retry of this transaction (so
+/// a retry of a transaction that had in fact committed is answered with its success, not
+/// cancelled by its own first write), different for any other transaction. The record's chain
+/// hash already covers the user, seq, previous hash, time and content.
+fn transaction_token(record: &AuditRecord, state: Option<&UserState>) -> String {
+    use sha2::{Digest, Sha256};
+    let mut digest = Sha256::new();
+    digest.update(record.hash.as_bytes());
+    if let Some(state) = state {
+        digest.update(state.version.to_be_bytes());
+    }
+    // DynamoDB accepts 1 to 36 characters.
+    format!("{:x}", digest.finalize())[..36].to_owned()
 }
 
 fn serde_plain<T: Serialize>(value: &T) -> Result<String, StoreError> {

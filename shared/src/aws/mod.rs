@@ -18,6 +18,17 @@ const THROTTLING_CODES: [&str; 4] = [
     "TooManyRequestsException",
 ];
 
+/// Codes for requests the service refused as such (malformed, too large): the same call can
+/// never succeed, so retrying it only delays the dead-letter queue.
+const REFUSED_CODES: [&str; 6] = [
+    "ValidationException",
+    "SerializationException",
+    "IdempotentParameterMismatchException",
+    "InvalidParameterException",
+    "InvalidParameterValue",
+    "InvalidRequestException",
+];
+
 /// Maps any SDK failure not handled by the caller to `Throttled` or `Sdk`, with the full cause
 /// chain (SDK errors never contain request bodies, so no secret reaches the message).
 pub(crate) fn sdk_error<E, R>(operation: &'static str, err: SdkError<E, R>) -> StoreError
@@ -30,6 +41,12 @@ where
         .is_some_and(|code| THROTTLING_CODES.contains(&code))
     {
         return StoreError::Throttled { operation };
+    }
+    if err.code().is_some_and(|code| REFUSED_CODES.contains(&code)) {
+        return StoreError::Refused {
+            operation,
+            message: DisplayErrorContext(&err).to_string(),
+        };
     }
     StoreError::Sdk {
         operation,

@@ -64,6 +64,8 @@ pub enum Refusal {
     PlainHttp,
     #[error("URLs with embedded credentials (user:password@) are not allowed")]
     Credentials,
+    #[error("host {host} is a localhost name (RFC 6761), refused without resolving it")]
+    LocalhostName { host: String },
     #[error("host {host} could not be resolved")]
     Unresolvable { host: String },
     #[error("host {host} resolves to no address")]
@@ -132,6 +134,11 @@ impl UrlPolicy {
             None => return Err(Refusal::InvalidUrl),
             Some(Host::Ipv4(ip)) => (None, vec![IpAddr::V4(ip)]),
             Some(Host::Ipv6(ip)) => (None, vec![IpAddr::V6(ip)]),
+            Some(Host::Domain(name)) if is_localhost_name(name) && !self.allow_loopback => {
+                return Err(Refusal::LocalhostName {
+                    host: name.to_owned(),
+                });
+            }
             Some(Host::Domain(name)) => {
                 let resolved =
                     resolver
@@ -174,6 +181,13 @@ impl UrlPolicy {
                 .collect(),
         })
     }
+}
+
+/// `localhost` and `*.localhost` (any case, trailing dot or not) always mean this machine
+/// (RFC 6761 §6.3), whatever a resolver says.
+fn is_localhost_name(name: &str) -> bool {
+    let name = name.trim_end_matches('.').to_ascii_lowercase();
+    name == "localhost" || name.ends_with(".localhost")
 }
 
 /// The forbidden range `ip` falls in (and whether it was an IPv4 address inside IPv6), if any.
@@ -445,9 +459,22 @@ mod tests {
                 ..
             })
         ));
+        for name in [
+            "https://localhost/",
+            "https://LOCALHOST./hook",
+            "https://api.localhost/",
+        ] {
+            assert!(
+                matches!(
+                    check(strict, name).await.err(),
+                    Some(Refusal::LocalhostName { .. })
+                ),
+                "{name}"
+            );
+        }
         assert!(
             resolver.asked.lock().expect("lock").is_empty(),
-            "IP literals are not resolved"
+            "IP literals and localhost names are not resolved"
         );
     }
 }

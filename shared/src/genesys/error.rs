@@ -62,8 +62,9 @@ pub enum GenesysError {
         field: &'static str,
         message: String,
     },
+    /// `retryable`: the secret store was unavailable or throttled, not misconfigured.
     #[error("Genesys credentials unavailable: {message}")]
-    Credentials { message: String },
+    Credentials { message: String, retryable: bool },
 }
 
 impl GenesysError {
@@ -73,6 +74,7 @@ impl GenesysError {
             Self::RateLimited { .. } => true,
             Self::Server { status, .. } => matches!(status, 502..=504),
             Self::Transport { .. } => true,
+            Self::Credentials { retryable, .. } => *retryable,
             _ => false,
         }
     }

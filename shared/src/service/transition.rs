@@ -35,6 +35,9 @@ pub const UNATTRIBUTED_USER: &str = "00000000-0000-0000-0000-000000000000";
 /// Re-reads after a lost race before giving up (the event is then retried by its source).
 /// Each round has one winner, so this bounds how many concurrent writers of one user all finish.
 const MAX_ATTEMPTS: u32 = 16;
+/// Recording a write Genesys already took is worth more tries than deciding: giving up leaves
+/// the claim unsettled (the end still restores it, but the `Applied` record waits for a retry).
+const SETTLE_ATTEMPTS: u32 = 64;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TransitionError {
@@ -173,6 +176,22 @@ impl TransitionService {
         }
     }
 
+    /// Handles one event already decoded as JSON whose envelope did not type-check.
+    pub async fn handle_value(
+        &self,
+        value: serde_json::Value,
+        deadline: Deadline,
+    ) -> Result<Outcome, TransitionError> {
+        let event_id = value
+            .get("id")
+            .and_then(|id| id.as_str())
+            .map(bounded_event_id);
+        match events::parse_value(value) {
+            Ok(parsed) => self.handle(parsed, deadline).await,
+            Err(error) => self.reject(event_id, None, &error).await,
+        }
+    }
+
     /// Handles one EventBridge event.
     pub async fn handle_event(
         &self,
@@ -181,7 +200,10 @@ impl TransitionService {
     ) -> Result<Outcome, TransitionError> {
         match events::parse(envelope) {
             Ok(parsed) => self.handle(parsed, deadline).await,
-            Err(error) => self.reject(envelope.id.clone(), None, &error).await,
+            Err(error) => {
+                let event_id = envelope.id.as_deref().map(bounded_event_id);
+                self.reject(event_id, None, &error).await
+            }
         }
     }
 
@@ -885,6 +907,11 @@ impl TransitionService {
                         self.release_claim(read, &claimed).await?;
                         Ok(Persisted::Retry)
                     }
+                    Err(error) if write_may_have_landed(&error) => {
+                        // Genesys may have taken the write: keep the claim, unsettled, so nobody
+                        // writes over it and the end restores the presence if it shows our target.
+                        Err(error.into())
+                    }
                     Err(error) => {
                         self.release_claim(read, &claimed).await?;
                         Err(error.into())
@@ -897,7 +924,10 @@ impl TransitionService {
                         StoreError::Invalid("a restore decision without state".to_owned()).into(),
                     );
                 };
-                let Some(expected) = read.applied.as_ref().and_then(|a| a.tag.clone()) else {
+                // Our write's tag; for a claim that never settled (a crash after the PATCH),
+                // the live tag the decision was made on.
+                let settled = read.applied.as_ref().and_then(|a| a.tag.clone());
+                let Some(expected) = settled.or_else(|| live.map(|l| l.current.tag())) else {
                     return Err(StoreError::Invalid(
                         "a restore without the tag of our write".to_owned(),
                     )
@@ -1068,7 +1098,12 @@ impl TransitionService {
         payload: ChangePayload,
     ) -> Result<(), TransitionError> {
         let mut state = claimed;
-        for _ in 0..MAX_ATTEMPTS {
+        for attempt in 0..SETTLE_ATTEMPTS {
+            if attempt > 0 {
+                // Others keep committing around our claim (kept triggers): step aside a little.
+                let wait = Duration::from_millis(fastrand::u64(5..=20) * u64::from(attempt.min(5)));
+                self.deps.clock.sleep(wait).await;
+            }
             match state.applied.as_mut() {
                 Some(applied) if applied.tag.is_none() => {
                     applied.tag = Some(after.tag());
@@ -1129,7 +1164,7 @@ impl TransitionService {
         }
         Err(TransitionError::Contended {
             user_id: user.clone(),
-            attempts: MAX_ATTEMPTS,
+            attempts: SETTLE_ATTEMPTS,
         })
     }
 
@@ -1316,8 +1351,35 @@ fn trigger_name(trigger: &Trigger<'_>) -> &'static str {
 }
 
 /// The envelope id of a body that failed to parse, if it has one.
+/// Whether a failed presence write may still have been applied: we gave up waiting (timeout, a
+/// broken connection) or a gateway answered for Genesys (502, 504). A 503 or any 4xx is a refusal.
+fn write_may_have_landed(error: &GenesysError) -> bool {
+    matches!(
+        error,
+        GenesysError::Timeout
+            | GenesysError::Transport { .. }
+            | GenesysError::Server {
+                status: 502 | 504,
+                ..
+            }
+    )
+}
+
+/// The event id of a raw event, for the record of its rejection (bounded: the id may be the
+/// very thing that was too long).
 fn event_id_of(raw: &str) -> Option<String> {
+    if raw.len() > events::limits::EVENT_BYTES {
+        return None;
+    }
     serde_json::from_str::<serde_json::Value>(raw)
         .ok()
-        .and_then(|v| v.get("id").and_then(|id| id.as_str()).map(str::to_owned))
+        .and_then(|v| v.get("id").and_then(|id| id.as_str()).map(bounded_event_id))
+}
+
+fn bounded_event_id(id: &str) -> String {
+    if id.len() <= events::limits::EVENT_ID {
+        id.to_owned()
+    } else {
+        crate::model::preview(id)
+    }
 }

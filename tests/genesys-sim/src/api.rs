@@ -161,8 +161,18 @@ async fn observe(State(sim): State<Arc<Sim>>, mut request: Request, next: Next) 
             ApiError::for_status(StatusCode::GATEWAY_TIMEOUT, None).into_response()
         }
         Some(FaultKind::Latency { ms }) => {
-            tokio::time::sleep(Duration::from_millis(ms)).await;
-            next.run(request).await
+            // A server finishes a request it received even when the client stopped waiting:
+            // run it detached, so a write the client timed out on still lands, as on Genesys.
+            let detached = tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(ms)).await;
+                next.run(request).await
+            });
+            match detached.await {
+                Ok(response) => response,
+                Err(_) => {
+                    ApiError::for_status(StatusCode::INTERNAL_SERVER_ERROR, None).into_response()
+                }
+            }
         }
         None => next.run(request).await,
     };

@@ -1,10 +1,11 @@
 //! One integration-test binary: each module starts the real servers it needs on loopback
-//! (the Genesys simulator in-process, the moto server as a child process).
+//! (the Genesys simulator in-process, the local AWS stand-in as a child process).
 
 mod dispatch_delivery;
 mod dispatch_malformed;
 mod dispatch_retry;
 mod dispatch_ssrf;
+mod faults;
 mod genesys_client;
 mod genesys_rotation;
 mod schedule_check;

@@ -1,81 +1,113 @@
-//! One moto server per test binary: started on first use on a free loopback port, killed by a
-//! shell watchdog when this process exits (statics are never dropped, so no Drop can do it).
+//! One local AWS stand-in per test binary: `tests/local/aws_standin.py`, moto's application
+//! served one request at a time so each request is atomic as in DynamoDB (docs/local-aws.md).
+//! Started on first use on a free loopback port; it exits by itself once this process is gone
+//! (statics are never dropped, so no Drop could stop it).
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
 
 static MOTO: OnceLock<String> = OnceLock::new();
 static NAMES: AtomicU32 = AtomicU32::new(0);
 
-/// The endpoint URL of the shared moto server, starting it if needed.
+/// The endpoint URL of the shared stand-in, starting it if needed.
 pub fn endpoint() -> &'static str {
     MOTO.get_or_init(start)
 }
 
-fn moto_binary() -> PathBuf {
-    if let Some(path) = std::env::var_os("MOTO_SERVER") {
+fn workspace_root() -> PathBuf {
+    // tests/integration -> workspace root
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn python() -> PathBuf {
+    if let Some(path) = std::env::var_os("STANDIN_PYTHON") {
         return PathBuf::from(path);
     }
-    // tests/integration -> workspace root
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/moto_server")
+    workspace_root().join(".venv/bin/python")
 }
 
 fn start() -> String {
-    let binary = moto_binary();
+    let python = python();
     assert!(
-        binary.exists(),
+        python.exists(),
         "{} not found: run `make setup`",
-        binary.display()
+        python.display()
     );
-    let port = TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .expect("a free loopback port")
-        .port();
-    // The watchdog polls for this test process and kills moto once it is gone.
-    let script = format!(
-        "\"$0\" -H 127.0.0.1 -p {port} & child=$!; \
-         while kill -0 {parent} 2>/dev/null && kill -0 $child 2>/dev/null; do sleep 1; done; \
-         kill $child 2>/dev/null",
-        parent = std::process::id(),
-    );
-    let mut watchdog = Command::new("sh")
-        .arg("-c")
-        .arg(script)
-        .arg(&binary)
+    let mut child = Command::new(&python)
+        .arg(workspace_root().join("tests/local/aws_standin.py"))
+        .args(["--host", "127.0.0.1", "--port", "0", "--parent-pid"])
+        .arg(std::process::id().to_string())
         .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
         .spawn()
-        .expect("spawn moto_server");
-    // Reap the watchdog if it ends early (moto crashed) so it does not linger as a zombie.
-    std::thread::spawn(move || watchdog.wait());
-    wait_until_answering(port);
-    format!("http://127.0.0.1:{port}")
+        .expect("spawn the AWS stand-in");
+    // Its first line is its URL, printed once it listens.
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("read the stand-in's URL");
+    let url = line.trim().to_owned();
+    assert!(
+        url.starts_with("http://"),
+        "the AWS stand-in did not print its URL (got {url:?})"
+    );
+    // Reap it if it ends (it exits when this process does) so it never lingers as a zombie.
+    std::thread::spawn(move || child.wait());
+    url
 }
 
-fn wait_until_answering(port: u16) {
-    let started = Instant::now();
-    while started.elapsed() < Duration::from_secs(30) {
-        if let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) {
-            let request = "GET /moto-api/ HTTP/1.0\r\nHost: localhost\r\n\r\n";
-            let mut status = [0u8; 12];
-            if stream.write_all(request.as_bytes()).is_ok()
-                && stream.read_exact(&mut status).is_ok()
-                && status.starts_with(b"HTTP/1")
-            {
-                return;
-            }
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!("moto_server did not answer on port {port} within 30 s");
+/// Arms a fault on the stand-in's control endpoint (docs/local-aws.md): the next `count`
+/// requests whose `X-Amz-Target` is `target` and whose body contains `scope` get error `code`
+/// (`when` = "before": not run; "after": run, then the answer is lost).
+pub async fn inject_fault(
+    target: &str,
+    code: &str,
+    status: u16,
+    count: u32,
+    when: &str,
+    scope: &str,
+) {
+    let response = reqwest::Client::new()
+        .post(format!("{}/_standin/faults", endpoint()))
+        .json(&serde_json::json!({
+            "target": target,
+            "code": code,
+            "status": status,
+            "count": count,
+            "when": when,
+            "body_contains": scope,
+            "message": format!("injected {code}"),
+        }))
+        .send()
+        .await
+        .expect("stand-in control endpoint");
+    assert!(
+        response.status().is_success(),
+        "arming a fault failed: {}",
+        response.status()
+    );
+}
+
+/// Disarms every fault whose scope is `scope` (tests share one stand-in, so each clears only
+/// its own).
+pub async fn clear_faults(scope: &str) {
+    let response = reqwest::Client::new()
+        .delete(format!("{}/_standin/faults", endpoint()))
+        .query(&[("body_contains", scope)])
+        .send()
+        .await
+        .expect("stand-in control endpoint");
+    assert!(
+        response.status().is_success(),
+        "clearing faults failed: {}",
+        response.status()
+    );
 }
 
 /// A name no other test (in this or a concurrent run) uses: table, queue, secret.
