@@ -44,7 +44,7 @@ test-contract: setup ## only the Genesys Python SDK contract test
 	$(VENV)/bin/pytest -q tests/contract
 
 fuzz: ## the parser property tests with many more cases (PROPTEST_CASES=50000)
-	PROPTEST_CASES=$${PROPTEST_CASES:-50000} cargo test --locked --release -p shared --test parser_properties
+	PROPTEST_CASES=$${PROPTEST_CASES:-50000} cargo test --locked -p shared --test parser_properties
 
 flake-check: setup ## every concurrency test N times (N=20): `passed X/N` per test
 	$(VENV)/bin/python scripts/flake_check.py --runs $${N:-20}

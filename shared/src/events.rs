@@ -510,32 +510,64 @@ fn is_graph(detail: &Value) -> bool {
             .is_some()
 }
 
-/// Graph `dateTimeTimeZone`: a local time plus a zone name. We ask Graph for UTC
-/// (`Prefer: outlook.timezone="UTC"`); other zones are refused rather than guessed.
+/// Graph `dateTimeTimeZone`: a wall-clock time (no offset, up to 7 fractional digits) plus a zone
+/// name: a Windows name (`Pacific Standard Time`, mapped by CLDR's `windowsZones.xml`), an IANA
+/// name, or UTC. DST-correct through the IANA database; a time in a spring-forward gap is read
+/// with the offset before the gap (02:30 that never happened is 03:30), one in a fall-back
+/// overlap as the earlier instant.
 fn graph_time(detail: &Value, key: &str) -> Result<DateTime<Utc>, EventError> {
     let field = format!("detail.{key}");
     let raw = required(detail, &format!("{key}.dateTime"))?;
-    let zone = text(detail, &format!("{key}.timeZone"))?.unwrap_or("UTC");
+    let zone_name = text(detail, &format!("{key}.timeZone"))?.unwrap_or("UTC");
     if let Ok(with_offset) = DateTime::parse_from_rfc3339(raw) {
         return Ok(with_offset.to_utc());
     }
-    if !matches!(zone, "UTC" | "Etc/UTC" | "Coordinated Universal Time") {
-        return Err(error(
+    let zone = time_zone(zone_name).ok_or_else(|| {
+        error(
             format!("{field}.timeZone"),
             format!(
-                "{} is not UTC; request events with Prefer: outlook.timezone=\"UTC\"",
-                preview(zone)
+                "{} is not a Windows or IANA time zone name",
+                preview(zone_name)
             ),
-        ));
+        )
+    })?;
+    let local = NaiveDateTime::parse_from_str(raw, "%Y-%m-%dT%H:%M:%S%.f").map_err(|_| {
+        error(
+            format!("{field}.dateTime"),
+            format!("{} is not a date-time", preview(raw)),
+        )
+    })?;
+    Ok(local_to_utc(zone, local))
+}
+
+/// A zone by Windows name, IANA name or one of the names of UTC.
+pub fn time_zone(name: &str) -> Option<chrono_tz::Tz> {
+    use std::str::FromStr;
+    if matches!(
+        name,
+        "UTC" | "Etc/UTC" | "Coordinated Universal Time" | "tzone://Microsoft/Utc"
+    ) {
+        return Some(chrono_tz::Tz::UTC);
     }
-    NaiveDateTime::parse_from_str(raw, "%Y-%m-%dT%H:%M:%S%.f")
-        .map(|local| local.and_utc())
-        .map_err(|_| {
-            error(
-                format!("{field}.dateTime"),
-                format!("{} is not a date-time", preview(raw)),
-            )
-        })
+    if let Ok(windows) = windows_timezones::WindowsTimezone::from_str(name) {
+        return Some(windows.into());
+    }
+    chrono_tz::Tz::from_str(name).ok()
+}
+
+/// The instant a wall-clock time in `zone` names (see `graph_time` for gaps and overlaps).
+pub fn local_to_utc(zone: chrono_tz::Tz, local: NaiveDateTime) -> DateTime<Utc> {
+    use chrono::{LocalResult, Offset, TimeZone};
+    match zone.from_local_datetime(&local) {
+        LocalResult::Single(at) | LocalResult::Ambiguous(at, _) => at.to_utc(),
+        LocalResult::None => {
+            // No transition happens twice within a day: a day earlier is before the gap.
+            let before = zone
+                .offset_from_utc_datetime(&(local - chrono::Duration::days(1)))
+                .fix();
+            (local - before).and_utc()
+        }
+    }
 }
 
 fn from_graph(kind: TriggerKind, detail: &Value) -> Result<CalendarEntry, EventError> {
@@ -1006,10 +1038,10 @@ mod tests {
         assert_eq!(with(&|e| e["detail"] = "text".into()), "detail");
         let graph: serde_json::Value =
             serde_json::from_str(&fixture("graph-event-started.json")).expect("json");
-        let mut paris = graph.clone();
-        paris["detail"]["start"]["timeZone"] = "Europe/Paris".into();
+        let mut mars = graph.clone();
+        mars["detail"]["start"]["timeZone"] = "Mars Standard Time".into();
         assert_eq!(
-            parse_json(&paris.to_string()).expect_err("zone").field,
+            parse_json(&mars.to_string()).expect_err("zone").field,
             "detail.start.timeZone"
         );
         assert_eq!(parse_json("not json").expect_err("garbage").field, "(body)");
@@ -1090,5 +1122,78 @@ mod tests {
         let error = parse_json(&event.to_string()).expect_err("bad start");
         assert!(error.reason.len() < 150, "{}", error.reason);
         assert!(error.reason.contains("(200 bytes)"), "{}", error.reason);
+    }
+
+    #[test]
+    fn graph_times_in_windows_and_iana_zones_are_dst_correct() {
+        let cases = [
+            // (zone, wall clock, UTC): either side of each zone's DST change in 2026.
+            (
+                "Pacific Standard Time",
+                "2026-03-05T10:00:00.0000000",
+                "2026-03-05T18:00:00Z",
+            ),
+            (
+                "Pacific Standard Time",
+                "2026-03-19T10:00:00.0000000",
+                "2026-03-19T17:00:00Z",
+            ),
+            (
+                "W. Europe Standard Time",
+                "2026-03-28T12:00:00.0000000",
+                "2026-03-28T11:00:00Z",
+            ),
+            (
+                "W. Europe Standard Time",
+                "2026-03-30T12:00:00.0000000",
+                "2026-03-30T10:00:00Z",
+            ),
+            (
+                "AUS Eastern Standard Time",
+                "2026-01-15T09:00:00.0000000",
+                "2026-01-14T22:00:00Z",
+            ),
+            (
+                "AUS Eastern Standard Time",
+                "2026-06-15T09:00:00.0000000",
+                "2026-06-14T23:00:00Z",
+            ),
+            (
+                "India Standard Time",
+                "2026-06-15T09:00:00.1234567",
+                "2026-06-15T03:30:00.1234567Z",
+            ),
+            (
+                "Europe/Paris",
+                "2026-07-01T09:00:00",
+                "2026-07-01T07:00:00Z",
+            ),
+            ("UTC", "2026-07-01T09:00:00.0000000", "2026-07-01T09:00:00Z"),
+            // 02:30 never happened on 8 March in Los Angeles: read with the offset before the gap.
+            (
+                "Pacific Standard Time",
+                "2026-03-08T02:30:00.0000000",
+                "2026-03-08T10:30:00Z",
+            ),
+            // 01:30 happened twice on 1 November: the earlier one (still PDT).
+            (
+                "Pacific Standard Time",
+                "2026-11-01T01:30:00.0000000",
+                "2026-11-01T08:30:00Z",
+            ),
+        ];
+        let graph: serde_json::Value =
+            serde_json::from_str(&fixture("graph-event-started.json")).expect("json");
+        for (zone, wall, utc) in cases {
+            let mut event = graph.clone();
+            event["detail"]["start"] = serde_json::json!({"dateTime": wall, "timeZone": zone});
+            event["detail"]["end"] =
+                serde_json::json!({"dateTime": "2026-12-31T00:00:00.0000000", "timeZone": zone});
+            let (_, entry) = match parse_json(&event.to_string()).expect(zone).event {
+                InboundEvent::Calendar { action, entry } => (action, entry),
+                other => panic!("{other:?}"),
+            };
+            assert_eq!(entry.start, at(utc), "{zone} {wall}");
+        }
     }
 }

@@ -36,6 +36,14 @@ pub fn preview(value: &str) -> String {
     }
 }
 
+/// A message of ours (an error's text) cut to `max` characters for an audit record or a log line.
+pub fn clipped(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        None => text.to_owned(),
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+    }
+}
+
 /// A Genesys Cloud user id (a UUID).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]

@@ -213,11 +213,25 @@ impl TransitionService {
         parsed: ParsedEvent,
         deadline: Deadline,
     ) -> Result<Outcome, TransitionError> {
-        let lease = match self.begin(&parsed, deadline).await? {
+        let result = self.handle_once(&parsed, deadline).await;
+        if let Err(error) = &result
+            && !error.is_retryable()
+        {
+            self.audit_failure(&parsed, error).await;
+        }
+        result
+    }
+
+    async fn handle_once(
+        &self,
+        parsed: &ParsedEvent,
+        deadline: Deadline,
+    ) -> Result<Outcome, TransitionError> {
+        let lease = match self.begin(parsed, deadline).await? {
             Ok(lease) => lease,
             Err(stored) => return Ok(stored),
         };
-        let mut result = self.process(&parsed, deadline).await;
+        let mut result = self.process(parsed, deadline).await;
         if let Ok(outcome) = result.as_mut() {
             let auth = self.deps.presence.take_auth_timings();
             outcome.timings.secret_ms = auth.secret_ms;
@@ -1243,6 +1257,28 @@ impl TransitionService {
             Err(error) => {
                 tracing::warn!(user_id = %state.user_id, %error, "notifications not queued; kept in the outbox")
             }
+        }
+    }
+
+    /// A failure no retry can cure (the store refused the request as such) still leaves a trace:
+    /// a `Rejected` record with the bounded reason, before the message goes to its DLQ.
+    async fn audit_failure(&self, parsed: &ParsedEvent, error: &TransitionError) {
+        let user = match &parsed.event {
+            InboundEvent::Calendar { entry, .. } => entry.user.user_id.clone(),
+            InboundEvent::Presence(observation) => Some(observation.user_id.clone()),
+        };
+        let Some(user) = user.or_else(|| UserId::parse(UNATTRIBUTED_USER).ok()) else {
+            return;
+        };
+        let mut entry = AuditEntry::new(user, DecisionKind::Rejected);
+        entry.event_id = Some(bounded_event_id(&parsed.event_id));
+        entry.reason = Some(format!(
+            "failed, not retryable: {}",
+            crate::model::clipped(&error.to_string(), 300)
+        ));
+        entry.details = json!({"retryable": false});
+        if let Err(audit) = self.deps.audit.append(entry).await {
+            tracing::error!(error = %audit, "the record of a failure could not be written");
         }
     }
 

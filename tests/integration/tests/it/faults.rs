@@ -466,3 +466,38 @@ async fn genesys_slower_than_the_deadline_leaves_no_agent_stuck() {
         "start {again:?}, end {ended:?}"
     );
 }
+
+#[tokio::test]
+async fn a_request_dynamodb_refuses_is_not_retried_and_leaves_a_record() {
+    let h = Harness::start().await;
+    // As DynamoDB answers a key or item over its limits: the same call can never succeed.
+    moto::inject_fault(
+        &format!("{DYNAMODB}.PutItem"),
+        "ValidationException",
+        400,
+        1,
+        "before",
+        h.store.table(),
+    )
+    .await;
+    let start = h.calendar(STARTED, "v-1", ada(), "m-1", -1, 30);
+    let error = h
+        .service
+        .handle_json(&start, h.deadline())
+        .await
+        .expect_err("refused");
+    assert!(
+        matches!(error, TransitionError::Store(StoreError::Refused { .. })),
+        "{error}"
+    );
+    assert!(!error.is_retryable(), "{error}");
+    assert_eq!(h.patches(ada()), 0);
+    let records = h.audit(ada()).await;
+    assert_eq!(records.len(), 1, "{records:?}");
+    assert_eq!(records[0].kind, DecisionKind::Rejected);
+    let reason = records[0].reason.clone().unwrap_or_default();
+    assert!(
+        reason.starts_with("failed, not retryable: PutItem refused"),
+        "{reason}"
+    );
+}
