@@ -3,6 +3,7 @@
 //! Arrows point inward: `service` code sees ports, never SDK types; `model` knows no I/O.
 
 pub mod aws;
+pub mod calendar;
 pub mod clock;
 pub mod config;
 pub mod decide;
@@ -11,6 +12,7 @@ pub mod events;
 #[cfg(any(test, feature = "test-helpers"))]
 pub mod fakes;
 pub mod genesys;
+pub mod graph;
 pub mod model;
 pub mod policy;
 pub mod ports;

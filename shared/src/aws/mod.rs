@@ -1,11 +1,14 @@
 //! AWS adapters of the storage ports: DynamoDB (state, audit, idempotency), Secrets Manager and
 //! SQS. SDK types stay in here.
 
+pub mod bus;
+pub mod connections;
 pub mod delivery;
 pub mod dynamo;
 pub mod scheduler;
 pub mod secrets;
 pub mod sqs;
+pub mod sync_queue;
 
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 

@@ -6,7 +6,7 @@ mod credentials;
 mod error;
 mod hosts;
 mod port;
-mod token;
+pub(crate) mod token;
 pub mod wire;
 
 pub use client::{AuthTimings, BULK_LIMIT, CasOutcome, GenesysClient, GenesysConfig, RetryPolicy};

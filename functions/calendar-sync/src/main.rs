@@ -1,0 +1,21 @@
+//! The `calendar-sync` Lambda: wires Graph, the connections and the bus once, then syncs the
+//! agents named on the sync queue.
+
+mod handler;
+
+use aws_lambda_events::sqs::SqsEvent;
+use lambda_runtime::{LambdaEvent, service_fn};
+use shared::config::Env;
+use shared::service::connector::{SyncFunctionSettings, sync_service};
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    lambda_runtime::tracing::init_default_subscriber();
+    let settings = SyncFunctionSettings::from_env(&Env::process())?;
+    let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let service = sync_service(&aws, &settings).await?;
+    lambda_runtime::run(service_fn(|event: LambdaEvent<SqsEvent>| {
+        handler::handle(&service, event)
+    }))
+    .await
+}

@@ -1,0 +1,239 @@
+//! The public notification endpoint: Graph's validation handshake, change and lifecycle
+//! notifications checked item by item (subscription known, `clientState` right), and the work
+//! handed to the sync queue. It answers fast and never acts on what it could not verify.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::{ClientStateKey, SyncReason, SyncRequest};
+use crate::ports::{ConnectionStore, StoreError, SyncQueue};
+
+/// Largest body accepted. Graph batches notifications, each well under 1 KiB without resource
+/// data; this leaves room for hundreds.
+pub const MAX_BODY_BYTES: usize = 256 * 1024;
+/// Graph's validation tokens are short; anything longer is not one.
+pub const MAX_VALIDATION_TOKEN_BYTES: usize = 1024;
+/// Items read from one body; more are refused as a whole.
+pub const MAX_ITEMS: usize = 1000;
+
+pub const NOTIFY_PATH: &str = "/graph/notify";
+pub const LIFECYCLE_PATH: &str = "/graph/lifecycle";
+
+/// An HTTP request as the endpoint sees it, whatever carried it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndpointRequest {
+    pub method: String,
+    pub path: String,
+    /// The query string as sent (still percent-encoded).
+    pub raw_query: String,
+    pub body: Vec<u8>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndpointResponse {
+    pub status: u16,
+    pub content_type: &'static str,
+    pub body: String,
+}
+
+impl EndpointResponse {
+    fn text(status: u16, body: impl Into<String>) -> Self {
+        Self {
+            status,
+            content_type: "text/plain; charset=utf-8",
+            body: body.into(),
+        }
+    }
+}
+
+/// What one request amounted to, for the log line and the metrics (never the content).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NotifyReport {
+    pub handshake: bool,
+    pub items: usize,
+    pub accepted: usize,
+    /// Items naming a subscription we do not hold.
+    pub unknown: usize,
+    /// Items naming one of ours with a wrong `clientState`.
+    pub forged: usize,
+    pub enqueued: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Handled {
+    pub response: EndpointResponse,
+    pub report: NotifyReport,
+}
+
+#[derive(Debug)]
+pub struct NotifyService {
+    pub connections: Arc<dyn ConnectionStore>,
+    pub queue: Arc<dyn SyncQueue>,
+    pub key: ClientStateKey,
+}
+
+/// One item of a notification body; both change and lifecycle items have these.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Item {
+    subscription_id: Option<String>,
+    client_state: Option<String>,
+    lifecycle_event: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Body {
+    value: Vec<Value>,
+}
+
+/// The decoded `validationToken` of a query string, if it has one.
+fn validation_token(raw_query: &str) -> Option<String> {
+    url::form_urlencoded::parse(raw_query.as_bytes())
+        .find(|(key, _)| key == "validationToken")
+        .map(|(_, value)| value.into_owned())
+}
+
+fn reason_for(lifecycle_event: Option<&str>) -> Option<SyncReason> {
+    match lifecycle_event {
+        None => Some(SyncReason::Changed),
+        Some("reauthorizationRequired") => Some(SyncReason::Reauthorize),
+        Some("subscriptionRemoved") => Some(SyncReason::Recreate),
+        Some("missed") => Some(SyncReason::Resync),
+        Some(_) => None,
+    }
+}
+
+impl NotifyService {
+    pub async fn handle(&self, request: &EndpointRequest) -> Result<Handled, StoreError> {
+        let mut report = NotifyReport::default();
+        let plain = |status, body: &str| Handled {
+            response: EndpointResponse::text(status, body),
+            report: NotifyReport::default(),
+        };
+        if request.path != NOTIFY_PATH && request.path != LIFECYCLE_PATH {
+            return Ok(plain(404, "not found"));
+        }
+        if !request.method.eq_ignore_ascii_case("POST") {
+            return Ok(plain(405, "method not allowed"));
+        }
+        if let Some(token) = validation_token(&request.raw_query) {
+            if token.len() > MAX_VALIDATION_TOKEN_BYTES {
+                return Ok(plain(400, "validationToken is too long"));
+            }
+            // Plain text, exactly the decoded token: Graph compares it byte for byte.
+            report.handshake = true;
+            return Ok(Handled {
+                response: EndpointResponse::text(200, token),
+                report,
+            });
+        }
+        if request.body.len() > MAX_BODY_BYTES {
+            return Ok(plain(413, "body too large"));
+        }
+        let body: Body = match serde_json::from_slice(&request.body) {
+            Ok(body) => body,
+            Err(_) => return Ok(plain(400, "body: expected {\"value\": [...]}")),
+        };
+        if body.value.len() > MAX_ITEMS {
+            return Ok(plain(413, "too many items"));
+        }
+        report.items = body.value.len();
+        let requests = self.verified_requests(&body.value, &mut report).await?;
+        if !requests.is_empty() {
+            self.queue.enqueue(&requests).await?;
+        }
+        report.enqueued = requests.len();
+        Ok(Handled {
+            response: EndpointResponse::text(202, ""),
+            report,
+        })
+    }
+
+    /// The sync requests of the items that name one of our subscriptions with its right
+    /// client state, one per agent and reason.
+    async fn verified_requests(
+        &self,
+        values: &[Value],
+        report: &mut NotifyReport,
+    ) -> Result<Vec<SyncRequest>, StoreError> {
+        let items: Vec<Option<Item>> = values
+            .iter()
+            .map(|value| serde_json::from_value(value.clone()).ok())
+            .collect();
+        let ids: Vec<String> = items
+            .iter()
+            .flatten()
+            .filter_map(|item| item.subscription_id.clone())
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let owners = if ids.is_empty() {
+            HashMap::new()
+        } else {
+            self.connections.subscription_owners(&ids).await?
+        };
+        let mut requests = BTreeSet::new();
+        for item in items {
+            let Some(item) = item else {
+                report.unknown += 1;
+                continue;
+            };
+            let owner = item
+                .subscription_id
+                .as_deref()
+                .and_then(|id| owners.get(id));
+            let Some(owner) = owner else {
+                report.unknown += 1;
+                continue;
+            };
+            let presented = item.client_state.as_deref().unwrap_or("");
+            if !self.key.verify(&owner.nonce, presented) {
+                report.forged += 1;
+                continue;
+            }
+            let Some(reason) = reason_for(item.lifecycle_event.as_deref()) else {
+                report.unknown += 1;
+                continue;
+            };
+            report.accepted += 1;
+            requests.insert((owner.user_id.clone(), reason));
+        }
+        Ok(requests
+            .into_iter()
+            .map(|(user_id, reason)| SyncRequest { user_id, reason })
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_decoded_from_the_raw_query() {
+        let raw = "tenant=t1&validationToken=Validation%3A+a%3Cb%26c+%25+d%2Be";
+        assert_eq!(
+            validation_token(raw).as_deref(),
+            Some("Validation: a<b&c % d+e")
+        );
+        assert_eq!(validation_token("tenant=t1"), None);
+    }
+
+    #[test]
+    fn lifecycle_events_map_to_reasons() {
+        assert_eq!(reason_for(None), Some(SyncReason::Changed));
+        assert_eq!(reason_for(Some("missed")), Some(SyncReason::Resync));
+        assert_eq!(
+            reason_for(Some("subscriptionRemoved")),
+            Some(SyncReason::Recreate)
+        );
+        assert_eq!(
+            reason_for(Some("reauthorizationRequired")),
+            Some(SyncReason::Reauthorize)
+        );
+        assert_eq!(reason_for(Some("somethingNew")), None);
+    }
+}

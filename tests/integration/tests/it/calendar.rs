@@ -1,0 +1,477 @@
+//! The Microsoft 365 connector end to end on loopback: Graph simulator ⇄ notification endpoint
+//! ⇄ sync queue ⇄ sync worker ⇄ bus, on the local AWS stand-in.
+
+use std::time::Duration;
+
+use graph_sim::seed::{AGENT1, AGENT2, AGENT3, AGENT4, AGENT5, OUTSIDER};
+use reqwest::Method;
+use serde_json::{Value, json};
+use shared::calendar::notify::EndpointRequest;
+use shared::calendar::sync::{SyncError, SyncSettings};
+use shared::calendar::{CalendarError, SyncReason};
+use shared::events::{self, CALENDAR_EVENT_DELETED, CALENDAR_EVENT_UPSERTED};
+use shared::ports::ConnectionStore;
+
+use crate::support::connector::Connector;
+
+fn ids_of(events: &[(String, Value)], detail_type: &str) -> Vec<String> {
+    let mut ids: Vec<String> = events
+        .iter()
+        .filter(|(kind, _)| kind == detail_type)
+        .map(|(_, detail)| detail["calendarEventId"].as_str().expect("id").to_owned())
+        .collect();
+    ids.sort();
+    ids
+}
+
+/// Every bus event must be one the planner accepts.
+fn assert_planner_reads(events: &[(String, Value)]) {
+    for (detail_type, detail) in events {
+        let envelope = json!({"id": "e", "detail-type": detail_type, "detail": detail});
+        events::parse_value(envelope).expect("the planner reads what the connector sends");
+    }
+}
+
+#[tokio::test]
+async fn handshake_answers_the_decoded_token_as_plain_text() {
+    let connector = Connector::start().await;
+    let token = "Validation: <script>alert(1)</script> & 100% + more";
+    let query: String = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("validationToken", token)
+        .finish();
+    for path in ["/graph/notify", "/graph/lifecycle"] {
+        let (status, content_type, body) = connector.post(&format!("{path}?{query}"), "").await;
+        assert_eq!(status, 200);
+        assert!(content_type.starts_with("text/plain"), "{content_type}");
+        assert_eq!(body, token);
+    }
+    // Graph's own handshake, with that token, on creating the subscription.
+    connector
+        .control(
+            Method::POST,
+            "/sim/validation-token",
+            json!({"token": token}),
+        )
+        .await;
+    let user = connector.connect(AGENT1).await;
+    let report = connector
+        .sync(&user, SyncReason::Upkeep)
+        .await
+        .expect("sync");
+    assert_eq!(report.subscription, Some("created"));
+    let connection = connector.connection(&user).await;
+    assert!(connection.subscription.is_some() && connection.lease.is_none());
+    let validations = connector
+        .control(Method::GET, "/sim/deliveries", Value::Null)
+        .await;
+    let passed = validations
+        .as_array()
+        .expect("deliveries")
+        .iter()
+        .filter(|d| d["kind"] == "validation" && d["status"] == 200)
+        .count();
+    assert_eq!(
+        passed, 2,
+        "notification and lifecycle URLs validated: {validations}"
+    );
+}
+
+#[tokio::test]
+async fn an_oversized_or_malformed_body_is_refused_without_work() {
+    let connector = Connector::start().await;
+    let (status, _, _) = connector.post("/graph/notify", "not json").await;
+    assert_eq!(status, 400);
+    let huge = format!("{{\"value\":[\"{}\"]}}", "x".repeat(300 * 1024));
+    let (status, _, _) = connector.post("/graph/notify", &huge).await;
+    assert_eq!(status, 413);
+    let (status, _, _) = connector.post("/elsewhere", "{}").await;
+    assert_eq!(status, 404);
+    assert!(connector.queued_requests(Duration::ZERO).await.is_empty());
+}
+
+#[tokio::test]
+async fn a_calendar_change_reaches_the_bus_through_notification_and_delta() {
+    let connector = Connector::start().await;
+    let user = connector.connect(AGENT2).await;
+    connector
+        .sync(&user, SyncReason::Upkeep)
+        .await
+        .expect("first sync");
+    assert!(
+        connector.bus_events().await.is_empty(),
+        "an empty calendar says nothing"
+    );
+    connector
+        .control(Method::DELETE, "/sim/deliveries", Value::Null)
+        .await;
+
+    let event_id = connector.book(AGENT2, "Team sync", 10, 30).await;
+
+    let deliveries = connector.deliveries(1).await;
+    assert_eq!(deliveries[0]["kind"], "notification");
+    assert_eq!(deliveries[0]["status"], 202, "{deliveries:?}");
+    let queued = connector.queued_requests(Duration::from_secs(1)).await;
+    assert_eq!(queued.len(), 1);
+    assert_eq!(
+        (&queued[0].user_id, queued[0].reason),
+        (&user, SyncReason::Changed)
+    );
+    let report = connector
+        .sync(&user, SyncReason::Changed)
+        .await
+        .expect("sync");
+    assert_eq!((report.upserted, report.full), (1, false));
+    let events = connector.bus_events().await;
+    assert_eq!(ids_of(&events, CALENDAR_EVENT_UPSERTED), vec![event_id]);
+    assert_eq!(events[0].1["userId"], user.as_str());
+    assert_eq!(events[0].1["subject"], "Team sync");
+    assert_planner_reads(&events);
+
+    // The same state again tells the bus nothing new.
+    let again = connector
+        .sync(&user, SyncReason::Changed)
+        .await
+        .expect("sync");
+    assert_eq!(again.upserted, 0);
+    assert!(connector.bus_events().await.is_empty());
+}
+
+#[tokio::test]
+async fn forged_and_unknown_notifications_are_counted_and_not_acted_on() {
+    let connector = Connector::start().await;
+    let user = connector.connect(AGENT3).await;
+    connector
+        .sync(&user, SyncReason::Upkeep)
+        .await
+        .expect("sync");
+    let subscription = connector
+        .connection(&user)
+        .await
+        .subscription
+        .expect("subscribed");
+    let body = json!({"value": [
+        {"subscriptionId": subscription.id, "clientState": "forged", "changeType": "updated"},
+        {"subscriptionId": subscription.id, "changeType": "updated"},
+        {"subscriptionId": "00000000-0000-0000-0000-000000000000", "clientState": "x", "changeType": "updated"},
+        {"no": "subscription"},
+    ]});
+    let request = EndpointRequest {
+        method: "POST".to_owned(),
+        path: "/graph/notify".to_owned(),
+        raw_query: String::new(),
+        body: body.to_string().into_bytes(),
+    };
+    let handled = connector.notify.handle(&request).await.expect("handled");
+    assert_eq!(handled.response.status, 202);
+    let report = handled.report;
+    assert_eq!((report.forged, report.unknown, report.accepted), (2, 2, 0));
+    let (status, _, _) = connector.post("/graph/notify", &body.to_string()).await;
+    assert_eq!(status, 202, "answered so Graph does not retry forgeries");
+    assert!(connector.queued_requests(Duration::ZERO).await.is_empty());
+}
+
+#[tokio::test]
+async fn lifecycle_events_renew_recreate_and_resync() {
+    let connector = Connector::start().await;
+    let user = connector.connect(AGENT4).await;
+    connector
+        .sync(&user, SyncReason::Upkeep)
+        .await
+        .expect("sync");
+    let first = connector
+        .connection(&user)
+        .await
+        .subscription
+        .expect("subscribed");
+
+    for (event, reason) in [
+        ("reauthorizationRequired", SyncReason::Reauthorize),
+        ("missed", SyncReason::Resync),
+        ("subscriptionRemoved", SyncReason::Recreate),
+    ] {
+        connector
+            .control(Method::DELETE, "/sim/deliveries", Value::Null)
+            .await;
+        connector
+            .control(
+                Method::POST,
+                &format!("/sim/subscriptions/{}/lifecycle", first.id),
+                json!({"event": event}),
+            )
+            .await;
+        let delivered = connector.deliveries(1).await;
+        assert_eq!(delivered[0]["kind"], "lifecycle");
+        assert_eq!(delivered[0]["status"], 202);
+        let queued = connector.queued_requests(Duration::from_secs(1)).await;
+        assert_eq!(
+            queued.iter().map(|r| r.reason).collect::<Vec<_>>(),
+            vec![reason],
+            "{event}"
+        );
+        let report = connector.sync(&user, reason).await.expect("sync");
+        match reason {
+            SyncReason::Reauthorize => assert_eq!(report.subscription, Some("renewed")),
+            SyncReason::Resync => assert!(report.full),
+            _ => assert_eq!((report.subscription, report.full), (Some("created"), true)),
+        }
+    }
+    let last = connector
+        .connection(&user)
+        .await
+        .subscription
+        .expect("subscribed");
+    assert_ne!(last.id, first.id, "a removed subscription is replaced");
+}
+
+#[tokio::test]
+async fn delta_pages_and_a_full_resync_after_invalid_delta_state() {
+    let connector =
+        Connector::start_with(graph_sim::Seed::default(), SyncSettings::default(), 2).await;
+    let user = connector.connect(AGENT5).await;
+    let mut booked = Vec::new();
+    for n in 0..5 {
+        booked.push(
+            connector
+                .book(AGENT5, &format!("m{n}"), 60 + n * 60, 30)
+                .await,
+        );
+    }
+    let report = connector
+        .sync(&user, SyncReason::Upkeep)
+        .await
+        .expect("sync");
+    assert!(report.pages >= 3, "5 events at 2 a page: {report:?}");
+    assert_eq!(report.upserted, 5);
+    connector.bus_events().await;
+
+    connector
+        .control(
+            Method::POST,
+            &format!("/sim/users/{AGENT5}/delta/expire"),
+            Value::Null,
+        )
+        .await;
+    let gone = connector.book(AGENT5, "to be deleted", 600, 30).await;
+    let new = connector.book(AGENT5, "new", 700, 30).await;
+    connector
+        .control(
+            Method::DELETE,
+            &format!("/sim/users/{AGENT5}/events/{gone}"),
+            Value::Null,
+        )
+        .await;
+    let report = connector
+        .sync(&user, SyncReason::Changed)
+        .await
+        .expect("sync");
+    assert!(report.full, "410 → a full round: {report:?}");
+    assert_eq!((report.upserted, report.unchanged), (1, 5), "{report:?}");
+    let events = connector.bus_events().await;
+    assert_eq!(ids_of(&events, CALENDAR_EVENT_UPSERTED), vec![new]);
+    assert!(
+        ids_of(&events, CALENDAR_EVENT_DELETED).is_empty(),
+        "never told, never untold"
+    );
+}
+
+#[tokio::test]
+async fn moved_deleted_and_recurring_exceptions_change_only_their_occurrence() {
+    let connector = Connector::start().await;
+    let user = connector.connect(AGENT1).await;
+    let series = connector
+        .control(
+            Method::POST,
+            &format!("/sim/users/{AGENT1}/series"),
+            json!({"subject": "Daily", "start": (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339(),
+                   "end": (chrono::Utc::now() + chrono::Duration::minutes(90)).to_rfc3339(),
+                   "count": 3, "interval_days": 1}),
+        )
+        .await;
+    let occurrences: Vec<String> = series["occurrences"]
+        .as_array()
+        .expect("occurrences")
+        .iter()
+        .map(|o| o["id"].as_str().expect("id").to_owned())
+        .collect();
+    let single = connector.book(AGENT1, "One-off", 30, 30).await;
+    let report = connector
+        .sync(&user, SyncReason::Upkeep)
+        .await
+        .expect("sync");
+    assert_eq!(report.upserted, 4);
+    connector.bus_events().await;
+
+    let later = chrono::Utc::now() + chrono::Duration::hours(30);
+    connector
+        .control(
+            Method::PATCH,
+            &format!("/sim/users/{AGENT1}/events/{}", occurrences[1]),
+            json!({"start": later.to_rfc3339(), "end": (later + chrono::Duration::minutes(15)).to_rfc3339()}),
+        )
+        .await;
+    connector
+        .control(
+            Method::POST,
+            &format!("/sim/users/{AGENT1}/events/{}/cancel", occurrences[2]),
+            Value::Null,
+        )
+        .await;
+    connector
+        .control(
+            Method::DELETE,
+            &format!("/sim/users/{AGENT1}/events/{single}"),
+            Value::Null,
+        )
+        .await;
+    connector
+        .sync(&user, SyncReason::Changed)
+        .await
+        .expect("sync");
+    let events = connector.bus_events().await;
+    assert_eq!(
+        ids_of(&events, CALENDAR_EVENT_UPSERTED),
+        vec![occurrences[1].clone()]
+    );
+    let mut removed = vec![occurrences[2].clone(), single];
+    removed.sort();
+    assert_eq!(ids_of(&events, CALENDAR_EVENT_DELETED), removed);
+    let moved = events
+        .iter()
+        .find(|(kind, _)| kind == CALENDAR_EVENT_UPSERTED)
+        .expect("moved");
+    let start = chrono::DateTime::parse_from_rfc3339(moved.1["start"].as_str().expect("start"))
+        .expect("rfc3339");
+    assert_eq!(start.timestamp(), later.timestamp());
+    assert_planner_reads(&events);
+}
+
+#[tokio::test]
+async fn throttling_waits_retry_after_within_the_deadline_else_goes_back_to_the_queue() {
+    let connector = Connector::start().await;
+    let user = connector.connect(AGENT2).await;
+    connector.book(AGENT2, "m", 30, 30).await;
+    connector
+        .control(
+            Method::POST,
+            "/sim/faults",
+            json!({"path_contains": "calendarView", "status": 429, "retry_after": 1, "count": 1}),
+        )
+        .await;
+    let report = connector
+        .sync(&user, SyncReason::Upkeep)
+        .await
+        .expect("waited and synced");
+    assert_eq!(report.upserted, 1);
+
+    connector
+        .control(
+            Method::POST,
+            "/sim/faults",
+            json!({"path_contains": "calendarView", "status": 429, "retry_after": 30, "count": 1}),
+        )
+        .await;
+    let request = shared::calendar::SyncRequest {
+        user_id: user.clone(),
+        reason: SyncReason::Resync,
+    };
+    let error = connector
+        .sync
+        .sync(&request, connector.deadline(5))
+        .await
+        .expect_err("30 s does not fit in 5");
+    assert!(
+        matches!(error, SyncError::Calendar(CalendarError::Throttled { .. })),
+        "{error}"
+    );
+    assert!(error.is_retryable());
+    let connection = connector.connection(&user).await;
+    assert!(
+        connection.lease.is_none(),
+        "the lease is let go for the retry"
+    );
+    assert!(
+        connection
+            .last_error
+            .expect("recorded")
+            .contains("throttled")
+    );
+}
+
+#[tokio::test]
+async fn a_mailbox_outside_the_apps_scope_is_recorded_not_retried() {
+    let connector = Connector::start().await;
+    let user = connector.connect(OUTSIDER).await;
+    let error = connector
+        .sync(&user, SyncReason::Upkeep)
+        .await
+        .expect_err("denied");
+    assert!(
+        matches!(
+            error,
+            SyncError::Calendar(CalendarError::AccessDenied { .. })
+        ),
+        "{error}"
+    );
+    assert!(!error.is_retryable());
+    let last_error = connector
+        .connection(&user)
+        .await
+        .last_error
+        .expect("recorded");
+    assert!(last_error.contains("ErrorAccessDenied"), "{last_error}");
+}
+
+#[tokio::test]
+async fn concurrent_workers_on_one_agent_sync_once_each_round_and_never_regress_the_link() {
+    let connector = Connector::start().await;
+    let user = connector.connect(AGENT3).await;
+    connector
+        .sync(&user, SyncReason::Upkeep)
+        .await
+        .expect("baseline");
+    connector.book(AGENT3, "m", 30, 30).await;
+    // Hold the first delta call long enough for the second worker to arrive.
+    connector
+        .control(
+            Method::POST,
+            "/sim/faults",
+            json!({"path_contains": "calendarView", "delay_ms": 2000, "count": 1}),
+        )
+        .await;
+    let (first, second) = tokio::join!(connector.sync(&user, SyncReason::Changed), async {
+        // The signal: the first worker's lease is stored (its delta call is then held).
+        while connector.connection(&user).await.lease.is_none() {
+            tokio::task::yield_now().await;
+        }
+        connector.sync(&user, SyncReason::Changed).await
+    });
+    let (first, second) = (first.expect("first"), second.expect("second"));
+    let mut outcomes = [first.outcome, second.outcome];
+    outcomes.sort_unstable();
+    assert_eq!(outcomes, ["handed to the running worker", "synced"]);
+    let holder = if first.outcome == "synced" {
+        first
+    } else {
+        second
+    };
+    assert_eq!(
+        holder.rounds, 2,
+        "the holder ran the round it was asked for"
+    );
+    let connection = connector.connection(&user).await;
+    assert!(connection.lease.is_none() && !connection.pending);
+    assert_eq!(
+        ids_of(&connector.bus_events().await, CALENDAR_EVENT_UPSERTED).len(),
+        1
+    );
+
+    // A writer holding an old version can never store its link over a newer one.
+    let mut stale = connection.clone();
+    stale.version -= 1;
+    stale.delta_link = Some("https://graph.microsoft.com/v1.0/old".to_owned());
+    let refused = connector.connections.put(&stale).await;
+    assert!(
+        matches!(refused, Err(shared::ports::StoreError::Conflict(_))),
+        "{refused:?}"
+    );
+}

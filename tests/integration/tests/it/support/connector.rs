@@ -1,0 +1,336 @@
+//! The Microsoft 365 connector on loopback: the Graph simulator, the real `calendar-notify`
+//! handler served over HTTP, the sync service with the real Graph client, and on the local
+//! AWS stand-in the table, the sync queue and a bus whose rule copies every event to a queue
+//! the test reads.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_lambda_events::http::HeaderMap;
+use aws_lambda_events::lambda_function_urls::LambdaFunctionUrlRequest;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use graph_sim::{Seed, SimServer};
+use secrecy::SecretString;
+use serde_json::{Value, json};
+use shared::aws::bus::{CALENDAR_SOURCE, EventBridgeBus};
+use shared::aws::connections::DynamoConnections;
+use shared::aws::sync_queue::SqsSyncQueue;
+use shared::calendar::notify::NotifyService;
+use shared::calendar::sync::{SyncError, SyncReport, SyncService, SyncSettings};
+use shared::calendar::{ClientStateKey, Connection, SyncReason, SyncRequest};
+use shared::clock::{Clock, Deadline, SystemClock};
+use shared::graph::{GraphClient, GraphSettings};
+use shared::model::UserId;
+use shared::ports::ConnectionStore;
+
+use super::dispatch::receive;
+use super::moto;
+
+pub const KEY: &str = "integration-client-state-key-0123456789";
+
+#[derive(Debug)]
+pub struct Connector {
+    pub graph: SimServer,
+    pub endpoint: String,
+    pub notify: Arc<NotifyService>,
+    pub sync: SyncService,
+    pub connections: Arc<DynamoConnections>,
+    pub sqs: aws_sdk_sqs::Client,
+    pub sync_queue: String,
+    pub bus_queue: String,
+    http: reqwest::Client,
+    _endpoint_server: tokio::task::JoinHandle<()>,
+}
+
+fn eventbridge() -> aws_sdk_eventbridge::Client {
+    aws_sdk_eventbridge::Client::new(&super::dispatch::sdk_config())
+}
+
+async fn queue(sqs: &aws_sdk_sqs::Client, prefix: &str) -> (String, String) {
+    let url = sqs
+        .create_queue()
+        .queue_name(moto::unique_name(prefix))
+        .send()
+        .await
+        .expect("create queue")
+        .queue_url
+        .expect("queue url");
+    let arn = sqs
+        .get_queue_attributes()
+        .queue_url(&url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .expect("queue attributes")
+        .attributes()
+        .and_then(|a| {
+            a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+                .cloned()
+        })
+        .expect("queue arn");
+    (url, arn)
+}
+
+/// A bus with one rule sending the connector's events to a queue; returns (bus, queue url).
+async fn bus_to_queue(sqs: &aws_sdk_sqs::Client) -> (String, String) {
+    let events = eventbridge();
+    let bus = moto::unique_name("bus");
+    events
+        .create_event_bus()
+        .name(&bus)
+        .send()
+        .await
+        .expect("create bus");
+    let (url, arn) = queue(sqs, "bus-copy").await;
+    events
+        .put_rule()
+        .name("calendar-changes")
+        .event_bus_name(&bus)
+        .event_pattern(json!({"source": [CALENDAR_SOURCE]}).to_string())
+        .send()
+        .await
+        .expect("put rule");
+    let target = aws_sdk_eventbridge::types::Target::builder()
+        .id("copy")
+        .arn(arn)
+        .build()
+        .expect("target");
+    events
+        .put_targets()
+        .rule("calendar-changes")
+        .event_bus_name(&bus)
+        .targets(target)
+        .send()
+        .await
+        .expect("put targets");
+    (bus, url)
+}
+
+/// Serves the real function handler: the HTTP request becomes the Function URL event.
+async fn serve_endpoint(
+    State(service): State<Arc<NotifyService>>,
+    method: Method,
+    uri: Uri,
+    body: Bytes,
+) -> Response {
+    let mut request = LambdaFunctionUrlRequest::default();
+    request.raw_path = Some(uri.path().to_owned());
+    request.raw_query_string = Some(uri.query().unwrap_or("").to_owned());
+    request.request_context.http.method = Some(method.to_string());
+    request.body = Some(String::from_utf8_lossy(&body).into_owned());
+    request.is_base64_encoded = false;
+    let answer = calendar_notify::handler::respond(&service, &request, "local").await;
+    let status = StatusCode::from_u16(u16::try_from(answer.status_code).unwrap_or(500))
+        .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let headers: HeaderMap = answer.headers;
+    (status, headers, answer.body.unwrap_or_default()).into_response()
+}
+
+impl Connector {
+    pub async fn start() -> Self {
+        Self::start_with(Seed::default(), SyncSettings::default(), 50).await
+    }
+
+    pub async fn start_with(seed: Seed, settings: SyncSettings, page_size: u32) -> Self {
+        let graph = SimServer::start(seed, "127.0.0.1:0".parse().expect("addr"))
+            .await
+            .expect("graph simulator");
+        let (dynamodb, table) = moto::new_table().await;
+        let connections = Arc::new(DynamoConnections::new(dynamodb, &table));
+        let sqs = moto::sqs();
+        let (sync_queue, _) = queue(&sqs, "sync").await;
+        let (bus, bus_queue) = bus_to_queue(&sqs).await;
+        let key = ClientStateKey::new(SecretString::from(KEY)).expect("key");
+        let notify = Arc::new(NotifyService {
+            connections: connections.clone(),
+            queue: Arc::new(SqsSyncQueue::new(sqs.clone(), &sync_queue)),
+            key: key.clone(),
+        });
+        let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+            .await
+            .expect("bind endpoint");
+        let endpoint = format!("http://{}", listener.local_addr().expect("addr"));
+        let router = axum::Router::new()
+            .fallback(serve_endpoint)
+            .with_state(notify.clone());
+        let server = tokio::spawn(async move {
+            let _ = axum::serve(listener, router).await;
+        });
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let settings_graph = GraphSettings {
+            tenant_id: graph_sim::seed::TENANT_ID.to_owned(),
+            client_id: graph_sim::seed::CLIENT_ID.to_owned(),
+            client_secret: SecretString::from(graph_sim::seed::CLIENT_SECRET),
+            graph_base_url: graph.base_url(),
+            login_base_url: graph.base_url(),
+            page_size,
+            notification_url: format!("{endpoint}/graph/notify"),
+            lifecycle_url: format!("{endpoint}/graph/lifecycle"),
+        };
+        let sync = SyncService {
+            calendar: Arc::new(GraphClient::new(settings_graph, clock.clone()).expect("client")),
+            connections: connections.clone(),
+            bus: Arc::new(EventBridgeBus::new(eventbridge(), &bus, clock.clone())),
+            key,
+            clock,
+            settings,
+        };
+        Self {
+            graph,
+            endpoint,
+            notify,
+            sync,
+            connections,
+            sqs,
+            sync_queue,
+            bus_queue,
+            http: reqwest::Client::new(),
+            _endpoint_server: server,
+        }
+    }
+
+    pub fn deadline(&self, seconds: u64) -> Deadline {
+        Deadline::after(&SystemClock, Duration::from_secs(seconds))
+    }
+
+    /// Connects Graph user `graph_id` as a new agent; returns the agent's Genesys id.
+    pub async fn connect(&self, graph_id: &str) -> UserId {
+        let user = UserId::parse(&uuid::Uuid::new_v4().to_string()).expect("uuid");
+        let connection = Connection::new(user.clone(), format!("{graph_id}@example"), graph_id);
+        self.connections.put(&connection).await.expect("connect");
+        user
+    }
+
+    pub async fn sync(&self, user: &UserId, reason: SyncReason) -> Result<SyncReport, SyncError> {
+        let request = SyncRequest {
+            user_id: user.clone(),
+            reason,
+        };
+        self.sync.sync(&request, self.deadline(20)).await
+    }
+
+    pub async fn connection(&self, user: &UserId) -> Connection {
+        self.connections
+            .get(user)
+            .await
+            .expect("read connection")
+            .expect("connected")
+    }
+
+    pub async fn control(&self, method: reqwest::Method, path: &str, body: Value) -> Value {
+        let response = self
+            .http
+            .request(method.clone(), format!("{}{path}", self.graph.base_url()))
+            .json(&body)
+            .send()
+            .await
+            .expect("graph control");
+        let status = response.status();
+        let text = response.text().await.expect("control body");
+        assert!(status.is_success(), "{method} {path}: {status} {text}");
+        serde_json::from_str(&text).unwrap_or(Value::Null)
+    }
+
+    /// Creates an event in Graph user `graph_id`'s calendar; returns its Graph id.
+    pub async fn book(
+        &self,
+        graph_id: &str,
+        subject: &str,
+        from_now_min: i64,
+        minutes: i64,
+    ) -> String {
+        let start = chrono::Utc::now() + chrono::Duration::minutes(from_now_min);
+        let end = start + chrono::Duration::minutes(minutes);
+        let event = self
+            .control(
+                reqwest::Method::POST,
+                &format!("/sim/users/{graph_id}/events"),
+                json!({"subject": subject, "start": start.to_rfc3339(), "end": end.to_rfc3339()}),
+            )
+            .await;
+        event["id"].as_str().expect("event id").to_owned()
+    }
+
+    /// Sync requests on the queue, deleted as read.
+    pub async fn queued_requests(&self, wait: Duration) -> Vec<SyncRequest> {
+        let messages = receive(&self.sqs, &self.sync_queue, wait).await;
+        let mut requests = Vec::new();
+        for message in messages {
+            let body = message.body.expect("body");
+            requests.push(serde_json::from_str(&body).expect("a sync request"));
+            self.sqs
+                .delete_message()
+                .queue_url(&self.sync_queue)
+                .receipt_handle(message.receipt_handle.expect("handle"))
+                .send()
+                .await
+                .expect("delete");
+        }
+        requests
+    }
+
+    /// Everything the connector put on the bus since last asked, as (detail-type, detail).
+    pub async fn bus_events(&self) -> Vec<(String, Value)> {
+        let mut events = Vec::new();
+        loop {
+            let messages = receive(&self.sqs, &self.bus_queue, Duration::ZERO).await;
+            if messages.is_empty() {
+                return events;
+            }
+            for message in messages {
+                let envelope: Value =
+                    serde_json::from_str(message.body.as_deref().expect("body")).expect("json");
+                events.push((
+                    envelope["detail-type"]
+                        .as_str()
+                        .expect("detail-type")
+                        .to_owned(),
+                    envelope["detail"].clone(),
+                ));
+                self.sqs
+                    .delete_message()
+                    .queue_url(&self.bus_queue)
+                    .receipt_handle(message.receipt_handle.expect("handle"))
+                    .send()
+                    .await
+                    .expect("delete");
+            }
+        }
+    }
+
+    /// POSTs `body` to the endpoint path with `query`; returns status, content type and body.
+    pub async fn post(&self, path_and_query: &str, body: &str) -> (u16, String, String) {
+        let response = self
+            .http
+            .post(format!("{}{path_and_query}", self.endpoint))
+            .header("Content-Type", "text/plain; charset=utf-8")
+            .body(body.to_owned())
+            .send()
+            .await
+            .expect("endpoint");
+        let status = response.status().as_u16();
+        let content_type = response
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned();
+        (status, content_type, response.text().await.expect("body"))
+    }
+
+    /// Waits (on the simulator's signal, not a sleep) for `count` delivery attempts.
+    pub async fn deliveries(&self, count: usize) -> Vec<Value> {
+        let answer = self
+            .control(
+                reqwest::Method::POST,
+                "/sim/deliveries/wait",
+                json!({"count": count, "timeout_ms": 10_000}),
+            )
+            .await;
+        answer.as_array().cloned().unwrap_or_default()
+    }
+}
