@@ -359,6 +359,26 @@ pub trait CalendarApi: Send + Sync + fmt::Debug {
         id: &str,
         deadline: Deadline,
     ) -> Result<bool, CalendarError>;
+
+    /// The calendar service's id of the user with this e-mail / UPN, if there is one.
+    async fn calendar_user_id(
+        &self,
+        email: &str,
+        deadline: Deadline,
+    ) -> Result<Option<String>, CalendarError>;
+}
+
+/// One agent who should be connected, as the roster names them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RosterMember {
+    pub user_id: UserId,
+    pub email: Option<String>,
+}
+
+/// Who should be connected: the members of the roster group in Genesys.
+#[async_trait]
+pub trait Roster: Send + Sync + fmt::Debug {
+    async fn members(&self, deadline: Deadline) -> Result<Vec<RosterMember>, GenesysError>;
 }
 
 /// Whose a subscription is, as the notification endpoint looks it up.
@@ -396,6 +416,12 @@ pub trait ConnectionStore: Send + Sync + fmt::Debug {
         &self,
         ids: &[String],
     ) -> Result<HashMap<String, SubscriptionOwner>, StoreError>;
+
+    /// Every connection (a sparse index; one Query per page).
+    async fn list(&self) -> Result<Vec<Connection>, StoreError>;
+
+    /// Deletes a connection if its version is unchanged, with its index entry and mirror.
+    async fn delete(&self, connection: &Connection) -> Result<(), StoreError>;
 
     /// Every mirrored event of one agent.
     async fn mirror(&self, user: &UserId) -> Result<HashMap<String, MirroredEvent>, StoreError>;

@@ -289,3 +289,10 @@ def demo(sim: Simulator) -> Sdk:
 @pytest.fixture(scope="session")
 def readonly(sim: Simulator) -> Sdk:
     return Sdk(sim.base_url, *READONLY_CLIENT)
+
+
+# ------------------------------------------------------------------ Microsoft Graph
+
+# The Graph simulator's fixtures live in graph_conftest.py; importing them here makes pytest see
+# them (a non-root conftest may not use `pytest_plugins`).
+from graph_conftest import graph, graph_sim, webhook_receiver  # noqa: E402,F401

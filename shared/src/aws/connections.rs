@@ -23,6 +23,9 @@ type Item = HashMap<String, AttributeValue>;
 const CONNECTION_SK: &str = "CONNECTION";
 const SUBSCRIPTION_SK: &str = "SUBSCRIPTION";
 const MIRROR_SK_PREFIX: &str = "EVENT#";
+/// Connections are listed through the table's first GSI under this one key (a sparse entry:
+/// only connection items carry it).
+const LIST_KEY: &str = "CONNECTIONS";
 /// DynamoDB's limits per BatchGetItem and BatchWriteItem call.
 const BATCH_GET: usize = 100;
 const BATCH_WRITE: usize = 25;
@@ -94,6 +97,8 @@ impl DynamoConnections {
             "version".to_owned(),
             AttributeValue::N(next.version.to_string()),
         );
+        item.insert("gsi1pk".to_owned(), s(LIST_KEY));
+        item.insert("gsi1sk".to_owned(), s(next.user_id.as_str()));
         let json = serde_json::to_string(next).map_err(invalid)?;
         item.insert("connection".to_owned(), s(json));
         let put = Put::builder().table_name(&self.table).set_item(Some(item));
@@ -191,15 +196,16 @@ impl ConnectionStore for DynamoConnections {
         if let Some(index) = self.index_put(&next)? {
             items.push(TransactWriteItem::builder().put(index).build());
         }
-        let json = serde_json::to_string(&next).map_err(invalid)?;
-        let digest = Sha256::digest(json.as_bytes());
-        let token: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+        // One token per call: the SDK's own retries of it stay one transaction, while a later
+        // write of the same content (after a delete, say) is a new one. A token derived from
+        // the content alone would be answered from DynamoDB's 10-minute idempotency memory.
+        let token = uuid::Uuid::new_v4().simple().to_string();
         let result = self
             .client
             .transact_write_items()
             .set_transact_items(Some(items))
             // The SDK's own retries of this call stay one transaction.
-            .client_request_token(&token[..36])
+            .client_request_token(token)
             .send()
             .await;
         match result {
@@ -220,6 +226,82 @@ impl ConnectionStore for DynamoConnections {
                 _ => Err(sdk_error("TransactWriteItems", err)),
             },
         }
+    }
+
+    async fn list(&self) -> Result<Vec<Connection>, StoreError> {
+        let items = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(super::dynamo::INDEX_BY_TRIGGER)
+            .key_condition_expression("gsi1pk = :list")
+            .expression_attribute_values(":list", s(LIST_KEY))
+            .into_paginator()
+            .items()
+            .send()
+            .collect::<Vec<_>>()
+            .await;
+        items
+            .into_iter()
+            .map(|item| Self::parse_connection(&item.map_err(|e| sdk_error("Query", e))?))
+            .collect()
+    }
+
+    async fn delete(&self, connection: &Connection) -> Result<(), StoreError> {
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(key(connection_pk(&connection.user_id), CONNECTION_SK)))
+            .condition_expression("version = :expected")
+            .expression_attribute_values(
+                ":expected",
+                AttributeValue::N(connection.version.to_string()),
+            )
+            .send()
+            .await;
+        match result {
+            Ok(_) => {}
+            Err(err)
+                if matches!(
+                    err.as_service_error(),
+                    Some(aws_sdk_dynamodb::operation::delete_item::DeleteItemError::ConditionalCheckFailedException(_))
+                ) =>
+            {
+                return Err(StoreError::Conflict(Conflict {
+                    user_id: connection.user_id.clone(),
+                    expected_version: connection.version,
+                }));
+            }
+            Err(err) => return Err(sdk_error("DeleteItem", err)),
+        }
+        let mut requests = Vec::new();
+        if let Some(subscription) = &connection.subscription {
+            let delete = DeleteRequest::builder()
+                .set_key(Some(key(
+                    subscription_pk(&subscription.id),
+                    SUBSCRIPTION_SK,
+                )))
+                .build()
+                .map_err(invalid)?;
+            requests.push(WriteRequest::builder().delete_request(delete).build());
+        }
+        let mirrored: Vec<String> = self
+            .mirror(&connection.user_id)
+            .await?
+            .into_keys()
+            .collect();
+        for id in mirrored {
+            let delete = DeleteRequest::builder()
+                .set_key(Some(key(
+                    connection_pk(&connection.user_id),
+                    mirror_sk(&id),
+                )))
+                .build()
+                .map_err(invalid)?;
+            requests.push(WriteRequest::builder().delete_request(delete).build());
+        }
+        self.write_batch(requests).await
     }
 
     async fn subscription_owners(

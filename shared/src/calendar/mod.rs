@@ -5,6 +5,7 @@
 pub mod client_state;
 pub mod notify;
 pub mod sync;
+pub mod upkeep;
 
 use std::time::Duration;
 

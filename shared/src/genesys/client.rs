@@ -13,9 +13,10 @@ use serde::de::DeserializeOwned;
 use super::token::{AccessToken, Fetched, TokenCache};
 use super::wire::{
     ActivityCode, ActivityCodeListing, AgentManagementUnit, AgentManagementUnitReference,
-    AsyncScheduleSearchResponse, BulkPresenceChange, DefinitionListing, ErrorBody, PresenceChange,
-    PresenceDefinition, RoutingStatusInfo, ScheduleSearchOutcome, ScheduleSearchRequest,
-    TokenError, TokenResponse, User, UserListing, UserPresence, UserSearchResponse,
+    AsyncScheduleSearchResponse, BulkPresenceChange, DefinitionListing, ErrorBody, MemberListing,
+    PresenceChange, PresenceDefinition, RoutingStatusInfo, ScheduleSearchOutcome,
+    ScheduleSearchRequest, TokenError, TokenResponse, User, UserListing, UserPresence,
+    UserSearchResponse,
 };
 use super::{CredentialSource, GenesysError, GenesysHosts};
 use crate::clock::{Clock, Deadline};
@@ -344,6 +345,33 @@ impl GenesysClient {
             }
         }
         Ok(statuses)
+    }
+
+    /// Every member of a group (`GET /api/v2/groups/{groupId}/members`), all pages; the
+    /// calendar roster. At most `max_pages` pages of 100, so a wrong group cannot run forever.
+    pub async fn group_members(
+        &self,
+        group_id: &str,
+        max_pages: u32,
+        deadline: Deadline,
+    ) -> Result<Vec<User>, GenesysError> {
+        const PAGE: u32 = 100;
+        let group_id = path_segment("groupId", group_id)?;
+        let mut members = Vec::new();
+        for page in 1..=max_pages {
+            let mut call = Call::get(format!("/api/v2/groups/{group_id}/members"));
+            call.query.push(("pageSize", PAGE.to_string()));
+            call.query.push(("pageNumber", page.to_string()));
+            let listing: MemberListing = self.call(&call, deadline).await?;
+            members.extend(listing.entities);
+            if listing.page_count.is_none_or(|count| page >= count) {
+                return Ok(members);
+            }
+        }
+        Err(GenesysError::Decode {
+            message: format!("group {group_id} has more than {max_pages} pages of members"),
+            correlation_id: None,
+        })
     }
 
     /// The user with exactly this e-mail, if any.

@@ -6,6 +6,7 @@ mod credentials;
 mod error;
 mod hosts;
 mod port;
+mod roster;
 pub(crate) mod token;
 pub mod wire;
 
@@ -13,3 +14,4 @@ pub use client::{AuthTimings, BULK_LIMIT, CasOutcome, GenesysClient, GenesysConf
 pub use credentials::{ClientCredentials, CredentialSource, StaticCredentials};
 pub use error::GenesysError;
 pub use hosts::{GenesysHosts, REGIONS};
+pub use roster::GroupRoster;

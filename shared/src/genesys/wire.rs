@@ -166,6 +166,16 @@ pub(crate) struct UserListing {
     pub entities: Vec<UserWithRouting>,
 }
 
+/// `GET /api/v2/groups/{groupId}/members` (a `UserEntityListing`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct MemberListing {
+    #[serde(default)]
+    pub entities: Vec<User>,
+    #[serde(default)]
+    pub page_count: Option<u32>,
+}
+
 #[derive(Debug, Clone, Deserialize)]
 pub(crate) struct UserSearchResponse {
     #[serde(default)]

@@ -44,17 +44,15 @@ pub struct GraphSettings {
 }
 
 impl GraphSettings {
-    pub fn from_secret(
-        doc: &SecretDocument,
-        notification_base_url: &str,
-    ) -> Result<Self, StoreError> {
+    /// The app's settings from its secret; notification URLs empty until
+    /// `with_notification_base` sets them (only the sync worker creates subscriptions).
+    pub fn from_secret(doc: &SecretDocument) -> Result<Self, StoreError> {
         let plain = |field: &str| doc.string(field).map(|s| s.expose_secret().to_owned());
         let optional = |field: &str, default: &str| {
             doc.optional_string(field).map(|value| {
                 value.map_or_else(|| default.to_owned(), |s| s.expose_secret().to_owned())
             })
         };
-        let base = notification_base_url.trim_end_matches('/');
         Ok(Self {
             tenant_id: plain("tenantId")?,
             client_id: plain("clientId")?,
@@ -62,9 +60,17 @@ impl GraphSettings {
             graph_base_url: optional("graphBaseUrl", GRAPH_BASE_URL)?,
             login_base_url: optional("loginBaseUrl", LOGIN_BASE_URL)?,
             page_size: 50,
-            notification_url: format!("{base}/graph/notify"),
-            lifecycle_url: format!("{base}/graph/lifecycle"),
+            notification_url: String::new(),
+            lifecycle_url: String::new(),
         })
+    }
+
+    /// Graph posts to `{base}/graph/notify` and `{base}/graph/lifecycle` (the Function URL).
+    pub fn with_notification_base(mut self, base: &str) -> Self {
+        let base = base.trim_end_matches('/');
+        self.notification_url = format!("{base}{}", crate::calendar::notify::NOTIFY_PATH);
+        self.lifecycle_url = format!("{base}{}", crate::calendar::notify::LIFECYCLE_PATH);
+        self
     }
 }
 
@@ -324,6 +330,22 @@ impl CalendarApi for GraphClient {
         {
             Ok(_) => Ok(true),
             Err(CalendarError::NotFound { .. }) => Ok(false),
+            Err(other) => Err(other),
+        }
+    }
+
+    async fn calendar_user_id(
+        &self,
+        email: &str,
+        deadline: Deadline,
+    ) -> Result<Option<String>, CalendarError> {
+        let url = self.v1(&format!("users/{}", wire::path_segment(email)));
+        match self
+            .call("user by UPN", Method::GET, &url, None, &[], deadline)
+            .await
+        {
+            Ok((_, user)) => Ok(user["id"].as_str().map(str::to_owned)),
+            Err(CalendarError::NotFound { .. }) => Ok(None),
             Err(other) => Err(other),
         }
     }

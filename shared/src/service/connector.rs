@@ -10,12 +10,15 @@ use crate::aws::secrets::secrets_manager_source;
 use crate::aws::sync_queue::SqsSyncQueue;
 use crate::calendar::notify::NotifyService;
 use crate::calendar::sync::{SyncService, SyncSettings};
+use crate::calendar::upkeep::UpkeepService;
 use crate::calendar::{CalendarError, ClientStateKey};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{ConfigError, Env};
+use crate::genesys::GroupRoster;
 use crate::graph::{GraphClient, GraphSettings};
 use crate::ports::{SecretSource, StoreError};
 use crate::secrets::SecretDocument;
+use crate::service::bootstrap::{BootError, genesys_client, load_policy};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectorBootError {
@@ -25,6 +28,8 @@ pub enum ConnectorBootError {
     ClientStateKey(String),
     #[error("Graph client: {0}")]
     Graph(#[from] CalendarError),
+    #[error(transparent)]
+    Boot(#[from] BootError),
 }
 
 /// Variables both connector functions read (names as in `infra/template.yaml`).
@@ -124,7 +129,8 @@ pub async fn sync_service(
     let doc = secrets(aws, clock.clone())
         .get(&settings.connector.graph_secret_id)
         .await?;
-    let mut graph = GraphSettings::from_secret(&doc, &settings.notification_base_url)?;
+    let mut graph =
+        GraphSettings::from_secret(&doc)?.with_notification_base(&settings.notification_base_url);
     graph.page_size = settings.page_size;
     Ok(SyncService {
         calendar: Arc::new(GraphClient::new(graph, clock.clone())?),
@@ -140,5 +146,58 @@ pub async fn sync_service(
         key: client_state_key(&doc)?,
         clock,
         settings: settings.sync.clone(),
+    })
+}
+
+/// The upkeep function's own variables.
+#[derive(Debug, Clone)]
+pub struct UpkeepFunctionSettings {
+    pub connector: ConnectorSettings,
+    pub genesys_secret_id: String,
+    pub roster_group_id: String,
+    pub sync_queue_url: String,
+    pub policy_path: Option<std::path::PathBuf>,
+    pub budget: usize,
+}
+
+impl UpkeepFunctionSettings {
+    pub fn from_env(env: &Env<'_>) -> Result<Self, ConfigError> {
+        Ok(Self {
+            connector: ConnectorSettings::from_env(env)?,
+            genesys_secret_id: env.required("GENESYS_SECRET_ID")?,
+            roster_group_id: env.required("ROSTER_GROUP_ID")?,
+            sync_queue_url: env.required("SYNC_QUEUE_URL")?,
+            policy_path: env.optional("POLICY_PATH").map(std::path::PathBuf::from),
+            budget: usize::try_from(env.number("UPKEEP_BUDGET", 500)?).unwrap_or(500),
+        })
+    }
+}
+
+/// The upkeep: the roster from Genesys, Graph for user matching and deletions, the table, the
+/// sync queue, the policy (for `opt_out`).
+pub async fn upkeep_service(
+    aws: &aws_config::SdkConfig,
+    settings: &UpkeepFunctionSettings,
+) -> Result<UpkeepService, ConnectorBootError> {
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let policy = load_policy(settings.policy_path.as_deref())?;
+    let secrets = secrets(aws, clock.clone());
+    let doc = secrets.get(&settings.connector.graph_secret_id).await?;
+    let graph = GraphSettings::from_secret(&doc)?;
+    let genesys = genesys_client(secrets, &settings.genesys_secret_id, clock.clone()).await?;
+    Ok(UpkeepService {
+        roster: Arc::new(GroupRoster::new(genesys, &settings.roster_group_id)),
+        calendar: Arc::new(GraphClient::new(graph, clock.clone())?),
+        connections: Arc::new(DynamoConnections::new(
+            aws_sdk_dynamodb::Client::new(aws),
+            &settings.connector.table_name,
+        )),
+        queue: Arc::new(SqsSyncQueue::new(
+            aws_sdk_sqs::Client::new(aws),
+            &settings.sync_queue_url,
+        )),
+        policy: Arc::new(policy),
+        clock,
+        budget: settings.budget,
     })
 }

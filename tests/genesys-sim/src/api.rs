@@ -88,6 +88,10 @@ where
 pub fn routes(sim: Arc<Sim>) -> Router {
     let api = Router::new()
         .route("/api/v2/users", get(list_users))
+        .route(
+            "/api/v2/groups/{group_id}/members",
+            get(crate::groups::members),
+        )
         .route("/api/v2/users/search", post(search_users))
         .route("/api/v2/users/{user_id}", get(get_user))
         .route(
@@ -827,7 +831,7 @@ async fn list_system_presences() -> Response {
 
 // ---------------------------------------------------------------- users and routing
 
-fn user_json(user: &User) -> Value {
+pub(crate) fn user_json(user: &User) -> Value {
     json!({
         "id": user.id,
         "name": user.name,
@@ -840,7 +844,12 @@ fn user_json(user: &User) -> Value {
     })
 }
 
-fn page_listing(entities: Vec<Value>, page_size: u32, page_number: u32, base: &str) -> Value {
+pub(crate) fn page_listing(
+    entities: Vec<Value>,
+    page_size: u32,
+    page_number: u32,
+    base: &str,
+) -> Value {
     let total = entities.len();
     let size = page_size as usize;
     let page_count = total.div_ceil(size).max(1);

@@ -25,6 +25,10 @@ pub fn routes(sim: Arc<Sim>) -> Router {
             put(set_routing_status),
         )
         .route("/sim/users/{user_id}/shifts", put(set_shifts))
+        .route(
+            "/sim/groups/{group_id}/members",
+            put(crate::groups::set_members),
+        )
         .route("/sim/clients", post(upsert_client))
         .route("/sim/tokens", delete(revoke_tokens))
         .route(

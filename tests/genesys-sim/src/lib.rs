@@ -5,6 +5,7 @@
 pub mod api;
 pub mod control;
 pub mod error;
+pub mod groups;
 pub mod seed;
 pub mod state;
 

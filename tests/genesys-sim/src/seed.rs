@@ -50,7 +50,22 @@ pub struct Seed {
     pub business_units: Vec<BusinessUnitSeed>,
     #[serde(default)]
     pub users: Vec<UserSeed>,
+    /// Groups and their members (the calendar connector's roster is one).
+    #[serde(default)]
+    pub groups: Vec<GroupSeed>,
 }
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GroupSeed {
+    pub id: String,
+    pub name: String,
+    #[serde(default)]
+    pub member_ids: Vec<String>,
+}
+
+/// The default seed's roster group: every demo agent.
+pub const ROSTER_GROUP: &str = "9c2f4e1a-7b3d-4c5e-8f6a-1b2c3d4e5f60";
 
 fn default_org_id() -> String {
     "cf6cb7d5-d0ea-45b5-b0cf-73ad5f5b8721".to_owned()
@@ -314,6 +329,14 @@ impl Default for Seed {
                 management_units: vec![DEMO_MANAGEMENT_UNIT.to_owned()],
                 activity_codes: default_activity_codes(),
                 schedule_search: ScheduleSearchMode::Complete,
+            }],
+            groups: vec![GroupSeed {
+                id: ROSTER_GROUP.to_owned(),
+                name: "Presence Autopilot agents".to_owned(),
+                member_ids: DEMO_AGENTS
+                    .iter()
+                    .map(|(id, _, _)| (*id).to_owned())
+                    .collect(),
             }],
             users,
         }

@@ -244,6 +244,8 @@ pub struct SimState {
     pub users: HashMap<String, User>,
     /// Creation order, for stable paging.
     pub user_order: Vec<String>,
+    /// Group id → member user ids, in order.
+    pub groups: HashMap<String, Vec<String>>,
     pub business_units: Vec<BusinessUnit>,
     pub faults: Vec<Fault>,
     pub mutations: Vec<Mutation>,
@@ -306,6 +308,11 @@ impl SimState {
             definitions,
             users: HashMap::new(),
             user_order: Vec::new(),
+            groups: seed
+                .groups
+                .into_iter()
+                .map(|group| (group.id, group.member_ids))
+                .collect(),
             business_units: seed
                 .business_units
                 .into_iter()

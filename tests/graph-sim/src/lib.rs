@@ -71,6 +71,15 @@ pub fn app(sim: Arc<Sim>) -> Router {
             "/v1.0/users/{user}/calendarview/delta",
             get(calendar::delta),
         )
+        // The SDKs call the OData function form `delta()`; Graph answers both.
+        .route(
+            "/v1.0/users/{user}/calendarView/delta()",
+            get(calendar::delta),
+        )
+        .route(
+            "/v1.0/users/{user}/calendarview/delta()",
+            get(calendar::delta),
+        )
         .route(
             "/v1.0/users/{user}/events/{event}",
             get(calendar::get_event),

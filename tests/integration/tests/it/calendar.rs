@@ -475,3 +475,183 @@ async fn concurrent_workers_on_one_agent_sync_once_each_round_and_never_regress_
         "{refused:?}"
     );
 }
+
+mod upkeep {
+    use std::sync::Arc;
+
+    use genesys_sim::seed::{DEMO_AGENTS, DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, ROSTER_GROUP};
+    use reqwest::Method;
+    use serde_json::{Value, json};
+    use shared::aws::sync_queue::SqsSyncQueue;
+    use shared::calendar::upkeep::UpkeepService;
+    use shared::calendar::{Connection, SyncReason};
+    use shared::clock::SystemClock;
+    use shared::genesys::GroupRoster;
+    use shared::model::UserId;
+    use shared::policy::{DEFAULT_POLICY, Policy};
+    use shared::ports::ConnectionStore;
+
+    use crate::support::connector::Connector;
+    use crate::support::sim::TestSim;
+
+    fn upkeep(
+        connector: &Connector,
+        genesys: &TestSim,
+        opt_out: &str,
+        budget: usize,
+    ) -> UpkeepService {
+        let (client, _) = genesys.client((DEMO_CLIENT_ID, DEMO_CLIENT_SECRET));
+        let policy = DEFAULT_POLICY.replace("opt_out = []", &format!("opt_out = [\"{opt_out}\"]"));
+        UpkeepService {
+            roster: Arc::new(GroupRoster::new(client, ROSTER_GROUP)),
+            calendar: connector.sync.calendar.clone(),
+            connections: connector.connections.clone(),
+            queue: Arc::new(SqsSyncQueue::new(
+                connector.sqs.clone(),
+                &connector.sync_queue,
+            )),
+            policy: Arc::new(Policy::from_toml(&policy).expect("policy")),
+            clock: Arc::new(SystemClock),
+            budget,
+        }
+    }
+
+    #[tokio::test]
+    async fn the_roster_group_connects_members_and_disconnects_leavers() {
+        let connector = Connector::start().await;
+        let genesys = TestSim::start().await;
+        // Microsoft 365 knows the first three demo agents by their e-mail; the fourth opts out.
+        for (_, name, email) in &DEMO_AGENTS[..3] {
+            connector
+                .control(
+                    Method::POST,
+                    "/sim/users",
+                    json!({"user_principal_name": email, "mail": email, "display_name": name}),
+                )
+                .await;
+        }
+        let service = upkeep(&connector, &genesys, DEMO_AGENTS[3].2, 100);
+        let report = service.run(connector.deadline(20)).await.expect("upkeep");
+        assert_eq!(
+            (
+                report.members,
+                report.opted_out,
+                report.connected,
+                report.unmatched
+            ),
+            (4, 1, 3, 0),
+            "{report:?}"
+        );
+        let queued = connector
+            .queued_requests(std::time::Duration::from_secs(1))
+            .await;
+        assert_eq!(queued.len(), 3);
+        for request in &queued {
+            assert_eq!(request.reason, SyncReason::Upkeep);
+            connector
+                .sync(&request.user_id, request.reason)
+                .await
+                .expect("sync");
+        }
+        let leaver = UserId::parse(DEMO_AGENTS[0].0).expect("id");
+        let subscription = connector
+            .connection(&leaver)
+            .await
+            .subscription
+            .expect("subscribed");
+
+        let stay: Vec<&str> = DEMO_AGENTS[1..].iter().map(|(id, _, _)| *id).collect();
+        genesys
+            .control(
+                Method::PUT,
+                &format!("/sim/groups/{ROSTER_GROUP}/members"),
+                json!({"memberIds": stay}),
+            )
+            .await;
+        let report = service.run(connector.deadline(20)).await.expect("upkeep");
+        assert_eq!(
+            (report.disconnected, report.connected),
+            (1, 0),
+            "{report:?}"
+        );
+        assert!(
+            connector
+                .connections
+                .get(&leaver)
+                .await
+                .expect("read")
+                .is_none()
+        );
+        let sim_view = connector
+            .control(Method::GET, "/sim/subscriptions", Value::Null)
+            .await;
+        let still_there = sim_view
+            .as_array()
+            .expect("subscriptions")
+            .iter()
+            .any(|s| s["id"] == subscription.id.as_str() && s["expired"] != true);
+        assert!(
+            !still_there,
+            "the leaver's subscription is deleted: {sim_view}"
+        );
+    }
+
+    #[tokio::test]
+    async fn five_hundred_agents_upkeep_is_bounded_per_run_oldest_first() {
+        let connector = Connector::start().await;
+        let genesys = TestSim::start().await;
+        let mut ids = Vec::new();
+        for n in 0..500 {
+            let id = uuid::Uuid::new_v4().to_string();
+            genesys
+                .control(Method::POST, "/sim/users", json!({"id": id, "name": format!("Agent {n}"), "email": format!("a{n}@example.com")}))
+                .await;
+            let user = UserId::parse(&id).expect("id");
+            let mut connection =
+                Connection::new(user, format!("a{n}@example.com"), format!("graph-{n}"));
+            connection.last_sync_at = Some(chrono::Utc::now() - chrono::Duration::minutes(n));
+            connector
+                .connections
+                .put(&connection)
+                .await
+                .expect("connect");
+            ids.push(id);
+        }
+        genesys
+            .control(
+                Method::PUT,
+                &format!("/sim/groups/{ROSTER_GROUP}/members"),
+                json!({"memberIds": ids}),
+            )
+            .await;
+        let service = upkeep(&connector, &genesys, "nobody@example.com", 100);
+        let report = service.run(connector.deadline(60)).await.expect("upkeep");
+        assert_eq!(
+            (
+                report.members,
+                report.connected,
+                report.disconnected,
+                report.queued
+            ),
+            (500, 0, 0, 100),
+            "{report:?}"
+        );
+        assert_eq!(
+            genesys.count_requests("GET", &format!("/api/v2/groups/{ROSTER_GROUP}/members")),
+            5,
+            "100 a page"
+        );
+        let mut queued = Vec::new();
+        while queued.len() < 100 {
+            let batch = connector
+                .queued_requests(std::time::Duration::from_secs(1))
+                .await;
+            assert!(!batch.is_empty(), "only {} queued", queued.len());
+            queued.extend(batch);
+        }
+        // The oldest-synced hundred: agents 400..500 synced longest ago.
+        let oldest: std::collections::HashSet<&str> =
+            ids[400..].iter().map(String::as_str).collect();
+        assert!(queued.iter().all(|r| oldest.contains(r.user_id.as_str())));
+    }
+}

@@ -1,0 +1,45 @@
+//! The `calendar-upkeep` Lambda, run on a schedule: wires the roster, Graph, the table and the
+//! sync queue once, then runs one bounded upkeep per invocation.
+
+use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
+use serde_json::{Value, json};
+use shared::calendar::upkeep::UpkeepService;
+use shared::clock::Deadline;
+use shared::config::Env;
+use shared::service::connector::{UpkeepFunctionSettings, upkeep_service};
+use shared::telemetry;
+
+const DEADLINE_MARGIN: std::time::Duration = std::time::Duration::from_millis(500);
+
+async fn handle(service: &UpkeepService, event: LambdaEvent<Value>) -> Result<Value, Diagnostic> {
+    let deadline =
+        Deadline::from_invocation(event.context.deadline, chrono::Utc::now(), DEADLINE_MARGIN);
+    match service.run(deadline).await {
+        Ok(report) => {
+            tracing::info!(?report, "calendar upkeep");
+            Ok(json!({
+                "members": report.members,
+                "optedOut": report.opted_out,
+                "connected": report.connected,
+                "unmatched": report.unmatched,
+                "disconnected": report.disconnected,
+                "queued": report.queued,
+                "deferred": report.deferred,
+            }))
+        }
+        // The next scheduled run starts over; nothing is half-written (every write is conditional).
+        Err(error) => Err(telemetry::diagnostic(&error, true)),
+    }
+}
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    lambda_runtime::tracing::init_default_subscriber();
+    let settings = UpkeepFunctionSettings::from_env(&Env::process())?;
+    let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let service = upkeep_service(&aws, &settings).await?;
+    lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| {
+        handle(&service, event)
+    }))
+    .await
+}
