@@ -361,7 +361,22 @@ class Day:
     def warm_up(self) -> None:
         """Starts each function once with an input that changes nothing, so the day's steps are
         not slowed by cold starts (cargo lambda watch starts a function on its first invoke)."""
-        functions = [("transition", {"Records": []}), ("webhook-dispatch", {"Records": []})]
+        functions = [
+            ("transition", {"Records": []}),
+            ("webhook-dispatch", {"Records": []}),
+            ("calendar-sync", {"Records": []}),
+            # Graph validates the endpoint within 10 s: it must be running before the first one.
+            (
+                "calendar-notify",
+                {
+                    "rawPath": "/graph/notify",
+                    "rawQueryString": "validationToken=warm-up",
+                    "requestContext": {"http": {"method": "POST"}, "timeEpoch": 0},
+                    "headers": {},
+                    "isBase64Encoded": False,
+                },
+            ),
+        ]
         if HAS_SCHEDULE_CHECK:
             functions.append(("schedule-check", self.sweep_event()))
         took = []
@@ -386,8 +401,77 @@ class Day:
             "detail": {},
         }
 
+    # ---- the calendar (the Graph simulator plays Microsoft 365) -------------------------------
+
+    def _graph(self, method: str, path: str, body=None):
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(
+            f"{self.env.graph_url}{path}", data=data, method=method, headers={"content-type": "application/json"}
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                raw = response.read()
+        except urllib.error.HTTPError as err:
+            raise DemoFailure(f"graph-sim {method} {path}: HTTP {err.code} {err.read().decode(errors='replace')}")
+        return json.loads(raw) if raw else None
+
+    def calendar_to_presence(self) -> None:
+        """Graph's notification → calendar-notify (Function URL) → sync queue → calendar-sync →
+        bus → schedule-check, which starts or ends the meeting now (transition, in-process)."""
+        self.poll("calendar-sync", self.env.resources["SYNC_QUEUE_URL"], at_least=1, wait=15)
+        changes = self.env.resources["CALENDAR_CHANGES_QUEUE_URL"]
+        messages = self.drain(changes, at_least=1, wait=10)
+        expect(messages, "calendar-sync put nothing on the bus (bus rule → calendar changes queue)")
+        for message in messages:
+            envelope = json.loads(message["Body"])
+            detail = envelope["detail"]
+            say(f"bus → schedule-check: {bold(envelope['detail-type'])} {detail.get('calendarEventId', '?')[:24]}…")
+            answer = self.env.invoke("schedule-check", envelope)
+            say(dim(f"schedule-check: action {answer.get('action')!r}, reason {answer.get('reason')!r}"))
+            self.sqs.delete_message(QueueUrl=changes, ReceiptHandle=message["ReceiptHandle"])
+        self.show_audit()
+
+    def meeting_booked_in_outlook(self) -> None:
+        step("0", "A meeting booked in Ada's Outlook calendar: notification → delta → planner → presence")
+        self._graph("POST", "/sim/users", {"user_principal_name": ADA_EMAIL, "mail": ADA_EMAIL, "display_name": "Ada Agent"})
+        say("Microsoft 365 (the Graph simulator) has a mailbox for ada@example.com; the Genesys roster group holds the demo agents")
+        answer = self.env.invoke("calendar-upkeep", {})
+        say(dim(f"calendar-upkeep: {json.dumps(answer)}"))
+        expect(answer.get("connected") == 1, f"calendar-upkeep did not connect Ada: {answer}")
+        self.poll("calendar-sync", self.env.resources["SYNC_QUEUE_URL"], at_least=1, wait=10)
+        subscriptions = [s for s in self._graph("GET", "/sim/subscriptions") if not s.get("expired")]
+        expect(len(subscriptions) == 1, f"expected one Graph subscription, got {subscriptions}")
+        say(
+            f"Graph subscription on Ada's events, validated by Graph's handshake against "
+            f"{self.env.function_url('calendar-notify')}/graph/notify"
+        )
+        self.show_presence("before", "Available")
+        booked = time.monotonic()
+        start, end = now() - dt.timedelta(minutes=1), now() + dt.timedelta(minutes=30)
+        event = self._graph(
+            "POST",
+            f"/sim/users/{ADA_EMAIL}/events",
+            {"subject": "Escalation review", "start": iso(start), "end": iso(end), "showAs": "busy", "responseStatus": "accepted"},
+        )
+        say(f"Ada accepts {bold('Escalation review')} in Outlook, {start:%H:%M}–{end:%H:%M} UTC (already begun)")
+        self.calendar_to_presence()
+        took = time.monotonic() - booked
+        self.expect_audit("applied")
+        self.show_presence("after", "Meeting")
+        say(ok(f"calendar edit → presence Meeting in {took * 1000:.0f} ms") + dim(" (the demo plays the SQS poller and the bus target)"))
+        self.notify()
+        cancelled = time.monotonic()
+        self._graph("DELETE", f"/sim/users/{ADA_EMAIL}/events/{event['id']}")
+        say("the organiser cancels it: the meeting disappears from Ada's calendar")
+        self.calendar_to_presence()
+        took = time.monotonic() - cancelled
+        self.expect_audit("restored")
+        self.show_presence("after", "Available")
+        say(ok(f"calendar edit → presence restored in {took * 1000:.0f} ms"))
+        self.notify()
+
     def meeting_planned(self) -> None:
-        step("0", "A meeting is planned: schedule-check turns it into Scheduler schedules, the start fires")
+        step("0b", "A meeting is planned: schedule-check turns it into Scheduler schedules, the start fires")
         trigger = "demo-planned-sync"
         start, end = now() + dt.timedelta(seconds=3), now() + dt.timedelta(minutes=30)
         event = {
@@ -562,7 +646,10 @@ def main() -> int:
     failed = True
     try:
         with LocalEnv(log_dir=LOG_DIR, subscribers=receiver.subscribers()) as env:
-            say(f"moto {env.aws_env['AWS_ENDPOINT_URL']}, Genesys simulator {env.sim_url}, webhook receiver {receiver.url}")
+            say(
+                f"moto {env.aws_env['AWS_ENDPOINT_URL']}, Genesys simulator {env.sim_url}, "
+                f"Graph simulator {env.graph_url}, webhook receiver {receiver.url}"
+            )
             say(
                 "provisioned on moto: table {TABLE_NAME}, bus {EVENT_BUS_NAME} (rule → events queue), "
                 "events + notifications queues with DLQs, Genesys and subscribers secrets, "
@@ -573,6 +660,7 @@ def main() -> int:
             day = Day(env, receiver)
             day.warm_up()
             if HAS_SCHEDULE_CHECK:
+                day.meeting_booked_in_outlook()
                 day.meeting_planned()
             day.meeting()
             day.meeting_changed_by_hand()

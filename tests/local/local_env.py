@@ -8,7 +8,10 @@ Provisioning creates what `infra/template.yaml` names, on moto: the `provision` 
 makes the table, the events (burst) queue and the notifications queue with their DLQs and the
 Genesys secret; `_provision_events_and_scheduler` (boto3) adds the subscribers secret, the
 `presence-autopilot` bus with the trigger rule routing Calendar/Focus Started/Ended to the events
-queue, the rule-target and Scheduler DLQs, and the Scheduler group."""
+queue, the rule-target and Scheduler DLQs, and the Scheduler group; `_provision_calendar` adds the
+Microsoft 365 connector's side: the Graph simulator, the Graph secret pointing at it, the sync
+queue, and a rule copying Calendar Event Upserted/Deleted to a queue (where AWS would invoke
+schedule-check, the demo plays that target)."""
 
 from __future__ import annotations
 
@@ -60,6 +63,7 @@ class LocalEnv:
         self.aws_env: dict[str, str] = {}
         self.resources: dict[str, str] = {}
         self.sim_url = ""
+        self.graph_url = ""
         self.invoke_port = 0
 
     def __enter__(self) -> "LocalEnv":
@@ -118,6 +122,7 @@ class LocalEnv:
         )
         self.resources = json.loads(provisioned.stdout)
         self._provision_events_and_scheduler()
+        self._provision_calendar()
 
     def client(self, service: str):
         """A boto3 client for moto."""
@@ -173,6 +178,45 @@ class LocalEnv:
         self.resources["SCHEDULER_ROLE_ARN"] = f"arn:aws:iam::123456789012:role/{prefix}-scheduler"
         self.resources["TRANSITION_FUNCTION_ARN"] = f"arn:aws:lambda:us-east-1:123456789012:function:{prefix}-transition"
 
+    def _provision_calendar(self, prefix: str = "presence-autopilot") -> None:
+        graph = self._spawn("graph-sim", [str(TARGET / "debug" / "graph-sim"), "--addr", "127.0.0.1:0"], stdout=subprocess.PIPE)
+        assert graph.stdout is not None
+        self.graph_url = graph.stdout.readline().strip()
+        if not self.graph_url.startswith("http://"):
+            raise RuntimeError(f"graph-sim did not print its URL (got {self.graph_url!r}); see {self.log_dir}")
+        sqs = self.client("sqs")
+        self.resources["SYNC_QUEUE_URL"] = sqs.create_queue(QueueName=f"{prefix}-calendar-sync")["QueueUrl"]
+        changes = sqs.create_queue(QueueName=f"{prefix}-calendar-changes")["QueueUrl"]
+        self.resources["CALENDAR_CHANGES_QUEUE_URL"] = changes
+        changes_arn = sqs.get_queue_attributes(QueueUrl=changes, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        events = self.client("events")
+        events.put_rule(
+            Name=f"{prefix}-calendar-changes",
+            EventBusName=prefix,
+            EventPattern=json.dumps({"detail-type": ["Calendar Event Upserted", "Calendar Event Deleted"]}),
+            State="ENABLED",
+        )
+        events.put_targets(
+            Rule=f"{prefix}-calendar-changes", EventBusName=prefix, Targets=[{"Id": "schedule-check", "Arn": changes_arn}]
+        )
+        secret = f"{prefix}/graph"
+        self.client("secretsmanager").create_secret(
+            Name=secret,
+            SecretString=json.dumps(
+                {
+                    "tenantId": "00000000-0000-0000-0000-0000000000aa",
+                    "clientId": "graph-client",
+                    "clientSecret": "graph-secret",
+                    "clientStateKey": os.urandom(24).hex(),
+                    "graphBaseUrl": self.graph_url,
+                    "loginBaseUrl": self.graph_url,
+                }
+            ),
+        )
+        self.resources["GRAPH_SECRET_ID"] = secret
+        # The genesys-sim default seed's roster group (all demo agents).
+        self.resources["ROSTER_GROUP_ID"] = "9c2f4e1a-7b3d-4c5e-8f6a-1b2c3d4e5f60"
+
     def function_env(self) -> dict[str, str]:
         """The union of the functions' configuration (every workspace binary runs under one
         `cargo lambda watch`): the names `infra/template.yaml` sets."""
@@ -190,14 +234,26 @@ class LocalEnv:
             "SCHEDULER_ROLE_ARN": self.resources["SCHEDULER_ROLE_ARN"],
             "TRANSITION_FUNCTION_ARN": self.resources["TRANSITION_FUNCTION_ARN"],
             "SCHEDULER_DLQ_ARN": self.resources["SCHEDULER_DLQ_ARN"],
+            # calendar-notify, calendar-sync, calendar-upkeep; Graph posts to cargo lambda
+            # watch's Function URL emulation of calendar-notify
+            "GRAPH_SECRET_ID": self.resources["GRAPH_SECRET_ID"],
+            "SYNC_QUEUE_URL": self.resources["SYNC_QUEUE_URL"],
+            "EVENT_BUS_NAME": self.resources["EVENT_BUS_NAME"],
+            "NOTIFICATION_BASE_URL": self.function_url("calendar-notify"),
+            "ROSTER_GROUP_ID": self.resources["ROSTER_GROUP_ID"],
             "AWS_LAMBDA_LOG_FORMAT": "JSON",
             "AWS_LAMBDA_LOG_LEVEL": os.environ.get("AWS_LAMBDA_LOG_LEVEL", "info"),
         }
 
+    def function_url(self, function: str) -> str:
+        """Where `cargo lambda watch` serves a function as its Function URL (its default port
+        9000 when the developer starts it by hand)."""
+        return f"http://127.0.0.1:{self.invoke_port or 9000}/lambda-url/{function}"
+
     def start_functions(self, extra_env: dict[str, str] | None = None) -> None:
         """`cargo lambda watch` serving every function of the workspace. `extra_env` adds or
         overrides variables (e.g. POLICY_PATH, or ALLOW_LOOPBACK_HTTP for a local receiver)."""
-        self.invoke_port = free_port()
+        self.invoke_port = self.invoke_port or free_port()
         env = {
             **os.environ,
             **self.function_env(),
@@ -275,7 +331,7 @@ if __name__ == "__main__":
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
     try:
         with LocalEnv() as env:
-            for name, value in {**env.function_env(), "GENESYS_SIM_URL": env.sim_url}.items():
+            for name, value in {**env.function_env(), "GENESYS_SIM_URL": env.sim_url, "GRAPH_SIM_URL": env.graph_url}.items():
                 print(f"export {name}={value}")
             print("# stand-ins running; Ctrl-C stops them", flush=True)
             while True:

@@ -113,7 +113,8 @@ impl NotifyService {
             response: EndpointResponse::text(status, body),
             report: NotifyReport::default(),
         };
-        if request.path != NOTIFY_PATH && request.path != LIFECYCLE_PATH {
+        // By suffix: behind `cargo lambda watch` the path keeps its `/lambda-url/<name>` prefix.
+        if !request.path.ends_with(NOTIFY_PATH) && !request.path.ends_with(LIFECYCLE_PATH) {
             return Ok(plain(404, "not found"));
         }
         if !request.method.eq_ignore_ascii_case("POST") {
