@@ -161,7 +161,13 @@ pub fn screen(trigger: &Trigger<'_>, cx: &Context<'_>) -> Option<Decided> {
             if cx.now >= entry.end {
                 return Some(Decided::skip(SkipReason::AlreadyEnded, None));
             }
-            if state.ended_triggers.contains_key(&entry.trigger_id) {
+            // An end recorded at or after this start makes it stale (a reordered start); a start
+            // after it is the same meeting moved to later, and counts.
+            if state
+                .ended_triggers
+                .get(&entry.trigger_id)
+                .is_some_and(|ended| *ended >= entry.start)
+            {
                 return Some(Decided::skip(SkipReason::EndedBeforeStart, None));
             }
             if state.active_triggers.contains_key(&entry.trigger_id) {

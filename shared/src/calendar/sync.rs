@@ -288,7 +288,8 @@ impl SyncService {
             (None, _) | (Some(_), SyncReason::Recreate) => "created",
             (Some(s), _) if s.expires_at <= now => "created",
             (Some(_), SyncReason::Reauthorize) => "renewed",
-            (Some(s), SyncReason::Upkeep) if s.needs_renewal(now) => "renewed",
+            // Whatever brought the worker here: a busy agent renews on their own notifications.
+            (Some(s), _) if s.needs_renewal(now) => "renewed",
             _ => return Ok(None),
         };
         let renewed = match (&connection.subscription, action) {
@@ -557,11 +558,14 @@ fn graph_detail(user: &UserId, value: &Value) -> Value {
 fn changed_event(user: &UserId, value: &Value) -> Result<MirroredEvent, Value> {
     let detail = graph_detail(user, value);
     let envelope = json!({"id": "sync", "detail-type": CALENDAR_EVENT_UPSERTED, "detail": detail});
-    let Ok(parsed) = events::parse_value(envelope) else {
-        return Err(detail);
-    };
-    let InboundEvent::Calendar { entry, .. } = parsed.event else {
-        return Err(detail);
+    let parsed = events::parse_value(envelope).ok();
+    let Some(InboundEvent::Calendar { entry, .. }) = parsed.map(|p| p.event) else {
+        // Forwarded only to be refused and audited: never with its subject.
+        let mut refused = detail;
+        if let Some(fields) = refused.as_object_mut() {
+            fields.remove("subject");
+        }
+        return Err(refused);
     };
     let canonical = entry.canonical_detail(user, false);
     let fingerprint = match value["changeKey"].as_str() {

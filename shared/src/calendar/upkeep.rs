@@ -159,9 +159,17 @@ impl UpkeepService {
         Ok(())
     }
 
-    /// The `budget` connections synced least recently (never synced first).
+    /// The `budget` connections that need it most: no subscription, one due for renewal or a
+    /// recorded failure first, then the least recently synced (never synced first).
     fn due_for_upkeep(&self, mut staying: Vec<Connection>) -> Vec<SyncRequest> {
-        staying.sort_by_key(|c| c.last_sync_at);
+        let now = self.clock.now();
+        let healthy = |c: &Connection| {
+            c.last_error.is_none()
+                && c.subscription
+                    .as_ref()
+                    .is_some_and(|s| !s.needs_renewal(now))
+        };
+        staying.sort_by_key(|c| (healthy(c), c.last_sync_at));
         staying
             .into_iter()
             .take(self.budget)

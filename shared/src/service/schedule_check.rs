@@ -178,6 +178,16 @@ impl ScheduleCheck {
                 .handle(self.planned_event(&user, entry, true, "now"), deadline)
                 .await?;
         } else {
+            // Moved to later after it began: it ends now (recorded as ended now, so the new
+            // start is not taken for a stale one), and starts again when due.
+            if self.is_active(&user, entry).await? {
+                let mut ended = entry.clone();
+                ended.end = now;
+                ended.start = entry.start.min(now);
+                self.transition
+                    .handle(self.planned_event(&user, &ended, false, "now"), deadline)
+                    .await?;
+            }
             let event = self.planned_event(&user, entry, true, "at");
             planned.push(self.upsert(&user, &start_name, entry.start, &event).await?);
         }

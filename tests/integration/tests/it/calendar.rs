@@ -224,6 +224,36 @@ async fn lifecycle_events_renew_recreate_and_resync() {
 }
 
 #[tokio::test]
+async fn a_busy_agents_subscription_is_renewed_on_their_own_notifications() {
+    let connector = Connector::start().await;
+    let user = connector.connect(AGENT3).await;
+    connector
+        .sync(&user, SyncReason::Upkeep)
+        .await
+        .expect("sync");
+    // Two of its three days gone: due for renewal, whatever brings the worker.
+    let mut connection = connector.connection(&user).await;
+    let subscription = connection.subscription.as_mut().expect("subscribed");
+    subscription.created_at = chrono::Utc::now() - chrono::Duration::days(2);
+    subscription.expires_at = chrono::Utc::now() + chrono::Duration::hours(20);
+    connector.connections.put(&connection).await.expect("aged");
+    let report = connector
+        .sync(&user, SyncReason::Changed)
+        .await
+        .expect("sync");
+    assert_eq!(report.subscription, Some("renewed"));
+    let renewed = connector
+        .connection(&user)
+        .await
+        .subscription
+        .expect("subscribed");
+    assert!(
+        renewed.expires_at > chrono::Utc::now() + chrono::Duration::days(2),
+        "{renewed:?}"
+    );
+}
+
+#[tokio::test]
 async fn delta_pages_and_a_full_resync_after_invalid_delta_state() {
     let connector =
         Connector::start_with(graph_sim::Seed::default(), SyncSettings::default(), 2).await;

@@ -259,6 +259,82 @@ async fn firing_the_planned_events_gives_the_same_end_state_as_live_events() {
 }
 
 #[tokio::test]
+async fn an_upserted_meeting_already_in_progress_starts_now() {
+    let p = Planner::start(200).await;
+    let planned = p.plan(UPSERTED, "u-1", ada(), "m-1", -5, 25).await;
+    assert_eq!(planned["action"], "started", "{planned}");
+    assert_eq!(
+        p.h.presence_of(ada()).await.system_presence,
+        SystemPresence::Meeting
+    );
+    let schedules = p.schedules().await;
+    assert_eq!(schedules.len(), 1, "only the end is planned: {schedules:?}");
+    assert_eq!(schedules[0].2["detail-type"], "Calendar Event Ended");
+}
+
+#[tokio::test]
+async fn a_meeting_moved_later_after_it_started_ends_now_and_starts_again_when_due() {
+    let p = Planner::start(200).await;
+    p.plan(UPSERTED, "u-1", ada(), "m-1", -5, 25).await;
+    assert_eq!(
+        p.h.presence_of(ada()).await.system_presence,
+        SystemPresence::Meeting
+    );
+
+    let moved = p.plan(UPSERTED, "u-2", ada(), "m-1", 30, 60).await;
+
+    assert_eq!(moved["action"], "planned", "{moved}");
+    assert_eq!(
+        p.h.presence_of(ada()).await.system_presence,
+        SystemPresence::Available,
+        "restored as an ended meeting is"
+    );
+    p.advance(30 * 60);
+    assert_eq!(p.fire_due().await, vec!["applied"]);
+    assert_eq!(
+        p.h.audit_kinds(ada()).await,
+        vec![
+            DecisionKind::Applied,
+            DecisionKind::Restored,
+            DecisionKind::Applied
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_meeting_deleted_or_moved_into_the_past_after_it_started_ends_now() {
+    let p = Planner::start(200).await;
+    p.plan(UPSERTED, "u-1", ada(), "m-1", -5, 25).await;
+    let removed = p.plan(DELETED, "u-2", ada(), "m-1", -5, 25).await;
+    assert_eq!(removed["action"], "removed", "{removed}");
+    assert_eq!(
+        p.h.presence_of(ada()).await.system_presence,
+        SystemPresence::Available
+    );
+
+    p.plan(UPSERTED, "u-3", ada(), "m-2", -5, 25).await;
+    let over = p.plan(UPSERTED, "u-4", ada(), "m-2", -30, -1).await;
+    assert_eq!(
+        (over["action"].as_str(), over["reason"].as_str()),
+        (Some("removed"), Some("the event is over"))
+    );
+    assert_eq!(
+        p.h.presence_of(ada()).await.system_presence,
+        SystemPresence::Available
+    );
+    assert!(p.schedules().await.is_empty());
+    assert_eq!(
+        p.h.audit_kinds(ada()).await,
+        vec![
+            DecisionKind::Applied,
+            DecisionKind::Restored,
+            DecisionKind::Applied,
+            DecisionKind::Restored
+        ]
+    );
+}
+
+#[tokio::test]
 async fn a_missed_end_is_restored_by_the_sweep_and_audited_as_inferred() {
     let p = Planner::start(200).await;
     p.h.service

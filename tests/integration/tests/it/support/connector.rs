@@ -7,12 +7,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use aws_lambda_events::http::HeaderMap;
-use aws_lambda_events::lambda_function_urls::LambdaFunctionUrlRequest;
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{Method, StatusCode, Uri};
-use axum::response::{IntoResponse, Response};
 use graph_sim::{Seed, SimServer};
 use secrecy::SecretString;
 use serde_json::{Value, json};
@@ -110,26 +104,6 @@ async fn bus_to_queue(sqs: &aws_sdk_sqs::Client) -> (String, String) {
     (bus, url)
 }
 
-/// Serves the real function handler: the HTTP request becomes the Function URL event.
-async fn serve_endpoint(
-    State(service): State<Arc<NotifyService>>,
-    method: Method,
-    uri: Uri,
-    body: Bytes,
-) -> Response {
-    let mut request = LambdaFunctionUrlRequest::default();
-    request.raw_path = Some(uri.path().to_owned());
-    request.raw_query_string = Some(uri.query().unwrap_or("").to_owned());
-    request.request_context.http.method = Some(method.to_string());
-    request.body = Some(String::from_utf8_lossy(&body).into_owned());
-    request.is_base64_encoded = false;
-    let answer = calendar_notify::handler::respond(&service, &request, "local").await;
-    let status = StatusCode::from_u16(u16::try_from(answer.status_code).unwrap_or(500))
-        .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let headers: HeaderMap = answer.headers;
-    (status, headers, answer.body.unwrap_or_default()).into_response()
-}
-
 impl Connector {
     pub async fn start() -> Self {
         Self::start_with(Seed::default(), SyncSettings::default(), 50).await
@@ -154,9 +128,7 @@ impl Connector {
             .await
             .expect("bind endpoint");
         let endpoint = format!("http://{}", listener.local_addr().expect("addr"));
-        let router = axum::Router::new()
-            .fallback(serve_endpoint)
-            .with_state(notify.clone());
+        let router = calendar_notify::local::router(notify.clone());
         let server = tokio::spawn(async move {
             let _ = axum::serve(listener, router).await;
         });
