@@ -284,16 +284,17 @@ impl SyncService {
     ) -> Result<Option<&'static str>, SyncError> {
         let now = self.clock.now();
         let until = now + chrono_duration(self.settings.subscription_lifetime);
-        let action = match (&connection.subscription, reason) {
-            (None, _) | (Some(_), SyncReason::Recreate) => "created",
-            (Some(s), _) if s.expires_at <= now => "created",
-            (Some(_), SyncReason::Reauthorize) => "renewed",
+        // Renew what is there and due; create what is missing, gone or asked to be replaced.
+        let renew = match (&connection.subscription, reason) {
+            (None, _) | (Some(_), SyncReason::Recreate) => false,
+            (Some(s), _) if s.expires_at <= now => false,
+            (Some(_), SyncReason::Reauthorize) => true,
             // Whatever brought the worker here: a busy agent renews on their own notifications.
-            (Some(s), _) if s.needs_renewal(now) => "renewed",
+            (Some(s), _) if s.needs_renewal(now) => true,
             _ => return Ok(None),
         };
-        let renewed = match (&connection.subscription, action) {
-            (Some(current), "renewed") => {
+        let renewed = match &connection.subscription {
+            Some(current) if renew => {
                 match self
                     .calendar
                     .renew_subscription(&current.id, until, deadline)
