@@ -344,6 +344,9 @@ async fn event_changes_are_notified_with_the_client_state() {
     let users = format!("/sim/users/{AGENT1}/events/{event}");
     env.control(Method::PATCH, &users, Some(json!({"showAs": "oof"})))
         .await;
+    // Each change is delivered by its own task (Graph promises no order either): wait for the
+    // update's delivery before the delete, so the log's order is the changes' order.
+    env.wait_deliveries(2, 5000).await;
     env.control(Method::DELETE, &users, None).await;
     let delivered = env.wait_deliveries(3, 5000).await;
     let change_types: Vec<&Value> = delivered
