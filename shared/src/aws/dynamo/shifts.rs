@@ -1,0 +1,81 @@
+//! `ShiftCache`: a user's published schedule (`USER#<id>` / `SHIFTS`), kept until its TTL.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::types::KeysAndAttributes;
+
+use super::{
+    DynamoStore, Item, Reader, SHIFTS_SK, TTL_ATTRIBUTE, build_error, json_attr, n, s, user_pk,
+};
+use crate::aws::sdk_error;
+use crate::model::UserId;
+use crate::ports::{ShiftCache, StoreError};
+use crate::wfm::ShiftWindow;
+
+#[async_trait]
+impl ShiftCache for DynamoStore {
+    async fn get(&self, users: &[UserId]) -> Result<HashMap<UserId, ShiftWindow>, StoreError> {
+        let mut found = HashMap::new();
+        // BatchGetItem takes at most 100 keys.
+        for chunk in users.chunks(100) {
+            let keys: Vec<Item> = chunk
+                .iter()
+                .map(|user| Self::key(user_pk(user), SHIFTS_SK))
+                .collect();
+            let mut request = KeysAndAttributes::builder().consistent_read(false);
+            for key in keys {
+                request = request.keys(key);
+            }
+            let mut pending =
+                HashMap::from([(self.table.clone(), request.build().map_err(build_error)?)]);
+            // Unprocessed keys (throttling) are asked again, a bounded number of times.
+            for _ in 0..5 {
+                let out = self
+                    .client
+                    .batch_get_item()
+                    .set_request_items(Some(pending))
+                    .send()
+                    .await
+                    .map_err(|err| sdk_error("BatchGetItem", err))?;
+                for item in out
+                    .responses
+                    .unwrap_or_default()
+                    .remove(&self.table)
+                    .unwrap_or_default()
+                {
+                    let reader = Reader::new(&item, "shift window");
+                    let user = UserId::parse(reader.s("userId")?)
+                        .map_err(|e| reader.corrupt("userId", &e.reason))?;
+                    found.insert(user, reader.json("window")?);
+                }
+                pending = out.unprocessed_keys.unwrap_or_default();
+                if pending.is_empty() {
+                    break;
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    async fn put(
+        &self,
+        user: &UserId,
+        window: &ShiftWindow,
+        ttl: Duration,
+    ) -> Result<(), StoreError> {
+        let mut item = Self::key(user_pk(user), SHIFTS_SK);
+        item.insert("userId".to_owned(), s(user.as_str()));
+        item.insert("window".to_owned(), json_attr(window)?);
+        item.insert(TTL_ATTRIBUTE.to_owned(), n(self.epoch_after(ttl)));
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(|err| sdk_error("PutItem", err))?;
+        Ok(())
+    }
+}
