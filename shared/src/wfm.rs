@@ -16,7 +16,7 @@ use crate::decide::ShiftView;
 use crate::genesys::wire::{ScheduleSearchOutcome, ScheduleSearchRequest};
 use crate::genesys::{GenesysClient, GenesysError};
 use crate::model::{ActivityCategory, UserId};
-use crate::ports::{ShiftCache, ShiftSource};
+use crate::ports::{PlatformError, ShiftCache, ShiftSource};
 
 /// The schedule search takes this many user ids per call.
 const SEARCH_CHUNK: usize = 100;
@@ -221,7 +221,7 @@ impl ShiftSource for WfmShifts {
         users: &[UserId],
         at: DateTime<Utc>,
         deadline: Deadline,
-    ) -> Result<HashMap<UserId, ShiftView>, GenesysError> {
+    ) -> Result<HashMap<UserId, ShiftView>, PlatformError> {
         let windows = self
             .windows(users, at - WINDOW, at + WINDOW, deadline)
             .await?;
@@ -295,7 +295,7 @@ impl ShiftSource for CachedShifts {
         users: &[UserId],
         at: DateTime<Utc>,
         deadline: Deadline,
-    ) -> Result<HashMap<UserId, ShiftView>, GenesysError> {
+    ) -> Result<HashMap<UserId, ShiftView>, PlatformError> {
         let cached = match self.cache.get(users).await {
             Ok(cached) => cached,
             Err(error) => {

@@ -9,8 +9,9 @@ use lambda_runtime::{Diagnostic, LambdaEvent};
 use serde::Deserialize;
 use serde_json::Value;
 use shared::clock::Deadline;
+use shared::events;
 use shared::model::preview;
-use shared::service::transition::{Outcome, TransitionError, TransitionService};
+use shared::service::transition::{Outcome, TransitionError, TransitionService, bounded_event_id};
 use shared::telemetry::{self, Unit};
 use tracing::Instrument;
 
@@ -58,7 +59,11 @@ pub async fn handle(
             let span = event_span(&context.request_id, envelope.id.as_deref());
             let started = Instant::now();
             let result = service
-                .handle_event(&envelope, deadline)
+                .handle_parsed(
+                    events::parse(&envelope),
+                    envelope.id.as_deref().map(bounded_event_id),
+                    deadline,
+                )
                 .instrument(span.clone())
                 .await;
             record_outcome(&span, &result, started);
@@ -152,23 +157,27 @@ fn record_outcome(
                 span.record("event_id", event.as_str());
             }
             tracing::info!(decision = %outcome.decision, reason = ?outcome.reason, duplicate = outcome.duplicate, total_ms, "event handled");
+            let stages = outcome.timings.metrics();
+            let mut metrics = vec![
+                ("Events", 1.0, Unit::Count),
+                ("TotalMs", total_ms, Unit::Milliseconds),
+            ];
+            metrics.extend(
+                stages
+                    .iter()
+                    .map(|(name, ms)| (*name, *ms as f64, Unit::Milliseconds)),
+            );
             telemetry::emit(
                 &[
                     ("Function", "transition"),
                     ("Decision", outcome.decision.as_str()),
                 ],
-                &[
-                    ("Events", 1.0, Unit::Count),
-                    ("TotalMs", total_ms, Unit::Milliseconds),
-                ],
+                &metrics,
             );
         }
         Err(error) => {
             tracing::error!(error = %error, retryable = error.is_retryable(), total_ms, "event failed");
-            let rate_limited = matches!(
-                error,
-                TransitionError::Genesys(shared::genesys::GenesysError::RateLimited { .. })
-            );
+            let rate_limited = error.is_rate_limited();
             telemetry::emit(
                 &[("Function", "transition")],
                 &[

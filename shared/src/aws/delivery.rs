@@ -8,9 +8,9 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, SecondsFormat};
 
 use super::sdk_error;
-use crate::delivery::ports::{DisabledEndpoint, EndpointRegistry, MessageVisibility};
 use crate::delivery::subscribers::SubscriberId;
 use crate::ports::StoreError;
+use crate::ports::{DisabledEndpoint, EndpointRegistry, MessageVisibility};
 
 const ENDPOINT_SK: &str = "STATUS";
 

@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use super::{CalendarError, Connection, SyncReason, SyncRequest};
 use crate::clock::{Clock, Deadline};
-use crate::genesys::GenesysError;
 use crate::model::UserId;
 use crate::policy::Policy;
+use crate::ports::PlatformError;
 use crate::ports::{CalendarApi, ConnectionStore, Roster, RosterMember, StoreError, SyncQueue};
 
 /// Work stops while this much time is left, so the run ends cleanly.
@@ -20,7 +20,7 @@ const RESERVE: Duration = Duration::from_secs(2);
 #[derive(Debug, thiserror::Error)]
 pub enum UpkeepError {
     #[error("roster: {0}")]
-    Roster(#[from] GenesysError),
+    Roster(#[from] PlatformError),
     #[error(transparent)]
     Calendar(#[from] CalendarError),
     #[error(transparent)]

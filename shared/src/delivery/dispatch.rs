@@ -14,7 +14,6 @@ use futures::StreamExt;
 use serde_json::json;
 use tracing::Instrument;
 
-use super::ports::{DisabledEndpoint, EndpointRegistry, MessageVisibility};
 use super::retry::{AttemptOutcome, RetrySchedule};
 use super::slack::{SlackClient, SlackStatus};
 use super::subscribers::{
@@ -25,6 +24,7 @@ use super::webhook::WebhookSender;
 use crate::clock::{Clock, Deadline};
 use crate::model::UserId;
 use crate::ports::{AuditLog, Begin, IdempotencyStore, Lease, SecretSource, StoreError};
+use crate::ports::{DisabledEndpoint, EndpointRegistry, MessageVisibility};
 use crate::state::{AuditEntry, ChangePayload, DecisionKind, Notification};
 
 /// The audit chain of records that name no valid user (malformed messages).

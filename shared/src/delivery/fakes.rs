@@ -5,9 +5,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use super::ports::{DisabledEndpoint, EndpointRegistry, MessageVisibility};
 use super::subscribers::SubscriberId;
 use crate::ports::StoreError;
+use crate::ports::{DisabledEndpoint, EndpointRegistry, MessageVisibility};
 
 #[derive(Debug, Default)]
 pub struct FakeEndpoints {

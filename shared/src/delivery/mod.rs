@@ -6,7 +6,6 @@ pub mod dispatch;
 #[cfg(any(test, feature = "test-helpers"))]
 pub mod fakes;
 pub mod http;
-pub mod ports;
 pub mod retry;
 pub mod signing;
 pub mod slack;

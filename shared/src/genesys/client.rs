@@ -18,7 +18,7 @@ use super::wire::{
     ScheduleSearchRequest, TokenError, TokenResponse, User, UserListing, UserPresence,
     UserSearchResponse,
 };
-use super::{CredentialSource, GenesysError, GenesysHosts};
+use super::{AuthTimings, CasOutcome, CredentialSource, GenesysError, GenesysHosts};
 use crate::clock::{Clock, Deadline};
 use crate::model::{PresenceSnapshot, RoutingStatus, SnapshotTag, UserId};
 
@@ -66,18 +66,6 @@ impl GenesysConfig {
     }
 }
 
-/// What a compare-and-set of presence did.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CasOutcome {
-    /// The presence still had the expected tag and was changed.
-    Applied {
-        before: PresenceSnapshot,
-        after: PresenceSnapshot,
-    },
-    /// Someone changed the presence since we last saw it; nothing was written.
-    Refused { current: PresenceSnapshot },
-}
-
 /// A Genesys Cloud API client; cheap to clone, build once per Lambda instance.
 #[derive(Debug, Clone)]
 pub struct GenesysClient {
@@ -94,13 +82,6 @@ struct Inner {
     /// Milliseconds spent reading credentials and fetching tokens since last taken.
     secret_ms: AtomicU64,
     token_ms: AtomicU64,
-}
-
-/// Time spent on authentication since the last `take_auth_timings`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct AuthTimings {
-    pub secret_ms: u64,
-    pub token_ms: u64,
 }
 
 struct Call {

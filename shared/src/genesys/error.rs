@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use crate::ports::PlatformError;
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum GenesysError {
     #[error(
@@ -97,6 +99,29 @@ impl GenesysError {
             | Self::Server { correlation_id, .. }
             | Self::Decode { correlation_id, .. } => correlation_id.as_deref(),
             _ => None,
+        }
+    }
+}
+
+/// What a Genesys failure means to the services.
+impl From<GenesysError> for PlatformError {
+    fn from(error: GenesysError) -> Self {
+        let message = error.to_string();
+        match error {
+            GenesysError::RateLimited { retry_after, .. } => Self::RateLimited {
+                retry_after,
+                message,
+            },
+            GenesysError::Timeout
+            | GenesysError::Transport { .. }
+            | GenesysError::Server {
+                status: 502 | 504, ..
+            } => Self::Unanswered { message },
+            GenesysError::Server { status: 503, .. }
+            | GenesysError::Credentials {
+                retryable: true, ..
+            } => Self::Unavailable { message },
+            _ => Self::Refused { message },
         }
     }
 }

@@ -5,12 +5,13 @@ mod client;
 mod credentials;
 mod error;
 mod hosts;
-mod port;
+mod presence;
 mod roster;
 pub(crate) mod token;
 pub mod wire;
 
-pub use client::{AuthTimings, BULK_LIMIT, CasOutcome, GenesysClient, GenesysConfig, RetryPolicy};
+pub use crate::ports::{AuthTimings, CasOutcome};
+pub use client::{BULK_LIMIT, GenesysClient, GenesysConfig, RetryPolicy};
 pub use credentials::{ClientCredentials, CredentialSource, StaticCredentials};
 pub use error::GenesysError;
 pub use hosts::{GenesysHosts, REGIONS};

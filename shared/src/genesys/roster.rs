@@ -2,10 +2,10 @@
 
 use async_trait::async_trait;
 
-use super::{GenesysClient, GenesysError};
+use super::GenesysClient;
 use crate::clock::Deadline;
 use crate::model::UserId;
-use crate::ports::{Roster, RosterMember};
+use crate::ports::{PlatformError, Roster, RosterMember};
 
 /// A roster of thousands fits; more pages than this means a wrong group.
 const MAX_PAGES: u32 = 200;
@@ -27,7 +27,7 @@ impl GroupRoster {
 
 #[async_trait]
 impl Roster for GroupRoster {
-    async fn members(&self, deadline: Deadline) -> Result<Vec<RosterMember>, GenesysError> {
+    async fn members(&self, deadline: Deadline) -> Result<Vec<RosterMember>, PlatformError> {
         let users = self
             .client
             .group_members(&self.group_id, MAX_PAGES, deadline)

@@ -126,7 +126,7 @@ impl Planner {
                     .handle_json(&input.to_string(), self.h.deadline())
                     .await
                     .expect("transition");
-                decisions.push(outcome.decision);
+                decisions.push(outcome.decision.to_string());
                 // ActionAfterCompletion: DELETE.
                 self.scheduler
                     .delete_schedule()

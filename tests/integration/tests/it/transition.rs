@@ -335,7 +335,7 @@ async fn ten_concurrent_starts_for_one_user_make_one_patch() {
 
     let decisions: Vec<String> = results
         .into_iter()
-        .map(|r| r.expect("handled").decision)
+        .map(|r| r.expect("handled").decision.to_string())
         .collect();
     assert_eq!(
         decisions.iter().filter(|d| *d == "applied").count(),

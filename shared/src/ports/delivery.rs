@@ -1,4 +1,4 @@
-//! The two small ports dispatch needs beyond `AuditLog` and `IdempotencyStore`.
+//! The two small ports webhook dispatch needs beyond `AuditLog` and `IdempotencyStore`.
 
 use std::fmt;
 use std::time::Duration;
@@ -6,8 +6,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use super::subscribers::SubscriberId;
-use crate::ports::StoreError;
+use super::StoreError;
+use crate::delivery::subscribers::SubscriberId;
 
 /// A webhook endpoint switched off after it answered 410.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,12 +1,12 @@
-//! `GenesysClient` as the services' `PresenceApi`.
+//! `GenesysClient` as the services' `PresenceApi`: Genesys errors become `PlatformError`.
 
 use async_trait::async_trait;
 
 use super::wire::PresenceChange;
-use super::{CasOutcome, GenesysClient, GenesysError};
+use super::{AuthTimings, CasOutcome, GenesysClient, GenesysError};
 use crate::clock::Deadline;
 use crate::model::{PresenceSnapshot, RoutingStatus, SnapshotTag, UserId};
-use crate::ports::PresenceApi;
+use crate::ports::{PlatformError, PresenceApi};
 use crate::state::PresenceRef;
 
 fn change(to: &PresenceRef) -> PresenceChange {
@@ -19,16 +19,16 @@ impl PresenceApi for GenesysClient {
         &self,
         user: &UserId,
         deadline: Deadline,
-    ) -> Result<PresenceSnapshot, GenesysError> {
-        self.get_presence(user, deadline).await
+    ) -> Result<PresenceSnapshot, PlatformError> {
+        Ok(self.get_presence(user, deadline).await?)
     }
 
     async fn presences(
         &self,
         users: &[UserId],
         deadline: Deadline,
-    ) -> Result<Vec<(UserId, PresenceSnapshot)>, GenesysError> {
-        self.bulk_get_presences(users, deadline).await
+    ) -> Result<Vec<(UserId, PresenceSnapshot)>, PlatformError> {
+        Ok(self.bulk_get_presences(users, deadline).await?)
     }
 
     async fn compare_and_set(
@@ -37,32 +37,33 @@ impl PresenceApi for GenesysClient {
         expected: &SnapshotTag,
         to: &PresenceRef,
         deadline: Deadline,
-    ) -> Result<CasOutcome, GenesysError> {
-        self.compare_and_set_presence(user, expected, &change(to), deadline)
-            .await
+    ) -> Result<CasOutcome, PlatformError> {
+        Ok(self
+            .compare_and_set_presence(user, expected, &change(to), deadline)
+            .await?)
     }
 
     async fn set_presences(
         &self,
         changes: &[(UserId, PresenceRef)],
         deadline: Deadline,
-    ) -> Result<Vec<(UserId, PresenceSnapshot)>, GenesysError> {
+    ) -> Result<Vec<(UserId, PresenceSnapshot)>, PlatformError> {
         let changes: Vec<(UserId, PresenceChange)> = changes
             .iter()
             .map(|(user, to)| (user.clone(), change(to)))
             .collect();
-        self.bulk_put_presences(&changes, deadline).await
+        Ok(self.bulk_put_presences(&changes, deadline).await?)
     }
 
     async fn routing_statuses(
         &self,
         users: &[UserId],
         deadline: Deadline,
-    ) -> Result<Vec<(UserId, RoutingStatus)>, GenesysError> {
-        GenesysClient::routing_statuses(self, users, deadline).await
+    ) -> Result<Vec<(UserId, RoutingStatus)>, PlatformError> {
+        Ok(GenesysClient::routing_statuses(self, users, deadline).await?)
     }
 
-    fn take_auth_timings(&self) -> super::AuthTimings {
+    fn take_auth_timings(&self) -> AuthTimings {
         GenesysClient::take_auth_timings(self)
     }
 
@@ -70,14 +71,15 @@ impl PresenceApi for GenesysClient {
         &self,
         email: &str,
         deadline: Deadline,
-    ) -> Result<Option<UserId>, GenesysError> {
+    ) -> Result<Option<UserId>, PlatformError> {
         match self.find_user_by_email(email, deadline).await? {
-            Some(user) => UserId::parse(&user.id)
-                .map(Some)
-                .map_err(|e| GenesysError::Decode {
+            Some(user) => UserId::parse(&user.id).map(Some).map_err(|e| {
+                GenesysError::Decode {
                     message: e.to_string(),
                     correlation_id: None,
-                }),
+                }
+                .into()
+            }),
             None => Ok(None),
         }
     }

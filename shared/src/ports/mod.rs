@@ -1,5 +1,15 @@
-//! The storage ports the services talk to. Adapters (`aws::*`) and fakes (`fakes`) implement
-//! them; no AWS SDK type crosses these signatures.
+//! Every port of the domain crate, in one place: small traits speaking domain types only.
+//! Adapters (`aws`, `genesys`, `wfm`, `graph`, `delivery`) implement them and translate their
+//! own errors; fakes (`fakes`) implement them for tests. No SDK type crosses these signatures.
+//!
+//! - here: the stores (state, audit chain, idempotency, secrets, notification queue, schedules);
+//! - [`platform`]: Genesys Cloud presence, routing status, schedules, roster;
+//! - [`calendar`]: the calendar connectors;
+//! - [`delivery`]: webhook dispatch.
+
+mod calendar;
+mod delivery;
+mod platform;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -8,17 +18,16 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use crate::calendar::{
-    CalendarError, Connection, DeltaCursor, DeltaPage, NewSubscription, SyncRequest,
-};
+pub use calendar::*;
+pub use delivery::*;
+pub use platform::*;
+
 use crate::clock::Deadline;
-use crate::decide::ShiftView;
-use crate::genesys::{CasOutcome, GenesysError};
-use crate::model::{PresenceSnapshot, RoutingStatus, SnapshotTag, UserId};
+use crate::model::UserId;
 use crate::secrets::SecretDocument;
 use crate::state::{
-    AuditEntry, AuditRecord, ChainBreak, ChainReport, Notification, NotificationId, PresenceRef,
-    TriggerId, UserState,
+    AuditEntry, AuditRecord, ChainBreak, ChainReport, Notification, NotificationId, TriggerId,
+    UserState,
 };
 use crate::wfm::ShiftWindow;
 
@@ -234,67 +243,6 @@ pub trait NotificationQueue: Send + Sync + fmt::Debug {
     async fn send(&self, notifications: &[Notification]) -> Result<Vec<SendOutcome>, StoreError>;
 }
 
-/// What the services need of Genesys presence (implemented by `GenesysClient`).
-#[async_trait]
-pub trait PresenceApi: Send + Sync + fmt::Debug {
-    async fn presence(
-        &self,
-        user: &UserId,
-        deadline: Deadline,
-    ) -> Result<PresenceSnapshot, GenesysError>;
-
-    /// Snapshots of many users (bulk calls); users Genesys does not know are left out.
-    async fn presences(
-        &self,
-        users: &[UserId],
-        deadline: Deadline,
-    ) -> Result<Vec<(UserId, PresenceSnapshot)>, GenesysError>;
-
-    /// Our If-Match: writes `to` only if the live tag is still `expected`.
-    async fn compare_and_set(
-        &self,
-        user: &UserId,
-        expected: &SnapshotTag,
-        to: &PresenceRef,
-        deadline: Deadline,
-    ) -> Result<CasOutcome, GenesysError>;
-
-    /// Sets many presences at once (bulk); the caller compared tags just before.
-    async fn set_presences(
-        &self,
-        changes: &[(UserId, PresenceRef)],
-        deadline: Deadline,
-    ) -> Result<Vec<(UserId, PresenceSnapshot)>, GenesysError>;
-
-    async fn routing_statuses(
-        &self,
-        users: &[UserId],
-        deadline: Deadline,
-    ) -> Result<Vec<(UserId, RoutingStatus)>, GenesysError>;
-
-    async fn user_by_email(
-        &self,
-        email: &str,
-        deadline: Deadline,
-    ) -> Result<Option<UserId>, GenesysError>;
-
-    /// Time spent authenticating since last asked (secret reads, token requests).
-    fn take_auth_timings(&self) -> crate::genesys::AuthTimings {
-        crate::genesys::AuthTimings::default()
-    }
-}
-
-/// What the published WFM schedule says about a moment, per user.
-#[async_trait]
-pub trait ShiftSource: Send + Sync + fmt::Debug {
-    async fn shifts_at(
-        &self,
-        users: &[UserId],
-        at: DateTime<Utc>,
-        deadline: Deadline,
-    ) -> Result<HashMap<UserId, ShiftView>, GenesysError>;
-}
-
 /// Published schedules kept in the table, so transitions rarely call WFM.
 #[async_trait]
 pub trait ShiftCache: Send + Sync + fmt::Debug {
@@ -323,134 +271,4 @@ pub trait Schedules: Send + Sync + fmt::Debug {
     async fn upsert(&self, schedule: &PlannedSchedule) -> Result<(), StoreError>;
     /// Deletes it; `false` if there was none.
     async fn delete(&self, name: &str) -> Result<bool, StoreError>;
-}
-
-// ---------------------------------------------------------------- calendar connector
-
-/// What the connector needs of a calendar service (implemented by `graph::GraphClient`).
-#[async_trait]
-pub trait CalendarApi: Send + Sync + fmt::Debug {
-    /// One page of a delta round.
-    async fn delta_page(
-        &self,
-        cursor: &DeltaCursor,
-        deadline: Deadline,
-    ) -> Result<DeltaPage, CalendarError>;
-
-    /// Creates a change subscription (the service runs its validation handshake meanwhile);
-    /// returns its id and the expiry the service granted.
-    async fn create_subscription(
-        &self,
-        request: &NewSubscription,
-        deadline: Deadline,
-    ) -> Result<(String, DateTime<Utc>), CalendarError>;
-
-    /// Renews (and so reauthorizes) a subscription; returns the granted expiry.
-    async fn renew_subscription(
-        &self,
-        id: &str,
-        until: DateTime<Utc>,
-        deadline: Deadline,
-    ) -> Result<DateTime<Utc>, CalendarError>;
-
-    /// Deletes a subscription; `false` if the service had none of that id.
-    async fn delete_subscription(
-        &self,
-        id: &str,
-        deadline: Deadline,
-    ) -> Result<bool, CalendarError>;
-
-    /// The calendar service's id of the user with this e-mail / UPN, if there is one.
-    async fn calendar_user_id(
-        &self,
-        email: &str,
-        deadline: Deadline,
-    ) -> Result<Option<String>, CalendarError>;
-}
-
-/// One agent who should be connected, as the roster names them.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RosterMember {
-    pub user_id: UserId,
-    pub email: Option<String>,
-}
-
-/// Who should be connected: the members of the roster group in Genesys.
-#[async_trait]
-pub trait Roster: Send + Sync + fmt::Debug {
-    async fn members(&self, deadline: Deadline) -> Result<Vec<RosterMember>, GenesysError>;
-}
-
-/// Whose a subscription is, as the notification endpoint looks it up.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SubscriptionOwner {
-    pub user_id: UserId,
-    pub nonce: String,
-}
-
-/// An event we told the bus about, kept so a later removal can be told too (a removed Graph
-/// event carries only its id) and an unchanged one is not told twice.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct MirroredEvent {
-    pub event_id: String,
-    /// What identifies this version of the event (Graph's `changeKey`, else a digest).
-    pub fingerprint: String,
-    pub end: DateTime<Utc>,
-    /// The canonical detail (docs/events.md) without the subject.
-    pub detail: serde_json::Value,
-}
-
-/// The connector's state: one `Connection` per agent, the subscription index, the mirror.
-#[async_trait]
-pub trait ConnectionStore: Send + Sync + fmt::Debug {
-    async fn get(&self, user: &UserId) -> Result<Option<Connection>, StoreError>;
-
-    /// Writes `connection` if the stored version is still `connection.version` (0 = absent);
-    /// returns it with the new version, or `Conflict`. Keeps the subscription index in step in
-    /// the same transaction.
-    async fn put(&self, connection: &Connection) -> Result<Connection, StoreError>;
-
-    /// The owners of these subscription ids; unknown ids are left out.
-    async fn subscription_owners(
-        &self,
-        ids: &[String],
-    ) -> Result<HashMap<String, SubscriptionOwner>, StoreError>;
-
-    /// Every connection (a sparse index; one Query per page).
-    async fn list(&self) -> Result<Vec<Connection>, StoreError>;
-
-    /// Deletes a connection if its version is unchanged, with its index entry and mirror.
-    async fn delete(&self, connection: &Connection) -> Result<(), StoreError>;
-
-    /// Every mirrored event of one agent.
-    async fn mirror(&self, user: &UserId) -> Result<HashMap<String, MirroredEvent>, StoreError>;
-
-    async fn update_mirror(
-        &self,
-        user: &UserId,
-        upserts: &[MirroredEvent],
-        removals: &[String],
-    ) -> Result<(), StoreError>;
-}
-
-/// The queue of "sync agent X" requests.
-#[async_trait]
-pub trait SyncQueue: Send + Sync + fmt::Debug {
-    /// Enqueues every request or fails (the caller answers 5xx so the sender retries).
-    async fn enqueue(&self, requests: &[SyncRequest]) -> Result<(), StoreError>;
-}
-
-/// An event for the bus (`detail-type` + `detail`).
-#[derive(Debug, Clone, PartialEq)]
-pub struct BusEntry {
-    pub detail_type: &'static str,
-    pub detail: serde_json::Value,
-}
-
-/// The event bus the planner listens on.
-#[async_trait]
-pub trait EventBus: Send + Sync + fmt::Debug {
-    /// Puts every entry, retrying the ones the bus reports failed, or fails.
-    async fn publish(&self, entries: &[BusEntry], deadline: Deadline) -> Result<(), StoreError>;
 }

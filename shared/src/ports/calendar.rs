@@ -1,0 +1,130 @@
+//! What the calendar connectors need: the calendar service, the connection store, the sync
+//! queue and the event bus.
+
+use std::collections::HashMap;
+use std::fmt;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use super::StoreError;
+use crate::calendar::{
+    CalendarError, Connection, DeltaCursor, DeltaPage, NewSubscription, SyncRequest,
+};
+use crate::clock::Deadline;
+use crate::model::UserId;
+
+/// What the connector needs of a calendar service (implemented by `graph::GraphClient`).
+#[async_trait]
+pub trait CalendarApi: Send + Sync + fmt::Debug {
+    /// One page of a delta round.
+    async fn delta_page(
+        &self,
+        cursor: &DeltaCursor,
+        deadline: Deadline,
+    ) -> Result<DeltaPage, CalendarError>;
+
+    /// Creates a change subscription (the service runs its validation handshake meanwhile);
+    /// returns its id and the expiry the service granted.
+    async fn create_subscription(
+        &self,
+        request: &NewSubscription,
+        deadline: Deadline,
+    ) -> Result<(String, DateTime<Utc>), CalendarError>;
+
+    /// Renews (and so reauthorizes) a subscription; returns the granted expiry.
+    async fn renew_subscription(
+        &self,
+        id: &str,
+        until: DateTime<Utc>,
+        deadline: Deadline,
+    ) -> Result<DateTime<Utc>, CalendarError>;
+
+    /// Deletes a subscription; `false` if the service had none of that id.
+    async fn delete_subscription(
+        &self,
+        id: &str,
+        deadline: Deadline,
+    ) -> Result<bool, CalendarError>;
+
+    /// The calendar service's id of the user with this e-mail / UPN, if there is one.
+    async fn calendar_user_id(
+        &self,
+        email: &str,
+        deadline: Deadline,
+    ) -> Result<Option<String>, CalendarError>;
+}
+
+/// Whose a subscription is, as the notification endpoint looks it up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubscriptionOwner {
+    pub user_id: UserId,
+    pub nonce: String,
+}
+
+/// An event we told the bus about, kept so a later removal can be told too (a removed Graph
+/// event carries only its id) and an unchanged one is not told twice.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MirroredEvent {
+    pub event_id: String,
+    /// What identifies this version of the event (Graph's `changeKey`, else a digest).
+    pub fingerprint: String,
+    pub end: DateTime<Utc>,
+    /// The canonical detail (docs/events.md) without the subject.
+    pub detail: serde_json::Value,
+}
+
+/// The connector's state: one `Connection` per agent, the subscription index, the mirror.
+#[async_trait]
+pub trait ConnectionStore: Send + Sync + fmt::Debug {
+    async fn get(&self, user: &UserId) -> Result<Option<Connection>, StoreError>;
+
+    /// Writes `connection` if the stored version is still `connection.version` (0 = absent);
+    /// returns it with the new version, or `Conflict`. Keeps the subscription index in step in
+    /// the same transaction.
+    async fn put(&self, connection: &Connection) -> Result<Connection, StoreError>;
+
+    /// The owners of these subscription ids; unknown ids are left out.
+    async fn subscription_owners(
+        &self,
+        ids: &[String],
+    ) -> Result<HashMap<String, SubscriptionOwner>, StoreError>;
+
+    /// Every connection (a sparse index; one Query per page).
+    async fn list(&self) -> Result<Vec<Connection>, StoreError>;
+
+    /// Deletes a connection if its version is unchanged, with its index entry and mirror.
+    async fn delete(&self, connection: &Connection) -> Result<(), StoreError>;
+
+    /// Every mirrored event of one agent.
+    async fn mirror(&self, user: &UserId) -> Result<HashMap<String, MirroredEvent>, StoreError>;
+
+    async fn update_mirror(
+        &self,
+        user: &UserId,
+        upserts: &[MirroredEvent],
+        removals: &[String],
+    ) -> Result<(), StoreError>;
+}
+
+/// The queue of "sync agent X" requests.
+#[async_trait]
+pub trait SyncQueue: Send + Sync + fmt::Debug {
+    /// Enqueues every request or fails (the caller answers 5xx so the sender retries).
+    async fn enqueue(&self, requests: &[SyncRequest]) -> Result<(), StoreError>;
+}
+
+/// An event for the bus (`detail-type` + `detail`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct BusEntry {
+    pub detail_type: &'static str,
+    pub detail: serde_json::Value,
+}
+
+/// The event bus the planner listens on.
+#[async_trait]
+pub trait EventBus: Send + Sync + fmt::Debug {
+    /// Puts every entry, retrying the ones the bus reports failed, or fails.
+    async fn publish(&self, entries: &[BusEntry], deadline: Deadline) -> Result<(), StoreError>;
+}

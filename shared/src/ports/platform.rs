@@ -1,0 +1,143 @@
+//! What the services need of the contact-centre platform (Genesys Cloud): presence, routing
+//! status, schedules, the roster. Implemented by `genesys::GenesysClient` and `wfm`; the
+//! adapters translate their own errors into [`PlatformError`].
+
+use std::collections::HashMap;
+use std::fmt;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use crate::clock::Deadline;
+use crate::decide::ShiftView;
+use crate::model::{PresenceSnapshot, RoutingStatus, SnapshotTag, UserId};
+use crate::state::PresenceRef;
+
+/// A failed platform call as the services see it: what may be done next. The message keeps
+/// the adapter's detail (status, correlation id), never a secret.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PlatformError {
+    /// Asked to slow down (429); try again after `retry_after`.
+    #[error("{message}")]
+    RateLimited {
+        retry_after: Duration,
+        message: String,
+    },
+    /// No answer in time, a broken connection, or a gateway answering for the platform (502,
+    /// 504): the request may still have been carried out.
+    #[error("{message}")]
+    Unanswered { message: String },
+    /// The platform (or the secret store holding its credentials) is unavailable for now (503,
+    /// throttled): nothing was carried out; try again later.
+    #[error("{message}")]
+    Unavailable { message: String },
+    /// Refused as such (4xx, bad credentials, an unreadable answer): the same call fails again.
+    #[error("{message}")]
+    Refused { message: String },
+}
+
+impl PlatformError {
+    /// Whether the same call may succeed later.
+    pub fn is_retryable(&self) -> bool {
+        !matches!(self, Self::Refused { .. })
+    }
+
+    /// Whether a failed write may still have been applied.
+    pub fn write_may_have_landed(&self) -> bool {
+        matches!(self, Self::Unanswered { .. })
+    }
+}
+
+/// What a compare-and-set of presence did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CasOutcome {
+    /// The presence still had the expected tag and was changed.
+    Applied {
+        before: PresenceSnapshot,
+        after: PresenceSnapshot,
+    },
+    /// Someone changed the presence since we last saw it; nothing was written.
+    Refused { current: PresenceSnapshot },
+}
+
+/// Time spent on authentication since last asked (secret reads, token requests).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AuthTimings {
+    pub secret_ms: u64,
+    pub token_ms: u64,
+}
+
+/// What the services need of Genesys presence (implemented by `GenesysClient`).
+#[async_trait]
+pub trait PresenceApi: Send + Sync + fmt::Debug {
+    async fn presence(
+        &self,
+        user: &UserId,
+        deadline: Deadline,
+    ) -> Result<PresenceSnapshot, PlatformError>;
+
+    /// Snapshots of many users (bulk calls); users Genesys does not know are left out.
+    async fn presences(
+        &self,
+        users: &[UserId],
+        deadline: Deadline,
+    ) -> Result<Vec<(UserId, PresenceSnapshot)>, PlatformError>;
+
+    /// Our If-Match: writes `to` only if the live tag is still `expected`.
+    async fn compare_and_set(
+        &self,
+        user: &UserId,
+        expected: &SnapshotTag,
+        to: &PresenceRef,
+        deadline: Deadline,
+    ) -> Result<CasOutcome, PlatformError>;
+
+    /// Sets many presences at once (bulk); the caller compared tags just before.
+    async fn set_presences(
+        &self,
+        changes: &[(UserId, PresenceRef)],
+        deadline: Deadline,
+    ) -> Result<Vec<(UserId, PresenceSnapshot)>, PlatformError>;
+
+    async fn routing_statuses(
+        &self,
+        users: &[UserId],
+        deadline: Deadline,
+    ) -> Result<Vec<(UserId, RoutingStatus)>, PlatformError>;
+
+    async fn user_by_email(
+        &self,
+        email: &str,
+        deadline: Deadline,
+    ) -> Result<Option<UserId>, PlatformError>;
+
+    /// Time spent authenticating since last asked (secret reads, token requests).
+    fn take_auth_timings(&self) -> AuthTimings {
+        AuthTimings::default()
+    }
+}
+
+/// What the published WFM schedule says about a moment, per user.
+#[async_trait]
+pub trait ShiftSource: Send + Sync + fmt::Debug {
+    async fn shifts_at(
+        &self,
+        users: &[UserId],
+        at: DateTime<Utc>,
+        deadline: Deadline,
+    ) -> Result<HashMap<UserId, ShiftView>, PlatformError>;
+}
+
+/// One agent who should be connected, as the roster names them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RosterMember {
+    pub user_id: UserId,
+    pub email: Option<String>,
+}
+
+/// Who should be connected: the members of the roster group in Genesys.
+#[async_trait]
+pub trait Roster: Send + Sync + fmt::Debug {
+    async fn members(&self, deadline: Deadline) -> Result<Vec<RosterMember>, PlatformError>;
+}

@@ -1,0 +1,415 @@
+//! A batch of events (SQS bodies): starts for many different users share bulk Genesys calls
+//! (presence read and write, routing status, schedules); everything else takes the one-event path.
+//!
+//! The bulk path is the write protocol with step 2 done once for every claimed user: claim the
+//! event ids → one bulk read → decide → claim each apply → one bulk write → settle each.
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use super::inbound::event_id_of;
+use super::protocol::{Claim, OnUncertainWrite};
+use super::record::{AppliedWrite, Attempt, Persisted};
+use super::{Live, Outcome, OutcomeKind, TransitionError, TransitionService};
+use crate::clock::Deadline;
+use crate::decide::{Context, Decision, ShiftView, Trigger, decide};
+use crate::events::{self, CalendarAction, CalendarEntry, EventError, InboundEvent, ParsedEvent};
+use crate::model::{PresenceSnapshot, RoutingStatus, UserId};
+use crate::ports::{Lease, PlatformError, StoreError};
+use crate::state::{PresenceRef, UserState};
+
+type Handled = (usize, Result<Outcome, TransitionError>);
+
+/// A start of the batch whose event id is claimed and whose state is read.
+struct BulkItem {
+    index: usize,
+    event: ParsedEvent,
+    lease: Lease,
+    user: UserId,
+    state: UserState,
+}
+
+impl BulkItem {
+    fn entry(&self) -> &CalendarEntry {
+        match &self.event.event {
+            InboundEvent::Calendar { entry, .. } => entry,
+            InboundEvent::Presence(_) => unreachable!("only calendar starts take the bulk path"),
+        }
+    }
+}
+
+/// An apply of the batch whose state claim was won.
+struct ClaimedApply {
+    item: BulkItem,
+    live: Live,
+    claim: Claim,
+    target: PresenceRef,
+    restore_to: PresenceRef,
+}
+
+/// Everything a start decision looks at, for every user of the batch, in three bulk calls.
+struct BulkRead {
+    presences: HashMap<UserId, PresenceSnapshot>,
+    routing: HashMap<UserId, RoutingStatus>,
+    shifts: HashMap<UserId, ShiftView>,
+}
+
+impl TransitionService {
+    /// One result per body, in order.
+    pub async fn handle_batch(
+        &self,
+        bodies: &[String],
+        deadline: Deadline,
+    ) -> Vec<Result<Outcome, TransitionError>> {
+        let mut results: Vec<Option<Result<Outcome, TransitionError>>> =
+            (0..bodies.len()).map(|_| None).collect();
+        let mut parsed: Vec<(usize, ParsedEvent)> = Vec::new();
+        for (index, body) in bodies.iter().enumerate() {
+            match events::parse_json(body) {
+                Ok(event) => parsed.push((index, event)),
+                Err(error) => {
+                    results[index] = Some(self.reject(event_id_of(body), None, &error).await)
+                }
+            }
+        }
+        let (bulk, single) = split_bulk_starts(parsed);
+        let handled = if bulk.len() >= 2 {
+            self.handle_bulk_starts(bulk, deadline).await
+        } else {
+            self.handle_each(bulk, deadline).await
+        };
+        for (index, result) in handled
+            .into_iter()
+            .chain(self.handle_each(single, deadline).await)
+        {
+            results[index] = Some(result);
+        }
+        results
+            .into_iter()
+            .map(|result| {
+                result.unwrap_or_else(|| {
+                    Err(StoreError::Invalid("event left unhandled".to_owned()).into())
+                })
+            })
+            .collect()
+    }
+
+    async fn handle_each(
+        &self,
+        events: Vec<(usize, ParsedEvent)>,
+        deadline: Deadline,
+    ) -> Vec<Handled> {
+        let mut handled = Vec::with_capacity(events.len());
+        for (index, event) in events {
+            handled.push((index, self.handle(event, deadline).await));
+        }
+        handled
+    }
+
+    async fn handle_bulk_starts(
+        &self,
+        events: Vec<(usize, ParsedEvent)>,
+        deadline: Deadline,
+    ) -> Vec<Handled> {
+        let mut done: Vec<Handled> = Vec::new();
+        let pending = self.claim_events(events, deadline, &mut done).await;
+        let users: Vec<UserId> = pending.iter().map(|item| item.user.clone()).collect();
+        let now = self.deps.clock.now();
+        let read = match self.bulk_read(&users, now, deadline).await {
+            Ok(read) => read,
+            Err(error) => {
+                tracing::warn!(%error, "bulk read failed; handling the batch one event at a time");
+                for item in pending {
+                    let _ = self.deps.idempotency.release(&item.lease).await;
+                    done.push((item.index, self.handle(item.event, deadline).await));
+                }
+                return done;
+            }
+        };
+        let mut claims = Vec::new();
+        for item in pending {
+            if let Some(claimed) = self
+                .decide_start(item, &read, now, deadline, &mut done)
+                .await
+            {
+                claims.push(claimed);
+            }
+        }
+        self.write_and_settle(claims, deadline, &mut done).await;
+        done
+    }
+
+    /// Step 1: each event id claimed (duplicates answered from their stored outcome), each
+    /// user's state read.
+    async fn claim_events(
+        &self,
+        events: Vec<(usize, ParsedEvent)>,
+        deadline: Deadline,
+        done: &mut Vec<Handled>,
+    ) -> Vec<BulkItem> {
+        let mut pending = Vec::new();
+        for (index, event) in events {
+            let lease = match self.begin(&event, deadline).await {
+                Ok(Ok(lease)) => lease,
+                Ok(Err(stored)) => {
+                    done.push((index, Ok(stored)));
+                    continue;
+                }
+                Err(error) => {
+                    done.push((index, Err(error)));
+                    continue;
+                }
+            };
+            let InboundEvent::Calendar { entry, .. } = &event.event else {
+                continue;
+            };
+            let Some(user) = entry.user.user_id.clone() else {
+                continue;
+            };
+            match self.read_state(&user).await {
+                Ok(state) => pending.push(BulkItem {
+                    index,
+                    event,
+                    lease,
+                    user,
+                    state,
+                }),
+                Err(error) => {
+                    let result = Err(error);
+                    self.finish_quietly(&lease, &result).await;
+                    done.push((index, result));
+                }
+            }
+        }
+        pending
+    }
+
+    /// Step 2: one bulk read of everything a start decision looks at.
+    async fn bulk_read(
+        &self,
+        users: &[UserId],
+        now: chrono::DateTime<chrono::Utc>,
+        deadline: Deadline,
+    ) -> Result<BulkRead, PlatformError> {
+        let presence = &self.deps.presence;
+        Ok(BulkRead {
+            presences: presence
+                .presences(users, deadline)
+                .await?
+                .into_iter()
+                .collect(),
+            routing: presence
+                .routing_statuses(users, deadline)
+                .await?
+                .into_iter()
+                .collect(),
+            shifts: self.deps.shifts.shifts_at(users, now, deadline).await?,
+        })
+    }
+
+    /// Step 3: decide one start; an apply is claimed and returned for the bulk write, anything
+    /// else is recorded on its own.
+    async fn decide_start(
+        &self,
+        item: BulkItem,
+        read: &BulkRead,
+        now: chrono::DateTime<chrono::Utc>,
+        deadline: Deadline,
+        done: &mut Vec<Handled>,
+    ) -> Option<ClaimedApply> {
+        let Some(current) = read.presences.get(&item.user).cloned() else {
+            let error = EventError {
+                field: "detail.userId".to_owned(),
+                reason: format!("no Genesys Cloud user {}", item.user),
+            };
+            let event_id = Some(item.event.event_id.clone());
+            let result = self.reject(event_id, Some(item.user.clone()), &error).await;
+            self.finish_quietly(&item.lease, &result).await;
+            done.push((item.index, result));
+            return None;
+        };
+        let live = Live {
+            current,
+            routing: Some(
+                read.routing
+                    .get(&item.user)
+                    .cloned()
+                    .unwrap_or(RoutingStatus::OffQueue),
+            ),
+            shift: Some(
+                read.shifts
+                    .get(&item.user)
+                    .copied()
+                    .unwrap_or(ShiftView::NoShift),
+            ),
+        };
+        let entry = item.entry();
+        let trigger = Trigger::Started(entry);
+        let cx = Context {
+            now,
+            policy: &self.deps.policy,
+            targets: &self.deps.targets,
+            state: &item.state,
+            email: entry.user.email.as_deref(),
+            current: Some(&live.current),
+            routing: live.routing.as_ref(),
+            shift: live.shift,
+        };
+        let decided = decide(&trigger, &cx);
+        let result = match (&decided.decision, &decided.next) {
+            (Decision::Apply { target, restore_to }, Some(next)) => {
+                match self.claim(&item.state, next).await {
+                    Ok(Some(claim)) => {
+                        let (target, restore_to) = (target.clone(), restore_to.clone());
+                        return Some(ClaimedApply {
+                            item,
+                            live,
+                            claim,
+                            target,
+                            restore_to,
+                        });
+                    }
+                    // A lost race: the one-event path re-reads and decides again.
+                    Ok(None) => self.process(&item.event, deadline).await,
+                    Err(error) => Err(error),
+                }
+            }
+            _ => {
+                let at = Attempt {
+                    user: &item.user,
+                    email: entry.user.email.as_deref(),
+                    trigger: &trigger,
+                    event_id: Some(&item.event.event_id),
+                    read: &item.state,
+                    live: Some(&live),
+                    deadline,
+                };
+                match self.persist(&at, decided).await {
+                    Ok(Persisted::Done(outcome)) => Ok(outcome),
+                    Ok(Persisted::Retry) => self.process(&item.event, deadline).await,
+                    Err(error) => Err(error),
+                }
+            }
+        };
+        self.finish_quietly(&item.lease, &result).await;
+        done.push((item.index, result));
+        None
+    }
+
+    /// Steps 4 and 5: one bulk write for every claimed apply, then each settled on its own.
+    /// The tags were read moments ago by the bulk read; a bulk PUT cannot be conditional
+    /// (see docs/genesys-client.md).
+    async fn write_and_settle(
+        &self,
+        claims: Vec<ClaimedApply>,
+        deadline: Deadline,
+        done: &mut Vec<Handled>,
+    ) {
+        if claims.is_empty() {
+            return;
+        }
+        let changes: Vec<(UserId, PresenceRef)> = claims
+            .iter()
+            .map(|c| (c.item.user.clone(), c.target.clone()))
+            .collect();
+        let started = Instant::now();
+        let written = self.deps.presence.set_presences(&changes, deadline).await;
+        let write_ms = started.elapsed().as_millis() as u64;
+        let after: HashMap<UserId, PresenceSnapshot> = match written {
+            Ok(after) => after.into_iter().collect(),
+            Err(error) => {
+                for claimed in claims {
+                    let failed = self
+                        .fail_write(&claimed.claim, error.clone(), OnUncertainWrite::KeepClaim)
+                        .await;
+                    let result = Err(failed);
+                    self.finish_quietly(&claimed.item.lease, &result).await;
+                    done.push((claimed.item.index, result));
+                }
+                return;
+            }
+        };
+        for claimed in claims {
+            let (index, lease) = (claimed.item.index, claimed.item.lease.clone());
+            let result = self.settle_one(claimed, &after, write_ms, deadline).await;
+            self.finish_quietly(&lease, &result).await;
+            done.push((index, result));
+        }
+    }
+
+    async fn settle_one(
+        &self,
+        claimed: ClaimedApply,
+        after: &HashMap<UserId, PresenceSnapshot>,
+        write_ms: u64,
+        deadline: Deadline,
+    ) -> Result<Outcome, TransitionError> {
+        let ClaimedApply {
+            item,
+            live,
+            claim,
+            target,
+            restore_to,
+        } = claimed;
+        let Some(written) = after.get(&item.user) else {
+            self.release_claim(&claim).await?;
+            let message = format!("bulk PUT returned no presence for {}", item.user);
+            return Err(PlatformError::Refused { message }.into());
+        };
+        let entry = item.entry();
+        let trigger = Trigger::Started(entry);
+        let at = Attempt {
+            user: &item.user,
+            email: entry.user.email.as_deref(),
+            trigger: &trigger,
+            event_id: Some(&item.event.event_id),
+            read: &item.state,
+            live: Some(&live),
+            deadline,
+        };
+        let write = AppliedWrite {
+            target: &target,
+            restore_to: &restore_to,
+            live: &live,
+            after: written,
+            write_ms,
+        };
+        let mut audit = at.entry();
+        let payload = write.record(&mut audit, &at, &claim.claimed);
+        self.settle_apply(&item.user, claim.claimed, written, audit, payload)
+            .await?;
+        Ok(Outcome::new(
+            OutcomeKind::Applied,
+            Some(&item.event.event_id),
+            Some(&item.user),
+            None,
+        ))
+    }
+}
+
+/// Starts naming a user id, one per user in the batch, can share bulk calls; the rest cannot.
+fn split_bulk_starts(
+    parsed: Vec<(usize, ParsedEvent)>,
+) -> (Vec<(usize, ParsedEvent)>, Vec<(usize, ParsedEvent)>) {
+    let mut per_user: HashMap<UserId, usize> = HashMap::new();
+    for (_, event) in &parsed {
+        if let InboundEvent::Calendar { entry, .. } = &event.event
+            && let Some(user) = &entry.user.user_id
+        {
+            *per_user.entry(user.clone()).or_default() += 1;
+        }
+    }
+    parsed
+        .into_iter()
+        .partition(|(_, event)| match &event.event {
+            InboundEvent::Calendar {
+                action: CalendarAction::Started,
+                entry,
+            } => entry
+                .user
+                .user_id
+                .as_ref()
+                .is_some_and(|user| per_user.get(user) == Some(&1)),
+            _ => false,
+        })
+}

@@ -1,0 +1,316 @@
+//! The `transition` use case: an event becomes a decision, the decision becomes (at most) one
+//! presence write, and every decision leaves one audit record.
+//!
+//! One event, in the order a reader meets it (docs/architecture.md walks it step by step):
+//! - [`inbound`]: parse, whose event it is, handled before? (idempotency), audited refusals;
+//! - here: read state → screen → live presence, routing status, shift → [`decide`](crate::decide);
+//! - [`record`]: carry the decision out; apply and restore through
+//! - [`protocol`]: claim the state → compare-and-set the presence → commit state + audit + outbox;
+//! - [`bulk`]: the same for a batch of starts, with one bulk read and one bulk write.
+//!
+//! A lost race re-reads and re-decides; the claim makes sure only one invocation writes Genesys.
+
+mod bulk;
+mod inbound;
+mod outcome;
+mod protocol;
+mod record;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use tokio::sync::Mutex;
+
+pub use inbound::{UNATTRIBUTED_USER, bounded_event_id, event_id_of};
+pub use outcome::{Outcome, OutcomeKind, StageTimings, TransitionError};
+
+use crate::clock::{Clock, Deadline};
+use crate::decide::{Context, ShiftView, Trigger, decide, screen};
+use crate::events::{self, CalendarAction, EventError, InboundEvent, ParsedEvent};
+use crate::model::{PresenceSnapshot, RoutingStatus, UserId};
+use crate::policy::{Policy, ResolvedTargets};
+use crate::ports::{
+    AuditLog, IdempotencyStore, NotificationQueue, PresenceApi, ShiftSource, StateStore,
+};
+use record::{Attempt, Persisted};
+
+/// Re-reads after a lost race before giving up (the event is then retried by its source).
+/// Each round has one winner, so this bounds how many concurrent writers of one user all finish.
+const MAX_ATTEMPTS: u32 = 16;
+
+#[derive(Debug, Clone)]
+pub struct TransitionDeps {
+    pub presence: Arc<dyn PresenceApi>,
+    pub shifts: Arc<dyn ShiftSource>,
+    pub state: Arc<dyn StateStore>,
+    pub audit: Arc<dyn AuditLog>,
+    pub idempotency: Arc<dyn IdempotencyStore>,
+    pub queue: Arc<dyn NotificationQueue>,
+    pub clock: Arc<dyn Clock>,
+    pub policy: Arc<Policy>,
+    pub targets: Arc<ResolvedTargets>,
+    /// How long an event id is remembered as handled.
+    pub idempotency_ttl: Duration,
+}
+
+#[derive(Debug)]
+pub struct TransitionService {
+    deps: TransitionDeps,
+    /// E-mail → user id, for the life of the Lambda instance.
+    users_by_email: Mutex<HashMap<String, UserId>>,
+}
+
+/// The inputs of a decision that need Genesys calls, fetched once per attempt.
+#[derive(Debug, Clone)]
+pub(crate) struct Live {
+    current: PresenceSnapshot,
+    routing: Option<RoutingStatus>,
+    shift: Option<ShiftView>,
+}
+
+impl TransitionService {
+    pub fn new(deps: TransitionDeps) -> Self {
+        Self {
+            deps,
+            users_by_email: Mutex::default(),
+        }
+    }
+
+    pub fn deps(&self) -> &TransitionDeps {
+        &self.deps
+    }
+
+    /// Handles one raw event (an SQS body, a Scheduler payload).
+    pub async fn handle_json(
+        &self,
+        raw: &str,
+        deadline: Deadline,
+    ) -> Result<Outcome, TransitionError> {
+        match events::parse_json(raw) {
+            Ok(parsed) => self.handle(parsed, deadline).await,
+            Err(error) => self.reject(event_id_of(raw), None, &error).await,
+        }
+    }
+
+    /// Handles one event already decoded as JSON whose envelope did not type-check.
+    pub async fn handle_value(
+        &self,
+        value: serde_json::Value,
+        deadline: Deadline,
+    ) -> Result<Outcome, TransitionError> {
+        let event_id = value
+            .get("id")
+            .and_then(|id| id.as_str())
+            .map(bounded_event_id);
+        self.handle_parsed(events::parse_value(value), event_id, deadline)
+            .await
+    }
+
+    /// Handles what a parser made of an event: the event, or its audited refusal under
+    /// `event_id` (the envelope's id, bounded, if it had one).
+    pub async fn handle_parsed(
+        &self,
+        parsed: Result<ParsedEvent, EventError>,
+        event_id: Option<String>,
+        deadline: Deadline,
+    ) -> Result<Outcome, TransitionError> {
+        match parsed {
+            Ok(parsed) => self.handle(parsed, deadline).await,
+            Err(error) => self.reject(event_id, None, &error).await,
+        }
+    }
+
+    /// Handles a parsed event once per event id (Powertools-style idempotency).
+    pub async fn handle(
+        &self,
+        parsed: ParsedEvent,
+        deadline: Deadline,
+    ) -> Result<Outcome, TransitionError> {
+        let result = self.handle_once(&parsed, deadline).await;
+        if let Err(error) = &result
+            && !error.is_retryable()
+        {
+            self.audit_failure(&parsed, error).await;
+        }
+        result
+    }
+
+    async fn handle_once(
+        &self,
+        parsed: &ParsedEvent,
+        deadline: Deadline,
+    ) -> Result<Outcome, TransitionError> {
+        let lease = match self.begin(parsed, deadline).await? {
+            Ok(lease) => lease,
+            Err(stored) => return Ok(stored),
+        };
+        let mut result = self.process(parsed, deadline).await;
+        if let Ok(outcome) = result.as_mut() {
+            let auth = self.deps.presence.take_auth_timings();
+            outcome.timings.secret_ms = auth.secret_ms;
+            outcome.timings.token_ms = auth.token_ms;
+        }
+        self.finish(&lease, &result).await?;
+        result
+    }
+
+    /// One event whose id is claimed: a calendar start or end, or an observed presence change.
+    async fn process(
+        &self,
+        parsed: &ParsedEvent,
+        deadline: Deadline,
+    ) -> Result<Outcome, TransitionError> {
+        let event_id = parsed.event_id.as_str();
+        let (user, email, trigger) = match &parsed.event {
+            InboundEvent::Presence(observed) => (
+                observed.user_id.clone(),
+                None,
+                Trigger::PresenceChanged(&observed.snapshot),
+            ),
+            InboundEvent::Calendar { action, entry } => {
+                let user = match self.resolve_user(entry, deadline).await? {
+                    Ok(user) => user,
+                    Err(error) => {
+                        return self.reject(Some(event_id.to_owned()), None, &error).await;
+                    }
+                };
+                let trigger = match action {
+                    CalendarAction::Started => Trigger::Started(entry),
+                    CalendarAction::Ended => Trigger::Ended(entry),
+                    CalendarAction::Upserted | CalendarAction::Deleted => {
+                        let error = EventError {
+                            field: "detail-type".to_owned(),
+                            reason: "planning events go to schedule-check, not transition"
+                                .to_owned(),
+                        };
+                        return self
+                            .reject(Some(event_id.to_owned()), Some(user), &error)
+                            .await;
+                    }
+                };
+                (user, entry.user.email.as_deref(), trigger)
+            }
+        };
+        self.decide_and_apply(&user, email, &trigger, Some(event_id), deadline)
+            .await
+    }
+
+    /// The sweep's entry point: a deferred start is due, or an end was missed.
+    pub async fn reevaluate(
+        &self,
+        user: &UserId,
+        trigger: &Trigger<'_>,
+        deadline: Deadline,
+    ) -> Result<Outcome, TransitionError> {
+        self.decide_and_apply(user, None, trigger, None, deadline)
+            .await
+    }
+
+    /// Read → screen → live inputs → decide → record, again after a lost race (bounded).
+    async fn decide_and_apply(
+        &self,
+        user: &UserId,
+        email: Option<&str>,
+        trigger: &Trigger<'_>,
+        event_id: Option<&str>,
+        deadline: Deadline,
+    ) -> Result<Outcome, TransitionError> {
+        let (mut read_ms, mut persist_ms) = (0_u64, 0_u64);
+        for attempt in 0..MAX_ATTEMPTS {
+            if attempt > 0 {
+                self.step_aside(attempt).await;
+            }
+            let state = self.read_state(user).await?;
+            self.flush_outbox(&state).await;
+            let now = self.deps.clock.now();
+            let base = Context {
+                now,
+                policy: &self.deps.policy,
+                targets: &self.deps.targets,
+                state: &state,
+                email,
+                current: None,
+                routing: None,
+                shift: None,
+            };
+            let (decided, live) = match screen(trigger, &base) {
+                Some(decided) => (decided, None),
+                None => {
+                    let read_started = Instant::now();
+                    let live = self.live(user, trigger, now, deadline).await?;
+                    read_ms += read_started.elapsed().as_millis() as u64;
+                    let cx = Context {
+                        current: Some(&live.current),
+                        routing: live.routing.as_ref(),
+                        shift: live.shift,
+                        ..base
+                    };
+                    (decide(trigger, &cx), Some(live))
+                }
+            };
+            let at = Attempt {
+                user,
+                email,
+                trigger,
+                event_id,
+                read: &state,
+                live: live.as_ref(),
+                deadline,
+            };
+            let persist_started = Instant::now();
+            let persisted = self.persist(&at, decided).await?;
+            persist_ms += persist_started.elapsed().as_millis() as u64;
+            if let Persisted::Done(mut outcome) = persisted {
+                outcome.timings.genesys_read_ms = read_ms;
+                outcome.timings.store_ms =
+                    persist_ms.saturating_sub(outcome.timings.genesys_write_ms);
+                return Ok(outcome);
+            }
+        }
+        Err(TransitionError::Contended {
+            user_id: user.clone(),
+            attempts: MAX_ATTEMPTS,
+        })
+    }
+
+    /// The live presence; for a start (or a re-evaluation of one), routing status and shift too.
+    async fn live(
+        &self,
+        user: &UserId,
+        trigger: &Trigger<'_>,
+        now: DateTime<Utc>,
+        deadline: Deadline,
+    ) -> Result<Live, TransitionError> {
+        let current = self.deps.presence.presence(user, deadline).await?;
+        if !matches!(trigger, Trigger::Started(_) | Trigger::Reevaluate) {
+            return Ok(Live {
+                current,
+                routing: None,
+                shift: None,
+            });
+        }
+        let users = std::slice::from_ref(user);
+        let routing = self
+            .deps
+            .presence
+            .routing_statuses(users, deadline)
+            .await?
+            .into_iter()
+            .next()
+            .map(|(_, status)| status);
+        let shift = self
+            .deps
+            .shifts
+            .shifts_at(users, now, deadline)
+            .await?
+            .remove(user)
+            .unwrap_or(ShiftView::NoShift);
+        Ok(Live {
+            current,
+            routing: Some(routing.unwrap_or(RoutingStatus::OffQueue)),
+            shift: Some(shift),
+        })
+    }
+}

@@ -1,0 +1,241 @@
+//! The one write protocol, used by apply, restore and the bulk path:
+//!
+//! 1. **claim**: a conditional put of the next state; only the invocation that wins writes Genesys;
+//! 2. **write**: compare-and-set on the presence (or one bulk write of claimed users);
+//! 3. **settle**: commit state + audit record (+ notification in the outbox) in one transaction,
+//!    or, when the write failed, give the claim back or keep it (see [`OnUncertainWrite`]).
+
+use std::time::Duration;
+
+use super::{TransitionError, TransitionService};
+use crate::clock::Deadline;
+use crate::model::{PresenceSnapshot, UserId};
+use crate::ports::{CasOutcome, PlatformError, StoreError};
+use crate::state::{AuditEntry, ChangePayload, DecisionKind, Notification, NotificationKind};
+use crate::state::{PresenceRef, UserState};
+
+/// Recording a write Genesys already took is worth more tries than deciding: giving up leaves
+/// the claim unsettled (the end still restores it, but the `Applied` record waits for a retry).
+const SETTLE_ATTEMPTS: u32 = 64;
+
+/// A state claim this invocation won: nobody else writes this user's presence until it is
+/// settled or released.
+pub(super) struct Claim {
+    /// The state the decision was made on.
+    pub read: UserState,
+    /// The state as claimed (its version is the condition of the next write).
+    pub claimed: UserState,
+}
+
+/// What a failed presence write does with the claim when Genesys may still have taken it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum OnUncertainWrite {
+    /// Applying: keep the claim, unsettled, so nobody writes over it and the end restores the
+    /// presence if it shows our target. The worst case is a meeting not applied, never an agent
+    /// stuck off queue.
+    KeepClaim,
+    /// Restoring: give the claim back; the redelivered end compares against our tag again.
+    ReleaseClaim,
+}
+
+impl TransitionService {
+    /// Step 1. `None`: another writer moved the state first; re-read and decide again.
+    pub(super) async fn claim(
+        &self,
+        read: &UserState,
+        next: &UserState,
+    ) -> Result<Option<Claim>, TransitionError> {
+        match self.deps.state.put(next).await {
+            Ok(claimed) => Ok(Some(Claim {
+                read: read.clone(),
+                claimed,
+            })),
+            Err(StoreError::Conflict(_)) => Ok(None),
+            Err(other) => Err(other.into()),
+        }
+    }
+
+    /// Step 3 after a failed write: releases or keeps the claim, and returns the error to report.
+    pub(super) async fn fail_write(
+        &self,
+        claim: &Claim,
+        error: PlatformError,
+        uncertain: OnUncertainWrite,
+    ) -> TransitionError {
+        let keep = error.write_may_have_landed() && uncertain == OnUncertainWrite::KeepClaim;
+        if !keep && let Err(release) = self.release_claim(claim).await {
+            return release;
+        }
+        error.into()
+    }
+
+    /// Writes the state we read back over our claim (our claim's version is the condition).
+    pub(super) async fn release_claim(&self, claim: &Claim) -> Result<(), TransitionError> {
+        let mut back = claim.read.clone();
+        back.version = claim.claimed.version;
+        back.updated_at = self.deps.clock.now();
+        match self.deps.state.put(&back).await {
+            Ok(_) | Err(StoreError::Conflict(_)) => Ok(()),
+            Err(other) => Err(other.into()),
+        }
+    }
+
+    /// Step 3 after our apply: record its tag, audit, notify. If an end landed while the write
+    /// was in flight (it let the override go), undo our write — unless someone changed it since.
+    pub(super) async fn settle_apply(
+        &self,
+        user: &UserId,
+        claimed: UserState,
+        after: &PresenceSnapshot,
+        entry: AuditEntry,
+        payload: ChangePayload,
+    ) -> Result<(), TransitionError> {
+        let mut state = claimed;
+        for attempt in 0..SETTLE_ATTEMPTS {
+            if attempt > 0 {
+                // Others keep committing around our claim (kept triggers): step aside a little.
+                self.step_aside(attempt).await;
+            }
+            match state.applied.as_mut() {
+                Some(applied) if applied.tag.is_none() => {
+                    applied.tag = Some(after.tag());
+                    applied.set_at = Some(after.modified_date);
+                }
+                _ => return self.undo_superseded(user, after, entry, &payload).await,
+            }
+            let notification = Some((NotificationKind::PresenceApplied, payload.clone()));
+            match self
+                .commit_notifying(state.clone(), entry.clone(), notification)
+                .await
+            {
+                Ok(()) => return Ok(()),
+                Err(TransitionError::Store(StoreError::Conflict(_))) => {
+                    state = self.read_state(user).await?;
+                }
+                Err(other) => return Err(other),
+            }
+        }
+        Err(TransitionError::Contended {
+            user_id: user.clone(),
+            attempts: SETTLE_ATTEMPTS,
+        })
+    }
+
+    /// Our claim was superseded by an end while our write was in flight: put the presence back
+    /// if it is still ours, and record both the write and its undoing.
+    async fn undo_superseded(
+        &self,
+        user: &UserId,
+        after: &PresenceSnapshot,
+        entry: AuditEntry,
+        payload: &ChangePayload,
+    ) -> Result<(), TransitionError> {
+        let restore_to = PresenceRef {
+            definition_id: payload
+                .previous
+                .as_ref()
+                .map_or_else(|| after.definition_id.clone(), |p| p.definition_id.clone()),
+            message: payload
+                .previous
+                .as_ref()
+                .map(|p| p.message.clone())
+                .unwrap_or_default(),
+        };
+        let deadline = Deadline::after(self.deps.clock.as_ref(), Duration::from_secs(5));
+        let undone = self
+            .deps
+            .presence
+            .compare_and_set(user, &after.tag(), &restore_to, deadline)
+            .await?;
+        let mut undo = entry.clone();
+        undo.kind = if matches!(undone, CasOutcome::Applied { .. }) {
+            DecisionKind::Restored
+        } else {
+            DecisionKind::Skipped
+        };
+        undo.reason = Some("the trigger ended while our write was in flight".to_owned());
+        self.deps.audit.append(entry).await?;
+        self.deps.audit.append(undo).await?;
+        Ok(())
+    }
+
+    /// Commits state + audit (+ a notification in the outbox) or, without state, appends the
+    /// audit record. `Ok(false)`: a lost race, decide again.
+    pub(super) async fn commit_or_append(
+        &self,
+        next: Option<UserState>,
+        entry: AuditEntry,
+        notification: Option<(NotificationKind, ChangePayload)>,
+    ) -> Result<bool, TransitionError> {
+        let Some(next) = next else {
+            self.deps.audit.append(entry).await?;
+            return Ok(true);
+        };
+        match self.commit_notifying(next, entry, notification).await {
+            Ok(()) => Ok(true),
+            Err(TransitionError::Store(StoreError::Conflict(_))) => Ok(false),
+            Err(other) => Err(other),
+        }
+    }
+
+    /// State + audit record (+ the notification, through the state's outbox) in one transaction.
+    pub(super) async fn commit_notifying(
+        &self,
+        mut next: UserState,
+        entry: AuditEntry,
+        notification: Option<(NotificationKind, ChangePayload)>,
+    ) -> Result<(), TransitionError> {
+        if let Some((kind, payload)) = notification {
+            let payload = serde_json::to_value(payload).map_err(|error| {
+                StoreError::Invalid(format!("notification not serialisable: {error}"))
+            })?;
+            next.outbox.push(Notification::for_change(
+                next.user_id.clone(),
+                self.deps.clock.now(),
+                next.version + 1,
+                kind,
+                payload,
+            ));
+        }
+        let committed = self.deps.state.commit(&next, entry).await?;
+        self.flush_outbox(&committed.state).await;
+        Ok(())
+    }
+
+    /// Sends what the outbox holds, then empties it (conditionally: a concurrent writer keeps
+    /// its own view, and a resend is harmless — receivers dedupe on the notification id).
+    pub(super) async fn flush_outbox(&self, state: &UserState) {
+        if state.outbox.is_empty() {
+            return;
+        }
+        match self.deps.queue.send(&state.outbox).await {
+            Ok(outcomes) if outcomes.iter().all(|o| o.is_sent()) => {
+                let mut emptied = state.clone();
+                emptied.outbox.clear();
+                if let Err(error) = self.deps.state.put(&emptied).await {
+                    tracing::debug!(%error, "outbox kept; the next handler of this user resends it");
+                }
+            }
+            Ok(_) => {
+                tracing::warn!(user_id = %state.user_id, "some notifications were not queued; kept in the outbox")
+            }
+            Err(error) => {
+                tracing::warn!(user_id = %state.user_id, %error, "notifications not queued; kept in the outbox")
+            }
+        }
+    }
+
+    /// The stored state, or a fresh one for a user never stored.
+    pub(super) async fn read_state(&self, user: &UserId) -> Result<UserState, TransitionError> {
+        Ok(match self.deps.state.get(user).await? {
+            Some(state) => state,
+            None => UserState::new(user.clone(), self.deps.clock.now()),
+        })
+    }
+
+    /// Spreads the losers of a race out a little before they read again.
+    pub(super) async fn step_aside(&self, attempt: u32) {
+        let wait = Duration::from_millis(fastrand::u64(5..=20) * u64::from(attempt.min(5)));
+        self.deps.clock.sleep(wait).await;
+    }
+}

@@ -1,0 +1,376 @@
+//! Carrying out one decision for one user: apply and restore go through the write protocol;
+//! keep, defer, skip and reject are recorded (state + audit, or audit alone).
+
+use std::time::Instant;
+
+use serde_json::json;
+
+use super::protocol::OnUncertainWrite;
+use super::{Live, Outcome, OutcomeKind, TransitionError, TransitionService};
+use crate::clock::Deadline;
+use crate::decide::{Decided, Decision, SkipReason, Trigger};
+use crate::model::{PresenceSnapshot, RoutingStatus, SystemPresence, UserId};
+use crate::ports::{CasOutcome, StoreError};
+use crate::state::{
+    AuditEntry, ChangePayload, DecisionKind, NotificationKind, PresenceRef, PresenceView,
+    TriggerId, UserState,
+};
+
+/// One attempt at deciding for one user: what the decision was made on.
+pub(super) struct Attempt<'a> {
+    pub user: &'a UserId,
+    pub email: Option<&'a str>,
+    pub trigger: &'a Trigger<'a>,
+    pub event_id: Option<&'a str>,
+    pub read: &'a UserState,
+    pub live: Option<&'a Live>,
+    pub deadline: Deadline,
+}
+
+/// What recording a decision came to.
+pub(super) enum Persisted {
+    Done(Outcome),
+    /// Lost a race (or the presence moved under a claim): re-read and re-decide.
+    Retry,
+}
+
+impl Attempt<'_> {
+    fn trigger_id(&self) -> Option<TriggerId> {
+        trigger_id_of(self.trigger, self.read)
+    }
+
+    /// The audit record every decision starts from.
+    pub(super) fn entry(&self) -> AuditEntry {
+        let mut entry = AuditEntry::new(self.user.clone(), DecisionKind::Skipped);
+        entry.event_id = self.event_id.map(str::to_owned);
+        entry.trigger_id = self.trigger_id();
+        entry.details = json!({"trigger": trigger_name(self.trigger)});
+        entry
+    }
+
+    fn outcome(&self, kind: OutcomeKind, reason: Option<String>) -> Outcome {
+        Outcome::new(kind, self.event_id, Some(self.user), reason)
+    }
+
+    /// A notification about the live presence (deferred, skipped).
+    fn about_live(
+        &self,
+        current: &PresenceSnapshot,
+        until: Option<chrono::DateTime<chrono::Utc>>,
+        reason: &str,
+    ) -> ChangePayload {
+        ChangePayload {
+            email: self.email.map(str::to_owned),
+            presence: view(&reference(current), &current.system_presence),
+            previous: None,
+            trigger_kind: None,
+            trigger_id: self.trigger_id(),
+            until,
+            reason: Some(reason.to_owned()),
+        }
+    }
+}
+
+impl TransitionService {
+    pub(super) async fn persist(
+        &self,
+        at: &Attempt<'_>,
+        decided: Decided,
+    ) -> Result<Persisted, TransitionError> {
+        match decided.decision {
+            Decision::Apply { target, restore_to } => {
+                self.apply(at, decided.next, &target, &restore_to).await
+            }
+            Decision::Restore { to } => self.restore(at, decided.next, &to).await,
+            Decision::Keep { active } => {
+                let mut entry = at.entry();
+                entry.kind = DecisionKind::Kept;
+                let reason = format!("{active} triggers are active; the presence stays");
+                entry.reason = Some(reason.clone());
+                let done = self.commit_or_append(decided.next, entry, None).await?;
+                Ok(finished(done, at.outcome(OutcomeKind::Kept, Some(reason))))
+            }
+            Decision::Defer { until, routing } => {
+                self.defer(at, decided.next, until, routing).await
+            }
+            Decision::Skip { reason } => self.skip(at, decided.next, reason).await,
+            Decision::Reject { reason } => {
+                let mut entry = at.entry();
+                entry.kind = DecisionKind::Rejected;
+                entry.reason = Some(reason.clone());
+                self.deps.audit.append(entry).await?;
+                Ok(Persisted::Done(
+                    at.outcome(OutcomeKind::Rejected, Some(reason)),
+                ))
+            }
+        }
+    }
+
+    /// Claim → compare-and-set on the live tag → settle.
+    async fn apply(
+        &self,
+        at: &Attempt<'_>,
+        next: Option<UserState>,
+        target: &PresenceRef,
+        restore_to: &PresenceRef,
+    ) -> Result<Persisted, TransitionError> {
+        let (Some(next), Some(live)) = (next, at.live) else {
+            let message = "an apply decision without state or live presence";
+            return Err(StoreError::Invalid(message.to_owned()).into());
+        };
+        let Some(claim) = self.claim(at.read, &next).await? else {
+            return Ok(Persisted::Retry);
+        };
+        let started = Instant::now();
+        let written = self
+            .deps
+            .presence
+            .compare_and_set(at.user, &live.current.tag(), target, at.deadline)
+            .await;
+        let write_ms = started.elapsed().as_millis() as u64;
+        match written {
+            Ok(CasOutcome::Applied { after, .. }) => {
+                let write = AppliedWrite {
+                    target,
+                    restore_to,
+                    live,
+                    after: &after,
+                    write_ms,
+                };
+                let mut entry = at.entry();
+                let payload = write.record(&mut entry, at, &claim.claimed);
+                self.settle_apply(at.user, claim.claimed, &after, entry, payload)
+                    .await?;
+                let mut done = at.outcome(OutcomeKind::Applied, None);
+                done.timings.genesys_write_ms = write_ms;
+                Ok(Persisted::Done(done))
+            }
+            Ok(CasOutcome::Refused { .. }) => {
+                // Changed between our read and our write: give the claim back, decide again.
+                self.release_claim(&claim).await?;
+                Ok(Persisted::Retry)
+            }
+            Err(error) => Err(self
+                .fail_write(&claim, error, OnUncertainWrite::KeepClaim)
+                .await),
+        }
+    }
+
+    /// Claim → compare-and-set on the tag of our write → commit (restored, or skipped when
+    /// someone changed the presence since).
+    async fn restore(
+        &self,
+        at: &Attempt<'_>,
+        next: Option<UserState>,
+        to: &PresenceRef,
+    ) -> Result<Persisted, TransitionError> {
+        let Some(next) = next else {
+            let message = "a restore decision without state";
+            return Err(StoreError::Invalid(message.to_owned()).into());
+        };
+        // Our write's tag; for a claim that never settled (a crash after the PATCH), the live
+        // tag the decision was made on.
+        let settled = at.read.applied.as_ref().and_then(|a| a.tag.clone());
+        let Some(expected) = settled.or_else(|| at.live.map(|l| l.current.tag())) else {
+            let message = "a restore without the tag of our write";
+            return Err(StoreError::Invalid(message.to_owned()).into());
+        };
+        let Some(claim) = self.claim(at.read, &next).await? else {
+            return Ok(Persisted::Retry);
+        };
+        let ended_by = if matches!(at.trigger, Trigger::EndInferred) {
+            "the end was inferred by the sweep"
+        } else {
+            "the trigger ended"
+        };
+        let started = Instant::now();
+        let written = self
+            .deps
+            .presence
+            .compare_and_set(at.user, &expected, to, at.deadline)
+            .await;
+        let write_ms = started.elapsed().as_millis() as u64;
+        let mut entry = at.entry();
+        match written {
+            Ok(CasOutcome::Applied { before, after }) => {
+                entry.kind = DecisionKind::Restored;
+                entry.reason = Some(ended_by.to_owned());
+                entry.before = Some(reference(&before));
+                entry.after = Some(to.clone());
+                let payload = ChangePayload {
+                    email: at.email.map(str::to_owned),
+                    presence: view(to, &after.system_presence),
+                    previous: Some(view(&reference(&before), &before.system_presence)),
+                    trigger_kind: None,
+                    trigger_id: at.trigger_id(),
+                    until: None,
+                    reason: Some(ended_by.to_owned()),
+                };
+                let notification = Some((NotificationKind::PresenceRestored, payload));
+                self.commit_notifying(claim.claimed, entry, notification)
+                    .await?;
+                let mut done = at.outcome(OutcomeKind::Restored, Some(ended_by.to_owned()));
+                done.timings.genesys_write_ms = write_ms;
+                Ok(Persisted::Done(done))
+            }
+            Ok(CasOutcome::Refused { current }) => {
+                let reason = SkipReason::ChangedBySomeoneElse.describe();
+                entry.reason = Some(reason.clone());
+                entry.after = Some(reference(&current));
+                self.commit_notifying(claim.claimed, entry, None).await?;
+                Ok(Persisted::Done(
+                    at.outcome(OutcomeKind::Skipped, Some(reason)),
+                ))
+            }
+            Err(error) => Err(self
+                .fail_write(&claim, error, OnUncertainWrite::ReleaseClaim)
+                .await),
+        }
+    }
+
+    async fn defer(
+        &self,
+        at: &Attempt<'_>,
+        next: Option<UserState>,
+        until: chrono::DateTime<chrono::Utc>,
+        routing: RoutingStatus,
+    ) -> Result<Persisted, TransitionError> {
+        let mut entry = at.entry();
+        entry.kind = DecisionKind::Deferred;
+        let reason = format!(
+            "the agent is {routing:?}; looking again at {}",
+            until.format("%H:%M:%S UTC")
+        );
+        entry.reason = Some(reason.clone());
+        let notification = at.live.map(|live| {
+            let payload = at.about_live(&live.current, Some(until), &reason);
+            (NotificationKind::ChangeDeferred, payload)
+        });
+        let done = self.commit_or_append(next, entry, notification).await?;
+        Ok(finished(
+            done,
+            at.outcome(OutcomeKind::Deferred, Some(reason)),
+        ))
+    }
+
+    async fn skip(
+        &self,
+        at: &Attempt<'_>,
+        next: Option<UserState>,
+        reason: SkipReason,
+    ) -> Result<Persisted, TransitionError> {
+        let text = reason.describe();
+        if !reason.is_audited() {
+            tracing::info!(user_id = %at.user, reason = %text, "presence event needs no decision");
+            return Ok(Persisted::Done(
+                at.outcome(OutcomeKind::Ignored, Some(text)),
+            ));
+        }
+        let mut entry = at.entry();
+        entry.reason = Some(text.clone());
+        let notification = if reason == SkipReason::ChangedBySomeoneElse {
+            let current = at.live.map(|l| &l.current).or(match at.trigger {
+                Trigger::PresenceChanged(observed) => Some(*observed),
+                _ => None,
+            });
+            current.map(|c| {
+                (
+                    NotificationKind::ChangeSkipped,
+                    at.about_live(c, None, &text),
+                )
+            })
+        } else {
+            None
+        };
+        let done = self.commit_or_append(next, entry, notification).await?;
+        Ok(finished(done, at.outcome(OutcomeKind::Skipped, Some(text))))
+    }
+}
+
+/// `commit_or_append`'s answer as a persisted outcome: `false` was a lost race.
+fn finished(committed: bool, outcome: Outcome) -> Persisted {
+    if committed {
+        Persisted::Done(outcome)
+    } else {
+        Persisted::Retry
+    }
+}
+
+/// A presence write of ours that Genesys accepted, and how it is audited and announced.
+pub(super) struct AppliedWrite<'a> {
+    pub target: &'a PresenceRef,
+    pub restore_to: &'a PresenceRef,
+    pub live: &'a Live,
+    pub after: &'a PresenceSnapshot,
+    pub write_ms: u64,
+}
+
+impl AppliedWrite<'_> {
+    pub(super) fn record(
+        &self,
+        entry: &mut AuditEntry,
+        at: &Attempt<'_>,
+        claimed: &UserState,
+    ) -> ChangePayload {
+        entry.kind = DecisionKind::Applied;
+        entry.before = Some(self.restore_to.clone());
+        entry.after = Some(self.target.clone());
+        entry.details = json!({
+            "trigger": trigger_name(at.trigger),
+            "genesysWriteMs": self.write_ms,
+            "routingStatus": self.live.routing,
+            "shift": self.live.shift.map(|s| format!("{s:?}")),
+            "tagBefore": self.live.current.tag(),
+            "tagAfter": self.after.tag(),
+        });
+        ChangePayload {
+            email: at.email.map(str::to_owned),
+            presence: view(self.target, &self.after.system_presence),
+            previous: Some(view(self.restore_to, &self.live.current.system_presence)),
+            trigger_kind: claimed
+                .applied
+                .as_ref()
+                .and_then(|a| claimed.active_triggers.get(&a.trigger_id))
+                .map(|t| t.kind),
+            trigger_id: at.trigger_id(),
+            until: claimed.applied.as_ref().map(|a| a.until),
+            reason: None,
+        }
+    }
+}
+
+fn reference(snapshot: &PresenceSnapshot) -> PresenceRef {
+    PresenceRef {
+        definition_id: snapshot.definition_id.clone(),
+        message: snapshot.message.clone(),
+    }
+}
+
+fn view(presence: &PresenceRef, system: &SystemPresence) -> PresenceView {
+    PresenceView {
+        definition_id: presence.definition_id.clone(),
+        system_presence: system.clone(),
+        message: presence.message.clone(),
+    }
+}
+
+fn trigger_id_of(trigger: &Trigger<'_>, state: &UserState) -> Option<TriggerId> {
+    match trigger {
+        Trigger::Started(entry) | Trigger::Ended(entry) => Some(entry.trigger_id.clone()),
+        Trigger::Reevaluate | Trigger::EndInferred | Trigger::PresenceChanged(_) => state
+            .applied
+            .as_ref()
+            .map(|a| a.trigger_id.clone())
+            .or_else(|| state.active_triggers.keys().next().cloned()),
+    }
+}
+
+fn trigger_name(trigger: &Trigger<'_>) -> &'static str {
+    match trigger {
+        Trigger::Started(_) => "started",
+        Trigger::Ended(_) => "ended",
+        Trigger::Reevaluate => "reevaluate",
+        Trigger::EndInferred => "endInferred",
+        Trigger::PresenceChanged(_) => "presenceChanged",
+    }
+}
