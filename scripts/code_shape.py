@@ -56,7 +56,7 @@ def cycles():
     edges = {}
     for path in DOMAIN.rglob("*.rs"):
         source = module_of(path)
-        text = "\n".join(production_lines(path))
+        text = "\n".join(line.split("//")[0] for line in production_lines(path))
         for target in re.findall(r"crate::(\w+)", text):
             if target != source:
                 edges.setdefault(source, set()).add(target)

@@ -80,6 +80,9 @@ impl Clock for ManualClock {
     }
 }
 
+/// Work stops this long before a Lambda invocation's deadline, leaving time to answer.
+pub const ANSWER_MARGIN: Duration = Duration::from_millis(500);
+
 /// The moment by which a piece of work must be done (a Lambda's deadline), on the injected clock.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Deadline(pub DateTime<Utc>);
@@ -87,6 +90,11 @@ pub struct Deadline(pub DateTime<Utc>);
 impl Deadline {
     pub fn after(clock: &dyn Clock, budget: Duration) -> Self {
         Self(clock.now() + chrono::Duration::from_std(budget).unwrap_or(chrono::Duration::MAX))
+    }
+
+    /// The deadline every function works to: the invocation's, less [`ANSWER_MARGIN`].
+    pub fn of_invocation(context: &lambda_runtime::Context, clock: &dyn Clock) -> Self {
+        Self::from_invocation(context.deadline, clock.now(), ANSWER_MARGIN)
     }
 
     /// A Lambda invocation's deadline less `margin` (time to answer). Lambda sends epoch

@@ -2,6 +2,7 @@
 //! presence and what we stored, what to do — and the state to store next. No I/O here.
 
 use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
 
 use crate::events::{CalendarEntry, Response, ShowAs};
 use crate::model::{ActivityCategory, PresenceSnapshot, RoutingStatus, SystemPresence, UserId};
@@ -570,6 +571,42 @@ fn prune(mut state: UserState, now: DateTime<Utc>) -> UserState {
         .ended_triggers
         .retain(|_, ended| *ended + TOMBSTONE_RETENTION > now);
     state
+}
+
+/// One scheduled activity, reduced to what decisions need.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ScheduledSpan {
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+    pub category: ActivityCategory,
+}
+
+/// A user's published schedule over `[from, to)`, as fetched at `fetched_at`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ShiftWindow {
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+    pub fetched_at: DateTime<Utc>,
+    pub spans: Vec<ScheduledSpan>,
+}
+
+impl ShiftWindow {
+    /// What the window says about `at`, if it covers it.
+    pub fn view_at(&self, at: DateTime<Utc>) -> Option<ShiftView> {
+        if at < self.from || at >= self.to {
+            return None;
+        }
+        Some(
+            self.spans
+                .iter()
+                .find(|span| at >= span.start && at < span.end)
+                .map_or(ShiftView::NoShift, |span| {
+                    ShiftView::Activity(span.category)
+                }),
+        )
+    }
 }
 
 #[cfg(test)]

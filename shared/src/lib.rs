@@ -5,6 +5,7 @@
 pub mod aws;
 pub mod calendar;
 pub mod clock;
+pub mod compose;
 pub mod config;
 pub mod decide;
 pub mod delivery;

@@ -1,6 +1,7 @@
 //! Domain vocabulary shared by every function: identifiers, Genesys presences and routing
 //! statuses as named variants, and the presence snapshot whose tag is our own "ETag".
 
+use std::collections::HashMap;
 use std::fmt;
 
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -281,6 +282,76 @@ impl SnapshotTag {
 impl fmt::Display for SnapshotTag {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
+    }
+}
+
+/// An org presence definition (Genesys `OrganizationPresenceDefinition`, `/api/v2/presence/definitions`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PresenceDefinition {
+    pub id: String,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default, rename = "type")]
+    pub kind: Option<String>,
+    #[serde(default)]
+    pub language_labels: HashMap<String, String>,
+    pub system_presence: SystemPresence,
+    #[serde(default)]
+    pub deactivated: bool,
+}
+
+impl PresenceDefinition {
+    /// The org's own label, falling back to the system presence name.
+    pub fn label(&self) -> String {
+        self.language_labels
+            .get("en_US")
+            .cloned()
+            .or_else(|| self.name.clone())
+            .unwrap_or_else(|| self.system_presence.rest_name().to_owned())
+    }
+
+    pub fn is_primary(&self) -> bool {
+        self.kind.as_deref() == Some("System")
+    }
+}
+
+/// A subscriber's stable id: part of delivery markers and audit records.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SubscriberId(String);
+
+impl SubscriberId {
+    /// Slack and Teams are one subscriber each.
+    pub const SLACK: &'static str = "slack";
+    pub const TEAMS: &'static str = "teams";
+
+    pub fn parse(value: &str) -> Result<Self, String> {
+        let ok = !value.is_empty()
+            && value.len() <= 64
+            && value
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+        if ok {
+            Ok(Self(value.to_owned()))
+        } else {
+            Err("subscriber id must be 1-64 characters of [A-Za-z0-9._-]".to_owned())
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for SubscriberId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for SubscriberId {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Self::parse(&String::deserialize(deserializer)?).map_err(serde::de::Error::custom)
     }
 }
 

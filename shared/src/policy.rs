@@ -8,7 +8,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
-use crate::genesys::wire::PresenceDefinition;
+use crate::model::PresenceDefinition;
 use crate::model::{ActivityCategory, PresenceDefinitionId, SystemPresence};
 
 /// The policy used when none is configured; also the documented example (`docs/policy.md`).

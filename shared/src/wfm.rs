@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
+
 use tokio::sync::Mutex;
 
 use crate::clock::{Clock, Deadline};
@@ -25,41 +25,7 @@ const ACTIVITY_CODE_TTL: Duration = Duration::from_secs(3600);
 /// How far around "now" a fetched schedule reaches.
 const WINDOW: chrono::Duration = chrono::Duration::hours(24);
 
-/// One scheduled activity, reduced to what decisions need.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ScheduledSpan {
-    pub start: DateTime<Utc>,
-    pub end: DateTime<Utc>,
-    pub category: ActivityCategory,
-}
-
-/// A user's published schedule over `[from, to)`, as fetched at `fetched_at`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ShiftWindow {
-    pub from: DateTime<Utc>,
-    pub to: DateTime<Utc>,
-    pub fetched_at: DateTime<Utc>,
-    pub spans: Vec<ScheduledSpan>,
-}
-
-impl ShiftWindow {
-    /// What the window says about `at`, if it covers it.
-    pub fn view_at(&self, at: DateTime<Utc>) -> Option<ShiftView> {
-        if at < self.from || at >= self.to {
-            return None;
-        }
-        Some(
-            self.spans
-                .iter()
-                .find(|span| at >= span.start && at < span.end)
-                .map_or(ShiftView::NoShift, |span| {
-                    ShiftView::Activity(span.category)
-                }),
-        )
-    }
-}
+pub use crate::decide::{ScheduledSpan, ShiftWindow};
 
 /// A business unit's activity code → category map and when it was read.
 type CachedCodes = (DateTime<Utc>, HashMap<String, ActivityCategory>);

@@ -7,7 +7,9 @@ use aws_lambda_events::lambda_function_urls::{
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use lambda_runtime::{Diagnostic, LambdaEvent};
-use shared::calendar::notify::{EndpointRequest, EndpointResponse, MAX_BODY_BYTES, NotifyService};
+use shared::service::calendar_notify::{
+    EndpointRequest, EndpointResponse, MAX_BODY_BYTES, NotifyService,
+};
 use shared::telemetry::{self, Unit};
 
 pub type FunctionUrlRequest = LambdaFunctionUrlRequest;

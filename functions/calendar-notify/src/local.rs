@@ -7,7 +7,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use shared::calendar::notify::NotifyService;
+use shared::service::calendar_notify::NotifyService;
 
 async fn serve(
     State(service): State<Arc<NotifyService>>,

@@ -3,14 +3,12 @@
 
 use std::collections::BTreeMap;
 
-use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
+use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use lambda_runtime::{Diagnostic, LambdaEvent};
-use shared::calendar::sync::SyncService;
 use shared::calendar::{SyncReason, SyncRequest};
-use shared::clock::Deadline;
+use shared::clock::{Deadline, SystemClock};
 use shared::model::{UserId, preview};
-
-const DEADLINE_MARGIN: std::time::Duration = std::time::Duration::from_millis(500);
+use shared::service::calendar_sync::SyncService;
 
 /// Which of two reasons covers both: a new subscription and a full round cover everything.
 fn stronger(a: SyncReason, b: SyncReason) -> SyncReason {
@@ -63,7 +61,7 @@ pub async fn handle(
     event: LambdaEvent<SqsEvent>,
 ) -> Result<SqsBatchResponse, Diagnostic> {
     let (batch, context) = event.into_parts();
-    let deadline = Deadline::from_invocation(context.deadline, chrono::Utc::now(), DEADLINE_MARGIN);
+    let deadline = Deadline::of_invocation(&context, &SystemClock);
     let (groups, mut failed) = group(batch)?;
     for (user_id, (reason, ids)) in groups {
         let request = SyncRequest { user_id, reason };
@@ -91,14 +89,9 @@ pub async fn handle(
         }
     }
     let mut response = SqsBatchResponse::default();
-    response.batch_item_failures = failed
-        .into_iter()
-        .map(|item_identifier| {
-            let mut failure = BatchItemFailure::default();
-            failure.item_identifier = item_identifier;
-            failure
-        })
-        .collect();
+    for id in failed {
+        response.add_failure(id);
+    }
     Ok(response)
 }
 

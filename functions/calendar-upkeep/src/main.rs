@@ -3,17 +3,14 @@
 
 use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
 use serde_json::{Value, json};
-use shared::calendar::upkeep::UpkeepService;
-use shared::clock::Deadline;
+use shared::clock::{Deadline, SystemClock};
+use shared::compose::connector::{UpkeepFunctionSettings, upkeep_service};
 use shared::config::Env;
-use shared::service::connector::{UpkeepFunctionSettings, upkeep_service};
+use shared::service::calendar_upkeep::UpkeepService;
 use shared::telemetry;
 
-const DEADLINE_MARGIN: std::time::Duration = std::time::Duration::from_millis(500);
-
 async fn handle(service: &UpkeepService, event: LambdaEvent<Value>) -> Result<Value, Diagnostic> {
-    let deadline =
-        Deadline::from_invocation(event.context.deadline, chrono::Utc::now(), DEADLINE_MARGIN);
+    let deadline = Deadline::of_invocation(&event.context, &SystemClock);
     match service.run(deadline).await {
         Ok(report) => {
             tracing::info!(?report, "calendar upkeep");

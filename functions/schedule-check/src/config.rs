@@ -2,8 +2,8 @@
 //! `infra/template.yaml` and the README's configuration table.
 
 use shared::aws::scheduler::SchedulerTarget;
+use shared::compose::TransitionSettings;
 use shared::config::{ConfigError, Env};
-use shared::service::bootstrap::TransitionSettings;
 
 #[derive(Debug, Clone)]
 pub struct Config {

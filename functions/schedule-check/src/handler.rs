@@ -3,11 +3,10 @@
 
 use lambda_runtime::{Diagnostic, LambdaEvent};
 use serde_json::Value;
-use shared::clock::Deadline;
+use shared::clock::{Deadline, SystemClock};
 use shared::service::schedule_check::ScheduleCheck;
 use tracing::Instrument;
 
-const DEADLINE_MARGIN: std::time::Duration = std::time::Duration::from_millis(500);
 const SWEEP: &str = "Scheduled Event";
 
 pub async fn handle(
@@ -15,7 +14,7 @@ pub async fn handle(
     event: LambdaEvent<Value>,
 ) -> Result<Value, Diagnostic> {
     let (payload, context) = event.into_parts();
-    let deadline = Deadline::from_invocation(context.deadline, chrono::Utc::now(), DEADLINE_MARGIN);
+    let deadline = Deadline::of_invocation(&context, &SystemClock);
     let event_id = payload
         .get("id")
         .and_then(Value::as_str)

@@ -10,7 +10,7 @@ use lambda_runtime::{LambdaEvent, service_fn};
 use serde_json::Value;
 use shared::aws::scheduler::EventBridgeSchedules;
 use shared::clock::SystemClock;
-use shared::service::bootstrap::wire;
+use shared::compose::wire;
 use shared::service::schedule_check::ScheduleCheck;
 use shared::service::transition::TransitionService;
 
@@ -19,7 +19,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     lambda_runtime::tracing::init_default_subscriber();
     let config = config::Config::from_env()?;
     let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-    let wired = wire(&aws, &config.transition).await?;
+    let wired = wire(&aws, &config.transition, Arc::new(SystemClock)).await?;
     let service = ScheduleCheck {
         transition: Arc::new(TransitionService::new(wired.deps)),
         schedules: Arc::new(EventBridgeSchedules::new(

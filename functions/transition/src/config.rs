@@ -1,8 +1,8 @@
 //! Configuration from the environment, read once at cold start. Names match
 //! `infra/template.yaml` and the README's configuration table.
 
+use shared::compose::TransitionSettings;
 use shared::config::{ConfigError, Env};
-use shared::service::bootstrap::TransitionSettings;
 
 #[derive(Debug, Clone)]
 pub struct Config {

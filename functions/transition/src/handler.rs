@@ -4,23 +4,16 @@
 use std::time::Instant;
 
 use aws_lambda_events::eventbridge::EventBridgeEvent;
-use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
+use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use lambda_runtime::{Diagnostic, LambdaEvent};
 use serde::Deserialize;
 use serde_json::Value;
-use shared::clock::Deadline;
+use shared::clock::{Deadline, SystemClock};
 use shared::events;
 use shared::model::preview;
 use shared::service::transition::{Outcome, TransitionError, TransitionService, bounded_event_id};
 use shared::telemetry::{self, Unit};
 use tracing::Instrument;
-
-/// Work stops this long before the Lambda deadline, leaving time to answer.
-const DEADLINE_MARGIN: std::time::Duration = std::time::Duration::from_millis(500);
-
-fn deadline_of(context: &lambda_runtime::Context) -> Deadline {
-    Deadline::from_invocation(context.deadline, chrono::Utc::now(), DEADLINE_MARGIN)
-}
 
 /// What transition is invoked with: an SQS batch (the burst queue), one EventBridge event (the
 /// bus, a Scheduler target), or anything else, which is refused with its field named.
@@ -37,7 +30,7 @@ pub async fn handle(
     event: LambdaEvent<TransitionInput>,
 ) -> Result<Value, Diagnostic> {
     let (payload, context) = event.into_parts();
-    let deadline = deadline_of(&context);
+    let deadline = Deadline::of_invocation(&context, &SystemClock);
     let result = match payload {
         TransitionInput::Batch(batch) => {
             let response = handle_batch(service, batch, deadline, &context.request_id).await?;
@@ -133,9 +126,7 @@ pub async fn handle_batch(
         let record_span = tracing::info_span!(parent: &span, "record", message_id = %message_id, event_id = tracing::field::Empty, user_id = tracing::field::Empty);
         record_outcome(&record_span, &result, started);
         if result.as_ref().map_or(true, Outcome::is_rejected) {
-            let mut failure = BatchItemFailure::default();
-            failure.item_identifier = message_id;
-            response.batch_item_failures.push(failure);
+            response.add_failure(message_id);
         }
     }
     Ok(response)

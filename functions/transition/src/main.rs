@@ -4,7 +4,7 @@ mod config;
 mod handler;
 
 use lambda_runtime::{LambdaEvent, service_fn};
-use shared::service::bootstrap::transition_deps;
+use shared::compose::transition_deps;
 use shared::service::transition::TransitionService;
 
 #[tokio::main]

@@ -2,10 +2,8 @@
 //! lives here; the decisions are in `shared::delivery`.
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
-use chrono::{DateTime, Utc};
 use lambda_runtime::{Diagnostic, LambdaEvent};
 use shared::aws::delivery::{DynamoEndpoints, SqsVisibility};
 use shared::aws::dynamo::DynamoStore;
@@ -92,11 +90,7 @@ pub async fn handle(
     dispatcher: &Dispatcher,
     event: LambdaEvent<SqsEvent>,
 ) -> Result<SqsBatchResponse, Diagnostic> {
-    let deadline = DateTime::<Utc>::from_timestamp_millis(
-        i64::try_from(event.context.deadline).unwrap_or(i64::MAX),
-    )
-    .map(Deadline)
-    .unwrap_or_else(|| Deadline::after(dispatcher.clock.as_ref(), Duration::from_secs(60)));
+    let deadline = Deadline::of_invocation(&event.context, dispatcher.clock.as_ref());
     let report = dispatcher
         .dispatch_batch(records(event.payload), deadline)
         .await
@@ -115,6 +109,8 @@ fn diagnostic(err: DispatchError) -> Diagnostic {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use chrono::DateTime;
     use lambda_runtime::Context;
     use shared::clock::ManualClock;

@@ -3,9 +3,6 @@
 //! returns. Pure types; the Graph adapter lives in `crate::graph`, the stores in `crate::aws`.
 
 pub mod client_state;
-pub mod notify;
-pub mod sync;
-pub mod upkeep;
 
 use std::time::Duration;
 
@@ -16,6 +13,10 @@ use serde_json::Value;
 use crate::model::UserId;
 
 pub use client_state::ClientStateKey;
+
+/// Where Graph delivers change and lifecycle notifications, below the public endpoint URL.
+pub const NOTIFY_PATH: &str = "/graph/notify";
+pub const LIFECYCLE_PATH: &str = "/graph/lifecycle";
 
 /// The calendar service an agent's calendar lives in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

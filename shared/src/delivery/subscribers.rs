@@ -14,44 +14,7 @@ use super::signing::WebhookSecret;
 use crate::model::UserId;
 use crate::ports::{SecretSource, StoreError};
 
-/// A subscriber's stable id: part of delivery markers and audit records.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct SubscriberId(String);
-
-impl SubscriberId {
-    /// Slack and Teams are one subscriber each.
-    pub const SLACK: &'static str = "slack";
-    pub const TEAMS: &'static str = "teams";
-
-    pub fn parse(value: &str) -> Result<Self, String> {
-        let ok = !value.is_empty()
-            && value.len() <= 64
-            && value
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
-        if ok {
-            Ok(Self(value.to_owned()))
-        } else {
-            Err("subscriber id must be 1-64 characters of [A-Za-z0-9._-]".to_owned())
-        }
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for SubscriberId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl<'de> Deserialize<'de> for SubscriberId {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        Self::parse(&String::deserialize(deserializer)?).map_err(serde::de::Error::custom)
-    }
-}
+pub use crate::model::SubscriberId;
 
 /// A subscriber's URL. `Debug` shows scheme and host only.
 #[derive(Clone, PartialEq, Eq)]

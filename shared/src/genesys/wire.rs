@@ -1,8 +1,6 @@
 //! Request and response bodies of the Platform API v2 endpoints the functions use. Unknown
 //! fields are ignored, as the official SDKs do, so additive API changes never break us.
 
-use std::collections::HashMap;
-
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -92,36 +90,7 @@ pub struct BulkPresenceChange {
     pub change: PresenceChange,
 }
 
-/// `OrganizationPresenceDefinition` of `/api/v2/presence/definitions`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct PresenceDefinition {
-    pub id: String,
-    #[serde(default)]
-    pub name: Option<String>,
-    #[serde(default, rename = "type")]
-    pub kind: Option<String>,
-    #[serde(default)]
-    pub language_labels: HashMap<String, String>,
-    pub system_presence: SystemPresence,
-    #[serde(default)]
-    pub deactivated: bool,
-}
-
-impl PresenceDefinition {
-    /// The org's own label, falling back to the system presence name.
-    pub fn label(&self) -> String {
-        self.language_labels
-            .get("en_US")
-            .cloned()
-            .or_else(|| self.name.clone())
-            .unwrap_or_else(|| self.system_presence.rest_name().to_owned())
-    }
-
-    pub fn is_primary(&self) -> bool {
-        self.kind.as_deref() == Some("System")
-    }
-}
+pub use crate::model::PresenceDefinition;
 
 #[derive(Debug, Clone, Deserialize)]
 pub(crate) struct DefinitionListing {

@@ -68,8 +68,8 @@ impl GraphSettings {
     /// Graph posts to `{base}/graph/notify` and `{base}/graph/lifecycle` (the Function URL).
     pub fn with_notification_base(mut self, base: &str) -> Self {
         let base = base.trim_end_matches('/');
-        self.notification_url = format!("{base}{}", crate::calendar::notify::NOTIFY_PATH);
-        self.lifecycle_url = format!("{base}{}", crate::calendar::notify::LIFECYCLE_PATH);
+        self.notification_url = format!("{base}{}", crate::calendar::NOTIFY_PATH);
+        self.lifecycle_url = format!("{base}{}", crate::calendar::LIFECYCLE_PATH);
         self
     }
 }

@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use super::StoreError;
-use crate::delivery::subscribers::SubscriberId;
+use crate::model::SubscriberId;
 
 /// A webhook endpoint switched off after it answered 410.
 #[derive(Debug, Clone, PartialEq, Eq)]

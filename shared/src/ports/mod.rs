@@ -10,6 +10,7 @@
 mod calendar;
 mod delivery;
 mod platform;
+mod secret;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -21,15 +22,15 @@ use chrono::{DateTime, Utc};
 pub use calendar::*;
 pub use delivery::*;
 pub use platform::*;
+pub use secret::SecretDocument;
 
 use crate::clock::Deadline;
+use crate::decide::ShiftWindow;
 use crate::model::UserId;
-use crate::secrets::SecretDocument;
 use crate::state::{
     AuditEntry, AuditRecord, ChainBreak, ChainReport, Notification, NotificationId, TriggerId,
     UserState,
 };
-use crate::wfm::ShiftWindow;
 
 /// A lost optimistic-concurrency race: the stored version was not the one the caller read.
 /// The caller re-reads and re-decides; it never overwrites.

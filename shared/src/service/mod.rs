@@ -1,6 +1,8 @@
-//! The use cases the functions call. They see ports only, never SDK types.
+//! The use cases the functions call. They see ports and domain types only, never SDK types;
+//! `crate::compose` builds them from adapters.
 
-pub mod bootstrap;
-pub mod connector;
+pub mod calendar_notify;
+pub mod calendar_sync;
+pub mod calendar_upkeep;
 pub mod schedule_check;
 pub mod transition;

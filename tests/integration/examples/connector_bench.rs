@@ -17,13 +17,13 @@ use shared::aws::bus::EventBridgeBus;
 use shared::aws::connections::DynamoConnections;
 use shared::aws::dynamo::DynamoStore;
 use shared::aws::sync_queue::SqsSyncQueue;
-use shared::calendar::notify::NotifyService;
-use shared::calendar::sync::{SyncService, SyncSettings};
 use shared::calendar::{ClientStateKey, Connection, SyncReason, SyncRequest};
 use shared::clock::{Clock, Deadline, SystemClock};
 use shared::graph::{GraphClient, GraphSettings};
 use shared::model::UserId;
 use shared::ports::ConnectionStore;
+use shared::service::calendar_notify::NotifyService;
+use shared::service::calendar_sync::{SyncService, SyncSettings};
 
 const KEY: &str = "bench-client-state-key-0123456789abcdef";
 

@@ -19,6 +19,8 @@ use crate::ports::{Lease, PlatformError, StoreError};
 use crate::state::{PresenceRef, UserState};
 
 type Handled = (usize, Result<Outcome, TransitionError>);
+/// An event of the batch with its position.
+type Indexed = (usize, ParsedEvent);
 
 /// A start of the batch whose event id is claimed and whose state is read.
 struct BulkItem {
@@ -388,9 +390,7 @@ impl TransitionService {
 }
 
 /// Starts naming a user id, one per user in the batch, can share bulk calls; the rest cannot.
-fn split_bulk_starts(
-    parsed: Vec<(usize, ParsedEvent)>,
-) -> (Vec<(usize, ParsedEvent)>, Vec<(usize, ParsedEvent)>) {
+fn split_bulk_starts(parsed: Vec<(usize, ParsedEvent)>) -> (Vec<Indexed>, Vec<Indexed>) {
     let mut per_user: HashMap<UserId, usize> = HashMap::new();
     for (_, event) in &parsed {
         if let InboundEvent::Calendar { entry, .. } = &event.event

@@ -6,11 +6,11 @@ use std::time::Duration;
 use graph_sim::seed::{AGENT1, AGENT2, AGENT3, AGENT4, AGENT5, OUTSIDER};
 use reqwest::Method;
 use serde_json::{Value, json};
-use shared::calendar::notify::EndpointRequest;
-use shared::calendar::sync::{SyncError, SyncSettings};
 use shared::calendar::{CalendarError, SyncReason};
 use shared::events::{self, CALENDAR_EVENT_DELETED, CALENDAR_EVENT_UPSERTED};
 use shared::ports::ConnectionStore;
+use shared::service::calendar_notify::EndpointRequest;
+use shared::service::calendar_sync::{SyncError, SyncSettings};
 
 use crate::support::connector::Connector;
 
@@ -513,13 +513,13 @@ mod upkeep {
     use reqwest::Method;
     use serde_json::{Value, json};
     use shared::aws::sync_queue::SqsSyncQueue;
-    use shared::calendar::upkeep::UpkeepService;
     use shared::calendar::{Connection, SyncReason};
     use shared::clock::SystemClock;
     use shared::genesys::GroupRoster;
     use shared::model::UserId;
     use shared::policy::{DEFAULT_POLICY, Policy};
     use shared::ports::ConnectionStore;
+    use shared::service::calendar_upkeep::UpkeepService;
 
     use crate::support::connector::Connector;
     use crate::support::sim::TestSim;

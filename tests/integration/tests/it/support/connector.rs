@@ -13,13 +13,13 @@ use serde_json::{Value, json};
 use shared::aws::bus::{CALENDAR_SOURCE, EventBridgeBus};
 use shared::aws::connections::DynamoConnections;
 use shared::aws::sync_queue::SqsSyncQueue;
-use shared::calendar::notify::NotifyService;
-use shared::calendar::sync::{SyncError, SyncReport, SyncService, SyncSettings};
 use shared::calendar::{ClientStateKey, Connection, SyncReason, SyncRequest};
 use shared::clock::{Clock, Deadline, SystemClock};
 use shared::graph::{GraphClient, GraphSettings};
 use shared::model::UserId;
 use shared::ports::ConnectionStore;
+use shared::service::calendar_notify::NotifyService;
+use shared::service::calendar_sync::{SyncError, SyncReport, SyncService, SyncSettings};
 
 use super::dispatch::receive;
 use super::moto;

@@ -8,13 +8,14 @@ use serde_json::{Value, json};
 use shared::aws::dynamo::DynamoStore;
 use shared::aws::sqs::SqsQueue;
 use shared::clock::{Clock, Deadline, ManualClock};
+use shared::compose::{TransitionParts, assemble_transition};
 use shared::genesys::GenesysClient;
 use shared::model::UserId;
 use shared::policy::{DEFAULT_POLICY, Policy};
 use shared::ports::AuditLog;
-use shared::service::transition::{TransitionDeps, TransitionService};
+use shared::service::transition::TransitionService;
 use shared::state::{AuditRecord, DecisionKind};
-use shared::wfm::{CachedShifts, WfmShifts};
+use shared::wfm::CachedShifts;
 
 use crate::support::moto;
 use crate::support::sim::TestSim;
@@ -53,31 +54,18 @@ impl Harness {
             .expect("queue url");
         let shared_clock: Arc<dyn Clock> = Arc::new(clock.clone());
         let store = Arc::new(DynamoStore::new(dynamodb, table, shared_clock.clone()));
-        let policy = Policy::from_toml(policy).expect("valid policy");
-        let definitions = genesys
-            .presence_definitions(Deadline::after(&clock, Duration::from_secs(10)))
-            .await
-            .expect("definitions");
-        let targets = policy.resolve(&definitions).expect("resolvable policy");
-        let wfm = WfmShifts::new(genesys.clone(), shared_clock.clone(), business_units);
-        let shifts = Arc::new(CachedShifts::new(
-            wfm,
-            store.clone(),
-            shared_clock.clone(),
-            Duration::from_secs(900),
-        ));
-        let deps = TransitionDeps {
-            presence: Arc::new(genesys.clone()),
-            shifts: shifts.clone(),
-            state: store.clone(),
-            audit: store.clone(),
-            idempotency: store.clone(),
+        let (deps, shifts) = assemble_transition(TransitionParts {
+            genesys: genesys.clone(),
+            store: store.clone(),
             queue: Arc::new(SqsQueue::new(sqs.clone(), &queue_url, shared_clock.clone())),
             clock: shared_clock,
-            policy: Arc::new(policy),
-            targets: Arc::new(targets),
+            policy: Policy::from_toml(policy).expect("valid policy"),
+            business_units,
+            shift_cache: Duration::from_secs(900),
             idempotency_ttl: Duration::from_secs(86_400),
-        };
+        })
+        .await
+        .expect("the transition path assembles");
         Self {
             shifts,
             sim,

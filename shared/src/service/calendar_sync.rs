@@ -11,8 +11,8 @@ use chrono::{DateTime, Utc};
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
-use super::client_state::new_nonce;
-use super::{
+use crate::calendar::client_state::new_nonce;
+use crate::calendar::{
     CalendarError, ClientStateKey, Connection, DeltaCursor, DeltaItem, NewSubscription,
     Subscription, SyncLease, SyncReason, SyncRequest, SyncWindow,
 };

@@ -8,17 +8,17 @@ use crate::aws::bus::EventBridgeBus;
 use crate::aws::connections::DynamoConnections;
 use crate::aws::secrets::secrets_manager_source;
 use crate::aws::sync_queue::SqsSyncQueue;
-use crate::calendar::notify::NotifyService;
-use crate::calendar::sync::{SyncService, SyncSettings};
-use crate::calendar::upkeep::UpkeepService;
 use crate::calendar::{CalendarError, ClientStateKey};
 use crate::clock::{Clock, SystemClock};
+use crate::compose::{BootError, genesys_client, load_policy};
 use crate::config::{ConfigError, Env};
 use crate::genesys::GroupRoster;
 use crate::graph::{GraphClient, GraphSettings};
 use crate::ports::{SecretSource, StoreError};
 use crate::secrets::SecretDocument;
-use crate::service::bootstrap::{BootError, genesys_client, load_policy};
+use crate::service::calendar_notify::NotifyService;
+use crate::service::calendar_sync::{SyncService, SyncSettings};
+use crate::service::calendar_upkeep::UpkeepService;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectorBootError {

@@ -7,7 +7,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{CalendarError, Connection, SyncReason, SyncRequest};
+use crate::calendar::{CalendarError, Connection, SyncReason, SyncRequest};
 use crate::clock::{Clock, Deadline};
 use crate::model::UserId;
 use crate::policy::Policy;

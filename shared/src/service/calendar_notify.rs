@@ -8,7 +8,7 @@ use std::sync::Arc;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{ClientStateKey, SyncReason, SyncRequest};
+use crate::calendar::{ClientStateKey, LIFECYCLE_PATH, NOTIFY_PATH, SyncReason, SyncRequest};
 use crate::ports::{ConnectionStore, StoreError, SyncQueue};
 
 /// Largest body accepted. Graph batches notifications, each well under 1 KiB without resource
@@ -18,9 +18,6 @@ pub const MAX_BODY_BYTES: usize = 256 * 1024;
 pub const MAX_VALIDATION_TOKEN_BYTES: usize = 1024;
 /// Items read from one body; more are refused as a whole.
 pub const MAX_ITEMS: usize = 1000;
-
-pub const NOTIFY_PATH: &str = "/graph/notify";
-pub const LIFECYCLE_PATH: &str = "/graph/lifecycle";
 
 /// An HTTP request as the endpoint sees it, whatever carried it.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,5 +1,9 @@
-//! Cold-start wiring shared by the functions: AWS adapters, the Genesys client from its secret,
-//! the policy resolved against the org's presence definitions.
+//! The composition root: the functions (at cold start) and the tests build the services here,
+//! from adapters — AWS ones, the Genesys client from its secret, the policy resolved against the
+//! org's presence definitions. The clock is injected; endpoints come from the AWS config
+//! (`AWS_ENDPOINT_URL`) and the Genesys secret (`apiBaseUrl`).
+
+pub mod connector;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,7 +14,9 @@ use crate::aws::sqs::SqsQueue;
 use crate::clock::{Clock, Deadline, SystemClock};
 use crate::genesys::{GenesysClient, GenesysConfig, GenesysError, GenesysHosts};
 use crate::policy::{DEFAULT_POLICY, Policy, PolicyError};
-use crate::ports::{SecretSource, StoreError};
+use crate::ports::{
+    AuditLog, IdempotencyStore, NotificationQueue, SecretSource, ShiftCache, StateStore, StoreError,
+};
 use crate::secrets::{GenesysCredentials, GenesysSecretCredentials};
 use crate::service::transition::TransitionDeps;
 use crate::wfm::{CachedShifts, WfmShifts};
@@ -101,30 +107,26 @@ pub struct Wired {
     pub store: Arc<DynamoStore>,
 }
 
-/// Everything `TransitionService` needs, on AWS (or moto, through `AWS_ENDPOINT_URL`).
+/// Everything `TransitionService` needs, on AWS, on the system clock.
 pub async fn transition_deps(
     aws: &aws_config::SdkConfig,
     settings: &TransitionSettings,
 ) -> Result<TransitionDeps, BootError> {
-    Ok(wire(aws, settings).await?.deps)
+    Ok(wire(aws, settings, Arc::new(SystemClock)).await?.deps)
 }
 
+/// The AWS adapters and the Genesys client from `settings`, assembled on `clock`.
 pub async fn wire(
     aws: &aws_config::SdkConfig,
     settings: &TransitionSettings,
+    clock: Arc<dyn Clock>,
 ) -> Result<Wired, BootError> {
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let policy = load_policy(settings.policy_path.as_deref())?;
     let secrets: Arc<dyn SecretSource> = Arc::new(secrets_manager_source(
         aws_sdk_secretsmanager::Client::new(aws),
         clock.clone(),
         settings.secret_cache,
     ));
     let genesys = genesys_client(secrets, &settings.genesys_secret_id, clock.clone()).await?;
-    let definitions = genesys
-        .presence_definitions(Deadline::after(clock.as_ref(), Duration::from_secs(10)))
-        .await?;
-    let targets = policy.resolve(&definitions)?;
     let store = Arc::new(
         DynamoStore::new(
             aws_sdk_dynamodb::Client::new(aws),
@@ -133,36 +135,84 @@ pub async fn wire(
         )
         .with_audit_retention(settings.audit_retention),
     );
-    let wfm = WfmShifts::new(
-        genesys.clone(),
+    let queue = Arc::new(SqsQueue::new(
+        aws_sdk_sqs::Client::new(aws),
+        &settings.notifications_queue_url,
         clock.clone(),
-        settings.wfm_business_unit_ids.clone(),
-    );
+    ));
+    let (deps, shifts) = assemble_transition(TransitionParts {
+        genesys,
+        store: store.clone(),
+        queue,
+        clock,
+        policy: load_policy(settings.policy_path.as_deref())?,
+        business_units: settings.wfm_business_unit_ids.clone(),
+        shift_cache: settings.shift_cache,
+        idempotency_ttl: settings.idempotency_ttl,
+    })
+    .await?;
+    Ok(Wired {
+        deps,
+        shifts,
+        store,
+    })
+}
+
+/// The adapters the transition path is assembled from (the functions' AWS ones, or a test's).
+#[derive(Debug)]
+pub struct TransitionParts<S> {
+    pub genesys: GenesysClient,
+    /// State, audit chain, idempotency and the shift cache (one DynamoDB table in production).
+    pub store: Arc<S>,
+    pub queue: Arc<dyn NotificationQueue>,
+    pub clock: Arc<dyn Clock>,
+    pub policy: Policy,
+    pub business_units: Vec<String>,
+    /// How long a cached WFM schedule answers without asking WFM again.
+    pub shift_cache: Duration,
+    pub idempotency_ttl: Duration,
+}
+
+/// The policy resolved against the org's presence definitions, WFM behind the shift cache, and
+/// the ports of `TransitionService`.
+pub async fn assemble_transition<S>(
+    parts: TransitionParts<S>,
+) -> Result<(TransitionDeps, Arc<CachedShifts>), BootError>
+where
+    S: StateStore + AuditLog + IdempotencyStore + ShiftCache + 'static,
+{
+    let TransitionParts {
+        genesys,
+        store,
+        queue,
+        clock,
+        policy,
+        business_units,
+        shift_cache,
+        idempotency_ttl,
+    } = parts;
+    let definitions = genesys
+        .presence_definitions(Deadline::after(clock.as_ref(), Duration::from_secs(10)))
+        .await?;
+    let targets = policy.resolve(&definitions)?;
+    let wfm = WfmShifts::new(genesys.clone(), clock.clone(), business_units);
     let shifts = Arc::new(CachedShifts::new(
         wfm,
         store.clone(),
         clock.clone(),
-        settings.shift_cache,
+        shift_cache,
     ));
     let deps = TransitionDeps {
         presence: Arc::new(genesys),
         shifts: shifts.clone(),
         state: store.clone(),
         audit: store.clone(),
-        idempotency: store.clone(),
-        queue: Arc::new(SqsQueue::new(
-            aws_sdk_sqs::Client::new(aws),
-            &settings.notifications_queue_url,
-            clock.clone(),
-        )),
+        idempotency: store,
+        queue,
         clock,
         policy: Arc::new(policy),
         targets: Arc::new(targets),
-        idempotency_ttl: settings.idempotency_ttl,
+        idempotency_ttl,
     };
-    Ok(Wired {
-        deps,
-        shifts,
-        store,
-    })
+    Ok((deps, shifts))
 }
