@@ -486,18 +486,8 @@ fn from_canonical(kind: TriggerKind, detail: &Value) -> Result<CalendarEntry, Ev
             ));
         }
     };
-    Ok(CalendarEntry {
-        user: user_ref(detail, "userId", "userEmail")?,
-        trigger_id: trigger_id(detail, "calendarEventId")?,
-        kind,
-        start,
-        end,
-        show_as,
-        all_day: flag(detail, "isAllDay")?,
-        cancelled: flag(detail, "isCancelled")?,
-        response,
-        subject: subject(detail, "subject")?,
-    })
+    let times = (kind, start, end);
+    with_common_fields(detail, "calendarEventId", times, show_as, response)
 }
 
 // ---------------------------------------------------------------- Microsoft Graph `event`
@@ -600,10 +590,22 @@ fn from_graph(kind: TriggerKind, detail: &Value) -> Result<CalendarEntry, EventE
         ],
     )?
     .unwrap_or(Response::None);
+    // A Graph event does not say whose calendar it is in: the forwarder adds it.
+    with_common_fields(detail, "id", (kind, start, end), show_as, response)
+}
+
+/// The entry from the fields the canonical and the Graph shapes name alike (owner, flags,
+/// subject); only the id's key differs.
+fn with_common_fields(
+    detail: &Value,
+    id_key: &str,
+    (kind, start, end): (TriggerKind, DateTime<Utc>, DateTime<Utc>),
+    show_as: ShowAs,
+    response: Response,
+) -> Result<CalendarEntry, EventError> {
     Ok(CalendarEntry {
-        // A Graph event does not say whose calendar it is in: the forwarder adds it.
         user: user_ref(detail, "userId", "userEmail")?,
-        trigger_id: trigger_id(detail, "id")?,
+        trigger_id: trigger_id(detail, id_key)?,
         kind,
         start,
         end,
@@ -680,30 +682,7 @@ fn from_google(detail: &Value) -> Result<CalendarEntry, EventError> {
             ));
         }
     };
-    let my_email = match me {
-        Some((index, attendee)) => {
-            email_at(attendee, &format!("detail.attendees[{index}]"), "email")?
-        }
-        None => None,
-    };
-    let organizer_email = email_at(detail, "detail", "organizer.email")?;
-    let creator_email = email_at(detail, "detail", "creator.email")?;
-    let owner_email = my_email
-        .or(organizer_is_me.then_some(organizer_email).flatten())
-        .or(creator_email);
-    // The forwarder may name the owner itself; otherwise the calendar's own fields do.
-    let user_id = text(detail, "userId")?
-        .map(|raw| UserId::parse(raw).map_err(|e| error("detail.userId", e.reason)))
-        .transpose()?;
-    let email = email_at(detail, "detail", "userEmail")?.or(owner_email);
-    if user_id.is_none() && email.is_none() {
-        return Err(error(
-            "detail.attendees",
-            "no attendee with self=true, no organizer with self=true and no creator.email: \
-             whose calendar this is cannot be told",
-        ));
-    }
-    let user = UserRef { user_id, email };
+    let user = google_owner(detail, me, organizer_is_me)?;
     let event_type = one_of(
         detail,
         "eventType",
@@ -717,33 +696,90 @@ fn from_google(detail: &Value) -> Result<CalendarEntry, EventError> {
         ],
     )?
     .unwrap_or("default");
-    let my_response = match me {
-        Some((index, attendee)) => {
-            let base = format!("detail.attendees[{index}]");
-            match text_in(attendee, &base, "responseStatus", limits::SHORT)? {
-                None => None,
-                Some("accepted") => Some(Response::Accepted),
-                Some("declined") => Some(Response::Declined),
-                Some("tentative") => Some(Response::Tentative),
-                Some("needsAction") => Some(Response::NotResponded),
-                Some(other) => {
-                    return Err(error(
-                        format!("{base}.responseStatus"),
-                        format!(
-                            "{} is not one of needsAction, declined, tentative, accepted",
-                            preview(other)
-                        ),
-                    ));
-                }
-            }
-        }
-        None => None,
-    };
-    let response = match my_response {
+    let response = match google_response(me)? {
         Some(response) => response,
         None if organizer_is_me => Response::Organizer,
         None => Response::None,
     };
+    let (show_as, cancelled) = google_show_as(detail, event_type)?;
+    Ok(CalendarEntry {
+        user,
+        trigger_id: trigger_id(detail, "id")?,
+        kind: if event_type == "focusTime" {
+            TriggerKind::Focus
+        } else {
+            TriggerKind::Meeting
+        },
+        start,
+        end,
+        show_as,
+        all_day: all_day_start || all_day_end,
+        cancelled,
+        response,
+        subject: subject(detail, "summary")?,
+    })
+}
+
+/// Whose calendar a Google event is in: named by the forwarder, else the attendee marked
+/// `self`, the organizer marked `self`, or the creator.
+fn google_owner(
+    detail: &Value,
+    me: Option<(usize, &Value)>,
+    organizer_is_me: bool,
+) -> Result<UserRef, EventError> {
+    let my_email = match me {
+        Some((index, attendee)) => {
+            email_at(attendee, &format!("detail.attendees[{index}]"), "email")?
+        }
+        None => None,
+    };
+    let organizer_email = email_at(detail, "detail", "organizer.email")?;
+    let creator_email = email_at(detail, "detail", "creator.email")?;
+    let owner_email = my_email
+        .or(organizer_is_me.then_some(organizer_email).flatten())
+        .or(creator_email);
+    let user_id = text(detail, "userId")?
+        .map(|raw| UserId::parse(raw).map_err(|e| error("detail.userId", e.reason)))
+        .transpose()?;
+    let email = email_at(detail, "detail", "userEmail")?.or(owner_email);
+    if user_id.is_none() && email.is_none() {
+        return Err(error(
+            "detail.attendees",
+            "no attendee with self=true, no organizer with self=true and no creator.email: \
+             whose calendar this is cannot be told",
+        ));
+    }
+    Ok(UserRef { user_id, email })
+}
+
+/// The owner's own answer, if they are an attendee.
+fn google_response(me: Option<(usize, &Value)>) -> Result<Option<Response>, EventError> {
+    let Some((index, attendee)) = me else {
+        return Ok(None);
+    };
+    let base = format!("detail.attendees[{index}]");
+    Ok(
+        match text_in(attendee, &base, "responseStatus", limits::SHORT)? {
+            None => None,
+            Some("accepted") => Some(Response::Accepted),
+            Some("declined") => Some(Response::Declined),
+            Some("tentative") => Some(Response::Tentative),
+            Some("needsAction") => Some(Response::NotResponded),
+            Some(other) => {
+                return Err(error(
+                    format!("{base}.responseStatus"),
+                    format!(
+                        "{} is not one of needsAction, declined, tentative, accepted",
+                        preview(other)
+                    ),
+                ));
+            }
+        },
+    )
+}
+
+/// How the event shows the owner's time, and whether it is cancelled.
+fn google_show_as(detail: &Value, event_type: &str) -> Result<(ShowAs, bool), EventError> {
     let status = one_of(
         detail,
         "status",
@@ -769,22 +805,7 @@ fn from_google(detail: &Value) -> Result<CalendarEntry, EventError> {
     } else {
         ShowAs::Busy
     };
-    Ok(CalendarEntry {
-        user,
-        trigger_id: trigger_id(detail, "id")?,
-        kind: if event_type == "focusTime" {
-            TriggerKind::Focus
-        } else {
-            TriggerKind::Meeting
-        },
-        start,
-        end,
-        show_as,
-        all_day: all_day_start || all_day_end,
-        cancelled: status == "cancelled",
-        response,
-        subject: subject(detail, "summary")?,
-    })
+    Ok((show_as, status == "cancelled"))
 }
 
 // ---------------------------------------------------------------- Genesys presence

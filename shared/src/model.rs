@@ -8,6 +8,38 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+/// The conversions every validated string id shares: `as_str`, `Display`, and `String` both
+/// ways (through its `parse`, so serde's `try_from = "String"` validates).
+macro_rules! text_id {
+    ($name:ident) => {
+        impl $name {
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl TryFrom<String> for $name {
+            type Error = $crate::model::InvalidValue;
+            fn try_from(value: String) -> Result<Self, Self::Error> {
+                Self::parse(&value)
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(value: $name) -> Self {
+                value.0
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
+}
+pub(crate) use text_id;
+
 /// Why a value could not become a domain type; names the field it came from.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid {field}: {reason}")]
@@ -57,30 +89,12 @@ impl UserId {
             .map(|id| Self(id.hyphenated().to_string()))
             .map_err(|_| InvalidValue::new("userId", format!("{} is not a UUID", preview(value))))
     }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
 }
 
-impl TryFrom<String> for UserId {
-    type Error = InvalidValue;
-    fn try_from(value: String) -> Result<Self, Self::Error> {
-        Self::parse(&value)
-    }
-}
+text_id!(UserId);
 
-impl From<UserId> for String {
-    fn from(value: UserId) -> Self {
-        value.0
-    }
-}
-
-impl fmt::Display for UserId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
+/// Audit records of events that name no usable user are kept under this id.
+pub const UNATTRIBUTED_USER: &str = "00000000-0000-0000-0000-000000000000";
 
 /// The id of a presence definition (system or org secondary presence).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

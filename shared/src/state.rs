@@ -26,30 +26,9 @@ impl TriggerId {
         }
         Ok(Self(value.to_owned()))
     }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
 }
 
-impl TryFrom<String> for TriggerId {
-    type Error = InvalidValue;
-    fn try_from(value: String) -> Result<Self, Self::Error> {
-        Self::parse(&value)
-    }
-}
-
-impl From<TriggerId> for String {
-    fn from(value: TriggerId) -> Self {
-        value.0
-    }
-}
-
-impl fmt::Display for TriggerId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
+crate::model::text_id!(TriggerId);
 
 /// A presence as we set or restore it: a definition plus the status message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -198,7 +198,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn an_unreadable_subscriber_document_is_a_retryable_diagnostic_without_the_value() {
+    async fn an_unreadable_subscriber_document_is_a_non_retryable_diagnostic_without_the_value() {
         let secrets = FakeSecrets::default();
         secrets.set("subscribers", r#"{"slack": {"tokens": {"a": 12345}}}"#);
         let (dispatcher, _, _) = dispatcher(secrets);

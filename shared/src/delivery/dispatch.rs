@@ -27,8 +27,7 @@ use crate::ports::{AuditLog, Begin, IdempotencyStore, Lease, SecretSource, Store
 use crate::ports::{DisabledEndpoint, EndpointRegistry, MessageVisibility};
 use crate::state::{AuditEntry, ChangePayload, DecisionKind, Notification};
 
-/// The audit chain of records that name no valid user (malformed messages).
-pub const UNATTRIBUTED_USER: &str = "00000000-0000-0000-0000-000000000000";
+pub use crate::model::UNATTRIBUTED_USER;
 
 /// Tunables; `Default` is production.
 #[derive(Debug, Clone, PartialEq)]
@@ -180,6 +179,15 @@ enum TargetResult {
 struct Parsed {
     notification: Notification,
     change: ChangePayload,
+}
+
+/// One subscriber's delivery of one record, its marker claimed.
+#[derive(Clone, Copy)]
+struct Delivery<'a> {
+    target: &'a Target<'a>,
+    parsed: &'a Parsed,
+    record: &'a InboundRecord,
+    lease: &'a Lease,
 }
 
 impl Dispatcher {
@@ -342,7 +350,8 @@ impl Dispatcher {
         verdict
     }
 
-    /// One subscriber, at most one attempt per receive.
+    /// One subscriber, at most one attempt per receive: claim its delivery marker, attempt,
+    /// audit and settle the marker.
     async fn deliver_once(
         &self,
         target: &Target<'_>,
@@ -350,57 +359,82 @@ impl Dispatcher {
         record: &InboundRecord,
         deadline: Deadline,
     ) -> TargetResult {
+        let lease = match self.claim_marker(target, parsed, deadline).await {
+            Ok(lease) => lease,
+            Err(settled) => return settled,
+        };
+        let delivery = Delivery {
+            target,
+            parsed,
+            record,
+            lease: &lease,
+        };
+        let outcome = match self.attempt(target, parsed).await {
+            Ok(outcome) => outcome,
+            Err(disabled) => {
+                return self
+                    .record(&delivery, DecisionKind::DeliveryDisabled, disabled, None)
+                    .await;
+            }
+        };
+        tracing::info!(subscriber = target.id(), outcome = ?outcome, "attempt");
+        self.settle(&delivery, outcome).await
+    }
+
+    /// The delivery marker of this notification and subscriber; `Err` is the answer when it was
+    /// delivered before, or is being delivered right now.
+    async fn claim_marker(
+        &self,
+        target: &Target<'_>,
+        parsed: &Parsed,
+        deadline: Deadline,
+    ) -> Result<Lease, TargetResult> {
         let notification = &parsed.notification;
         let key = format!("delivery#{}#{}", notification.notification_id, target.id());
-        let lease = match self
+        match self
             .markers
             .begin(&key, deadline, self.settings.delivered_ttl)
             .await
         {
-            Ok(Begin::Started(lease)) => lease,
-            Ok(Begin::AlreadyCompleted(outcome)) => {
-                return if outcome["state"] == "parked" {
-                    TargetResult::Parked {
-                        reason: format!("{}: parked on an earlier receive", target.id()),
-                    }
-                } else {
-                    TargetResult::Done
-                };
-            }
+            Ok(Begin::Started(lease)) => Ok(lease),
+            Ok(Begin::AlreadyCompleted(outcome)) => Err(if outcome["state"] == "parked" {
+                TargetResult::Parked {
+                    reason: format!("{}: parked on an earlier receive", target.id()),
+                }
+            } else {
+                TargetResult::Done
+            }),
             Ok(Begin::InProgress { until }) => {
                 // Another invocation is delivering it right now; look again after it is done.
                 let wait = (until - self.clock.now())
                     .to_std()
                     .unwrap_or(Duration::ZERO);
-                return TargetResult::Retry {
+                Err(TargetResult::Retry {
                     retry_after: Some(wait),
-                };
+                })
             }
             Err(err) => {
                 tracing::warn!(error = %err, subscriber = target.id(), "delivery marker unavailable");
-                return TargetResult::Retry { retry_after: None };
+                Err(TargetResult::Retry { retry_after: None })
             }
-        };
+        }
+    }
 
-        let outcome = match target {
+    /// The one attempt; `Err(reason)`: the webhook endpoint is disabled, nothing was sent.
+    async fn attempt(
+        &self,
+        target: &Target<'_>,
+        parsed: &Parsed,
+    ) -> Result<AttemptOutcome, String> {
+        let notification = &parsed.notification;
+        Ok(match target {
             Target::Webhook(hook) => match self.disabled(hook).await {
                 Ok(Some(disabled)) => {
-                    let reason = format!(
+                    return Err(format!(
                         "endpoint disabled since {} ({}); not attempted",
                         disabled.at.to_rfc3339(),
                         disabled.reason
-                    );
-                    return self
-                        .record(
-                            target,
-                            parsed,
-                            record,
-                            &lease,
-                            DecisionKind::DeliveryDisabled,
-                            reason,
-                            None,
-                        )
-                        .await;
+                    ));
                 }
                 Ok(None) => self.webhooks.deliver(hook, notification).await,
                 Err(err) => AttemptOutcome::retryable(format!("endpoint registry: {err}")),
@@ -424,24 +458,19 @@ impl Dispatcher {
                 object_id,
                 calls,
             } => self.teams.apply(config, object_id, calls).await,
-        };
-        tracing::info!(subscriber = target.id(), outcome = ?outcome, "attempt");
+        })
+    }
 
-        match outcome {
-            AttemptOutcome::Delivered { status } => {
-                self.record(
-                    target,
-                    parsed,
-                    record,
-                    &lease,
-                    DecisionKind::DeliveryDelivered,
-                    format!("delivered (HTTP {status})"),
-                    None,
-                )
-                .await
-            }
+    /// What the attempt's outcome becomes: delivered, disabled (410), parked, or retried.
+    async fn settle(&self, delivery: &Delivery<'_>, outcome: AttemptOutcome) -> TargetResult {
+        let (kind, reason, retry) = match outcome {
+            AttemptOutcome::Delivered { status } => (
+                DecisionKind::DeliveryDelivered,
+                format!("delivered (HTTP {status})"),
+                None,
+            ),
             AttemptOutcome::Gone { reason } => {
-                if let Target::Webhook(hook) = target {
+                if let Target::Webhook(hook) = delivery.target {
                     let disabled = DisabledEndpoint {
                         subscriber: hook.id.clone(),
                         url_fingerprint: hook.url.fingerprint(),
@@ -450,66 +479,33 @@ impl Dispatcher {
                     };
                     if let Err(err) = self.endpoints.disable(&disabled).await {
                         tracing::error!(error = %err, "could not record the disabled endpoint");
-                        self.give_up_lease(&lease).await;
+                        self.give_up_lease(delivery.lease).await;
                         return TargetResult::Retry { retry_after: None };
                     }
                 }
-                self.record(
-                    target,
-                    parsed,
-                    record,
-                    &lease,
-                    DecisionKind::DeliveryDisabled,
-                    reason,
-                    None,
-                )
-                .await
+                (DecisionKind::DeliveryDisabled, reason, None)
             }
-            AttemptOutcome::Permanent { reason } => {
-                self.record(
-                    target,
-                    parsed,
-                    record,
-                    &lease,
-                    DecisionKind::DeliveryParked,
-                    reason,
-                    None,
-                )
-                .await
-            }
+            AttemptOutcome::Permanent { reason } => (DecisionKind::DeliveryParked, reason, None),
             AttemptOutcome::Retryable {
                 reason,
                 retry_after,
             } => {
-                if record.receive_count >= self.settings.max_receive_count {
+                let receives = delivery.record.receive_count;
+                if receives >= self.settings.max_receive_count {
                     let reason = format!(
-                        "retries exhausted after {} receives, last: {reason}; the message goes to the DLQ",
-                        record.receive_count
+                        "retries exhausted after {receives} receives, last: {reason}; the message goes to the DLQ"
                     );
-                    self.record(
-                        target,
-                        parsed,
-                        record,
-                        &lease,
-                        DecisionKind::DeliveryParked,
-                        reason,
-                        None,
-                    )
-                    .await
+                    (DecisionKind::DeliveryParked, reason, None)
                 } else {
-                    self.record(
-                        target,
-                        parsed,
-                        record,
-                        &lease,
+                    (
                         DecisionKind::DeliveryRetryScheduled,
                         reason,
                         Some(retry_after),
                     )
-                    .await
                 }
             }
-        }
+        };
+        self.record(delivery, kind, reason, retry).await
     }
 
     async fn disabled(
@@ -523,17 +519,19 @@ impl Dispatcher {
     /// Audits the outcome, then settles the marker. A failed audit gives the marker back and
     /// retries, so every outcome is audited at least once (a receiver may see the delivery
     /// twice; it dedupes on `webhook-id`).
-    #[allow(clippy::too_many_arguments)]
     async fn record(
         &self,
-        target: &Target<'_>,
-        parsed: &Parsed,
-        record: &InboundRecord,
-        lease: &Lease,
+        delivery: &Delivery<'_>,
         kind: DecisionKind,
         reason: String,
         retry: Option<Option<Duration>>,
     ) -> TargetResult {
+        let Delivery {
+            target,
+            parsed,
+            record,
+            lease,
+        } = *delivery;
         let notification = &parsed.notification;
         let mut entry = AuditEntry::new(notification.user_id.clone(), kind);
         entry.event_id = Some(notification.notification_id.to_string());

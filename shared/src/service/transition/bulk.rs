@@ -40,6 +40,26 @@ impl BulkItem {
     }
 }
 
+impl BulkItem {
+    /// The decision context of this start, for recording it.
+    fn attempt<'a>(
+        &'a self,
+        trigger: &'a Trigger<'a>,
+        live: &'a Live,
+        deadline: Deadline,
+    ) -> Attempt<'a> {
+        Attempt {
+            user: &self.user,
+            email: self.entry().user.email.as_deref(),
+            trigger,
+            event_id: Some(&self.event.event_id),
+            read: &self.state,
+            live: Some(live),
+            deadline,
+        }
+    }
+}
+
 /// An apply of the batch whose state claim was won.
 struct ClaimedApply {
     item: BulkItem,
@@ -54,6 +74,22 @@ struct BulkRead {
     presences: HashMap<UserId, PresenceSnapshot>,
     routing: HashMap<UserId, RoutingStatus>,
     shifts: HashMap<UserId, ShiftView>,
+}
+
+impl BulkRead {
+    /// One user's decision inputs; `None` for a user Genesys does not know.
+    fn live(&self, user: &UserId) -> Option<Live> {
+        Some(Live {
+            current: self.presences.get(user)?.clone(),
+            routing: Some(
+                self.routing
+                    .get(user)
+                    .cloned()
+                    .unwrap_or(RoutingStatus::OffQueue),
+            ),
+            shift: Some(self.shifts.get(user).copied().unwrap_or(ShiftView::NoShift)),
+        })
+    }
 }
 
 impl TransitionService {
@@ -219,7 +255,7 @@ impl TransitionService {
         deadline: Deadline,
         done: &mut Vec<Handled>,
     ) -> Option<ClaimedApply> {
-        let Some(current) = read.presences.get(&item.user).cloned() else {
+        let Some(live) = read.live(&item.user) else {
             let error = EventError {
                 field: "detail.userId".to_owned(),
                 reason: format!("no Genesys Cloud user {}", item.user),
@@ -229,21 +265,6 @@ impl TransitionService {
             self.finish_quietly(&item.lease, &result).await;
             done.push((item.index, result));
             return None;
-        };
-        let live = Live {
-            current,
-            routing: Some(
-                read.routing
-                    .get(&item.user)
-                    .cloned()
-                    .unwrap_or(RoutingStatus::OffQueue),
-            ),
-            shift: Some(
-                read.shifts
-                    .get(&item.user)
-                    .copied()
-                    .unwrap_or(ShiftView::NoShift),
-            ),
         };
         let entry = item.entry();
         let trigger = Trigger::Started(entry);
@@ -277,15 +298,7 @@ impl TransitionService {
                 }
             }
             _ => {
-                let at = Attempt {
-                    user: &item.user,
-                    email: entry.user.email.as_deref(),
-                    trigger: &trigger,
-                    event_id: Some(&item.event.event_id),
-                    read: &item.state,
-                    live: Some(&live),
-                    deadline,
-                };
+                let at = item.attempt(&trigger, &live, deadline);
                 match self.persist(&at, decided).await {
                     Ok(Persisted::Done(outcome)) => Ok(outcome),
                     Ok(Persisted::Retry) => self.process(&item.event, deadline).await,
@@ -358,17 +371,8 @@ impl TransitionService {
             let message = format!("bulk PUT returned no presence for {}", item.user);
             return Err(PlatformError::Refused { message }.into());
         };
-        let entry = item.entry();
-        let trigger = Trigger::Started(entry);
-        let at = Attempt {
-            user: &item.user,
-            email: entry.user.email.as_deref(),
-            trigger: &trigger,
-            event_id: Some(&item.event.event_id),
-            read: &item.state,
-            live: Some(&live),
-            deadline,
-        };
+        let trigger = Trigger::Started(item.entry());
+        let at = item.attempt(&trigger, &live, deadline);
         let write = AppliedWrite {
             target: &target,
             restore_to: &restore_to,

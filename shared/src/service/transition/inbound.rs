@@ -10,8 +10,7 @@ use crate::model::UserId;
 use crate::ports::{Begin, Lease, StoreError};
 use crate::state::{AuditEntry, DecisionKind};
 
-/// Audit records of events that name no usable user are kept under this id.
-pub const UNATTRIBUTED_USER: &str = "00000000-0000-0000-0000-000000000000";
+pub use crate::model::UNATTRIBUTED_USER;
 
 impl TransitionService {
     /// Claims the event id; `Err(outcome)` is the stored outcome of an earlier delivery.
