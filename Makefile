@@ -44,7 +44,7 @@ test-contract: setup ## only the official-SDK contract tests (Genesys Cloud, Mic
 	$(VENV)/bin/pytest -q tests/contract
 
 fuzz: ## the parser property tests with many more cases (PROPTEST_CASES=50000)
-	PROPTEST_CASES=$${PROPTEST_CASES:-50000} cargo test --locked -p shared --test parser_properties
+	PROPTEST_CASES=$${PROPTEST_CASES:-50000} cargo test --locked -p presence-autopilot --test parser_properties
 
 flake-check: setup ## every concurrency test N times (N=20): `passed X/N` per test
 	$(VENV)/bin/python scripts/flake_check.py --runs $${N:-20}
@@ -70,7 +70,7 @@ demo: setup ## the scripted day on local stand-ins: moto, Genesys simulator, web
 	$(VENV)/bin/python scripts/demo.py
 
 bench: setup ## CPU per transition, release binary size, the calendar endpoint's answer time and Graph calls per change (docs/benchmarks.md)
-	cargo bench --locked -p shared --bench transition
+	cargo bench --locked -p presence-autopilot --bench transition
 	cargo build --locked -p integration-tests --example connector_bench
 	$(VENV)/bin/python scripts/bench_connector.py
 	cargo build --locked --release -p transition

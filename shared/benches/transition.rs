@@ -5,13 +5,13 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use shared::decide::{Context, ShiftView, Trigger, decide};
-use shared::events::{InboundEvent, parse_json};
-use shared::model::{
+use presence_autopilot::decide::{Context, ShiftView, Trigger, decide};
+use presence_autopilot::events::{InboundEvent, parse_json};
+use presence_autopilot::model::{
     ActivityCategory, PresenceDefinitionId, PresenceSnapshot, RoutingStatus, SystemPresence, UserId,
 };
-use shared::policy::{DEFAULT_POLICY, Policy, ResolvedTargets, Target};
-use shared::state::{
+use presence_autopilot::policy::{DEFAULT_POLICY, Policy, ResolvedTargets, Target};
+use presence_autopilot::state::{
     AuditEntry, AuditRecord, DecisionKind, Notification, NotificationKind, UserState,
 };
 

@@ -1,6 +1,9 @@
 //! The Presence Autopilot domain crate: everything the Lambda functions share.
 //!
-//! Arrows point inward: `service` code sees ports, never SDK types; `model` knows no I/O.
+//! Arrows point inward (docs/architecture.md): the domain (`model`, `state`, `events`, `policy`,
+//! `decide`, `calendar`) knows no I/O; `ports` speak domain types; adapters (`aws`, `genesys`,
+//! `wfm`, `graph`, `delivery`'s senders) implement them; use cases (`service`, `delivery::dispatch`)
+//! see only ports; `compose` builds it all for the functions and the tests.
 
 pub mod aws;
 pub mod calendar;
@@ -17,7 +20,7 @@ pub mod graph;
 pub mod model;
 pub mod policy;
 pub mod ports;
-pub mod secrets;
+pub mod secret_cache;
 pub mod service;
 pub mod state;
 pub mod telemetry;

@@ -2,9 +2,9 @@
 //! panic, and every refusal names a JSON path and stays small enough for its audit record.
 //! `make test` runs a bounded number of cases; `make fuzz` runs many more (PROPTEST_CASES).
 
+use presence_autopilot::events::{self, EventError};
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
-use shared::events::{self, EventError};
 
 const FIXTURES: [&str; 8] = [
     include_str!("../../tests/fixtures/calendar-event-started.json"),

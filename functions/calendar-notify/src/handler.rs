@@ -7,10 +7,10 @@ use aws_lambda_events::lambda_function_urls::{
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use lambda_runtime::{Diagnostic, LambdaEvent};
-use shared::service::calendar_notify::{
+use presence_autopilot::service::calendar_notify::{
     EndpointRequest, EndpointResponse, MAX_BODY_BYTES, NotifyService,
 };
-use shared::telemetry::{self, Unit};
+use presence_autopilot::telemetry::{self, Unit};
 
 pub type FunctionUrlRequest = LambdaFunctionUrlRequest;
 

@@ -7,7 +7,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use shared::service::calendar_notify::NotifyService;
+use presence_autopilot::service::calendar_notify::NotifyService;
 
 async fn serve(
     State(service): State<Arc<NotifyService>>,

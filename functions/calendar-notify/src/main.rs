@@ -3,8 +3,8 @@
 
 use calendar_notify::handler;
 use lambda_runtime::{LambdaEvent, service_fn};
-use shared::compose::connector::{ConnectorSettings, notify_service};
-use shared::config::Env;
+use presence_autopilot::compose::connector::{ConnectorSettings, notify_service};
+use presence_autopilot::config::Env;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {

@@ -5,10 +5,10 @@ use std::collections::BTreeMap;
 
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use lambda_runtime::{Diagnostic, LambdaEvent};
-use shared::calendar::{SyncReason, SyncRequest};
-use shared::clock::{Deadline, SystemClock};
-use shared::model::{UserId, preview};
-use shared::service::calendar_sync::SyncService;
+use presence_autopilot::calendar::{SyncReason, SyncRequest};
+use presence_autopilot::clock::{Deadline, SystemClock};
+use presence_autopilot::model::{UserId, preview};
+use presence_autopilot::service::calendar_sync::SyncService;
 
 /// Which of two reasons covers both: a new subscription and a full round cover everything.
 fn stronger(a: SyncReason, b: SyncReason) -> SyncReason {

@@ -5,8 +5,8 @@ mod handler;
 
 use aws_lambda_events::sqs::SqsEvent;
 use lambda_runtime::{LambdaEvent, service_fn};
-use shared::compose::connector::{SyncFunctionSettings, sync_service};
-use shared::config::Env;
+use presence_autopilot::compose::connector::{SyncFunctionSettings, sync_service};
+use presence_autopilot::config::Env;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {

@@ -2,12 +2,12 @@
 //! sync queue once, then runs one bounded upkeep per invocation.
 
 use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
+use presence_autopilot::clock::{Deadline, SystemClock};
+use presence_autopilot::compose::connector::{UpkeepFunctionSettings, upkeep_service};
+use presence_autopilot::config::Env;
+use presence_autopilot::service::calendar_upkeep::UpkeepService;
+use presence_autopilot::telemetry;
 use serde_json::{Value, json};
-use shared::clock::{Deadline, SystemClock};
-use shared::compose::connector::{UpkeepFunctionSettings, upkeep_service};
-use shared::config::Env;
-use shared::service::calendar_upkeep::UpkeepService;
-use shared::telemetry;
 
 async fn handle(service: &UpkeepService, event: LambdaEvent<Value>) -> Result<Value, Diagnostic> {
     let deadline = Deadline::of_invocation(&event.context, &SystemClock);

@@ -2,9 +2,9 @@
 //! EventBridge `Scheduled Event`) or planning (`Calendar Event Upserted` / `Deleted`).
 
 use lambda_runtime::{Diagnostic, LambdaEvent};
+use presence_autopilot::clock::{Deadline, SystemClock};
+use presence_autopilot::service::schedule_check::ScheduleCheck;
 use serde_json::Value;
-use shared::clock::{Deadline, SystemClock};
-use shared::service::schedule_check::ScheduleCheck;
 use tracing::Instrument;
 
 const SWEEP: &str = "Scheduled Event";
@@ -36,7 +36,7 @@ pub async fn handle(
         };
         result.map_err(|error| {
             tracing::error!(%error, retryable = error.is_retryable(), "schedule-check failed");
-            shared::telemetry::diagnostic(&error, error.is_retryable())
+            presence_autopilot::telemetry::diagnostic(&error, error.is_retryable())
         })
     }
     .instrument(span)

@@ -7,12 +7,12 @@ mod handler;
 use std::sync::Arc;
 
 use lambda_runtime::{LambdaEvent, service_fn};
+use presence_autopilot::aws::scheduler::EventBridgeSchedules;
+use presence_autopilot::clock::SystemClock;
+use presence_autopilot::compose::wire;
+use presence_autopilot::service::schedule_check::ScheduleCheck;
+use presence_autopilot::service::transition::TransitionService;
 use serde_json::Value;
-use shared::aws::scheduler::EventBridgeSchedules;
-use shared::clock::SystemClock;
-use shared::compose::wire;
-use shared::service::schedule_check::ScheduleCheck;
-use shared::service::transition::TransitionService;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {

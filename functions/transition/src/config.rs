@@ -1,8 +1,8 @@
 //! Configuration from the environment, read once at cold start. Names match
 //! `infra/template.yaml` and the README's configuration table.
 
-use shared::compose::TransitionSettings;
-use shared::config::{ConfigError, Env};
+use presence_autopilot::compose::TransitionSettings;
+use presence_autopilot::config::{ConfigError, Env};
 
 #[derive(Debug, Clone)]
 pub struct Config {

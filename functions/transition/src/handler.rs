@@ -6,13 +6,15 @@ use std::time::Instant;
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use lambda_runtime::{Diagnostic, LambdaEvent};
+use presence_autopilot::clock::{Deadline, SystemClock};
+use presence_autopilot::events;
+use presence_autopilot::model::preview;
+use presence_autopilot::service::transition::{
+    Outcome, TransitionError, TransitionService, bounded_event_id,
+};
+use presence_autopilot::telemetry::{self, Unit};
 use serde::Deserialize;
 use serde_json::Value;
-use shared::clock::{Deadline, SystemClock};
-use shared::events;
-use shared::model::preview;
-use shared::service::transition::{Outcome, TransitionError, TransitionService, bounded_event_id};
-use shared::telemetry::{self, Unit};
 use tracing::Instrument;
 
 /// What transition is invoked with: an SQS batch (the burst queue), one EventBridge event (the

@@ -4,8 +4,8 @@ mod config;
 mod handler;
 
 use lambda_runtime::{LambdaEvent, service_fn};
-use shared::compose::transition_deps;
-use shared::service::transition::TransitionService;
+use presence_autopilot::compose::transition_deps;
+use presence_autopilot::service::transition::TransitionService;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {

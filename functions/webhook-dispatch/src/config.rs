@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use shared::config::{ConfigError, Env};
-use shared::delivery::RetrySchedule;
+use presence_autopilot::config::{ConfigError, Env};
+use presence_autopilot::delivery::RetrySchedule;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {

@@ -1,20 +1,21 @@
 //! SQS event → `Dispatcher` → `SqsBatchResponse` (ReportBatchItemFailures). Only translation
-//! lives here; the decisions are in `shared::delivery`.
+//! lives here; the decisions are in `presence_autopilot::delivery`.
 
 use std::sync::{Arc, Mutex};
 
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use lambda_runtime::{Diagnostic, LambdaEvent};
-use shared::aws::delivery::{DynamoEndpoints, SqsVisibility};
-use shared::aws::dynamo::DynamoStore;
-use shared::aws::secrets::secrets_manager_source;
-use shared::clock::{Clock, Deadline, SystemClock};
-use shared::delivery::http::{GuardedHttp, HttpLimits, TransportFailure};
-use shared::delivery::slack::SlackClient;
-use shared::delivery::ssrf::{SystemResolver, UrlPolicy};
-use shared::delivery::teams::TeamsClient;
-use shared::delivery::webhook::WebhookSender;
-use shared::delivery::{DispatchError, DispatchSettings, Dispatcher, InboundRecord};
+use presence_autopilot::aws::dynamo::DynamoStore;
+use presence_autopilot::aws::endpoints::DynamoEndpoints;
+use presence_autopilot::aws::secrets::secrets_manager_source;
+use presence_autopilot::aws::sqs::SqsVisibility;
+use presence_autopilot::clock::{Clock, Deadline, SystemClock};
+use presence_autopilot::delivery::http::{GuardedHttp, HttpLimits, TransportFailure};
+use presence_autopilot::delivery::slack::SlackClient;
+use presence_autopilot::delivery::ssrf::{SystemResolver, UrlPolicy};
+use presence_autopilot::delivery::teams::TeamsClient;
+use presence_autopilot::delivery::webhook::WebhookSender;
+use presence_autopilot::delivery::{DispatchError, DispatchSettings, Dispatcher, InboundRecord};
 
 use crate::config::Config;
 
@@ -104,7 +105,7 @@ pub async fn handle(
 
 fn diagnostic(err: DispatchError) -> Diagnostic {
     tracing::error!(error = %err, "batch failed");
-    shared::telemetry::diagnostic(&err, err.is_retryable())
+    presence_autopilot::telemetry::diagnostic(&err, err.is_retryable())
 }
 
 #[cfg(test)]
@@ -113,12 +114,12 @@ mod tests {
 
     use chrono::DateTime;
     use lambda_runtime::Context;
-    use shared::clock::ManualClock;
-    use shared::delivery::fakes::{FakeEndpoints, FakeVisibility};
-    use shared::fakes::{FakeSecrets, InMemoryStore};
-    use shared::model::UserId;
-    use shared::ports::AuditLog;
-    use shared::state::DecisionKind;
+    use presence_autopilot::clock::ManualClock;
+    use presence_autopilot::fakes::delivery::{FakeEndpoints, FakeVisibility};
+    use presence_autopilot::fakes::{FakeSecrets, InMemoryStore};
+    use presence_autopilot::model::UserId;
+    use presence_autopilot::ports::AuditLog;
+    use presence_autopilot::state::DecisionKind;
 
     use super::*;
 
@@ -182,7 +183,7 @@ mod tests {
             vec![("handle-2".to_owned(), Duration::ZERO)]
         );
         let unattributed =
-            UserId::parse(shared::delivery::dispatch::UNATTRIBUTED_USER).expect("id");
+            UserId::parse(presence_autopilot::delivery::dispatch::UNATTRIBUTED_USER).expect("id");
         let records = store.audit_records(&unattributed);
         assert_eq!(records.len(), 1);
         assert_eq!(records[0].kind, DecisionKind::DeliveryParked);

@@ -3,8 +3,8 @@
 
 pub mod bus;
 pub mod connections;
-pub mod delivery;
 pub mod dynamo;
+pub mod endpoints;
 pub mod scheduler;
 pub mod secrets;
 pub mod sqs;

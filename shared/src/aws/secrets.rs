@@ -11,7 +11,7 @@ use secrecy::SecretString;
 use super::sdk_error;
 use crate::clock::Clock;
 use crate::ports::StoreError;
-use crate::secrets::{SecretCache, SecretFetcher};
+use crate::secret_cache::{SecretCache, SecretFetcher};
 
 /// Reads a secret's current (`AWSCURRENT`) string value.
 #[derive(Debug, Clone)]

@@ -1,5 +1,5 @@
-//! SQS as the `NotificationQueue`: SendMessageBatch in chunks of 10, retrying only the entries a
-//! batch reports failed.
+//! SQS as the `NotificationQueue` (SendMessageBatch in chunks of 10, retrying only the entries a
+//! batch reports failed) and as webhook dispatch's `MessageVisibility`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,7 +10,7 @@ use aws_sdk_sqs::types::{MessageAttributeValue, SendMessageBatchRequestEntry};
 
 use super::sdk_error;
 use crate::clock::Clock;
-use crate::ports::{NotificationQueue, SendOutcome, StoreError};
+use crate::ports::{MessageVisibility, NotificationQueue, SendOutcome, StoreError};
 use crate::state::Notification;
 
 /// SQS accepts at most 10 entries per SendMessageBatch.
@@ -202,6 +202,44 @@ async fn send_all(
 impl NotificationQueue for SqsQueue {
     async fn send(&self, notifications: &[Notification]) -> Result<Vec<SendOutcome>, StoreError> {
         send_all(self, self.clock.as_ref(), self.max_attempts, notifications).await
+    }
+}
+
+/// ChangeMessageVisibility on the notifications queue.
+#[derive(Debug, Clone)]
+pub struct SqsVisibility {
+    client: aws_sdk_sqs::Client,
+    queue_url: String,
+}
+
+impl SqsVisibility {
+    pub fn new(client: aws_sdk_sqs::Client, queue_url: impl Into<String>) -> Self {
+        Self {
+            client,
+            queue_url: queue_url.into(),
+        }
+    }
+}
+
+#[async_trait]
+impl MessageVisibility for SqsVisibility {
+    async fn set_visibility(
+        &self,
+        receipt_handle: &str,
+        after: Duration,
+    ) -> Result<(), StoreError> {
+        // SQS takes whole seconds up to 12 h; round up so a Retry-After is never cut short.
+        let seconds = after.as_secs() + u64::from(after.subsec_nanos() > 0);
+        let seconds = i32::try_from(seconds.min(43_200)).unwrap_or(43_200);
+        self.client
+            .change_message_visibility()
+            .queue_url(&self.queue_url)
+            .receipt_handle(receipt_handle)
+            .visibility_timeout(seconds)
+            .send()
+            .await
+            .map_err(|err| sdk_error("ChangeMessageVisibility", err))?;
+        Ok(())
     }
 }
 

@@ -13,11 +13,11 @@ use crate::aws::secrets::secrets_manager_source;
 use crate::aws::sqs::SqsQueue;
 use crate::clock::{Clock, Deadline, SystemClock};
 use crate::genesys::{GenesysClient, GenesysConfig, GenesysError, GenesysHosts};
+use crate::genesys::{GenesysCredentials, GenesysSecretCredentials};
 use crate::policy::{DEFAULT_POLICY, Policy, PolicyError};
 use crate::ports::{
     AuditLog, IdempotencyStore, NotificationQueue, SecretSource, ShiftCache, StateStore, StoreError,
 };
-use crate::secrets::{GenesysCredentials, GenesysSecretCredentials};
 use crate::service::transition::TransitionDeps;
 use crate::wfm::{CachedShifts, WfmShifts};
 

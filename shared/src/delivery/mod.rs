@@ -3,8 +3,6 @@
 //! use case that ties them together (docs/delivery.md).
 
 pub mod dispatch;
-#[cfg(any(test, feature = "test-helpers"))]
-pub mod fakes;
 pub mod http;
 pub mod retry;
 pub mod signing;

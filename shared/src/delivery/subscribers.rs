@@ -213,7 +213,7 @@ mod tests {
     use secrecy::ExposeSecret;
 
     use super::*;
-    use crate::secrets::SecretDocument;
+    use crate::ports::SecretDocument;
 
     const DOC: &str = r#"{
         "webhooks": [

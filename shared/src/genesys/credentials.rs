@@ -1,10 +1,13 @@
 //! OAuth client credentials as a port: the Lambda reads them from Secrets Manager, tests pass
 //! them directly. The secret is wrapped so `Debug` and logs never show it.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 
 use super::GenesysError;
+use crate::ports::{SecretDocument, SecretSource, StoreError};
 
 #[derive(Debug, Clone)]
 pub struct ClientCredentials {
@@ -36,5 +39,77 @@ pub struct StaticCredentials(pub ClientCredentials);
 impl CredentialSource for StaticCredentials {
     async fn client_credentials(&self, _refresh: bool) -> Result<ClientCredentials, GenesysError> {
         Ok(self.0.clone())
+    }
+}
+
+/// The Genesys OAuth client-credentials secret:
+/// `{"clientId","clientSecret","region", "apiBaseUrl"?, "loginBaseUrl"?}`.
+#[derive(Debug, Clone)]
+pub struct GenesysCredentials {
+    pub client_id: String,
+    pub client_secret: SecretString,
+    /// The Genesys region host, e.g. `mypurecloud.com` or `usw2.pure.cloud`.
+    pub region: String,
+    /// Overrides for tests and the simulator; derived from `region` when absent.
+    pub api_base_url: Option<String>,
+    pub login_base_url: Option<String>,
+}
+
+impl GenesysCredentials {
+    pub fn from_document(doc: &SecretDocument) -> Result<Self, StoreError> {
+        let plain = |field: &str| doc.string(field).map(|s| s.expose_secret().to_owned());
+        let optional_plain = |field: &str| {
+            doc.optional_string(field)
+                .map(|s| s.map(|s| s.expose_secret().to_owned()))
+        };
+        Ok(Self {
+            client_id: plain("clientId")?,
+            client_secret: doc.string("clientSecret")?,
+            region: plain("region")?,
+            api_base_url: optional_plain("apiBaseUrl")?,
+            login_base_url: optional_plain("loginBaseUrl")?,
+        })
+    }
+
+    pub async fn load(source: &dyn SecretSource, secret_name: &str) -> Result<Self, StoreError> {
+        Self::from_document(&*source.get(secret_name).await?)
+    }
+}
+
+/// The Genesys client's credentials read from a secret: a 401 from Genesys asks for a forced
+/// refresh, so a rotated client secret is picked up without a cold start.
+#[derive(Debug, Clone)]
+pub struct GenesysSecretCredentials {
+    source: Arc<dyn SecretSource>,
+    secret_name: String,
+}
+
+impl GenesysSecretCredentials {
+    pub fn new(source: Arc<dyn SecretSource>, secret_name: impl Into<String>) -> Self {
+        Self {
+            source,
+            secret_name: secret_name.into(),
+        }
+    }
+}
+
+#[async_trait]
+impl CredentialSource for GenesysSecretCredentials {
+    async fn client_credentials(&self, refresh: bool) -> Result<ClientCredentials, GenesysError> {
+        let document = if refresh {
+            self.source.force_refresh(&self.secret_name).await
+        } else {
+            self.source.get(&self.secret_name).await
+        };
+        let credentials = document
+            .and_then(|doc| GenesysCredentials::from_document(&doc))
+            .map_err(|e| GenesysError::Credentials {
+                retryable: e.is_retryable(),
+                message: e.to_string(),
+            })?;
+        Ok(ClientCredentials {
+            client_id: credentials.client_id,
+            client_secret: credentials.client_secret,
+        })
     }
 }

@@ -3,6 +3,7 @@
 
 mod client;
 mod credentials;
+mod endpoints;
 mod error;
 mod hosts;
 mod presence;
@@ -12,7 +13,10 @@ pub mod wire;
 
 pub use crate::ports::{AuthTimings, CasOutcome};
 pub use client::{BULK_LIMIT, GenesysClient, GenesysConfig, RetryPolicy};
-pub use credentials::{ClientCredentials, CredentialSource, StaticCredentials};
+pub use credentials::{
+    ClientCredentials, CredentialSource, GenesysCredentials, GenesysSecretCredentials,
+    StaticCredentials,
+};
 pub use error::GenesysError;
 pub use hosts::{GenesysHosts, REGIONS};
 pub use roster::GroupRoster;

@@ -19,8 +19,8 @@ use crate::calendar::{CalendarError, DeltaCursor, DeltaPage, NewSubscription};
 use crate::clock::{Clock, Deadline};
 use crate::genesys::token::{AccessToken, Fetched, TokenCache};
 use crate::ports::CalendarApi;
+use crate::ports::SecretDocument;
 use crate::ports::StoreError;
-use crate::secrets::SecretDocument;
 
 pub const GRAPH_BASE_URL: &str = "https://graph.microsoft.com";
 pub const LOGIN_BASE_URL: &str = "https://login.microsoftonline.com";

@@ -41,7 +41,8 @@ pub struct Conflict {
     pub expected_version: u64,
 }
 
-/// Every failure of the stores. Messages name what failed, never a secret value.
+/// Every failure of the infrastructure ports (table, queues, secrets, bus, schedules). Messages
+/// name what failed, never a secret value.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error(transparent)]

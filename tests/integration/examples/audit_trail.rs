@@ -9,11 +9,11 @@ use std::sync::Arc;
 use anyhow::Context;
 use chrono::{DateTime, Duration, Utc};
 use genesys_sim::seed;
-use shared::aws::dynamo::DynamoStore;
-use shared::clock::SystemClock;
-use shared::model::UserId;
-use shared::ports::AuditLog;
-use shared::state::PresenceRef;
+use presence_autopilot::aws::dynamo::DynamoStore;
+use presence_autopilot::clock::SystemClock;
+use presence_autopilot::model::UserId;
+use presence_autopilot::ports::AuditLog;
+use presence_autopilot::state::PresenceRef;
 
 /// The seed's presence definitions by name, so the trail reads "Available → Meeting" (the
 /// status message is left out to keep one record on one line).

@@ -64,7 +64,7 @@ async fn main() -> anyhow::Result<()> {
     let secrets = aws_sdk_secretsmanager::Client::new(&aws);
 
     let table = format!("{prefix}-state");
-    shared::aws::dynamo::DynamoStore::create_table(&dynamodb, &table)
+    presence_autopilot::aws::dynamo::DynamoStore::create_table(&dynamodb, &table)
         .await
         .context("create table")?;
     let (events_queue, events_dlq) = queue_with_dlq(&sqs, &format!("{prefix}-events"), 3).await?;

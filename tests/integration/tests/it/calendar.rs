@@ -4,13 +4,13 @@
 use std::time::Duration;
 
 use graph_sim::seed::{AGENT1, AGENT2, AGENT3, AGENT4, AGENT5, OUTSIDER};
+use presence_autopilot::calendar::{CalendarError, SyncReason};
+use presence_autopilot::events::{self, CALENDAR_EVENT_DELETED, CALENDAR_EVENT_UPSERTED};
+use presence_autopilot::ports::ConnectionStore;
+use presence_autopilot::service::calendar_notify::EndpointRequest;
+use presence_autopilot::service::calendar_sync::{SyncError, SyncSettings};
 use reqwest::Method;
 use serde_json::{Value, json};
-use shared::calendar::{CalendarError, SyncReason};
-use shared::events::{self, CALENDAR_EVENT_DELETED, CALENDAR_EVENT_UPSERTED};
-use shared::ports::ConnectionStore;
-use shared::service::calendar_notify::EndpointRequest;
-use shared::service::calendar_sync::{SyncError, SyncSettings};
 
 use crate::support::connector::Connector;
 
@@ -400,7 +400,7 @@ async fn throttling_waits_retry_after_within_the_deadline_else_goes_back_to_the_
             json!({"path_contains": "calendarView", "status": 429, "retry_after": 30, "count": 1}),
         )
         .await;
-    let request = shared::calendar::SyncRequest {
+    let request = presence_autopilot::calendar::SyncRequest {
         user_id: user.clone(),
         reason: SyncReason::Resync,
     };
@@ -501,7 +501,10 @@ async fn concurrent_workers_on_one_agent_sync_once_each_round_and_never_regress_
     stale.delta_link = Some("https://graph.microsoft.com/v1.0/old".to_owned());
     let refused = connector.connections.put(&stale).await;
     assert!(
-        matches!(refused, Err(shared::ports::StoreError::Conflict(_))),
+        matches!(
+            refused,
+            Err(presence_autopilot::ports::StoreError::Conflict(_))
+        ),
         "{refused:?}"
     );
 }
@@ -510,16 +513,16 @@ mod upkeep {
     use std::sync::Arc;
 
     use genesys_sim::seed::{DEMO_AGENTS, DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, ROSTER_GROUP};
+    use presence_autopilot::aws::sync_queue::SqsSyncQueue;
+    use presence_autopilot::calendar::{Connection, SyncReason};
+    use presence_autopilot::clock::SystemClock;
+    use presence_autopilot::genesys::GroupRoster;
+    use presence_autopilot::model::UserId;
+    use presence_autopilot::policy::{DEFAULT_POLICY, Policy};
+    use presence_autopilot::ports::ConnectionStore;
+    use presence_autopilot::service::calendar_upkeep::UpkeepService;
     use reqwest::Method;
     use serde_json::{Value, json};
-    use shared::aws::sync_queue::SqsSyncQueue;
-    use shared::calendar::{Connection, SyncReason};
-    use shared::clock::SystemClock;
-    use shared::genesys::GroupRoster;
-    use shared::model::UserId;
-    use shared::policy::{DEFAULT_POLICY, Policy};
-    use shared::ports::ConnectionStore;
-    use shared::service::calendar_upkeep::UpkeepService;
 
     use crate::support::connector::Connector;
     use crate::support::sim::TestSim;

@@ -8,9 +8,9 @@ use chrono::{DurationRound, Utc};
 use peers::slack::SlackStub;
 use peers::teams::TeamsStub;
 use peers::webhook::{Reply, WebhookReceiver};
+use presence_autopilot::delivery::subscribers::SubscriberId;
+use presence_autopilot::state::{DecisionKind, NotificationKind};
 use serde_json::json;
-use shared::delivery::subscribers::SubscriberId;
-use shared::state::{DecisionKind, NotificationKind};
 
 use crate::support::dispatch::{ADA, BOB, Harness, LogCapture, Options, SECRET, notification};
 

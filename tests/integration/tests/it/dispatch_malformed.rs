@@ -3,9 +3,9 @@
 
 use std::time::Duration;
 
+use presence_autopilot::delivery::dispatch::UNATTRIBUTED_USER;
+use presence_autopilot::state::DecisionKind;
 use serde_json::json;
-use shared::delivery::dispatch::UNATTRIBUTED_USER;
-use shared::state::DecisionKind;
 
 use crate::support::dispatch::{ADA, Harness, Options, SECRET, receive};
 

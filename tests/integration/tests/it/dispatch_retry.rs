@@ -6,8 +6,8 @@ use std::time::Duration;
 use aws_lambda_events::sqs::SqsEvent;
 use peers::slack::SlackStub;
 use peers::webhook::{Reply, WebhookReceiver};
+use presence_autopilot::state::{DecisionKind, NotificationKind};
 use serde_json::json;
-use shared::state::{DecisionKind, NotificationKind};
 
 use crate::support::dispatch::{ADA, BOB, Harness, Options, SECRET, notification, receive};
 

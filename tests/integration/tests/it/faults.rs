@@ -6,14 +6,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use genesys_sim::seed::DEMO_AGENTS;
-use shared::aws::secrets::secrets_manager_source;
-use shared::clock::SystemClock;
-use shared::genesys::{CredentialSource, GenesysError};
-use shared::model::{SystemPresence, UserId};
-use shared::ports::{AuditLog, SecretSource, StateStore, StoreError};
-use shared::secrets::GenesysSecretCredentials;
-use shared::service::transition::{TransitionError, UNATTRIBUTED_USER};
-use shared::state::{AuditEntry, DecisionKind, UserState};
+use presence_autopilot::aws::secrets::secrets_manager_source;
+use presence_autopilot::clock::SystemClock;
+use presence_autopilot::genesys::GenesysSecretCredentials;
+use presence_autopilot::genesys::{CredentialSource, GenesysError};
+use presence_autopilot::model::{SystemPresence, UserId};
+use presence_autopilot::ports::{AuditLog, SecretSource, StateStore, StoreError};
+use presence_autopilot::service::transition::{TransitionError, UNATTRIBUTED_USER};
+use presence_autopilot::state::{AuditEntry, DecisionKind, UserState};
 
 use crate::support::moto;
 use crate::support::transition::Harness;
@@ -229,7 +229,11 @@ async fn sqs_failing_after_the_presence_write_keeps_the_notification_for_later()
 #[tokio::test]
 async fn a_retried_transaction_that_had_committed_is_recognised_not_cancelled() {
     let (client, table) = moto::new_table().await;
-    let store = shared::aws::dynamo::DynamoStore::new(client, table.clone(), Arc::new(SystemClock));
+    let store = presence_autopilot::aws::dynamo::DynamoStore::new(
+        client,
+        table.clone(),
+        Arc::new(SystemClock),
+    );
     let user = UserId::parse("00000000-0000-4000-8000-000000000777").expect("uuid");
     let state = UserState::new(user.clone(), chrono::Utc::now());
     // The transaction commits, then its answer is lost: the SDK sends it again.
@@ -411,7 +415,7 @@ async fn genesys_slower_than_the_deadline_leaves_no_agent_stuck() {
         )
         .await;
     let start = h.calendar(STARTED, "w-1", ada(), "m-1", -1, 30);
-    let short = shared::clock::Deadline::after(&h.clock, Duration::from_millis(700));
+    let short = presence_autopilot::clock::Deadline::after(&h.clock, Duration::from_millis(700));
     let error = h
         .service
         .handle_json(&start, short)

@@ -7,12 +7,14 @@ use chrono::Utc;
 use genesys_sim::seed::{
     self, DEMO_AGENTS, DEMO_BUSINESS_UNIT, DEMO_CLIENT_ID, DEMO_CLIENT_SECRET,
 };
-use serde_json::json;
-use shared::genesys::wire::{PresenceChange, ScheduleSearchOutcome, ScheduleSearchRequest};
-use shared::genesys::{CasOutcome, GenesysError};
-use shared::model::{
+use presence_autopilot::genesys::wire::{
+    PresenceChange, ScheduleSearchOutcome, ScheduleSearchRequest,
+};
+use presence_autopilot::genesys::{CasOutcome, GenesysError};
+use presence_autopilot::model::{
     ActivityCategory, PresenceDefinitionId, RoutingStatus, SystemPresence, UserId,
 };
+use serde_json::json;
 
 use crate::support::sim::{SHORT_TOKEN_CLIENT, TestSim, deadline};
 

@@ -5,12 +5,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use genesys_sim::seed::{AUTOPILOT_PERMISSIONS, DEMO_AGENTS};
+use presence_autopilot::aws::secrets::secrets_manager_source;
+use presence_autopilot::clock::{Deadline, SystemClock};
+use presence_autopilot::genesys::GenesysSecretCredentials;
+use presence_autopilot::genesys::{GenesysClient, GenesysConfig, GenesysHosts};
+use presence_autopilot::model::UserId;
 use serde_json::json;
-use shared::aws::secrets::secrets_manager_source;
-use shared::clock::{Deadline, SystemClock};
-use shared::genesys::{GenesysClient, GenesysConfig, GenesysHosts};
-use shared::model::UserId;
-use shared::secrets::GenesysSecretCredentials;
 
 use crate::support::moto;
 use crate::support::sim::TestSim;

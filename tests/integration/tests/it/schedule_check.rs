@@ -6,15 +6,15 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use genesys_sim::seed::DEMO_AGENTS;
-use serde_json::{Value, json};
-use shared::aws::scheduler::{EventBridgeSchedules, SchedulerTarget};
-use shared::clock::Deadline;
-use shared::model::{SystemPresence, UserId};
-use shared::ports::StateStore;
-use shared::service::schedule_check::ScheduleCheck;
-use shared::state::{
+use presence_autopilot::aws::scheduler::{EventBridgeSchedules, SchedulerTarget};
+use presence_autopilot::clock::Deadline;
+use presence_autopilot::model::{SystemPresence, UserId};
+use presence_autopilot::ports::StateStore;
+use presence_autopilot::service::schedule_check::ScheduleCheck;
+use presence_autopilot::state::{
     ActiveTrigger, AppliedOverride, DecisionKind, PresenceRef, TriggerId, TriggerKind, UserState,
 };
+use serde_json::{Value, json};
 
 use crate::support::moto;
 use crate::support::transition::Harness;
@@ -432,7 +432,7 @@ async fn a_deferred_start_is_applied_by_the_sweep_once_the_call_ends() {
 /// Seeds `count` users whose Meeting override (ours) ended 20 minutes ago without an end event.
 async fn seed_missed_ends(
     sim: &crate::support::sim::TestSim,
-    genesys: &shared::genesys::GenesysClient,
+    genesys: &presence_autopilot::genesys::GenesysClient,
     store: &dyn StateStore,
     now: DateTime<Utc>,
     count: usize,
@@ -456,7 +456,8 @@ async fn seed_missed_ends(
         users.push(UserId::parse(&id).expect("uuid"));
     }
     let meeting =
-        shared::model::PresenceDefinitionId::parse(genesys_sim::seed::MEETING).expect("id");
+        presence_autopilot::model::PresenceDefinitionId::parse(genesys_sim::seed::MEETING)
+            .expect("id");
     let changes: Vec<(UserId, PresenceRef)> = users
         .iter()
         .map(|u| {
@@ -469,9 +470,10 @@ async fn seed_missed_ends(
             )
         })
         .collect();
-    let applied = shared::ports::PresenceApi::set_presences(genesys, &changes, deadline)
-        .await
-        .expect("bulk put");
+    let applied =
+        presence_autopilot::ports::PresenceApi::set_presences(genesys, &changes, deadline)
+            .await
+            .expect("bulk put");
     let ended = now - chrono::Duration::minutes(20);
     let trigger = TriggerId::parse("all-hands").expect("id");
     for (user, after) in applied {
@@ -491,8 +493,10 @@ async fn seed_missed_ends(
             set_at: Some(after.modified_date),
         });
         state.restore_to = Some(PresenceRef {
-            definition_id: shared::model::PresenceDefinitionId::parse(genesys_sim::seed::AVAILABLE)
-                .expect("id"),
+            definition_id: presence_autopilot::model::PresenceDefinitionId::parse(
+                genesys_sim::seed::AVAILABLE,
+            )
+            .expect("id"),
             message: String::new(),
         });
         state.due_at = Some(ended + chrono::Duration::minutes(5));
@@ -504,7 +508,7 @@ async fn seed_missed_ends(
 /// Sweeps `runs` times and checks each run handled `budget` items, then that nothing is left.
 async fn sweep_runs(
     check: &ScheduleCheck,
-    clock: &shared::clock::ManualClock,
+    clock: &presence_autopilot::clock::ManualClock,
     runs: usize,
     budget: usize,
 ) {
@@ -535,16 +539,18 @@ async fn a_thousand_due_items_with_a_budget_of_two_hundred_take_five_runs_none_t
     // The in-memory store has the DynamoDB adapter's semantics (conditional versions, chain,
     // due order); moto deep-copies a table on every transaction, which makes 1,000 commits take
     // minutes. The DynamoDB due index is exercised at a smaller scale below.
-    use shared::fakes::{FakeQueue, InMemoryStore};
-    use shared::service::transition::{TransitionDeps, TransitionService};
+    use presence_autopilot::fakes::{FakeQueue, InMemoryStore};
+    use presence_autopilot::service::transition::{TransitionDeps, TransitionService};
     let sim = crate::support::sim::TestSim::start().await;
     let (genesys, clock) = sim.client((
         genesys_sim::seed::DEMO_CLIENT_ID,
         genesys_sim::seed::DEMO_CLIENT_SECRET,
     ));
-    let shared_clock: Arc<dyn shared::clock::Clock> = Arc::new(clock.clone());
+    let shared_clock: Arc<dyn presence_autopilot::clock::Clock> = Arc::new(clock.clone());
     let store = Arc::new(InMemoryStore::new(shared_clock.clone()));
-    let policy = shared::policy::Policy::from_toml(shared::policy::DEFAULT_POLICY).expect("policy");
+    let policy =
+        presence_autopilot::policy::Policy::from_toml(presence_autopilot::policy::DEFAULT_POLICY)
+            .expect("policy");
     let definitions = genesys
         .presence_definitions(Deadline::after(&clock, Duration::from_secs(10)))
         .await
@@ -552,7 +558,7 @@ async fn a_thousand_due_items_with_a_budget_of_two_hundred_take_five_runs_none_t
     let targets = policy.resolve(&definitions).expect("targets");
     let transition = Arc::new(TransitionService::new(TransitionDeps {
         presence: Arc::new(genesys.clone()),
-        shifts: Arc::new(shared::wfm::WfmShifts::new(
+        shifts: Arc::new(presence_autopilot::wfm::WfmShifts::new(
             genesys.clone(),
             shared_clock.clone(),
             Vec::new(),
@@ -579,7 +585,7 @@ async fn a_thousand_due_items_with_a_budget_of_two_hundred_take_five_runs_none_t
         &sim,
         &genesys,
         store.as_ref(),
-        shared::clock::Clock::now(&clock),
+        presence_autopilot::clock::Clock::now(&clock),
         1000,
         Deadline::after(&clock, Duration::from_secs(60)),
     )

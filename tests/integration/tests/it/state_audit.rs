@@ -7,11 +7,11 @@ use std::time::Duration;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
-use shared::aws::dynamo::{DynamoStore, TTL_ATTRIBUTE};
-use shared::clock::{ManualClock, SystemClock};
-use shared::model::UserId;
-use shared::ports::AuditLog;
-use shared::state::{AuditEntry, ChainBreak, DecisionKind, TriggerId};
+use presence_autopilot::aws::dynamo::{DynamoStore, TTL_ATTRIBUTE};
+use presence_autopilot::clock::{ManualClock, SystemClock};
+use presence_autopilot::model::UserId;
+use presence_autopilot::ports::AuditLog;
+use presence_autopilot::state::{AuditEntry, ChainBreak, DecisionKind, TriggerId};
 
 use crate::support::moto;
 

@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
-use shared::aws::dynamo::{DynamoStore, TTL_ATTRIBUTE};
-use shared::clock::{Deadline, ManualClock, SystemClock};
-use shared::ports::{Begin, IdempotencyStore, StoreError};
+use presence_autopilot::aws::dynamo::{DynamoStore, TTL_ATTRIBUTE};
+use presence_autopilot::clock::{Deadline, ManualClock, SystemClock};
+use presence_autopilot::ports::{Begin, IdempotencyStore, StoreError};
 use tokio::sync::Barrier;
 
 use crate::support::moto;

@@ -5,11 +5,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use shared::aws::sqs::SqsQueue;
-use shared::clock::SystemClock;
-use shared::model::UserId;
-use shared::ports::{NotificationQueue, SendOutcome};
-use shared::state::{Notification, NotificationKind};
+use presence_autopilot::aws::sqs::SqsQueue;
+use presence_autopilot::clock::SystemClock;
+use presence_autopilot::model::UserId;
+use presence_autopilot::ports::{NotificationQueue, SendOutcome};
+use presence_autopilot::state::{Notification, NotificationKind};
 
 use crate::support::moto;
 

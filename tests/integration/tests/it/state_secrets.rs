@@ -3,11 +3,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use presence_autopilot::aws::secrets::secrets_manager_source;
+use presence_autopilot::clock::SystemClock;
+use presence_autopilot::genesys::GenesysCredentials;
+use presence_autopilot::ports::{SecretSource, StoreError};
 use secrecy::ExposeSecret;
-use shared::aws::secrets::secrets_manager_source;
-use shared::clock::SystemClock;
-use shared::ports::{SecretSource, StoreError};
-use shared::secrets::GenesysCredentials;
 
 use crate::support::moto;
 

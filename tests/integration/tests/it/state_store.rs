@@ -3,11 +3,13 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use shared::aws::dynamo::DynamoStore;
-use shared::clock::{Clock, SystemClock};
-use shared::model::UserId;
-use shared::ports::{AuditLog, Conflict, StateStore, StoreError};
-use shared::state::{ActiveTrigger, AuditEntry, DecisionKind, TriggerId, TriggerKind, UserState};
+use presence_autopilot::aws::dynamo::DynamoStore;
+use presence_autopilot::clock::{Clock, SystemClock};
+use presence_autopilot::model::UserId;
+use presence_autopilot::ports::{AuditLog, Conflict, StateStore, StoreError};
+use presence_autopilot::state::{
+    ActiveTrigger, AuditEntry, DecisionKind, TriggerId, TriggerKind, UserState,
+};
 use tokio::sync::Barrier;
 
 use crate::support::moto;

@@ -1,10 +1,10 @@
 //! The transition use case end to end: the Genesys simulator, DynamoDB and SQS on moto.
 
 use genesys_sim::seed::{self, DEMO_AGENTS};
+use presence_autopilot::model::SystemPresence;
+use presence_autopilot::policy::DEFAULT_POLICY;
+use presence_autopilot::state::DecisionKind;
 use serde_json::json;
-use shared::model::SystemPresence;
-use shared::policy::DEFAULT_POLICY;
-use shared::state::DecisionKind;
 
 use crate::support::transition::Harness;
 
@@ -72,11 +72,13 @@ async fn meeting_start_sets_meeting_and_its_end_restores_the_previous_presence()
     );
     assert_eq!(notifications[0]["payload"]["email"], "ada@example.com");
     let state = h.store.as_ref();
-    let stored =
-        shared::ports::StateStore::get(state, &shared::model::UserId::parse(ada()).expect("uuid"))
-            .await
-            .expect("get")
-            .expect("state");
+    let stored = presence_autopilot::ports::StateStore::get(
+        state,
+        &presence_autopilot::model::UserId::parse(ada()).expect("uuid"),
+    )
+    .await
+    .expect("get")
+    .expect("state");
     assert!(
         stored.outbox.is_empty(),
         "sent notifications leave the outbox"
@@ -532,7 +534,7 @@ async fn malformed_events_are_rejected_naming_the_field() {
     );
     assert!(garbage.is_rejected(), "{garbage:?}");
     let unattributed = h
-        .audit(shared::service::transition::UNATTRIBUTED_USER)
+        .audit(presence_autopilot::service::transition::UNATTRIBUTED_USER)
         .await;
     assert_eq!(unattributed.len(), 3, "one Rejected audit record each");
     assert!(

@@ -7,13 +7,13 @@ use std::time::Duration;
 
 use anyhow::Context;
 use peers::webhook::WebhookReceiver;
-use shared::clock::SystemClock;
-use shared::delivery::AttemptOutcome;
-use shared::delivery::http::{GuardedHttp, HttpLimits};
-use shared::delivery::ssrf::{SystemResolver, UrlPolicy};
-use shared::delivery::subscribers::WebhookSubscriber;
-use shared::delivery::webhook::WebhookSender;
-use shared::state::Notification;
+use presence_autopilot::clock::SystemClock;
+use presence_autopilot::delivery::AttemptOutcome;
+use presence_autopilot::delivery::http::{GuardedHttp, HttpLimits};
+use presence_autopilot::delivery::ssrf::{SystemResolver, UrlPolicy};
+use presence_autopilot::delivery::subscribers::WebhookSubscriber;
+use presence_autopilot::delivery::webhook::WebhookSender;
+use presence_autopilot::state::Notification;
 
 const NEW_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 const OLD_SECRET: &str = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD";

@@ -8,18 +8,20 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use graph_sim::{Seed, SimServer};
+use presence_autopilot::aws::bus::{CALENDAR_SOURCE, EventBridgeBus};
+use presence_autopilot::aws::connections::DynamoConnections;
+use presence_autopilot::aws::sync_queue::SqsSyncQueue;
+use presence_autopilot::calendar::{ClientStateKey, Connection, SyncReason, SyncRequest};
+use presence_autopilot::clock::{Clock, Deadline, SystemClock};
+use presence_autopilot::graph::{GraphClient, GraphSettings};
+use presence_autopilot::model::UserId;
+use presence_autopilot::ports::ConnectionStore;
+use presence_autopilot::service::calendar_notify::NotifyService;
+use presence_autopilot::service::calendar_sync::{
+    SyncError, SyncReport, SyncService, SyncSettings,
+};
 use secrecy::SecretString;
 use serde_json::{Value, json};
-use shared::aws::bus::{CALENDAR_SOURCE, EventBridgeBus};
-use shared::aws::connections::DynamoConnections;
-use shared::aws::sync_queue::SqsSyncQueue;
-use shared::calendar::{ClientStateKey, Connection, SyncReason, SyncRequest};
-use shared::clock::{Clock, Deadline, SystemClock};
-use shared::graph::{GraphClient, GraphSettings};
-use shared::model::UserId;
-use shared::ports::ConnectionStore;
-use shared::service::calendar_notify::NotifyService;
-use shared::service::calendar_sync::{SyncError, SyncReport, SyncService, SyncSettings};
 
 use super::dispatch::receive;
 use super::moto;

@@ -158,7 +158,7 @@ pub fn sqs() -> aws_sdk_sqs::Client {
 pub async fn new_table() -> (aws_sdk_dynamodb::Client, String) {
     let client = dynamodb();
     let table = unique_name("state");
-    shared::aws::dynamo::DynamoStore::create_table(&client, &table)
+    presence_autopilot::aws::dynamo::DynamoStore::create_table(&client, &table)
         .await
         .expect("create table");
     (client, table)

@@ -7,11 +7,11 @@ use std::time::Duration;
 use chrono::Utc;
 use genesys_sim::seed::{AUTOPILOT_PERMISSIONS, ClientSeed};
 use genesys_sim::{Seed, SimServer};
-use serde_json::{Value, json};
-use shared::clock::{Clock, Deadline, ManualClock};
-use shared::genesys::{
+use presence_autopilot::clock::{Clock, Deadline, ManualClock};
+use presence_autopilot::genesys::{
     ClientCredentials, GenesysClient, GenesysConfig, GenesysHosts, StaticCredentials,
 };
+use serde_json::{Value, json};
 
 /// A client whose tokens live 300 s (the shortest Genesys allows), for expiry tests.
 pub const SHORT_TOKEN_CLIENT: (&str, &str) = ("short-token-client", "short-token-secret");

@@ -4,18 +4,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use presence_autopilot::aws::dynamo::DynamoStore;
+use presence_autopilot::aws::sqs::SqsQueue;
+use presence_autopilot::clock::{Clock, Deadline, ManualClock};
+use presence_autopilot::compose::{TransitionParts, assemble_transition};
+use presence_autopilot::genesys::GenesysClient;
+use presence_autopilot::model::UserId;
+use presence_autopilot::policy::{DEFAULT_POLICY, Policy};
+use presence_autopilot::ports::AuditLog;
+use presence_autopilot::service::transition::TransitionService;
+use presence_autopilot::state::{AuditRecord, DecisionKind};
+use presence_autopilot::wfm::CachedShifts;
 use serde_json::{Value, json};
-use shared::aws::dynamo::DynamoStore;
-use shared::aws::sqs::SqsQueue;
-use shared::clock::{Clock, Deadline, ManualClock};
-use shared::compose::{TransitionParts, assemble_transition};
-use shared::genesys::GenesysClient;
-use shared::model::UserId;
-use shared::policy::{DEFAULT_POLICY, Policy};
-use shared::ports::AuditLog;
-use shared::service::transition::TransitionService;
-use shared::state::{AuditRecord, DecisionKind};
-use shared::wfm::CachedShifts;
 
 use crate::support::moto;
 use crate::support::sim::TestSim;
@@ -116,7 +116,7 @@ impl Harness {
         .to_string()
     }
 
-    pub async fn presence_of(&self, user: &str) -> shared::model::PresenceSnapshot {
+    pub async fn presence_of(&self, user: &str) -> presence_autopilot::model::PresenceSnapshot {
         self.genesys
             .get_presence(&UserId::parse(user).expect("uuid"), self.deadline())
             .await

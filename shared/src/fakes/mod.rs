@@ -2,6 +2,8 @@
 //! Secrets Manager and SQS adapters (version conflicts, one chain per user, Powertools takeover),
 //! for unit tests of services and handlers. Enabled by the `test-helpers` feature.
 
+pub mod delivery;
+
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
@@ -12,11 +14,11 @@ use secrecy::SecretString;
 
 use crate::clock::{Clock, Deadline};
 use crate::model::UserId;
+use crate::ports::SecretDocument;
 use crate::ports::{
     AuditLog, Begin, Committed, Conflict, IdempotencyStore, Lease, NotificationQueue, SecretSource,
     SendOutcome, StateStore, StoreError,
 };
-use crate::secrets::SecretDocument;
 use crate::state::{
     AuditEntry, AuditRecord, ChainBreak, ChainHead, ChainReport, Notification, NotificationId,
     TriggerId, UserState, verify_records,

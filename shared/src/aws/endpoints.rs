@@ -1,7 +1,5 @@
-//! Adapters of the delivery ports: disabled endpoints in the DynamoDB table, message
-//! visibility in SQS.
-
-use std::time::Duration;
+//! Disabled webhook endpoints in the DynamoDB table (`ENDPOINT#<id>` / `STATUS`), the
+//! `EndpointRegistry` of webhook dispatch.
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -10,7 +8,7 @@ use chrono::{DateTime, SecondsFormat};
 use super::sdk_error;
 use crate::delivery::subscribers::SubscriberId;
 use crate::ports::StoreError;
-use crate::ports::{DisabledEndpoint, EndpointRegistry, MessageVisibility};
+use crate::ports::{DisabledEndpoint, EndpointRegistry};
 
 const ENDPOINT_SK: &str = "STATUS";
 
@@ -97,44 +95,6 @@ impl EndpointRegistry for DynamoEndpoints {
             .send()
             .await
             .map_err(|err| sdk_error("PutItem", err))?;
-        Ok(())
-    }
-}
-
-/// ChangeMessageVisibility on the notifications queue.
-#[derive(Debug, Clone)]
-pub struct SqsVisibility {
-    client: aws_sdk_sqs::Client,
-    queue_url: String,
-}
-
-impl SqsVisibility {
-    pub fn new(client: aws_sdk_sqs::Client, queue_url: impl Into<String>) -> Self {
-        Self {
-            client,
-            queue_url: queue_url.into(),
-        }
-    }
-}
-
-#[async_trait]
-impl MessageVisibility for SqsVisibility {
-    async fn set_visibility(
-        &self,
-        receipt_handle: &str,
-        after: Duration,
-    ) -> Result<(), StoreError> {
-        // SQS takes whole seconds up to 12 h; round up so a Retry-After is never cut short.
-        let seconds = after.as_secs() + u64::from(after.subsec_nanos() > 0);
-        let seconds = i32::try_from(seconds.min(43_200)).unwrap_or(43_200);
-        self.client
-            .change_message_visibility()
-            .queue_url(&self.queue_url)
-            .receipt_handle(receipt_handle)
-            .visibility_timeout(seconds)
-            .send()
-            .await
-            .map_err(|err| sdk_error("ChangeMessageVisibility", err))?;
         Ok(())
     }
 }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use super::subscribers::SubscriberId;
+use crate::model::SubscriberId;
 use crate::ports::StoreError;
 use crate::ports::{DisabledEndpoint, EndpointRegistry, MessageVisibility};
 

@@ -1,5 +1,5 @@
-//! JSON secrets held as `SecretString`, a TTL cache over any fetcher (on the injected clock), and
-//! the typed Genesys credentials.
+//! A TTL cache of JSON secrets over any fetcher (on the injected clock); the values stay
+//! wrapped as `SecretString`.
 //!
 //! The cache is hand-written rather than `moka`: moka expires entries on its own monotonic clock,
 //! which the `Clock` port cannot drive, so TTL behaviour could only be tested by sleeping.
@@ -11,46 +11,12 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 
 use crate::clock::Clock;
 use crate::ports::{SecretSource, StoreError};
 
-pub use crate::ports::SecretDocument;
-
-/// The Genesys OAuth client-credentials secret:
-/// `{"clientId","clientSecret","region", "apiBaseUrl"?, "loginBaseUrl"?}`.
-#[derive(Debug, Clone)]
-pub struct GenesysCredentials {
-    pub client_id: String,
-    pub client_secret: SecretString,
-    /// The Genesys region host, e.g. `mypurecloud.com` or `usw2.pure.cloud`.
-    pub region: String,
-    /// Overrides for tests and the simulator; derived from `region` when absent.
-    pub api_base_url: Option<String>,
-    pub login_base_url: Option<String>,
-}
-
-impl GenesysCredentials {
-    pub fn from_document(doc: &SecretDocument) -> Result<Self, StoreError> {
-        let plain = |field: &str| doc.string(field).map(|s| s.expose_secret().to_owned());
-        let optional_plain = |field: &str| {
-            doc.optional_string(field)
-                .map(|s| s.map(|s| s.expose_secret().to_owned()))
-        };
-        Ok(Self {
-            client_id: plain("clientId")?,
-            client_secret: doc.string("clientSecret")?,
-            region: plain("region")?,
-            api_base_url: optional_plain("apiBaseUrl")?,
-            login_base_url: optional_plain("loginBaseUrl")?,
-        })
-    }
-
-    pub async fn load(source: &dyn SecretSource, secret_name: &str) -> Result<Self, StoreError> {
-        Self::from_document(&*source.get(secret_name).await?)
-    }
-}
+use crate::ports::SecretDocument;
 
 /// Fetches one secret's raw value from wherever secrets live.
 #[async_trait]
@@ -130,6 +96,9 @@ impl<F: SecretFetcher> SecretSource for SecretCache<F> {
 
 #[cfg(test)]
 mod tests {
+    use secrecy::ExposeSecret;
+
+    use crate::genesys::GenesysCredentials;
     use std::sync::Mutex;
 
     use super::*;
@@ -254,46 +223,5 @@ mod tests {
         let err = SecretDocument::parse("genesys", SecretString::from("not json pw=hunter2"))
             .expect_err("not json");
         assert!(!format!("{err} {err:?}").contains("hunter2"));
-    }
-}
-
-/// The Genesys client's credentials read from a secret: a 401 from Genesys asks for a forced
-/// refresh, so a rotated client secret is picked up without a cold start.
-#[derive(Debug, Clone)]
-pub struct GenesysSecretCredentials {
-    source: Arc<dyn SecretSource>,
-    secret_name: String,
-}
-
-impl GenesysSecretCredentials {
-    pub fn new(source: Arc<dyn SecretSource>, secret_name: impl Into<String>) -> Self {
-        Self {
-            source,
-            secret_name: secret_name.into(),
-        }
-    }
-}
-
-#[async_trait]
-impl crate::genesys::CredentialSource for GenesysSecretCredentials {
-    async fn client_credentials(
-        &self,
-        refresh: bool,
-    ) -> Result<crate::genesys::ClientCredentials, crate::genesys::GenesysError> {
-        let document = if refresh {
-            self.source.force_refresh(&self.secret_name).await
-        } else {
-            self.source.get(&self.secret_name).await
-        };
-        let credentials = document
-            .and_then(|doc| GenesysCredentials::from_document(&doc))
-            .map_err(|e| crate::genesys::GenesysError::Credentials {
-                retryable: e.is_retryable(),
-                message: e.to_string(),
-            })?;
-        Ok(crate::genesys::ClientCredentials {
-            client_id: credentials.client_id,
-            client_secret: credentials.client_secret,
-        })
     }
 }
