@@ -205,6 +205,61 @@ def test_racing_conditional_increments_lose_no_update(ddb) -> None:
     assert int(final["version"]["N"]) == successes
 
 
+def test_a_cancelled_transaction_puts_back_exactly_the_items_it_named(ddb) -> None:
+    # The stand-in rolls back item by item (moto would copy the whole table): writes made before
+    # the failing condition are undone, new items removed, and items it did not name untouched.
+    table = new_table(ddb)
+    ddb.put_item(TableName=table, Item={"pk": {"S": "kept"}, "v": {"S": "before"}})
+    ddb.put_item(TableName=table, Item={"pk": {"S": "counted"}, "n": {"N": "5"}})
+    ddb.put_item(TableName=table, Item={"pk": {"S": "blocker"}})
+    ddb.put_item(TableName=table, Item={"pk": {"S": "bystander"}, "v": {"S": "as is"}})
+    before = items(ddb, table)
+
+    code, _ = error_code(
+        ddb.transact_write_items,
+        TransactItems=[
+            {"Put": {"TableName": table, "Item": {"pk": {"S": "kept"}, "v": {"S": "after"}}}},
+            add_one(table, "counted"),
+            put_if_absent(table, "brand-new"),
+            {"Delete": {"TableName": table, "Key": {"pk": {"S": "bystander-2"}}}},
+            put_if_absent(table, "blocker"),
+        ],
+    )
+
+    assert code == "TransactionCanceledException"
+    assert items(ddb, table) == before
+
+
+def test_a_cancelled_transaction_on_a_table_with_a_sort_key_leaves_the_partition_as_it_was(ddb) -> None:
+    table = unique("standin-sorted")
+    ddb.create_table(
+        TableName=table,
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}, {"AttributeName": "sk", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    state = {"pk": {"S": "USER#1"}, "sk": {"S": "STATE"}, "version": {"N": "3"}}
+    head = {"pk": {"S": "USER#1"}, "sk": {"S": "HEAD"}, "seq": {"N": "7"}}
+    ddb.put_item(TableName=table, Item=state)
+    ddb.put_item(TableName=table, Item=head)
+
+    code, _ = error_code(
+        ddb.transact_write_items,
+        TransactItems=[
+            {"Put": {"TableName": table, "Item": {**state, "version": {"N": "4"}}}},
+            {"Put": {"TableName": table, "Item": {"pk": {"S": "USER#1"}, "sk": {"S": "AUDIT#1"}}}},
+            {"Put": {"TableName": table, "Item": {"pk": {"S": "USER#2"}, "sk": {"S": "AUDIT#1"}}}},
+            {"ConditionCheck": {"TableName": table, "Key": {"pk": {"S": "USER#1"}, "sk": {"S": "HEAD"}},
+                                "ConditionExpression": "seq = :seen",
+                                "ExpressionAttributeValues": {":seen": {"N": "6"}}}},
+        ],
+    )
+
+    assert code == "TransactionCanceledException"
+    stored = ddb.scan(TableName=table, ConsistentRead=True)["Items"]
+    assert sorted(stored, key=lambda item: item["sk"]["S"]) == [head, state]
+
+
 # ------------------------------------------------------------------ faults
 
 
