@@ -26,8 +26,8 @@ impl WebhookSender {
     }
 
     /// The body every subscriber gets: the notification as on the queue (docs/events.md).
-    pub fn body(notification: &Notification) -> Vec<u8> {
-        serde_json::to_vec(notification).unwrap_or_default()
+    pub fn body(notification: &Notification) -> Result<Vec<u8>, serde_json::Error> {
+        serde_json::to_vec(notification)
     }
 
     /// One attempt. `webhook-id` is the notification id, so it is the same on every retry;
@@ -37,7 +37,13 @@ impl WebhookSender {
         subscriber: &WebhookSubscriber,
         notification: &Notification,
     ) -> AttemptOutcome {
-        let body = Self::body(notification);
+        let body = match Self::body(notification) {
+            Ok(body) => body,
+            // Never an empty signed body: the same notification cannot encode on a retry either.
+            Err(error) => {
+                return AttemptOutcome::permanent(format!("notification not encodable: {error}"));
+            }
+        };
         let now = self.clock.now();
         let signed = SignatureHeaders::sign(
             &notification.notification_id.to_string(),
