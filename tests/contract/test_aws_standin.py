@@ -260,6 +260,25 @@ def test_a_cancelled_transaction_on_a_table_with_a_sort_key_leaves_the_partition
     assert sorted(stored, key=lambda item: item["sk"]["S"]) == [head, state]
 
 
+def test_calls_are_counted_by_operation_within_their_scope_only(standin, ddb) -> None:
+    mine, theirs = new_table(ddb), new_table(ddb)
+    started = requests.post(f"{standin}/_standin/calls", json={"body_contains": mine}, timeout=10)
+    assert started.status_code == 201, started.text
+    counter = started.json()["id"]
+
+    for table in (mine, theirs):
+        ddb.put_item(TableName=table, Item={"pk": {"S": "a"}})
+    ddb.get_item(TableName=mine, Key={"pk": {"S": "a"}})
+    ddb.get_item(TableName=mine, Key={"pk": {"S": "b"}})
+
+    read = requests.get(f"{standin}/_standin/calls/{counter}", timeout=10).json()["calls"]
+    assert read == {"DynamoDB_20120810.PutItem": 1, "DynamoDB_20120810.GetItem": 2}
+    stopped = requests.delete(f"{standin}/_standin/calls/{counter}", timeout=10)
+    assert stopped.json()["calls"] == read
+    assert requests.get(f"{standin}/_standin/calls/{counter}", timeout=10).status_code == 404
+    assert requests.post(f"{standin}/_standin/calls", json={}, timeout=10).status_code == 400
+
+
 # ------------------------------------------------------------------ faults
 
 

@@ -15,6 +15,8 @@ cost grew with the table (140 ms for one item on a 3,370-item table). Under the 
 item-level backup gives the same all-or-nothing result; `install_item_level_rollback` swaps it in.
 
 Also added, because moto has neither:
+- Call counting: `POST /_standin/calls {"body_contains": X}` counts, by operation, the requests
+  whose body contains X (a test's own table name or queue URL); `GET`/`DELETE /_standin/calls/ID`.
 - Fault injection (moto never throttles nor loses a response): `POST /_standin/faults` arms an
   AWS JSON-protocol error for requests whose `X-Amz-Target` matches, either instead of running the
   request (`"when": "before"`) or after it took effect (`"when": "after"`, a lost response).
@@ -46,12 +48,13 @@ import threading
 import time
 import urllib.parse
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from http import HTTPStatus
 from pathlib import Path
 from typing import Any, Callable
 
 CONTROL_PATH = "/_standin/faults"
+CALLS_PATH = "/_standin/calls"
 TRANSACT_WRITE = "DynamoDB_20120810.TransactWriteItems"
 TOKEN_TTL_SECONDS = 600  # DynamoDB's idempotency window for ClientRequestToken
 
@@ -170,6 +173,18 @@ class Remembered:
     answer: Answer
 
 
+@dataclass
+class CallCounter:
+    """Requests whose body contains `scope`, counted by `X-Amz-Target` (the operation)."""
+
+    scope: bytes
+    calls: dict[str, int] = field(default_factory=dict)
+
+    def count(self, target: str, body: bytes) -> None:
+        if target and self.scope in body:
+            self.calls[target] = self.calls.get(target, 0) + 1
+
+
 class StandIn:
     """WSGI middleware around moto's application: one lock per request, faults, idempotency."""
 
@@ -179,6 +194,7 @@ class StandIn:
         self.faults: list[Fault] = []
         self.tokens: dict[str, Remembered] = {}  # insertion order is expiry order
         self.ids = itertools.count(1)
+        self.counters: dict[str, CallCounter] = {}
 
     def __call__(self, environ: dict, start_response: Callable) -> list[bytes]:
         body = take_body(environ)  # read outside the lock: a slow client must not stall others
@@ -194,7 +210,11 @@ class StandIn:
         path = environ.get("PATH_INFO", "")
         if path == CONTROL_PATH or path.startswith(CONTROL_PATH + "/"):
             return self.control(environ.get("REQUEST_METHOD", "GET"), path, environ.get("QUERY_STRING", ""), body)
+        if path == CALLS_PATH or path.startswith(CALLS_PATH + "/"):
+            return self.calls(environ.get("REQUEST_METHOD", "GET"), path[len(CALLS_PATH) + 1:], body)
         target = environ.get("HTTP_X_AMZ_TARGET", "")
+        for counter in self.counters.values():
+            counter.count(target, body)
         fault = next((f for f in self.faults if f.matches(target, body)), None) if target else None
         if fault is not None:
             fault.fired += 1
@@ -249,6 +269,30 @@ class StandIn:
             if hasattr(result, "close"):
                 result.close()
         return captured["status"], captured["headers"], b"".join(chunks)
+
+    def calls(self, method: str, counter_id: str, body: bytes) -> Answer:
+        """`POST {"body_contains": X}` starts counting the requests whose body contains X, by
+        `X-Amz-Target`; `GET /ID` reads the counts, `DELETE /ID` stops. Scoped by body so tests
+        sharing one server (each with its own table and queue) count only their own calls."""
+        if method == "POST" and not counter_id:
+            try:
+                scope = json.loads(body or b"null")["body_contains"]
+                if not isinstance(scope, str) or not scope:
+                    raise ValueError
+            except (ValueError, TypeError, KeyError):
+                return json_answer(400, {"error": "body_contains: a non-empty string is required"})
+            counter_id = f"calls-{next(self.ids)}"
+            self.counters[counter_id] = CallCounter(scope.encode())
+            return json_answer(201, {"id": counter_id})
+        counter = self.counters.get(counter_id)
+        if counter is None:
+            return json_answer(404, {"error": f"no counter {counter_id!r}"})
+        if method == "GET":
+            return json_answer(200, {"calls": dict(counter.calls)})
+        if method == "DELETE":
+            del self.counters[counter_id]
+            return json_answer(200, {"calls": dict(counter.calls)})
+        return json_answer(405, {"error": f"{method} is not part of the calls API"})
 
     def control(self, method: str, path: str, query: str, body: bytes) -> Answer:
         fault_id = path[len(CONTROL_PATH) + 1:]

@@ -9,6 +9,7 @@ mod dispatch_ssrf;
 mod faults;
 mod genesys_client;
 mod genesys_rotation;
+mod round_trips;
 mod schedule_check;
 mod state_audit;
 mod state_idempotency;

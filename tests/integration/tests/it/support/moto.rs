@@ -110,6 +110,48 @@ pub async fn clear_faults(scope: &str) {
     );
 }
 
+/// Counts, by operation (`X-Amz-Target`), the stand-in requests whose body contains `scope`
+/// (a test's own table name or queue URL), from now until `take`.
+pub struct CallCounter {
+    id: String,
+}
+
+impl CallCounter {
+    pub async fn start(scope: &str) -> Self {
+        let response = reqwest::Client::new()
+            .post(format!("{}/_standin/calls", endpoint()))
+            .json(&serde_json::json!({"body_contains": scope}))
+            .send()
+            .await
+            .expect("stand-in calls endpoint");
+        assert!(response.status().is_success(), "{}", response.status());
+        let body: serde_json::Value = response.json().await.expect("json");
+        Self {
+            id: body["id"].as_str().expect("counter id").to_owned(),
+        }
+    }
+
+    /// The counts so far, by operation name without its service prefix; stops counting.
+    pub async fn take(self) -> std::collections::BTreeMap<String, usize> {
+        let response = reqwest::Client::new()
+            .delete(format!("{}/_standin/calls/{}", endpoint(), self.id))
+            .send()
+            .await
+            .expect("stand-in calls endpoint");
+        assert!(response.status().is_success(), "{}", response.status());
+        let body: serde_json::Value = response.json().await.expect("json");
+        body["calls"]
+            .as_object()
+            .expect("calls")
+            .iter()
+            .map(|(target, n)| {
+                let operation = target.rsplit('.').next().unwrap_or(target).to_owned();
+                (operation, n.as_u64().expect("count") as usize)
+            })
+            .collect()
+    }
+}
+
 /// A name no other test (in this or a concurrent run) uses: table, queue, secret.
 pub fn unique_name(prefix: &str) -> String {
     format!(

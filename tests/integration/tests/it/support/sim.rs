@@ -113,6 +113,20 @@ impl TestSim {
             .count()
     }
 
+    /// How many requests the simulator has served so far.
+    pub fn served(&self) -> usize {
+        self.server.sim.lock().requests.len()
+    }
+
+    /// Requests served after the first `from`, as "METHOD /path" with user ids as `{id}`.
+    pub fn served_since(&self, from: usize) -> Vec<String> {
+        let ids = ids_as_placeholders();
+        self.server.sim.lock().requests[from..]
+            .iter()
+            .map(|r| format!("{} {}", r.method, ids(&r.path)))
+            .collect()
+    }
+
     pub fn count_token_requests(&self) -> usize {
         self.count_requests("POST", "/oauth/token")
     }
@@ -120,4 +134,20 @@ impl TestSim {
 
 pub fn deadline(clock: &dyn Clock, seconds: u64) -> Deadline {
     Deadline::after(clock, Duration::from_secs(seconds))
+}
+
+/// Replaces each UUID path segment with `{id}`.
+fn ids_as_placeholders() -> impl Fn(&str) -> String {
+    |path: &str| {
+        path.split('/')
+            .map(|segment| {
+                if uuid::Uuid::parse_str(segment).is_ok() {
+                    "{id}"
+                } else {
+                    segment
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("/")
+    }
 }
