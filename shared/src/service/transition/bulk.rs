@@ -110,6 +110,7 @@ impl TransitionService {
                 }
             }
         }
+        let parsed = self.name_owners(parsed, deadline).await;
         let (bulk, single) = split_bulk_starts(parsed);
         let handled = if bulk.len() >= 2 {
             self.handle_bulk_starts(bulk, deadline).await
@@ -130,6 +131,32 @@ impl TransitionService {
                 })
             })
             .collect()
+    }
+
+    /// Starts that name only an e-mail get their user id (looked up once per container), so
+    /// they can share the bulk calls too. An e-mail no user has is left for the one-event path,
+    /// which refuses it with the field named.
+    async fn name_owners(&self, mut events: Vec<Indexed>, deadline: Deadline) -> Vec<Indexed> {
+        for (_, event) in &mut events {
+            let InboundEvent::Calendar {
+                action: CalendarAction::Started,
+                entry,
+            } = &mut event.event
+            else {
+                continue;
+            };
+            if entry.user.user_id.is_some() || entry.user.email.is_none() {
+                continue;
+            }
+            match self.resolve_user(entry, deadline).await {
+                Ok(Ok(user)) => entry.user.user_id = Some(user),
+                Ok(Err(_)) => {}
+                Err(error) => {
+                    tracing::warn!(%error, "user lookup failed; the start takes the one-event path");
+                }
+            }
+        }
+        events
     }
 
     async fn handle_each(

@@ -674,3 +674,51 @@ async fn a_rate_limited_bulk_write_is_retried_within_the_deadline() {
         );
     }
 }
+
+#[tokio::test]
+async fn starts_naming_only_an_e_mail_share_the_bulk_calls_too() {
+    let h = Harness::with_policy(DEFAULT_POLICY, vec![seed::DEMO_BUSINESS_UNIT.to_owned()]).await;
+    let mut emails = Vec::new();
+    for index in 0..5 {
+        let email = format!("mail{index}@example.com");
+        h.sim
+            .control(
+                reqwest::Method::POST,
+                "/sim/users",
+                json!({"id": format!("20000000-0000-4000-8000-{index:012}"), "name": format!("Mail {index}"),
+                       "email": email, "managementUnitId": seed::DEMO_MANAGEMENT_UNIT}),
+            )
+            .await;
+        emails.push(email);
+    }
+    let bodies: Vec<String> = emails
+        .iter()
+        .enumerate()
+        .map(|(i, email)| h.calendar(STARTED, &format!("by-mail-{i}"), email, "standup", -1, 15))
+        .collect();
+    h.sim
+        .control(reqwest::Method::DELETE, "/sim/requests", json!({}))
+        .await;
+
+    let results = h.service.handle_batch(&bodies, h.deadline()).await;
+
+    let decisions: Vec<String> = results
+        .iter()
+        .map(|r| {
+            r.as_ref()
+                .map_or_else(|e| e.to_string(), |o| o.decision.to_string())
+        })
+        .collect();
+    assert_eq!(decisions, vec!["applied"; emails.len()]);
+    let requests = h.sim.server.sim.lock().requests.clone();
+    let patches = requests.iter().filter(|r| r.method == "PATCH").count();
+    let bulk_writes = requests
+        .iter()
+        .filter(|r| r.method == "PUT" && r.path.contains("/presences"))
+        .count();
+    assert_eq!(
+        (patches, bulk_writes),
+        (0, 1),
+        "one bulk write, no single PATCH"
+    );
+}
