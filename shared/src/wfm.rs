@@ -2,7 +2,7 @@
 //! published schedule (schedule search per business unit, activity codes for the category),
 //! kept in a cache with a TTL so most transitions make no WFM call.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -31,15 +31,38 @@ pub use crate::decide::{ScheduledSpan, ShiftWindow};
 type CachedCodes = (DateTime<Utc>, HashMap<String, ActivityCategory>);
 
 /// Reads published schedules from WFM.
+///
+/// No per-agent lookup: a user's business unit is learned from the searches themselves. A
+/// user not placed yet is searched in every business unit (listed once, or configured); the
+/// unit whose answer names them is remembered, and a user no unit names is remembered as not
+/// scheduled in WFM. Both are re-learned after `PLACEMENT_TTL`.
 #[derive(Debug)]
 pub struct WfmShifts {
     client: GenesysClient,
     clock: Arc<dyn Clock>,
-    /// Business units to search; empty: look each agent's unit up (cached per instance).
+    /// Business units to search; empty: the org's, listed (cached per instance).
     business_units: Vec<String>,
-    unit_of: Mutex<HashMap<UserId, Option<String>>>,
+    listed: Mutex<Option<(DateTime<Utc>, Vec<String>)>>,
+    placed: Mutex<HashMap<UserId, Placement>>,
     codes: Mutex<HashMap<String, CachedCodes>>,
 }
+
+/// Which business unit schedules a user (`None`: none does), as learned at `learned_at`.
+#[derive(Debug, Clone)]
+struct Placement {
+    unit: Option<String>,
+    learned_at: DateTime<Utc>,
+}
+
+/// Searches to make: users by business unit, and the users searched everywhere to place them.
+#[derive(Debug, Default)]
+struct SearchPlan {
+    by_unit: HashMap<String, Vec<UserId>>,
+    unplaced: HashSet<UserId>,
+}
+
+/// Business units and placements change rarely; re-learn them hourly.
+const PLACEMENT_TTL: Duration = Duration::from_secs(3600);
 
 impl WfmShifts {
     pub fn new(client: GenesysClient, clock: Arc<dyn Clock>, business_units: Vec<String>) -> Self {
@@ -47,7 +70,8 @@ impl WfmShifts {
             client,
             clock,
             business_units,
-            unit_of: Mutex::default(),
+            listed: Mutex::default(),
+            placed: Mutex::default(),
             codes: Mutex::default(),
         }
     }
@@ -70,26 +94,31 @@ impl WfmShifts {
         };
         let mut windows: HashMap<UserId, ShiftWindow> =
             users.iter().map(|u| (u.clone(), empty())).collect();
-        for (unit, members) in self.units(users, deadline).await? {
-            let categories = self.categories(&unit, deadline).await?;
+        let plan = self.plan(users, deadline).await?;
+        let mut found: HashMap<UserId, String> = HashMap::new();
+        let mut complete = true;
+        for (unit, members) in &plan.by_unit {
+            let categories = self.categories(unit, deadline).await?;
             for chunk in members.chunks(SEARCH_CHUNK) {
                 let request = ScheduleSearchRequest {
                     start_date: from,
                     end_date: to,
                     user_ids: chunk.iter().map(|u| u.as_str().to_owned()).collect(),
                 };
-                let result = match self
-                    .client
-                    .search_schedules(&unit, &request, deadline)
-                    .await?
-                {
-                    ScheduleSearchOutcome::Complete(result) => result,
-                    ScheduleSearchOutcome::Processing { operation_id } => {
+                let result = match self.client.search_schedules(unit, &request, deadline).await {
+                    Ok(ScheduleSearchOutcome::Complete(result)) => result,
+                    Ok(ScheduleSearchOutcome::Processing { operation_id }) => {
                         tracing::warn!(business_unit = %unit, ?operation_id, "schedule search still processing; asking again later");
                         for user in chunk {
                             windows.remove(user);
                         }
+                        complete = false;
                         continue;
+                    }
+                    Err(error) => {
+                        // A unit gone or renamed: learn the placements again next time.
+                        self.forget().await;
+                        return Err(error);
                     }
                 };
                 for schedule in result.agent_schedules {
@@ -112,46 +141,99 @@ impl WfmShifts {
                         .collect();
                     if let Some(window) = windows.get_mut(&user) {
                         window.spans = spans;
+                        found.insert(user, unit.clone());
                     }
                 }
             }
         }
+        self.learn(&plan, &found, complete).await;
         Ok(windows)
     }
 
-    /// Which business unit to search for each user.
-    async fn units(
-        &self,
-        users: &[UserId],
-        deadline: Deadline,
-    ) -> Result<HashMap<String, Vec<UserId>>, GenesysError> {
-        let mut by_unit: HashMap<String, Vec<UserId>> = HashMap::new();
-        if !self.business_units.is_empty() {
-            for unit in &self.business_units {
-                by_unit.insert(unit.clone(), users.to_vec());
-            }
-            return Ok(by_unit);
-        }
-        let mut cache = self.unit_of.lock().await;
-        for user in users {
-            let unit = match cache.get(user) {
-                Some(unit) => unit.clone(),
-                None => {
-                    let unit = match self.client.agent_management_unit(user, deadline).await {
-                        Ok(found) => Some(found.business_unit_id),
-                        // Not a WFM agent: no shift to respect.
-                        Err(GenesysError::NotFound { .. }) => None,
-                        Err(other) => return Err(other),
-                    };
-                    cache.insert(user.clone(), unit.clone());
-                    unit
+    /// Which business units to search for whom: a placed user in theirs, a user never placed
+    /// (or placed too long ago) in every one.
+    async fn plan(&self, users: &[UserId], deadline: Deadline) -> Result<SearchPlan, GenesysError> {
+        let now = self.clock.now();
+        let mut plan = SearchPlan::default();
+        {
+            let placed = self.placed.lock().await;
+            for user in users {
+                match placed.get(user).filter(|p| fresh(p.learned_at, now)) {
+                    Some(Placement {
+                        unit: Some(unit), ..
+                    }) => {
+                        plan.by_unit
+                            .entry(unit.clone())
+                            .or_default()
+                            .push(user.clone());
+                    }
+                    // Not scheduled in WFM: no shift to respect.
+                    Some(Placement { unit: None, .. }) => {}
+                    None => {
+                        plan.unplaced.insert(user.clone());
+                    }
                 }
-            };
-            if let Some(unit) = unit {
-                by_unit.entry(unit).or_default().push(user.clone());
             }
         }
-        Ok(by_unit)
+        if !plan.unplaced.is_empty() {
+            for unit in self.all_units(deadline).await? {
+                plan.by_unit
+                    .entry(unit)
+                    .or_default()
+                    .extend(plan.unplaced.iter().cloned());
+            }
+        }
+        Ok(plan)
+    }
+
+    /// Remembers where the searches placed each user. A user no unit named is remembered as
+    /// unscheduled if they were searched everywhere, or searched everywhere next time if their
+    /// own unit no longer names them — but only when every search answered (a `Processing`
+    /// unit may still hold them).
+    async fn learn(&self, plan: &SearchPlan, found: &HashMap<UserId, String>, complete: bool) {
+        let learned_at = self.clock.now();
+        let mut placed = self.placed.lock().await;
+        for user in plan.by_unit.values().flatten() {
+            match found.get(user) {
+                Some(unit) => {
+                    let unit = Some(unit.clone());
+                    placed.insert(user.clone(), Placement { unit, learned_at });
+                }
+                None if !complete => {}
+                None if plan.unplaced.contains(user) => {
+                    placed.insert(
+                        user.clone(),
+                        Placement {
+                            unit: None,
+                            learned_at,
+                        },
+                    );
+                }
+                None => {
+                    placed.remove(user);
+                }
+            }
+        }
+    }
+
+    async fn forget(&self) {
+        self.placed.lock().await.clear();
+        *self.listed.lock().await = None;
+    }
+
+    /// The configured business units, or the org's (listed once per `PLACEMENT_TTL`).
+    async fn all_units(&self, deadline: Deadline) -> Result<Vec<String>, GenesysError> {
+        if !self.business_units.is_empty() {
+            return Ok(self.business_units.clone());
+        }
+        let now = self.clock.now();
+        let mut listed = self.listed.lock().await;
+        if let Some((_, units)) = listed.as_ref().filter(|(at, _)| fresh(*at, now)) {
+            return Ok(units.clone());
+        }
+        let units = self.client.business_units(deadline).await?;
+        *listed = Some((now, units.clone()));
+        Ok(units)
     }
 
     async fn categories(
@@ -178,6 +260,11 @@ impl WfmShifts {
         codes.insert(business_unit.to_owned(), (now, categories.clone()));
         Ok(categories)
     }
+}
+
+/// Whether something learned at `at` is still trusted at `now`.
+fn fresh(at: DateTime<Utc>, now: DateTime<Utc>) -> bool {
+    chrono::Duration::from_std(PLACEMENT_TTL).is_ok_and(|ttl| now - at < ttl)
 }
 
 #[async_trait]

@@ -345,6 +345,13 @@ def test_agent_management_unit(demo):
         assert reference.business_unit.id == BUSINESS_UNIT
 
 
+def test_business_units_are_listed(demo):
+    listing = demo.call(demo.wfm.get_workforcemanagement_businessunits)
+    assert isinstance(listing, gc.BusinessUnitListing)
+    assert [(bu.id, bu.name) for bu in listing.entities] == [(BUSINESS_UNIT, "Demo Contact Centre")]
+    assert all(isinstance(bu, gc.BusinessUnitListItem) for bu in listing.entities)
+
+
 def _schedule_request() -> gc.BuSearchAgentSchedulesRequest:
     now = datetime.now(timezone.utc)
     request = gc.BuSearchAgentSchedulesRequest()

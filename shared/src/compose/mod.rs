@@ -46,6 +46,8 @@ pub struct TransitionSettings {
     pub idempotency_ttl: Duration,
     /// How long a cached WFM schedule answers without asking WFM again.
     pub shift_cache: Duration,
+    /// How old a presence read may be and still stand for the compare-and-set's own read.
+    pub presence_fresh_for: Duration,
 }
 
 impl TransitionSettings {
@@ -61,6 +63,7 @@ impl TransitionSettings {
             secret_cache: env.seconds("SECRET_CACHE_SECONDS", 300)?,
             idempotency_ttl: env.seconds("IDEMPOTENCY_TTL_SECONDS", 86_400)?,
             shift_cache: env.seconds("SHIFT_CACHE_SECONDS", 900)?,
+            presence_fresh_for: Duration::from_millis(env.number("PRESENCE_FRESH_FOR_MS", 1000)?),
         })
     }
 }
@@ -149,6 +152,7 @@ pub async fn wire(
         business_units: settings.wfm_business_unit_ids.clone(),
         shift_cache: settings.shift_cache,
         idempotency_ttl: settings.idempotency_ttl,
+        presence_fresh_for: settings.presence_fresh_for,
     })
     .await?;
     Ok(Wired {
@@ -171,6 +175,8 @@ pub struct TransitionParts<S> {
     /// How long a cached WFM schedule answers without asking WFM again.
     pub shift_cache: Duration,
     pub idempotency_ttl: Duration,
+    /// How old a presence read may be and still stand for the compare-and-set's own read.
+    pub presence_fresh_for: Duration,
 }
 
 /// The policy resolved against the org's presence definitions, WFM behind the shift cache, and
@@ -190,6 +196,7 @@ where
         business_units,
         shift_cache,
         idempotency_ttl,
+        presence_fresh_for,
     } = parts;
     let definitions = genesys
         .presence_definitions(Deadline::after(clock.as_ref(), Duration::from_secs(10)))
@@ -213,6 +220,7 @@ where
         policy: Arc::new(policy),
         targets: Arc::new(targets),
         idempotency_ttl,
+        presence_fresh_for,
     };
     Ok((deps, shifts))
 }

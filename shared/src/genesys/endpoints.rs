@@ -6,8 +6,8 @@ use reqwest::Method;
 use super::client::{BULK_LIMIT, Call, path_segment, snapshot_of};
 use super::wire::{
     ActivityCode, ActivityCodeListing, AgentManagementUnit, AgentManagementUnitReference,
-    AsyncScheduleSearchResponse, BulkPresenceChange, DefinitionListing, MemberListing,
-    PresenceChange, PresenceDefinition, RoutingStatusInfo, ScheduleSearchOutcome,
+    AsyncScheduleSearchResponse, BulkPresenceChange, BusinessUnitListing, DefinitionListing,
+    MemberListing, PresenceChange, PresenceDefinition, RoutingStatusInfo, ScheduleSearchOutcome,
     ScheduleSearchRequest, User, UserListing, UserPresence, UserSearchResponse,
 };
 use super::{CasOutcome, GenesysClient, GenesysError};
@@ -44,7 +44,8 @@ impl GenesysClient {
         snapshot_of(&presence)
     }
 
-    /// Our own If-Match: re-read the presence, write only if its tag is `expected`.
+    /// Our own If-Match: read the presence, write only if its tag is `expected`. `seen` is a
+    /// snapshot the caller read moments ago and judges fresh enough to stand for that read.
     ///
     /// Genesys offers no conditional write, so a change landing between our read and our PATCH
     /// (one round trip, typically tens of milliseconds) is still overwritten; the presence
@@ -54,9 +55,13 @@ impl GenesysClient {
         user: &UserId,
         expected: &SnapshotTag,
         change: &PresenceChange,
+        seen: Option<&PresenceSnapshot>,
         deadline: Deadline,
     ) -> Result<CasOutcome, GenesysError> {
-        let current = self.get_presence(user, deadline).await?;
+        let current = match seen {
+            Some(seen) => seen.clone(),
+            None => self.get_presence(user, deadline).await?,
+        };
         if current.tag() != *expected {
             return Ok(CasOutcome::Refused { current });
         }
@@ -255,6 +260,17 @@ impl GenesysClient {
             management_unit_id: reference.management_unit.id,
             business_unit_id: business_unit.id,
         })
+    }
+
+    /// The ids of the org's WFM business units (`GET /api/v2/workforcemanagement/businessunits`).
+    pub async fn business_units(&self, deadline: Deadline) -> Result<Vec<String>, GenesysError> {
+        let listing: BusinessUnitListing = self
+            .call(
+                &Call::get("/api/v2/workforcemanagement/businessunits".to_owned()),
+                deadline,
+            )
+            .await?;
+        Ok(listing.entities.into_iter().map(|unit| unit.id).collect())
     }
 
     pub async fn search_schedules(

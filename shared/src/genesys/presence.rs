@@ -36,10 +36,11 @@ impl PresenceApi for GenesysClient {
         user: &UserId,
         expected: &SnapshotTag,
         to: &PresenceRef,
+        seen: Option<&PresenceSnapshot>,
         deadline: Deadline,
     ) -> Result<CasOutcome, PlatformError> {
         Ok(self
-            .compare_and_set_presence(user, expected, &change(to), deadline)
+            .compare_and_set_presence(user, expected, &change(to), seen, deadline)
             .await?)
     }
 

@@ -258,6 +258,12 @@ pub struct ActivityCode {
 }
 
 #[derive(Debug, Clone, Deserialize)]
+pub(crate) struct BusinessUnitListing {
+    #[serde(default)]
+    pub entities: Vec<EntityRef>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
 pub(crate) struct ActivityCodeListing {
     #[serde(default)]
     pub entities: Vec<ActivityCode>,

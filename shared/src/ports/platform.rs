@@ -84,12 +84,15 @@ pub trait PresenceApi: Send + Sync + fmt::Debug {
         deadline: Deadline,
     ) -> Result<Vec<(UserId, PresenceSnapshot)>, PlatformError>;
 
-    /// Our If-Match: writes `to` only if the live tag is still `expected`.
+    /// Our If-Match: writes `to` only if the live tag is still `expected`. `seen`: a snapshot
+    /// read moments ago that stands for the re-read (one round trip fewer); the caller decides
+    /// what is fresh enough.
     async fn compare_and_set(
         &self,
         user: &UserId,
         expected: &SnapshotTag,
         to: &PresenceRef,
+        seen: Option<&PresenceSnapshot>,
         deadline: Deadline,
     ) -> Result<CasOutcome, PlatformError>;
 

@@ -123,6 +123,10 @@ pub fn routes(sim: Arc<Sim>) -> Router {
             get(get_agent_management_unit),
         )
         .route(
+            "/api/v2/workforcemanagement/businessunits",
+            get(list_business_units),
+        )
+        .route(
             "/api/v2/workforcemanagement/businessunits/{bu_id}/agentschedules/search",
             post(search_schedules),
         )
@@ -1101,6 +1105,25 @@ const ACTIVITY_CODE_PERMISSIONS: [&str; 5] = [
     "wfm:publishedSchedule:view",
     "wfm:agent:view",
 ];
+
+/// `BusinessUnitListing`. The SDK documents no permission for this listing (each item says
+/// whether the caller is `authorized` for a `feature`), so any valid token may list (unverified).
+async fn list_business_units(State(sim): State<Arc<Sim>>) -> ApiResult {
+    let state = sim.lock();
+    let entities: Vec<Value> = state
+        .business_units
+        .iter()
+        .map(|bu| {
+            json!({
+                "id": bu.seed.id,
+                "name": bu.seed.name,
+                "authorized": true,
+                "selfUri": format!("/api/v2/workforcemanagement/businessunits/{}", bu.seed.id),
+            })
+        })
+        .collect();
+    Ok(axum::Json(json!({ "entities": entities })).into_response())
+}
 
 async fn get_agent_management_unit(
     State(sim): State<Arc<Sim>>,

@@ -88,14 +88,15 @@ impl DynamoStore {
 
     async fn read_head(&self, user: &UserId) -> Result<Option<ChainHead>, StoreError> {
         let item = self.get_item(Self::key(user_pk(user), HEAD_SK)).await?;
-        item.map(|item| {
-            let r = Reader::new(&item, "audit chain head");
-            Ok(ChainHead {
-                seq: r.u64("seq")?,
-                hash: r.s("hash")?.to_owned(),
-            })
+        item.as_ref().map(Self::read_head_item).transpose()
+    }
+
+    pub(super) fn read_head_item(item: &Item) -> Result<ChainHead, StoreError> {
+        let r = Reader::new(item, "audit chain head");
+        Ok(ChainHead {
+            seq: r.u64("seq")?,
+            hash: r.s("hash")?.to_owned(),
         })
-        .transpose()
     }
 
     /// The head moves from `previous` to `record`, on condition nobody moved it meanwhile.
@@ -130,7 +131,17 @@ impl DynamoStore {
     ) -> Result<(Option<UserState>, AuditRecord), StoreError> {
         let user = entry.user_id.clone();
         for attempt in 1..=self.max_chain_attempts {
-            let head = self.read_head(&user).await?;
+            // The first round may link to the head read with the state (the transaction's
+            // condition on the head makes a stale one cost a round, never a fork).
+            let ahead = if attempt == 1 {
+                self.read_ahead.take_head(&user)
+            } else {
+                None
+            };
+            let head = match ahead {
+                Some(head) => head,
+                None => self.read_head(&user).await?,
+            };
             let record = AuditRecord::link(entry.clone(), head.as_ref(), self.now());
             let (next_state, items) = self.chain_items(state, head.as_ref(), &record)?;
             let result = self

@@ -8,6 +8,7 @@
 mod audit;
 mod due;
 mod idempotency;
+mod read_ahead;
 mod schema;
 mod shifts;
 mod state;
@@ -232,6 +233,8 @@ pub struct DynamoStore {
     clock: Arc<dyn Clock>,
     audit_retention: Duration,
     max_chain_attempts: u32,
+    /// Shared by clones: a clone serves the same transitions.
+    read_ahead: Arc<read_ahead::ReadAhead>,
 }
 
 impl DynamoStore {
@@ -246,6 +249,7 @@ impl DynamoStore {
             clock,
             audit_retention: Self::DEFAULT_AUDIT_RETENTION,
             max_chain_attempts: Self::DEFAULT_MAX_CHAIN_ATTEMPTS,
+            read_ahead: Arc::default(),
         }
     }
 

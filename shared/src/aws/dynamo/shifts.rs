@@ -18,8 +18,19 @@ use crate::wfm::ShiftWindow;
 impl ShiftCache for DynamoStore {
     async fn get(&self, users: &[UserId]) -> Result<HashMap<UserId, ShiftWindow>, StoreError> {
         let mut found = HashMap::new();
+        let mut unread = Vec::with_capacity(users.len());
+        for user in users {
+            match self.read_ahead.take_shifts(user) {
+                Some(Some(item)) => {
+                    let (user, window) = Self::read_shifts(&item)?;
+                    found.insert(user, window);
+                }
+                Some(None) => {}
+                None => unread.push(user.clone()),
+            }
+        }
         // BatchGetItem takes at most 100 keys.
-        for chunk in users.chunks(100) {
+        for chunk in unread.chunks(100) {
             let keys: Vec<Item> = chunk
                 .iter()
                 .map(|user| Self::key(user_pk(user), SHIFTS_SK))
@@ -45,10 +56,8 @@ impl ShiftCache for DynamoStore {
                     .remove(&self.table)
                     .unwrap_or_default()
                 {
-                    let reader = Reader::new(&item, "shift window");
-                    let user = UserId::parse(reader.s("userId")?)
-                        .map_err(|e| reader.corrupt("userId", &e.reason))?;
-                    found.insert(user, reader.json("window")?);
+                    let (user, window) = Self::read_shifts(&item)?;
+                    found.insert(user, window);
                 }
                 pending = out.unprocessed_keys.unwrap_or_default();
                 if pending.is_empty() {
@@ -77,5 +86,14 @@ impl ShiftCache for DynamoStore {
             .await
             .map_err(|err| sdk_error("PutItem", err))?;
         Ok(())
+    }
+}
+
+impl DynamoStore {
+    fn read_shifts(item: &Item) -> Result<(UserId, ShiftWindow), StoreError> {
+        let reader = Reader::new(item, "shift window");
+        let user =
+            UserId::parse(reader.s("userId")?).map_err(|e| reader.corrupt("userId", &e.reason))?;
+        Ok((user, reader.json("window")?))
     }
 }

@@ -61,8 +61,7 @@ impl DynamoStore {
 #[async_trait]
 impl StateStore for DynamoStore {
     async fn get(&self, user: &UserId) -> Result<Option<UserState>, StoreError> {
-        let item = self.get_item(Self::key(user_pk(user), STATE_SK)).await?;
-        item.as_ref().map(Self::read_state).transpose()
+        self.read_state_ahead(user).await
     }
 
     async fn put(&self, state: &UserState) -> Result<UserState, StoreError> {

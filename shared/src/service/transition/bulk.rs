@@ -74,6 +74,8 @@ struct BulkRead {
     presences: HashMap<UserId, PresenceSnapshot>,
     routing: HashMap<UserId, RoutingStatus>,
     shifts: HashMap<UserId, ShiftView>,
+    /// When the presences were read.
+    read_at: chrono::DateTime<chrono::Utc>,
 }
 
 impl BulkRead {
@@ -81,6 +83,7 @@ impl BulkRead {
     fn live(&self, user: &UserId) -> Option<Live> {
         Some(Live {
             current: self.presences.get(user)?.clone(),
+            read_at: self.read_at,
             routing: Some(
                 self.routing
                     .get(user)
@@ -257,12 +260,14 @@ impl TransitionService {
         deadline: Deadline,
     ) -> Result<BulkRead, PlatformError> {
         let presence = &self.deps.presence;
+        let presences = presence
+            .presences(users, deadline)
+            .await?
+            .into_iter()
+            .collect();
         Ok(BulkRead {
-            presences: presence
-                .presences(users, deadline)
-                .await?
-                .into_iter()
-                .collect(),
+            presences,
+            read_at: self.deps.clock.now(),
             routing: presence
                 .routing_statuses(users, deadline)
                 .await?

@@ -53,6 +53,9 @@ pub struct TransitionDeps {
     pub targets: Arc<ResolvedTargets>,
     /// How long an event id is remembered as handled.
     pub idempotency_ttl: Duration,
+    /// How old a presence read may be and still stand for the compare-and-set's own read
+    /// (zero: every write reads again first, one round trip more).
+    pub presence_fresh_for: Duration,
 }
 
 #[derive(Debug)]
@@ -66,6 +69,8 @@ pub struct TransitionService {
 #[derive(Debug, Clone)]
 pub(crate) struct Live {
     current: PresenceSnapshot,
+    /// When `current` was read (by the service's clock).
+    read_at: DateTime<Utc>,
     routing: Option<RoutingStatus>,
     shift: Option<ShiftView>,
 }
@@ -284,9 +289,11 @@ impl TransitionService {
         deadline: Deadline,
     ) -> Result<Live, TransitionError> {
         let current = self.deps.presence.presence(user, deadline).await?;
+        let read_at = self.deps.clock.now();
         if !matches!(trigger, Trigger::Started(_) | Trigger::Reevaluate) {
             return Ok(Live {
                 current,
+                read_at,
                 routing: None,
                 shift: None,
             });
@@ -309,8 +316,16 @@ impl TransitionService {
             .unwrap_or(ShiftView::NoShift);
         Ok(Live {
             current,
+            read_at,
             routing: Some(routing.unwrap_or(RoutingStatus::OffQueue)),
             shift: Some(shift),
         })
+    }
+
+    /// The live snapshot, if it was read recently enough to stand for the write's own read.
+    fn fresh<'a>(&self, live: Option<&'a Live>) -> Option<&'a PresenceSnapshot> {
+        let live = live?;
+        let age = (self.deps.clock.now() - live.read_at).to_std().ok()?;
+        (age <= self.deps.presence_fresh_for).then_some(&live.current)
     }
 }

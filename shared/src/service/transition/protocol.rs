@@ -145,7 +145,7 @@ impl TransitionService {
         let undone = self
             .deps
             .presence
-            .compare_and_set(user, &after.tag(), &restore_to, deadline)
+            .compare_and_set(user, &after.tag(), &restore_to, None, deadline)
             .await?;
         let mut undo = entry.clone();
         undo.kind = if matches!(undone, CasOutcome::Applied { .. }) {

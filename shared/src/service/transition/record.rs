@@ -125,7 +125,13 @@ impl TransitionService {
         let written = self
             .deps
             .presence
-            .compare_and_set(at.user, &live.current.tag(), target, at.deadline)
+            .compare_and_set(
+                at.user,
+                &live.current.tag(),
+                target,
+                self.fresh(Some(live)),
+                at.deadline,
+            )
             .await;
         let write_ms = started.elapsed().as_millis() as u64;
         match written {
@@ -187,7 +193,7 @@ impl TransitionService {
         let written = self
             .deps
             .presence
-            .compare_and_set(at.user, &expected, to, at.deadline)
+            .compare_and_set(at.user, &expected, to, self.fresh(at.live), at.deadline)
             .await;
         let write_ms = started.elapsed().as_millis() as u64;
         let mut entry = at.entry();

@@ -305,10 +305,22 @@ async fn compare_and_set_applies_when_unchanged_and_refuses_after_someone_else_c
 
     let to_meeting =
         PresenceChange::to(&definition(seed::MEETING), Some("In a meeting".to_owned()));
+    let from = sim.served();
     let outcome = client
-        .compare_and_set_presence(&user, &seen.tag(), &to_meeting, deadline(&clock, 10))
+        .compare_and_set_presence(
+            &user,
+            &seen.tag(),
+            &to_meeting,
+            Some(&seen),
+            deadline(&clock, 10),
+        )
         .await
         .expect("cas");
+    assert_eq!(
+        sim.served_since(from),
+        vec!["PATCH /api/v2/users/{id}/presences/purecloud"],
+        "a snapshot just read stands for the re-read"
+    );
     let CasOutcome::Applied { before, after } = outcome else {
         panic!("expected Applied, got {outcome:?}")
     };
@@ -320,7 +332,7 @@ async fn compare_and_set_applies_when_unchanged_and_refuses_after_someone_else_c
     sim.set_presence_as(user.as_str(), "Busy", "agent").await;
     let restore = PresenceChange::to(&seen.definition_id, Some(String::new()));
     let outcome = client
-        .compare_and_set_presence(&user, &after.tag(), &restore, deadline(&clock, 10))
+        .compare_and_set_presence(&user, &after.tag(), &restore, None, deadline(&clock, 10))
         .await
         .expect("cas");
 

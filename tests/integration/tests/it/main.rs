@@ -18,3 +18,4 @@ mod state_secrets;
 mod state_store;
 mod support;
 mod transition;
+mod wfm;

@@ -6,6 +6,8 @@
 use std::collections::BTreeMap;
 
 use genesys_sim::seed::DEMO_AGENTS;
+use presence_autopilot::clock::Clock;
+use presence_autopilot::model::UserId;
 
 use crate::support::moto::CallCounter;
 use crate::support::transition::Harness;
@@ -50,17 +52,16 @@ async fn counted(h: &Harness, event: &str) -> RoundTrips {
 }
 
 #[tokio::test]
-async fn a_warm_start_and_its_end_stay_within_todays_round_trip_budget() {
+async fn a_warm_start_and_its_end_stay_within_the_round_trip_budget() {
     let h = Harness::start().await;
     let (warm_user, user) = (DEMO_AGENTS[1].0, DEMO_AGENTS[0].0);
-    // Warm: the token, the WFM caches, the connections.
-    for (detail_type, id) in [(STARTED, "w-1"), (ENDED, "w-2")] {
-        let event = h.calendar(detail_type, id, warm_user, "warm", -1, 30);
-        h.service
-            .handle_json(&event, h.deadline())
-            .await
-            .expect("warm-up");
-    }
+    warm_up(&h, warm_user).await;
+    // Steady state: the sweep keeps every agent's published schedule cached.
+    let id = UserId::parse(user).expect("user id");
+    h.shifts
+        .refresh(&[id], h.clock.now(), h.deadline())
+        .await
+        .expect("schedule cached");
 
     let start = counted(&h, &h.calendar(STARTED, "e-1", user, "m-1", -1, 30)).await;
     let end = counted(&h, &h.calendar(ENDED, "e-2", user, "m-1", -1, 30)).await;
@@ -69,13 +70,61 @@ async fn a_warm_start_and_its_end_stay_within_todays_round_trip_budget() {
     // (Genesys, DynamoDB, SQS) calls.
     assert_eq!(start.totals(), START_BUDGET, "{start:#?}");
     assert_eq!(end.totals(), END_BUDGET, "{end:#?}");
+    assert_eq!(
+        start.genesys.keys().collect::<Vec<_>>(),
+        vec![
+            "GET /api/v2/users",
+            "GET /api/v2/users/{id}/presences/purecloud",
+            "PATCH /api/v2/users/{id}/presences/purecloud",
+        ],
+        "presence read, routing status, presence write; nothing else"
+    );
+    for (name, trips) in [("start", &start), ("end", &end)] {
+        assert_eq!(
+            trips.dynamodb.get("BatchGetItem"),
+            Some(&1),
+            "{name}: state, chain head and schedule in one read: {trips:#?}"
+        );
+        assert_eq!(trips.dynamodb.get("GetItem"), None, "{name}: {trips:#?}");
+    }
 }
 
-/// A start for a user whose schedule is not cached yet. Genesys: presence read, routing status,
-/// management unit + schedule search (WFM), the compare-and-set's own read and the PATCH.
-/// DynamoDB: idempotency claim (Put) and completion (Update), state read, shift cache read
-/// (BatchGet) and write (Put), the state claim (Put), the audit chain head read, the commit
-/// transaction, the outbox emptied (Put). SQS: the notification.
-const START_BUDGET: (usize, usize, usize) = (6, 9, 1);
-/// An end: presence read, the compare-and-set's read and PATCH; no routing status, no WFM.
-const END_BUDGET: (usize, usize, usize) = (3, 7, 1);
+#[tokio::test]
+async fn a_start_whose_schedule_is_not_cached_asks_wfm_once() {
+    let h = Harness::start().await;
+    let (warm_user, user) = (DEMO_AGENTS[1].0, DEMO_AGENTS[0].0);
+    warm_up(&h, warm_user).await;
+
+    let start = counted(&h, &h.calendar(STARTED, "e-1", user, "m-1", -1, 30)).await;
+
+    println!("start: {start:#?}");
+    assert_eq!(
+        start
+            .genesys
+            .get("POST /api/v2/workforcemanagement/businessunits/{id}/agentschedules/search"),
+        Some(&1),
+        "{start:#?}"
+    );
+    assert_eq!(start.totals(), COLD_SCHEDULE_START_BUDGET, "{start:#?}");
+}
+
+/// Warm: the token, the business units and activity codes, the connections.
+async fn warm_up(h: &Harness, warm_user: &str) {
+    for (detail_type, id) in [(STARTED, "w-1"), (ENDED, "w-2")] {
+        let event = h.calendar(detail_type, id, warm_user, "warm", -1, 30);
+        h.service
+            .handle_json(&event, h.deadline())
+            .await
+            .expect("warm-up");
+    }
+}
+
+/// A start in steady state. Genesys: presence read, routing status, the PATCH (the decision's
+/// read stands for the compare-and-set's). DynamoDB: idempotency claim (Put), one BatchGet of
+/// state + audit chain head + cached schedule, the state claim (Put), the commit transaction,
+/// the outbox emptied (Put), idempotency completion (Update). SQS: the notification.
+const START_BUDGET: (usize, usize, usize) = (3, 6, 1);
+/// An end: presence read and PATCH; no routing status, no WFM; DynamoDB as a start.
+const END_BUDGET: (usize, usize, usize) = (2, 6, 1);
+/// A start before the sweep cached the schedule: one schedule search more, and its cache write.
+const COLD_SCHEDULE_START_BUDGET: (usize, usize, usize) = (4, 7, 1);

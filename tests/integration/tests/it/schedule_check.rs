@@ -571,6 +571,7 @@ async fn a_thousand_due_items_with_a_budget_of_two_hundred_take_five_runs_none_t
         policy: Arc::new(policy),
         targets: Arc::new(targets),
         idempotency_ttl: Duration::from_secs(86_400),
+        presence_fresh_for: Duration::from_secs(1),
     }));
     let schedules = Planner::start(200).await.check.schedules;
     let check = ScheduleCheck {

@@ -63,6 +63,7 @@ impl Harness {
             business_units,
             shift_cache: Duration::from_secs(900),
             idempotency_ttl: Duration::from_secs(86_400),
+            presence_fresh_for: Duration::from_secs(1),
         })
         .await
         .expect("the transition path assembles");

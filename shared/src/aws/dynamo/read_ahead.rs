@@ -1,0 +1,136 @@
+//! One read for a transition's three: a user's state is read together with their audit chain
+//! head and cached schedule (one consistent BatchGetItem), and the two extra items are kept
+//! briefly for the reads that follow in the same transition.
+//!
+//! Safe because neither is trusted beyond what a fresh read would be: the commit's transaction
+//! is conditional on the head it links to (a stale head fails it, and the next round reads the
+//! head again), and a schedule read a moment earlier is what a separate read would have found.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use aws_sdk_dynamodb::types::KeysAndAttributes;
+
+use super::{DynamoStore, HEAD_SK, Item, Reader, SHIFTS_SK, STATE_SK, build_error, user_pk};
+use crate::aws::sdk_error;
+use crate::model::UserId;
+use crate::ports::StoreError;
+use crate::state::{ChainHead, UserState};
+
+/// How long read-ahead items answer for a later read (a transition takes milliseconds).
+const KEPT_FOR: Duration = Duration::from_secs(2);
+/// Past this many users, stale entries are dropped before another is kept.
+const PRUNE_ABOVE: usize = 1_000;
+/// Rounds of asking again for keys DynamoDB left unprocessed.
+const UNPROCESSED_ROUNDS: usize = 5;
+
+/// The items read with a user's state, until taken or stale.
+#[derive(Debug, Default)]
+pub(super) struct ReadAhead {
+    by_user: Mutex<HashMap<UserId, Prefetched>>,
+}
+
+#[derive(Debug)]
+struct Prefetched {
+    read_at: Instant,
+    /// `Some(None)`: read, and there is no head (a new chain).
+    head: Option<Option<ChainHead>>,
+    /// `Some(None)`: read, and no schedule is cached.
+    shifts: Option<Option<Item>>,
+}
+
+impl ReadAhead {
+    fn keep(&self, user: &UserId, head: Option<ChainHead>, shifts: Option<Item>) {
+        let mut by_user = self.lock();
+        if by_user.len() > PRUNE_ABOVE {
+            by_user.retain(|_, kept| kept.read_at.elapsed() <= KEPT_FOR);
+        }
+        let kept = Prefetched {
+            read_at: Instant::now(),
+            head: Some(head),
+            shifts: Some(shifts),
+        };
+        by_user.insert(user.clone(), kept);
+    }
+
+    /// The head read with the user's state, if fresh; each is used once.
+    pub(super) fn take_head(&self, user: &UserId) -> Option<Option<ChainHead>> {
+        self.take(user, |kept| kept.head.take())
+    }
+
+    /// The cached schedule item read with the user's state, if fresh; each is used once.
+    pub(super) fn take_shifts(&self, user: &UserId) -> Option<Option<Item>> {
+        self.take(user, |kept| kept.shifts.take())
+    }
+
+    fn take<T>(&self, user: &UserId, part: impl FnOnce(&mut Prefetched) -> Option<T>) -> Option<T> {
+        let mut by_user = self.lock();
+        let kept = by_user.get_mut(user)?;
+        if kept.read_at.elapsed() > KEPT_FOR {
+            by_user.remove(user);
+            return None;
+        }
+        let taken = part(kept);
+        if kept.head.is_none() && kept.shifts.is_none() {
+            by_user.remove(user);
+        }
+        taken
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<UserId, Prefetched>> {
+        // A panic elsewhere cannot leave the map half-written: every change is one insert or
+        // remove, so a poisoned lock is still consistent.
+        self.by_user
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+impl DynamoStore {
+    /// The user's state, read (consistently) with their chain head and cached schedule, which
+    /// are kept for the commit and the shift lookup of the same transition.
+    pub(super) async fn read_state_ahead(
+        &self,
+        user: &UserId,
+    ) -> Result<Option<UserState>, StoreError> {
+        let pk = user_pk(user);
+        let mut request = KeysAndAttributes::builder().consistent_read(true);
+        for sk in [STATE_SK, HEAD_SK, SHIFTS_SK] {
+            request = request.keys(Self::key(pk.clone(), sk));
+        }
+        let mut pending =
+            HashMap::from([(self.table.clone(), request.build().map_err(build_error)?)]);
+        let mut items: HashMap<String, Item> = HashMap::new();
+        for _ in 0..UNPROCESSED_ROUNDS {
+            let out = self
+                .client
+                .batch_get_item()
+                .set_request_items(Some(pending))
+                .send()
+                .await
+                .map_err(|err| sdk_error("BatchGetItem", err))?;
+            for item in out
+                .responses
+                .unwrap_or_default()
+                .remove(&self.table)
+                .unwrap_or_default()
+            {
+                let sk = Reader::new(&item, "user item").s("sk")?.to_owned();
+                items.insert(sk, item);
+            }
+            pending = out.unprocessed_keys.unwrap_or_default();
+            if pending.is_empty() {
+                break;
+            }
+        }
+        if !pending.is_empty() {
+            // Throttled throughout: read the state alone, keep nothing ahead.
+            let item = self.get_item(Self::key(pk, STATE_SK)).await?;
+            return item.as_ref().map(Self::read_state).transpose();
+        }
+        let head = items.get(HEAD_SK).map(Self::read_head_item).transpose()?;
+        self.read_ahead.keep(user, head, items.remove(SHIFTS_SK));
+        items.get(STATE_SK).map(Self::read_state).transpose()
+    }
+}
