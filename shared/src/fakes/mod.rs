@@ -17,12 +17,13 @@ use crate::model::UserId;
 use crate::ports::SecretDocument;
 use crate::ports::{
     AuditLog, Begin, Committed, Conflict, IdempotencyStore, Lease, NotificationQueue, SecretSource,
-    SendOutcome, StateStore, StoreError,
+    SendOutcome, ShiftCache, StateStore, StoreError,
 };
 use crate::state::{
     AuditEntry, AuditRecord, ChainBreak, ChainHead, ChainReport, Notification, NotificationId,
     TriggerId, UserState, verify_records,
 };
+use crate::wfm::ShiftWindow;
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     // A poisoned lock only means another test thread panicked; the data is still usable.
@@ -53,9 +54,10 @@ struct Tables {
     // Kept apart from the records, as the DynamoDB head item is, so `tamper` cannot move it.
     heads: HashMap<UserId, ChainHead>,
     idempotency: HashMap<String, IdempotencyRecord>,
+    shifts: HashMap<UserId, ShiftWindow>,
 }
 
-/// State store, audit log and idempotency store over one in-memory "table".
+/// State store, audit log, idempotency store and shift cache over one in-memory "table".
 #[derive(Debug, Clone)]
 pub struct InMemoryStore {
     clock: Arc<dyn Clock>,
@@ -162,6 +164,30 @@ impl StateStore for InMemoryStore {
         due.sort_by(|a, b| (a.1, &a.0).cmp(&(b.1, &b.0)));
         due.truncate(limit);
         Ok(due)
+    }
+}
+
+/// Cached schedules are kept until replaced (the TTL is the table's business in DynamoDB).
+#[async_trait]
+impl ShiftCache for InMemoryStore {
+    async fn get(&self, users: &[UserId]) -> Result<HashMap<UserId, ShiftWindow>, StoreError> {
+        let tables = lock(&self.tables);
+        Ok(users
+            .iter()
+            .filter_map(|user| Some((user.clone(), tables.shifts.get(user)?.clone())))
+            .collect())
+    }
+
+    async fn put(
+        &self,
+        user: &UserId,
+        window: &ShiftWindow,
+        _ttl: Duration,
+    ) -> Result<(), StoreError> {
+        lock(&self.tables)
+            .shifts
+            .insert(user.clone(), window.clone());
+        Ok(())
     }
 }
 

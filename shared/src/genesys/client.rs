@@ -10,6 +10,7 @@ use reqwest::{Method, StatusCode};
 use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
 
+use super::rate::RateBudget;
 use super::token::{AccessToken, Fetched, TokenCache};
 use super::wire::{ErrorBody, TokenError, TokenResponse, UserPresence};
 use super::{AuthTimings, CredentialSource, GenesysError, GenesysHosts};
@@ -73,6 +74,8 @@ struct Inner {
     credentials: Arc<dyn CredentialSource>,
     clock: Arc<dyn Clock>,
     tokens: TokenCache,
+    /// The token's rate window, as the platform reports it.
+    budget: RateBudget,
     /// Milliseconds spent reading credentials and fetching tokens since last taken.
     secret_ms: AtomicU64,
     token_ms: AtomicU64,
@@ -134,6 +137,7 @@ impl GenesysClient {
                 credentials,
                 clock,
                 tokens: TokenCache::default(),
+                budget: RateBudget::default(),
                 secret_ms: AtomicU64::new(0),
                 token_ms: AtomicU64::new(0),
             }),
@@ -217,6 +221,7 @@ impl GenesysClient {
         token: &AccessToken,
         deadline: Deadline,
     ) -> Result<reqwest::Response, GenesysError> {
+        self.wait_for_budget(deadline).await?;
         let timeout = self.timeout_within(deadline)?;
         let mut request = self
             .inner
@@ -236,6 +241,12 @@ impl GenesysClient {
         }
         let started = Instant::now();
         let response = request.send().await.map_err(transport_error)?;
+        let now = self.inner.clock.now();
+        self.inner.budget.observe(response.headers(), now);
+        if response.status() == StatusCode::TOO_MANY_REQUESTS {
+            let asked = retry_after(response.headers()).unwrap_or(DEFAULT_RETRY_AFTER);
+            self.inner.budget.refused(asked, now);
+        }
         tracing::debug!(
             method = %call.method,
             path = %call.path,
@@ -244,6 +255,29 @@ impl GenesysClient {
             "genesys call"
         );
         Ok(response)
+    }
+
+    /// Waits while the token's window is spent; a wait past the deadline is a `RateLimited`
+    /// answered here, without spending a call (the event comes back later).
+    async fn wait_for_budget(&self, deadline: Deadline) -> Result<(), GenesysError> {
+        let clock = self.inner.clock.as_ref();
+        loop {
+            let wait = match self.inner.budget.take(clock.now()) {
+                Ok(()) => return Ok(()),
+                Err(wait) => wait,
+            };
+            if wait >= deadline.remaining(clock) {
+                return Err(GenesysError::RateLimited {
+                    retry_after: wait,
+                    correlation_id: None,
+                });
+            }
+            tracing::info!(
+                wait_ms = wait.as_millis() as u64,
+                "Genesys rate window spent; waiting for its reset"
+            );
+            clock.sleep(wait).await;
+        }
     }
 
     fn timeout_within(&self, deadline: Deadline) -> Result<Duration, GenesysError> {
@@ -383,16 +417,20 @@ async fn decode<T: DeserializeOwned>(response: reqwest::Response) -> Result<T, G
     })
 }
 
+/// `Retry-After` in whole seconds, as Genesys sends it.
+fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    headers
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(Duration::from_secs)
+}
+
 /// Maps a non-2xx response to the error model (reference §6).
 async fn status_error(response: reqwest::Response) -> GenesysError {
     let status = response.status();
     let correlation_id = correlation_id(&response);
-    let retry_after = response
-        .headers()
-        .get(reqwest::header::RETRY_AFTER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .map(Duration::from_secs);
+    let retry_after = retry_after(response.headers());
     let body = response.bytes().await.unwrap_or_default();
     let error: ErrorBody = serde_json::from_slice(&body).unwrap_or_default();
     let code = error.code.unwrap_or_default();

@@ -7,6 +7,7 @@ mod endpoints;
 mod error;
 mod hosts;
 mod presence;
+mod rate;
 mod roster;
 pub(crate) mod token;
 pub mod wire;

@@ -236,6 +236,9 @@ pub struct BusinessUnit {
 pub struct SimState {
     pub organization_id: String,
     pub clock_offset: chrono::Duration,
+    /// When set, the simulator's time stands still here (plus `clock_offset`): a test that
+    /// moves it with its own clock gets rate windows that reset only when it says so.
+    pub frozen_at: Option<DateTime<Utc>>,
     pub rate_limit: RateLimitSeed,
     pub clients: HashMap<String, Client>,
     pub tokens: HashMap<String, Token>,
@@ -297,6 +300,7 @@ impl SimState {
         let mut state = Self {
             organization_id: seed.organization_id,
             clock_offset: chrono::Duration::zero(),
+            frozen_at: None,
             rate_limit: seed.rate_limit,
             clients: seed
                 .clients
@@ -341,7 +345,7 @@ impl SimState {
     /// Simulator time: the wall clock plus whatever the control surface advanced it by.
     /// Millisecond precision, as the real API's timestamps.
     pub fn now(&self) -> DateTime<Utc> {
-        (Utc::now() + self.clock_offset).trunc_subsecs(3)
+        (self.frozen_at.unwrap_or_else(Utc::now) + self.clock_offset).trunc_subsecs(3)
     }
 
     pub fn definition(&self, id: &str) -> Option<&Definition> {

@@ -1,6 +1,7 @@
 //! One integration-test binary: each module starts the real servers it needs on loopback
 //! (the Genesys simulator in-process, the local AWS stand-in as a child process).
 
+mod burst;
 mod calendar;
 mod dispatch_delivery;
 mod dispatch_malformed;

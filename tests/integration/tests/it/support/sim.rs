@@ -49,17 +49,34 @@ impl TestSim {
     /// A Genesys client for `(client_id, secret)` on a manual clock starting now.
     pub fn client(&self, credentials: (&str, &str)) -> (GenesysClient, ManualClock) {
         let clock = ManualClock::starting_at(Utc::now());
+        (self.client_on(credentials, Arc::new(clock.clone())), clock)
+    }
+
+    /// A Genesys client for `(client_id, secret)` on `clock`.
+    pub fn client_on(&self, credentials: (&str, &str), clock: Arc<dyn Clock>) -> GenesysClient {
         let hosts = GenesysHosts::single_base(&self.server.base_url()).expect("valid base url");
-        let client = GenesysClient::new(
+        GenesysClient::new(
             GenesysConfig::new(hosts),
             Arc::new(StaticCredentials(ClientCredentials::new(
                 credentials.0,
                 credentials.1,
             ))),
-            Arc::new(clock.clone()),
+            clock,
         )
-        .expect("client builds");
-        (client, clock)
+        .expect("client builds")
+    }
+
+    /// A manual clock starting now whose waits also move the simulator's clock (and so its
+    /// rate windows), which otherwise stands still: a client that waits for a window to reset
+    /// finds it reset, at once, and real time spent does not reset any.
+    pub fn linked_clock(&self) -> (Arc<dyn Clock>, ManualClock) {
+        let manual = ManualClock::starting_at(Utc::now());
+        self.server.sim.lock().frozen_at = Some(manual.now());
+        let linked = LinkedClock {
+            manual: manual.clone(),
+            sim: self.server.sim.clone(),
+        };
+        (Arc::new(linked), manual)
     }
 
     pub async fn control(&self, method: reqwest::Method, path: &str, body: Value) -> Value {
@@ -149,5 +166,24 @@ fn ids_as_placeholders() -> impl Fn(&str) -> String {
             })
             .collect::<Vec<_>>()
             .join("/")
+    }
+}
+
+#[derive(Debug)]
+struct LinkedClock {
+    manual: ManualClock,
+    sim: Arc<genesys_sim::Sim>,
+}
+
+#[async_trait::async_trait]
+impl Clock for LinkedClock {
+    fn now(&self) -> chrono::DateTime<Utc> {
+        self.manual.now()
+    }
+
+    async fn sleep(&self, duration: std::time::Duration) {
+        self.manual.sleep(duration).await;
+        let step = chrono::Duration::from_std(duration).unwrap_or(chrono::Duration::MAX);
+        self.sim.lock().clock_offset += step;
     }
 }

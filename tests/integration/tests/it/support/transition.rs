@@ -20,6 +20,11 @@ use serde_json::{Value, json};
 use crate::support::moto;
 use crate::support::sim::TestSim;
 
+const DEMO: (&str, &str) = (
+    genesys_sim::seed::DEMO_CLIENT_ID,
+    genesys_sim::seed::DEMO_CLIENT_SECRET,
+);
+
 pub struct Harness {
     pub sim: TestSim,
     pub shifts: Arc<CachedShifts>,
@@ -38,10 +43,19 @@ impl Harness {
 
     pub async fn with_policy(policy: &str, business_units: Vec<String>) -> Self {
         let sim = TestSim::start().await;
-        let (genesys, clock) = sim.client((
-            genesys_sim::seed::DEMO_CLIENT_ID,
-            genesys_sim::seed::DEMO_CLIENT_SECRET,
-        ));
+        let (genesys, clock) = sim.client(DEMO);
+        let shared_clock: Arc<dyn Clock> = Arc::new(clock.clone());
+        Self::assemble(sim, genesys, clock, shared_clock, policy, business_units).await
+    }
+
+    async fn assemble(
+        sim: TestSim,
+        genesys: GenesysClient,
+        clock: ManualClock,
+        shared_clock: Arc<dyn Clock>,
+        policy: &str,
+        business_units: Vec<String>,
+    ) -> Self {
         let (dynamodb, table) = moto::new_table().await;
         let sqs = moto::sqs();
         let queue_url = sqs
@@ -52,7 +66,6 @@ impl Harness {
             .expect("queue")
             .queue_url
             .expect("queue url");
-        let shared_clock: Arc<dyn Clock> = Arc::new(clock.clone());
         let store = Arc::new(DynamoStore::new(dynamodb, table, shared_clock.clone()));
         let (deps, shifts) = assemble_transition(TransitionParts {
             genesys: genesys.clone(),
