@@ -17,7 +17,7 @@ use crate::model::UserId;
 use crate::ports::SecretDocument;
 use crate::ports::{
     AuditLog, Begin, Committed, Conflict, IdempotencyStore, Lease, NotificationQueue, SecretSource,
-    SendOutcome, ShiftCache, StateStore, StoreError,
+    SendOutcome, StateStore, StoreError,
 };
 use crate::state::{
     AuditEntry, AuditRecord, ChainBreak, ChainHead, ChainReport, Notification, NotificationId,
@@ -169,7 +169,8 @@ impl StateStore for InMemoryStore {
 
 /// Cached schedules are kept until replaced (the TTL is the table's business in DynamoDB).
 #[async_trait]
-impl ShiftCache for InMemoryStore {
+// Named in full so tests that `use super::*` keep `put`/`get` meaning the state store's.
+impl crate::ports::ShiftCache for InMemoryStore {
     async fn get(&self, users: &[UserId]) -> Result<HashMap<UserId, ShiftWindow>, StoreError> {
         let tables = lock(&self.tables);
         Ok(users
