@@ -69,10 +69,13 @@ demo: setup ## the scripted day on local stand-ins: moto, Genesys simulator, web
 	@for f in $(DEMO_FUNCTIONS); do cargo build --locked -p $$f || exit 1; done
 	$(VENV)/bin/python scripts/demo.py
 
-bench: setup ## CPU per transition, release binary size, the calendar endpoint's answer time and Graph calls per change, a stand-in transaction on an empty and a 10,000-item table (docs/benchmarks.md)
+bench: setup ## cold start, first invoke, CPU and peak RSS of the release transition beside a minimal Lambda; the pure stages; the connector; the stand-in (docs/benchmarks.md)
 	cargo bench --locked -p presence-autopilot --bench transition
+	$(LOCAL_BUILD)
+	cargo build --locked --release -p transition -p yardstick
+	$(VENV)/bin/python scripts/bench_lambda.py
+	@echo "| agents | rate window | Genesys calls | 429s | deliveries | time |"; echo "|---|---|---|---|---|---|"
+	@cargo test --locked -q -p integration-tests --test it burst -- --include-ignored --nocapture 2>&1 | grep '^| [0-9]'
 	cargo build --locked -p integration-tests --example connector_bench
 	$(VENV)/bin/python scripts/bench_connector.py
 	$(VENV)/bin/python scripts/bench_standin.py
-	cargo build --locked --release -p transition
-	@stat -c '%s' $${CARGO_TARGET_DIR:-target}/release/transition | awk '{printf "transition release binary (host arch, stripped, LTO, opt-level s): %.2f MiB\n", $$1/1048576}'

@@ -184,7 +184,7 @@ pub async fn upkeep_service(
     let secrets = secrets(aws, clock.clone());
     let doc = secrets.get(&settings.connector.graph_secret_id).await?;
     let graph = GraphSettings::from_secret(&doc)?;
-    let genesys = genesys_client(secrets, &settings.genesys_secret_id, clock.clone()).await?;
+    let genesys = genesys_client(secrets, &settings.genesys_secret_id, clock.clone())?;
     Ok(UpkeepService {
         roster: Arc::new(GroupRoster::new(genesys, &settings.roster_group_id)),
         calendar: Arc::new(GraphClient::new(graph, clock.clone())?),

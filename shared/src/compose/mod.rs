@@ -11,14 +11,13 @@ use std::time::Duration;
 use crate::aws::dynamo::DynamoStore;
 use crate::aws::secrets::secrets_manager_source;
 use crate::aws::sqs::SqsQueue;
-use crate::clock::{Clock, Deadline, SystemClock};
-use crate::genesys::{GenesysClient, GenesysConfig, GenesysError, GenesysHosts};
-use crate::genesys::{GenesysCredentials, GenesysSecretCredentials};
+use crate::clock::{Clock, SystemClock};
+use crate::genesys::{GenesysClient, GenesysConfig, GenesysError, GenesysSecretCredentials};
 use crate::policy::{DEFAULT_POLICY, Policy, PolicyError};
 use crate::ports::{
     AuditLog, IdempotencyStore, NotificationQueue, SecretSource, ShiftCache, StateStore, StoreError,
 };
-use crate::service::transition::TransitionDeps;
+use crate::service::transition::{Targets, TransitionDeps};
 use crate::wfm::{CachedShifts, WfmShifts};
 
 #[derive(Debug, thiserror::Error)]
@@ -79,24 +78,16 @@ pub fn load_policy(path: Option<&std::path::Path>) -> Result<Policy, BootError> 
     Ok(Policy::from_toml(&text)?)
 }
 
-/// The Genesys client for the OAuth client stored in `secret_id` (hosts from its region or
-/// `apiBaseUrl`), with credentials re-read from the secret after a 401.
-pub async fn genesys_client(
+/// The Genesys client for the OAuth client stored in `secret_id`, with credentials re-read from
+/// the secret after a 401. Nothing is read here: the secret (and the hosts its region or
+/// `apiBaseUrl` names) is read at the first call, so a cold start makes no network call.
+pub fn genesys_client(
     secrets: Arc<dyn SecretSource>,
     secret_id: &str,
     clock: Arc<dyn Clock>,
 ) -> Result<GenesysClient, BootError> {
-    let credentials = GenesysCredentials::load(secrets.as_ref(), secret_id).await?;
-    let hosts = match (&credentials.api_base_url, &credentials.login_base_url) {
-        (Some(api), Some(login)) => GenesysHosts {
-            api_base: GenesysHosts::single_base(api)?.api_base,
-            login_base: GenesysHosts::single_base(login)?.login_base,
-        },
-        (Some(api), None) => GenesysHosts::single_base(api)?,
-        _ => GenesysHosts::for_region(&credentials.region)?,
-    };
     Ok(GenesysClient::new(
-        GenesysConfig::new(hosts),
+        GenesysConfig::from_credentials(),
         Arc::new(GenesysSecretCredentials::new(secrets, secret_id)),
         clock,
     )?)
@@ -129,7 +120,7 @@ pub async fn wire(
         clock.clone(),
         settings.secret_cache,
     ));
-    let genesys = genesys_client(secrets, &settings.genesys_secret_id, clock.clone()).await?;
+    let genesys = genesys_client(secrets, &settings.genesys_secret_id, clock.clone())?;
     let store = Arc::new(
         DynamoStore::new(
             aws_sdk_dynamodb::Client::new(aws),
@@ -198,10 +189,6 @@ where
         idempotency_ttl,
         presence_fresh_for,
     } = parts;
-    let definitions = genesys
-        .presence_definitions(Deadline::after(clock.as_ref(), Duration::from_secs(10)))
-        .await?;
-    let targets = policy.resolve(&definitions)?;
     let wfm = WfmShifts::new(genesys.clone(), clock.clone(), business_units);
     let shifts = Arc::new(CachedShifts::new(
         wfm,
@@ -218,7 +205,8 @@ where
         queue,
         clock,
         policy: Arc::new(policy),
-        targets: Arc::new(targets),
+        // Resolved at the first event, so a cold start makes no Genesys call.
+        targets: Arc::new(Targets::lazy()),
         idempotency_ttl,
         presence_fresh_for,
     };

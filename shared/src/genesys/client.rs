@@ -45,7 +45,8 @@ impl Default for RetryPolicy {
 
 #[derive(Debug, Clone)]
 pub struct GenesysConfig {
-    pub hosts: GenesysHosts,
+    /// `None`: the credentials name them (learned at the first token request).
+    pub hosts: Option<GenesysHosts>,
     pub retry: RetryPolicy,
     /// Upper bound for one HTTP exchange; the deadline may cut it shorter.
     pub request_timeout: Duration,
@@ -54,7 +55,15 @@ pub struct GenesysConfig {
 impl GenesysConfig {
     pub fn new(hosts: GenesysHosts) -> Self {
         Self {
-            hosts,
+            hosts: Some(hosts),
+            ..Self::from_credentials()
+        }
+    }
+
+    /// Hosts from the credentials (the secret's region or base URLs), read at the first call.
+    pub fn from_credentials() -> Self {
+        Self {
+            hosts: None,
             retry: RetryPolicy::default(),
             request_timeout: Duration::from_secs(10),
         }
@@ -74,6 +83,8 @@ struct Inner {
     credentials: Arc<dyn CredentialSource>,
     clock: Arc<dyn Clock>,
     tokens: TokenCache,
+    /// The configured hosts, or those the credentials named at the last token request.
+    hosts: std::sync::RwLock<Option<GenesysHosts>>,
     /// The token's rate window, as the platform reports it.
     budget: RateBudget,
     /// Milliseconds spent reading credentials and fetching tokens since last taken.
@@ -130,6 +141,7 @@ impl GenesysClient {
                 field: "http",
                 message: e.to_string(),
             })?;
+        let hosts = config.hosts.clone();
         Ok(Self {
             inner: Arc::new(Inner {
                 http,
@@ -137,6 +149,7 @@ impl GenesysClient {
                 credentials,
                 clock,
                 tokens: TokenCache::default(),
+                hosts: std::sync::RwLock::new(hosts),
                 budget: RateBudget::default(),
                 secret_ms: AtomicU64::new(0),
                 token_ms: AtomicU64::new(0),
@@ -226,10 +239,7 @@ impl GenesysClient {
         let mut request = self
             .inner
             .http
-            .request(
-                call.method.clone(),
-                self.inner.config.hosts.api_url(&call.path),
-            )
+            .request(call.method.clone(), self.hosts()?.api_url(&call.path))
             .header(reqwest::header::AUTHORIZATION, token.bearer())
             .header(reqwest::header::ACCEPT, "application/json")
             .timeout(timeout);
@@ -255,6 +265,20 @@ impl GenesysClient {
             "genesys call"
         );
         Ok(response)
+    }
+
+    /// Where to send calls: configured, or named by the credentials at the last token request
+    /// (every call asks for a token first, so they are known by then).
+    fn hosts(&self) -> Result<GenesysHosts, GenesysError> {
+        self.inner
+            .hosts
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+            .ok_or(GenesysError::Config {
+                field: "hosts",
+                message: "neither configured nor named by the credentials".to_owned(),
+            })
     }
 
     /// Waits while the token's window is spent; a wait past the deadline is a `RateLimited`
@@ -321,11 +345,19 @@ impl GenesysClient {
             Ordering::Relaxed,
         );
         let credentials = credentials?;
+        if let Some(hosts) = &credentials.hosts {
+            *self
+                .inner
+                .hosts
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(hosts.clone());
+        }
+        let token_url = self.hosts()?.token_url();
         let started = Instant::now();
         let response = self
             .inner
             .http
-            .post(self.inner.config.hosts.token_url())
+            .post(token_url)
             .basic_auth(
                 &credentials.client_id,
                 Some(credentials.client_secret.expose_secret()),

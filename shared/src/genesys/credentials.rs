@@ -6,13 +6,15 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use secrecy::{ExposeSecret, SecretString};
 
-use super::GenesysError;
+use super::{GenesysError, GenesysHosts};
 use crate::ports::{SecretDocument, SecretSource, StoreError};
 
 #[derive(Debug, Clone)]
 pub struct ClientCredentials {
     pub client_id: String,
     pub client_secret: SecretString,
+    /// Where this client lives, when the credentials say (the secret's region or base URLs).
+    pub hosts: Option<GenesysHosts>,
 }
 
 impl ClientCredentials {
@@ -20,6 +22,7 @@ impl ClientCredentials {
         Self {
             client_id: client_id.into(),
             client_secret: SecretString::from(client_secret.into()),
+            hosts: None,
         }
     }
 }
@@ -71,6 +74,18 @@ impl GenesysCredentials {
         })
     }
 
+    /// The hosts these credentials name: `apiBaseUrl` (and `loginBaseUrl`), else the region's.
+    pub fn hosts(&self) -> Result<GenesysHosts, GenesysError> {
+        Ok(match (&self.api_base_url, &self.login_base_url) {
+            (Some(api), Some(login)) => GenesysHosts {
+                api_base: GenesysHosts::single_base(api)?.api_base,
+                login_base: GenesysHosts::single_base(login)?.login_base,
+            },
+            (Some(api), None) => GenesysHosts::single_base(api)?,
+            _ => GenesysHosts::for_region(&self.region)?,
+        })
+    }
+
     pub async fn load(source: &dyn SecretSource, secret_name: &str) -> Result<Self, StoreError> {
         Self::from_document(&*source.get(secret_name).await?)
     }
@@ -107,9 +122,14 @@ impl CredentialSource for GenesysSecretCredentials {
                 retryable: e.is_retryable(),
                 message: e.to_string(),
             })?;
+        let hosts = credentials.hosts().map_err(|e| GenesysError::Credentials {
+            retryable: false,
+            message: e.to_string(),
+        })?;
         Ok(ClientCredentials {
             client_id: credentials.client_id,
             client_secret: credentials.client_secret,
+            hosts: Some(hosts),
         })
     }
 }

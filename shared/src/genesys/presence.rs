@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use super::wire::PresenceChange;
 use super::{AuthTimings, CasOutcome, GenesysClient, GenesysError};
 use crate::clock::Deadline;
-use crate::model::{PresenceSnapshot, RoutingStatus, SnapshotTag, UserId};
+use crate::model::{PresenceDefinition, PresenceSnapshot, RoutingStatus, SnapshotTag, UserId};
 use crate::ports::{PlatformError, PresenceApi};
 use crate::state::PresenceRef;
 
@@ -62,6 +62,13 @@ impl PresenceApi for GenesysClient {
         deadline: Deadline,
     ) -> Result<Vec<(UserId, RoutingStatus)>, PlatformError> {
         Ok(GenesysClient::routing_statuses(self, users, deadline).await?)
+    }
+
+    async fn presence_definitions(
+        &self,
+        deadline: Deadline,
+    ) -> Result<Vec<PresenceDefinition>, PlatformError> {
+        Ok(GenesysClient::presence_definitions(self, deadline).await?)
     }
 
     fn take_auth_timings(&self) -> AuthTimings {

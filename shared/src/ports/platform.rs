@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 
 use crate::clock::Deadline;
 use crate::decide::ShiftView;
-use crate::model::{PresenceSnapshot, RoutingStatus, SnapshotTag, UserId};
+use crate::model::{PresenceDefinition, PresenceSnapshot, RoutingStatus, SnapshotTag, UserId};
 use crate::state::PresenceRef;
 
 /// A failed platform call as the services see it: what may be done next. The message keeps
@@ -114,6 +114,12 @@ pub trait PresenceApi: Send + Sync + fmt::Debug {
         email: &str,
         deadline: Deadline,
     ) -> Result<Option<UserId>, PlatformError>;
+
+    /// The org's presence definitions (system and secondary), to resolve the policy's names.
+    async fn presence_definitions(
+        &self,
+        deadline: Deadline,
+    ) -> Result<Vec<PresenceDefinition>, PlatformError>;
 
     /// Time spent authenticating since last asked (secret reads, token requests).
     fn take_auth_timings(&self) -> AuthTimings {

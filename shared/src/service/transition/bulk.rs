@@ -15,6 +15,7 @@ use crate::clock::Deadline;
 use crate::decide::{Context, Decision, ShiftView, Trigger, decide};
 use crate::events::{self, CalendarAction, CalendarEntry, EventError, InboundEvent, ParsedEvent};
 use crate::model::{PresenceSnapshot, RoutingStatus, UserId};
+use crate::policy::ResolvedTargets;
 use crate::ports::{Lease, PlatformError, StoreError};
 use crate::state::{PresenceRef, UserState};
 
@@ -76,6 +77,7 @@ struct BulkRead {
     shifts: HashMap<UserId, ShiftView>,
     /// When the presences were read.
     read_at: chrono::DateTime<chrono::Utc>,
+    targets: ResolvedTargets,
 }
 
 impl BulkRead {
@@ -186,6 +188,7 @@ impl TransitionService {
         let read = match self.bulk_read(&users, now, deadline).await {
             Ok(read) => read,
             Err(error) => {
+                // Each event then reports its own error (or succeeds, if the cause was brief).
                 tracing::warn!(%error, "bulk read failed; handling the batch one event at a time");
                 for item in pending {
                     let _ = self.deps.idempotency.release(&item.lease).await;
@@ -258,7 +261,8 @@ impl TransitionService {
         users: &[UserId],
         now: chrono::DateTime<chrono::Utc>,
         deadline: Deadline,
-    ) -> Result<BulkRead, PlatformError> {
+    ) -> Result<BulkRead, TransitionError> {
+        let targets = self.targets(deadline).await?.clone();
         let presence = &self.deps.presence;
         let presences = presence
             .presences(users, deadline)
@@ -266,6 +270,7 @@ impl TransitionService {
             .into_iter()
             .collect();
         Ok(BulkRead {
+            targets,
             presences,
             read_at: self.deps.clock.now(),
             routing: presence
@@ -303,7 +308,7 @@ impl TransitionService {
         let cx = Context {
             now,
             policy: &self.deps.policy,
-            targets: &self.deps.targets,
+            targets: &read.targets,
             state: &item.state,
             email: entry.user.email.as_deref(),
             current: Some(&live.current),

@@ -15,6 +15,7 @@ mod inbound;
 mod outcome;
 mod protocol;
 mod record;
+mod targets;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -25,12 +26,13 @@ use tokio::sync::Mutex;
 
 pub use inbound::{UNATTRIBUTED_USER, bounded_event_id, event_id_of};
 pub use outcome::{Outcome, OutcomeKind, StageTimings, TransitionError};
+pub use targets::Targets;
 
 use crate::clock::{Clock, Deadline};
 use crate::decide::{Context, ShiftView, Trigger, decide, screen};
 use crate::events::{self, CalendarAction, EventError, InboundEvent, ParsedEvent};
 use crate::model::{PresenceSnapshot, RoutingStatus, UserId};
-use crate::policy::{Policy, ResolvedTargets};
+use crate::policy::Policy;
 use crate::ports::{
     AuditLog, IdempotencyStore, NotificationQueue, PresenceApi, ShiftSource, StateStore,
 };
@@ -50,7 +52,8 @@ pub struct TransitionDeps {
     pub queue: Arc<dyn NotificationQueue>,
     pub clock: Arc<dyn Clock>,
     pub policy: Arc<Policy>,
-    pub targets: Arc<ResolvedTargets>,
+    /// The policy's presence names as definition ids, resolved at first use.
+    pub targets: Arc<Targets>,
     /// How long an event id is remembered as handled.
     pub idempotency_ttl: Duration,
     /// How old a presence read may be and still stand for the compare-and-set's own read
@@ -223,6 +226,7 @@ impl TransitionService {
         deadline: Deadline,
     ) -> Result<Outcome, TransitionError> {
         let (mut read_ms, mut persist_ms) = (0_u64, 0_u64);
+        let targets = self.targets(deadline).await?;
         for attempt in 0..MAX_ATTEMPTS {
             if attempt > 0 {
                 self.step_aside(attempt).await;
@@ -233,7 +237,7 @@ impl TransitionService {
             let base = Context {
                 now,
                 policy: &self.deps.policy,
-                targets: &self.deps.targets,
+                targets,
                 state: &state,
                 email,
                 current: None,

@@ -6,6 +6,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::model::UserId;
+use crate::policy::PolicyError;
 use crate::ports::{PlatformError, StoreError};
 
 #[derive(Debug, thiserror::Error)]
@@ -18,6 +19,10 @@ pub enum TransitionError {
     InProgress { event_id: String },
     #[error("user {user_id}: the state kept changing under us; gave up after {attempts} attempts")]
     Contended { user_id: UserId, attempts: u32 },
+    /// The policy names a presence the org does not have (or no longer has): retried, so the
+    /// events wait (then in the dead-letter queue) until the policy or the org is fixed.
+    #[error("policy: {0}")]
+    Policy(#[from] PolicyError),
 }
 
 impl TransitionError {
@@ -26,7 +31,7 @@ impl TransitionError {
         match self {
             Self::Platform(error) => error.is_retryable(),
             Self::Store(error) => error.is_retryable() || matches!(error, StoreError::Conflict(_)),
-            Self::InProgress { .. } | Self::Contended { .. } => true,
+            Self::InProgress { .. } | Self::Contended { .. } | Self::Policy(_) => true,
         }
     }
 

@@ -128,3 +128,56 @@ const START_BUDGET: (usize, usize, usize) = (3, 6, 1);
 const END_BUDGET: (usize, usize, usize) = (2, 6, 1);
 /// A start before the sweep cached the schedule: one schedule search more, and its cache write.
 const COLD_SCHEDULE_START_BUDGET: (usize, usize, usize) = (4, 7, 1);
+
+#[tokio::test]
+async fn a_cold_start_makes_no_genesys_call_and_the_first_event_resolves_the_policy_once() {
+    let h = Harness::start().await;
+    assert_eq!(h.sim.served(), 0, "assembling the service called Genesys");
+
+    let definitions = "GET /api/v2/presence/definitions";
+    let from = h.sim.served();
+    let first = h.calendar(STARTED, "e-1", DEMO_AGENTS[0].0, "m-1", -1, 30);
+    h.service
+        .handle_json(&first, h.deadline())
+        .await
+        .expect("first");
+    let calls = h.sim.served_since(from);
+    assert_eq!(
+        calls.iter().filter(|c| *c == definitions).count(),
+        1,
+        "{calls:?}"
+    );
+
+    let from = h.sim.served();
+    let second = h.calendar(STARTED, "e-2", DEMO_AGENTS[1].0, "m-1", -1, 30);
+    h.service
+        .handle_json(&second, h.deadline())
+        .await
+        .expect("second");
+    assert!(!h.sim.served_since(from).iter().any(|c| c == definitions));
+}
+
+#[tokio::test]
+async fn a_policy_naming_a_presence_the_org_lacks_fails_the_event_retryably_with_the_key() {
+    let policy = presence_autopilot::policy::DEFAULT_POLICY
+        .replace("presence = \"Meeting\"", "presence = \"Board Meeting\"");
+    let h = Harness::with_policy(&policy, Vec::new()).await;
+    let event = h.calendar(STARTED, "e-1", DEMO_AGENTS[0].0, "m-1", -1, 30);
+
+    let error = h
+        .service
+        .handle_json(&event, h.deadline())
+        .await
+        .expect_err("unresolvable");
+
+    assert!(
+        error.is_retryable(),
+        "kept until the policy is fixed: {error}"
+    );
+    let text = error.to_string();
+    assert!(
+        text.contains("meeting.presence") && text.contains("Board Meeting"),
+        "{text}"
+    );
+    assert_eq!(h.patches(DEMO_AGENTS[0].0), 0);
+}

@@ -569,7 +569,9 @@ async fn a_thousand_due_items_with_a_budget_of_two_hundred_take_five_runs_none_t
         queue: Arc::new(FakeQueue::default()),
         clock: shared_clock.clone(),
         policy: Arc::new(policy),
-        targets: Arc::new(targets),
+        targets: Arc::new(presence_autopilot::service::transition::Targets::resolved(
+            targets,
+        )),
         idempotency_ttl: Duration::from_secs(86_400),
         presence_fresh_for: Duration::from_secs(1),
     }));
