@@ -75,7 +75,7 @@ bench: setup ## cold start, first invoke, CPU and peak RSS of the release transi
 	cargo build --locked --release -p transition -p yardstick
 	$(VENV)/bin/python scripts/bench_lambda.py
 	@echo "| agents | rate window | Genesys calls | 429s | deliveries | time |"; echo "|---|---|---|---|---|---|"
-	@cargo test --locked -q -p integration-tests --test it burst -- --include-ignored --nocapture 2>&1 | grep '^| [0-9]'
+	@cargo test --locked -q -p integration-tests --test it burst -- --include-ignored --nocapture --test-threads=1 2>&1 | grep -o '| [0-9].*'
 	cargo build --locked -p integration-tests --example connector_bench
 	$(VENV)/bin/python scripts/bench_connector.py
 	$(VENV)/bin/python scripts/bench_standin.py
