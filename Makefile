@@ -69,7 +69,7 @@ demo: setup ## the scripted day on local stand-ins: moto, Genesys simulator, web
 	@for f in $(DEMO_FUNCTIONS); do cargo build --locked -p $$f || exit 1; done
 	$(VENV)/bin/python scripts/demo.py
 
-bench: setup ## cold start, first invoke, CPU and peak RSS of the release transition beside a minimal Lambda; the pure stages; the connector; the stand-in (docs/benchmarks.md)
+bench: setup ## cold start, first invoke, CPU and peak RSS of the release transition beside a minimal Lambda; the all-hands burst; the pure stages; the connector; the stand-in; the arm64 zip (docs/benchmarks.md)
 	cargo bench --locked -p presence-autopilot --bench transition
 	$(LOCAL_BUILD)
 	cargo build --locked --release -p transition -p yardstick
@@ -79,3 +79,5 @@ bench: setup ## cold start, first invoke, CPU and peak RSS of the release transi
 	cargo build --locked -p integration-tests --example connector_bench
 	$(VENV)/bin/python scripts/bench_connector.py
 	$(VENV)/bin/python scripts/bench_standin.py
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" cargo lambda build --release --arm64 --output-format zip -p transition
+	@stat -c '%s' $${CARGO_TARGET_DIR:-target}/lambda/transition/bootstrap.zip | awk '{printf "transition arm64 zip (what SAM deploys): %d B\n", $$1}'
