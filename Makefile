@@ -12,7 +12,7 @@ export CARGO_TERM_COLOR ?= never
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
-setup: $(VENV)/.installed $(LINT_VENV)/.installed ## create .venv (moto, cargo-lambda, Genesys and Microsoft Graph SDKs, test tools) and .venv-lint (cfn-lint, checkov)
+setup: $(VENV)/.installed $(LINT_VENV)/.installed ## create .venv (moto, cargo-lambda, Genesys, Microsoft Graph and Google SDKs, test tools) and .venv-lint (cfn-lint, checkov)
 
 $(VENV)/.installed: requirements-dev.txt
 	python3 -m venv $(VENV)
@@ -32,15 +32,15 @@ test: setup ## Rust unit + integration tests (simulator, moto), the official-SDK
 
 # The README's local walk builds exactly these; the smoke test and the demo use them the same way.
 define LOCAL_BUILD
-cargo build --locked -p genesys-sim -p graph-sim
+cargo build --locked -p genesys-sim -p graph-sim -p google-sim
 	cargo build --locked -p integration-tests --example provision --example audit_trail
 endef
 
 test-rust: setup ## only the Rust tests
 	cargo test --workspace --locked
 
-test-contract: setup ## only the official-SDK contract tests (Genesys Cloud, Microsoft Graph)
-	cargo build --locked -p genesys-sim -p graph-sim -p peers
+test-contract: setup ## only the official-SDK contract tests (Genesys Cloud, Microsoft Graph, Google Calendar)
+	cargo build --locked -p genesys-sim -p graph-sim -p google-sim -p peers
 	$(VENV)/bin/pytest -q tests/contract
 
 fuzz: ## the parser property tests with many more cases (PROPTEST_CASES=50000)

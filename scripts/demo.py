@@ -35,6 +35,16 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError  # noqa:
 
 ADA = "9ed7d9f6-0c59-4360-ac54-40dd35eb9c2f"
 ADA_EMAIL = "ada@example.com"
+# The genesys-sim default seed's roster group: Ada, Ben, Cy and Dee (tests/genesys-sim/src/seed.rs).
+DEMO_AGENT_IDS = [
+    ADA,
+    "3ce84f47-4e65-4756-a815-67a2b32e58b8",
+    "d2dab52a-8588-4942-8d44-fd8a2aa5d4a2",
+    "5b1e8f7a-2c3d-4e5f-8a9b-0c1d2e3f4a5b",
+]
+# An agent of the Workspace domain (GOOGLE_WORKSPACE_DOMAINS in local_env.py): their calendar is Google's.
+GWEN = "6f1d2c3b-4a5e-4f60-9a7b-8c9d0e1f2a3b"
+GWEN_EMAIL = "gwen@workspace.example.com"
 LOG_DIR = Path(os.environ.get("DEMO_LOG_DIR", TARGET / "demo-logs"))
 HAS_SCHEDULE_CHECK = (ROOT / "functions" / "schedule-check" / "Cargo.toml").exists()
 TTY = sys.stdout.isatty() and os.environ.get("NO_COLOR") is None
@@ -130,7 +140,9 @@ class Day:
         self.events = env.client("events")
         self.dynamodb = env.client("dynamodb")
         self.scheduler = env.client("scheduler")
-        self.audit_seen = 0
+        self.audit_seen: dict[str, int] = {}
+        # Whose audit trail `show_audit` prints and `expect_audit` checks.
+        self.agent = ADA
         self.delivered_seen = 0
         self.token = self._token()
         self.names = {
@@ -168,7 +180,7 @@ class Day:
         return self._http(method, path, headers={"authorization": f"Bearer {self.token}"})
 
     def presence(self) -> str:
-        live = self._genesys("GET", f"/api/v2/users/{ADA}/presences/purecloud")
+        live = self._genesys("GET", f"/api/v2/users/{self.agent}/presences/purecloud")
         name = self.names.get(live["presenceDefinition"]["id"], live["presenceDefinition"].get("systemPresence"))
         return f"{name} ({live['message']!r})" if live.get("message") else name
 
@@ -187,7 +199,7 @@ class Day:
         current = self.presence()
         say(f"presence {label}: {bold(current)}")
         if expected is not None:
-            expect(current.split(" (")[0] == expected, f"expected Ada's presence {expected}, got {current}")
+            expect(current.split(" (")[0] == expected, f"expected the presence {expected}, got {current}")
 
     # ---- events and queues (the demo plays EventBridge's target and the Lambda poller) -----
 
@@ -314,7 +326,7 @@ class Day:
         kwargs = {
             "TableName": self.env.resources["TABLE_NAME"],
             "KeyConditionExpression": "pk = :pk AND begins_with(sk, :audit)",
-            "ExpressionAttributeValues": {":pk": {"S": f"USER#{ADA}"}, ":audit": {"S": "AUDIT#"}},
+            "ExpressionAttributeValues": {":pk": {"S": f"USER#{self.agent}"}, ":audit": {"S": "AUDIT#"}},
             "ConsistentRead": True,
         }
         while True:
@@ -333,8 +345,8 @@ class Day:
 
     def show_audit(self, kinds_prefix: str | None = None) -> list[dict]:
         records = self.audit_records()
-        new = records[self.audit_seen :]
-        self.audit_seen = len(records)
+        new = records[self.audit_seen.get(self.agent, 0) :]
+        self.audit_seen[self.agent] = len(records)
         for item in new:
             kind = item["kind"]["S"]
             line = f"audit #{item['seq']['N']} {bold(kind)}"
@@ -469,6 +481,68 @@ class Day:
         self.show_presence("after", "Available")
         say(ok(f"calendar edit → presence restored in {took * 1000:.0f} ms"))
         self.notify()
+
+    def _google(self, method: str, path: str, body=None):
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(
+            f"{self.env.google_url}{path}", data=data, method=method, headers={"content-type": "application/json"}
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=15) as response:
+                raw = response.read()
+        except urllib.error.HTTPError as err:
+            raise DemoFailure(f"google-sim {method} {path}: HTTP {err.code} {err.read().decode(errors='replace')}")
+        return json.loads(raw) if raw else None
+
+    def google_deliveries(self, count: int) -> list[dict]:
+        """Waits (on the simulator's signal) until Google has pushed `count` notifications."""
+        return self._google("POST", "/sim/deliveries/wait", {"count": count, "timeoutMs": 15000})
+
+    def focus_booked_in_google(self) -> None:
+        step("0c", "Gwen's focus block booked in Google Calendar: push channel → sync token round → Focus Time")
+        self._http("POST", "/sim/users", {"id": GWEN, "name": "Gwen Agent", "email": GWEN_EMAIL})
+        self._http("PUT", f"/sim/groups/{self.env.resources['ROSTER_GROUP_ID']}/members", {"memberIds": [*DEMO_AGENT_IDS, GWEN]})
+        self._google("POST", "/sim/users", {"email": GWEN_EMAIL})
+        say(f"Gwen ({GWEN_EMAIL}) joins the roster group; her domain is on Google Workspace (the Google simulator)")
+        answer = self.env.invoke("calendar-upkeep", {})
+        say(dim(f"calendar-upkeep: {json.dumps(answer)}"))
+        expect(answer.get("connected") == 1, f"calendar-upkeep did not connect Gwen: {answer}")
+        self.poll("calendar-sync", self.env.resources["SYNC_QUEUE_URL"], at_least=1, wait=10)
+        channels = [c for c in self._google("GET", "/sim/channels") if not c["stopped"] and c["calendar"] == GWEN_EMAIL]
+        expect(len(channels) == 1, f"expected one Google channel on Gwen's calendar, got {channels}")
+        first = self.google_deliveries(1)[0]
+        expect(first["state"] == "sync" and first["status"] == 200, f"Google's sync message was not acknowledged: {first}")
+        say(
+            f"events.watch channel on Gwen's calendar, address {channels[0]['address']}; "
+            f"Google's {bold('sync')} message answered {first['status']} in {first['elapsed_ms']} ms"
+        )
+        self.agent = GWEN
+        self.show_presence("before", "Available")
+        booked = time.monotonic()
+        start, end = now() - dt.timedelta(minutes=1), now() + dt.timedelta(minutes=45)
+        focus = self._google(
+            "POST",
+            f"/sim/calendars/{GWEN_EMAIL}/events",
+            {"summary": "Focus time", "eventType": "focusTime", "start": iso(start), "end": iso(end)},
+        )
+        say(f"Gwen books {bold('Focus time')} in Google Calendar, {start:%H:%M}–{end:%H:%M} UTC (already begun)")
+        pushed = self.google_deliveries(2)[1]
+        expect(pushed["state"] == "exists" and pushed["status"] == 200, f"the change notification failed: {pushed}")
+        say(f"Google pushes {bold('exists')} (headers only, message {pushed['message_number']}): acknowledged in {pushed['elapsed_ms']} ms")
+        self.calendar_to_presence()
+        took = time.monotonic() - booked
+        self.expect_audit("applied")
+        self.show_presence("after", "Focus Time")
+        say(ok(f"Google Calendar edit → presence Focus Time in {took * 1000:.0f} ms"))
+        self.notify()
+        self._google("POST", f"/sim/calendars/{GWEN_EMAIL}/events/{focus['id']}/cancel")
+        say("Gwen deletes the focus block")
+        self.google_deliveries(3)
+        self.calendar_to_presence()
+        self.expect_audit("restored")
+        self.show_presence("after", "Available")
+        self.notify()
+        self.agent = ADA
 
     def meeting_planned(self) -> None:
         step("0b", "A meeting is planned: schedule-check turns it into Scheduler schedules, the start fires")
@@ -648,7 +722,7 @@ def main() -> int:
         with LocalEnv(log_dir=LOG_DIR, subscribers=receiver.subscribers()) as env:
             say(
                 f"moto {env.aws_env['AWS_ENDPOINT_URL']}, Genesys simulator {env.sim_url}, "
-                f"Graph simulator {env.graph_url}, webhook receiver {receiver.url}"
+                f"Graph simulator {env.graph_url}, Google simulator {env.google_url}, webhook receiver {receiver.url}"
             )
             say(
                 "provisioned on moto: table {TABLE_NAME}, bus {EVENT_BUS_NAME} (rule → events queue), "
@@ -661,6 +735,7 @@ def main() -> int:
             day.warm_up()
             if HAS_SCHEDULE_CHECK:
                 day.meeting_booked_in_outlook()
+                day.focus_booked_in_google()
                 day.meeting_planned()
             day.meeting()
             day.meeting_changed_by_hand()

@@ -16,6 +16,7 @@ pub mod events;
 #[cfg(any(test, feature = "test-helpers"))]
 pub mod fakes;
 pub mod genesys;
+pub mod google;
 pub mod graph;
 pub mod model;
 pub mod policy;

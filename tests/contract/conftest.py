@@ -296,3 +296,8 @@ def readonly(sim: Simulator) -> Sdk:
 # The Graph simulator's fixtures live in graph_conftest.py; importing them here makes pytest see
 # them (a non-root conftest may not use `pytest_plugins`).
 from graph_conftest import graph, graph_sim, webhook_receiver  # noqa: E402,F401
+
+# ------------------------------------------------------------------ Google Calendar
+
+# The Google simulator's fixtures live in google_conftest.py, imported for the same reason.
+from google_conftest import google, google_sim, push_receiver  # noqa: E402,F401

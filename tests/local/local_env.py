@@ -64,6 +64,7 @@ class LocalEnv:
         self.resources: dict[str, str] = {}
         self.sim_url = ""
         self.graph_url = ""
+        self.google_url = ""
         self.invoke_port = 0
 
     def __enter__(self) -> "LocalEnv":
@@ -214,8 +215,25 @@ class LocalEnv:
             ),
         )
         self.resources["GRAPH_SECRET_ID"] = secret
+        self._provision_google(prefix)
         # The genesys-sim default seed's roster group (all demo agents).
         self.resources["ROSTER_GROUP_ID"] = "9c2f4e1a-7b3d-4c5e-8f6a-1b2c3d4e5f60"
+
+    def _provision_google(self, prefix: str) -> None:
+        """The Google simulator plays Google Workspace for one domain; the secret is the test
+        service account's key file (tests/fixtures/google) pointed at it."""
+        google = self._spawn("google-sim", [str(TARGET / "debug" / "google-sim"), "--addr", "127.0.0.1:0"], stdout=subprocess.PIPE)
+        assert google.stdout is not None
+        self.google_url = google.stdout.readline().strip()
+        if not self.google_url.startswith("http://"):
+            raise RuntimeError(f"google-sim did not print its URL (got {self.google_url!r}); see {self.log_dir}")
+        key_file = json.loads((ROOT / "tests" / "fixtures" / "google" / "test-service-account.json").read_text())
+        key_file["token_uri"] = f"{self.google_url}/token"
+        key_file["apiBaseUrl"] = self.google_url
+        secret = f"{prefix}/google"
+        self.client("secretsmanager").create_secret(Name=secret, SecretString=json.dumps(key_file))
+        self.resources["GOOGLE_SECRET_ID"] = secret
+        self.resources["GOOGLE_WORKSPACE_DOMAINS"] = "workspace.example.com"
 
     def function_env(self) -> dict[str, str]:
         """The union of the functions' configuration (every workspace binary runs under one
@@ -237,6 +255,8 @@ class LocalEnv:
             # calendar-notify, calendar-sync, calendar-upkeep; Graph posts to cargo lambda
             # watch's Function URL emulation of calendar-notify
             "GRAPH_SECRET_ID": self.resources["GRAPH_SECRET_ID"],
+            "GOOGLE_SECRET_ID": self.resources["GOOGLE_SECRET_ID"],
+            "GOOGLE_WORKSPACE_DOMAINS": self.resources["GOOGLE_WORKSPACE_DOMAINS"],
             "SYNC_QUEUE_URL": self.resources["SYNC_QUEUE_URL"],
             "EVENT_BUS_NAME": self.resources["EVENT_BUS_NAME"],
             "NOTIFICATION_BASE_URL": self.function_url("calendar-notify"),

@@ -42,6 +42,15 @@ pub fn endpoint_request(
             .unwrap_or_default(),
         path: request.raw_path.clone().unwrap_or_default(),
         raw_query: request.raw_query_string.clone().unwrap_or_default(),
+        // Function URLs lower-case header names; a value that is not text is left out.
+        headers: request
+            .headers
+            .iter()
+            .filter_map(|(name, value)| {
+                let value = value.to_str().ok()?;
+                Some((name.as_str().to_ascii_lowercase(), value.to_owned()))
+            })
+            .collect(),
         body,
     })
 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use aws_lambda_events::lambda_function_urls::LambdaFunctionUrlRequest;
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{Method, StatusCode, Uri};
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use presence_autopilot::service::calendar_notify::NotifyService;
 
@@ -13,9 +13,11 @@ async fn serve(
     State(service): State<Arc<NotifyService>>,
     method: Method,
     uri: Uri,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Response {
     let mut request = LambdaFunctionUrlRequest::default();
+    request.headers = headers;
     request.raw_path = Some(uri.path().to_owned());
     request.raw_query_string = Some(uri.query().unwrap_or("").to_owned());
     request.request_context.http.method = Some(method.to_string());

@@ -9,6 +9,7 @@ use presence_autopilot::calendar::{SyncReason, SyncRequest};
 use presence_autopilot::clock::{Deadline, SystemClock};
 use presence_autopilot::model::{UserId, preview};
 use presence_autopilot::service::calendar_sync::SyncService;
+use presence_autopilot::telemetry::{self, Unit};
 
 /// Which of two reasons covers both: a new subscription and a full round cover everything.
 fn stronger(a: SyncReason, b: SyncReason) -> SyncReason {
@@ -63,11 +64,16 @@ pub async fn handle(
     let (batch, context) = event.into_parts();
     let deadline = Deadline::of_invocation(&context, &SystemClock);
     let (groups, mut failed) = group(batch)?;
+    let (mut synced, mut failures, mut full_rounds) = (0u32, 0u32, 0u32);
     for (user_id, (reason, ids)) in groups {
         let request = SyncRequest { user_id, reason };
         match service.sync(&request, deadline).await {
-            Ok(report) => tracing::info!(
+            Ok(report) => {
+                synced += 1;
+                full_rounds += u32::from(report.full);
+                tracing::info!(
                 user = %request.user_id,
+                provider = report.provider.unwrap_or("none"),
                 reason = reason.as_str(),
                 outcome = report.outcome,
                 rounds = report.rounds,
@@ -79,8 +85,10 @@ pub async fn handle(
                 ignored = report.ignored,
                 subscription = report.subscription.unwrap_or("kept"),
                 "calendar synced"
-            ),
+                );
+            }
             Err(error) => {
+                failures += 1;
                 tracing::warn!(user = %request.user_id, reason = reason.as_str(), retryable = error.is_retryable(), %error, "calendar sync failed");
                 // Retried by SQS either way; a lasting failure reaches the dead-letter queue
                 // and stays recorded on the connection (`lastError`).
@@ -88,6 +96,14 @@ pub async fn handle(
             }
         }
     }
+    telemetry::emit(
+        &[("Function", "calendar-sync")],
+        &[
+            ("Synced", f64::from(synced), Unit::Count),
+            ("SyncFailed", f64::from(failures), Unit::Count),
+            ("SyncFullRounds", f64::from(full_rounds), Unit::Count),
+        ],
+    );
     let mut response = SqsBatchResponse::default();
     for id in failed {
         response.add_failure(id);

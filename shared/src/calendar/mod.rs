@@ -17,15 +17,60 @@ pub use client_state::ClientStateKey;
 /// Where Graph delivers change and lifecycle notifications, below the public endpoint URL.
 pub const NOTIFY_PATH: &str = "/graph/notify";
 pub const LIFECYCLE_PATH: &str = "/graph/lifecycle";
+/// Where Google posts push-channel notifications (headers only), on the same endpoint.
+pub const GOOGLE_NOTIFY_PATH: &str = "/google/notify";
 
 /// The calendar service an agent's calendar lives in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Provider {
     Microsoft,
+    Google,
 }
 
-/// A change subscription we hold on an agent's calendar.
+impl Provider {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Microsoft => "microsoft",
+            Self::Google => "google",
+        }
+    }
+}
+
+/// Which calendar service holds an agent's calendar: Google for the listed Workspace domains,
+/// else the default.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProviderRouting {
+    /// Lower-case e-mail domains on Google Workspace.
+    pub google_domains: Vec<String>,
+    pub default: Provider,
+}
+
+impl Default for ProviderRouting {
+    fn default() -> Self {
+        Self {
+            google_domains: Vec::new(),
+            default: Provider::Microsoft,
+        }
+    }
+}
+
+impl ProviderRouting {
+    pub fn provider_for(&self, email: &str) -> Provider {
+        let domain = email.rsplit_once('@').map_or("", |(_, domain)| domain);
+        if self
+            .google_domains
+            .iter()
+            .any(|google| google.eq_ignore_ascii_case(domain))
+        {
+            Provider::Google
+        } else {
+            self.default
+        }
+    }
+}
+
+/// A change subscription (Graph) or push channel (Google) we hold on an agent's calendar.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Subscription {
@@ -34,6 +79,17 @@ pub struct Subscription {
     pub created_at: DateTime<Utc>,
     /// Input to the client-state derivation (`ClientStateKey::client_state`); not a secret.
     pub nonce: String,
+    /// Google's id of the watched collection, needed to stop the channel.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource_id: Option<String>,
+}
+
+/// What the calendar service granted for a new subscription or channel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreatedSubscription {
+    pub id: String,
+    pub expires_at: DateTime<Utc>,
+    pub resource_id: Option<String>,
 }
 
 impl Subscription {
@@ -105,6 +161,12 @@ impl Connection {
             pending: false,
             version: 0,
         }
+    }
+
+    /// The same connection on another calendar service.
+    pub fn on(mut self, provider: Provider) -> Self {
+        self.provider = provider;
+        self
     }
 
     pub fn lease_held(&self, now: DateTime<Utc>) -> bool {
@@ -192,6 +254,9 @@ pub enum CalendarError {
         operation: &'static str,
         retry_after: Duration,
     },
+    /// No calendar service is configured for this provider.
+    #[error("{provider:?}: no calendar service is configured for this provider")]
+    NotConfigured { provider: Provider },
     /// The delta state is expired or unknown (410): start a new chain.
     #[error("{operation}: the delta state is no longer valid")]
     SyncStateGone { operation: &'static str },
@@ -256,9 +321,21 @@ mod tests {
             created_at: at("2026-03-01T00:00:00Z"),
             expires_at: at("2026-03-04T00:00:00Z"),
             nonce: "n".to_owned(),
+            resource_id: None,
         };
         assert!(!subscription.needs_renewal(at("2026-03-02T23:59:00Z")));
         assert!(subscription.needs_renewal(at("2026-03-03T00:01:00Z")));
+    }
+
+    #[test]
+    fn agents_are_routed_by_their_email_domain() {
+        let routing = ProviderRouting {
+            google_domains: vec!["gws.example.org".to_owned()],
+            default: Provider::Microsoft,
+        };
+        assert_eq!(routing.provider_for("a@GWS.example.org"), Provider::Google);
+        assert_eq!(routing.provider_for("a@example.org"), Provider::Microsoft);
+        assert_eq!(routing.provider_for("no-domain"), Provider::Microsoft);
     }
 
     #[test]

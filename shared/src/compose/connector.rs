@@ -8,42 +8,82 @@ use crate::aws::bus::EventBridgeBus;
 use crate::aws::connections::DynamoConnections;
 use crate::aws::secrets::secrets_manager_source;
 use crate::aws::sync_queue::SqsSyncQueue;
-use crate::calendar::{CalendarError, ClientStateKey};
+use crate::calendar::{CalendarError, ClientStateKey, Provider, ProviderRouting};
 use crate::clock::{Clock, SystemClock};
 use crate::compose::{BootError, genesys_client, load_policy};
 use crate::config::{ConfigError, Env};
 use crate::genesys::GroupRoster;
+use crate::google::{GoogleClient, GoogleSettings};
 use crate::graph::{GraphClient, GraphSettings};
-use crate::ports::SecretDocument;
-use crate::ports::{SecretSource, StoreError};
+use crate::ports::{CalendarApis, SecretDocument, SecretSource, StoreError};
 use crate::service::calendar_notify::NotifyService;
 use crate::service::calendar_sync::{SyncService, SyncSettings};
 use crate::service::calendar_upkeep::UpkeepService;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectorBootError {
-    #[error("Graph secret: {0}")]
+    #[error("connector secret: {0}")]
     Secret(#[from] StoreError),
-    #[error("Graph secret: field clientStateKey: {0}")]
+    #[error("connector secret: field clientStateKey: {0}")]
     ClientStateKey(String),
-    #[error("Graph client: {0}")]
-    Graph(#[from] CalendarError),
+    #[error("calendar client: {0}")]
+    Calendar(#[from] CalendarError),
     #[error(transparent)]
     Boot(#[from] BootError),
+    #[error(transparent)]
+    Config(#[from] ConfigError),
 }
 
-/// Variables both connector functions read (names as in `infra/template.yaml`).
+/// Variables the connector functions read (names as in `infra/template.yaml`). At least one
+/// calendar service is configured. The client-state key is read from `CLIENT_STATE_SECRET_ID`,
+/// else from the Graph secret, else from the Google one.
 #[derive(Debug, Clone)]
 pub struct ConnectorSettings {
     pub table_name: String,
-    pub graph_secret_id: String,
+    pub graph_secret_id: Option<String>,
+    pub google_secret_id: Option<String>,
+    pub client_state_secret_id: String,
+    pub routing: ProviderRouting,
 }
 
 impl ConnectorSettings {
     pub fn from_env(env: &Env<'_>) -> Result<Self, ConfigError> {
+        let graph_secret_id = env.optional("GRAPH_SECRET_ID");
+        let google_secret_id = env.optional("GOOGLE_SECRET_ID");
+        let key_secret = env.optional("CLIENT_STATE_SECRET_ID");
+        let (default, key_secret) = match (&graph_secret_id, &google_secret_id) {
+            (Some(graph), _) => (Provider::Microsoft, key_secret.unwrap_or(graph.clone())),
+            (None, Some(google)) => (Provider::Google, key_secret.unwrap_or(google.clone())),
+            // The endpoint needs only the key.
+            (None, None) => (
+                Provider::Microsoft,
+                key_secret.ok_or(ConfigError {
+                    variable: "GRAPH_SECRET_ID",
+                    reason: "is required unless GOOGLE_SECRET_ID or CLIENT_STATE_SECRET_ID is set"
+                        .to_owned(),
+                })?,
+            ),
+        };
+        let google_domains = env
+            .list("GOOGLE_WORKSPACE_DOMAINS")
+            .into_iter()
+            .map(|domain| domain.to_ascii_lowercase())
+            .collect::<Vec<_>>();
+        if !google_domains.is_empty() && google_secret_id.is_none() {
+            return Err(ConfigError {
+                variable: "GOOGLE_WORKSPACE_DOMAINS",
+                reason: "is set but GOOGLE_SECRET_ID is not".to_owned(),
+            });
+        }
         Ok(Self {
             table_name: env.required("TABLE_NAME")?,
-            graph_secret_id: env.required("GRAPH_SECRET_ID")?,
+            graph_secret_id,
+            google_secret_id,
+            client_state_secret_id: key_secret,
+            routing: ProviderRouting {
+                google_domains,
+                default,
+            },
         })
     }
 }
@@ -98,6 +138,41 @@ fn client_state_key(doc: &SecretDocument) -> Result<ClientStateKey, ConnectorBoo
     ClientStateKey::new(doc.string("clientStateKey")?).map_err(ConnectorBootError::ClientStateKey)
 }
 
+/// The configured calendar clients; `notification_base` is where they send notifications
+/// (only the sync worker creates subscriptions).
+async fn calendar_apis(
+    secrets: &dyn SecretSource,
+    settings: &ConnectorSettings,
+    notification_base: Option<&str>,
+    page_size: u32,
+    clock: Arc<dyn Clock>,
+) -> Result<CalendarApis, ConnectorBootError> {
+    if settings.graph_secret_id.is_none() && settings.google_secret_id.is_none() {
+        return Err(ConnectorBootError::Config(ConfigError {
+            variable: "GRAPH_SECRET_ID",
+            reason: "no calendar service: set GRAPH_SECRET_ID or GOOGLE_SECRET_ID".to_owned(),
+        }));
+    }
+    let mut apis = CalendarApis::default();
+    if let Some(id) = &settings.graph_secret_id {
+        let mut graph = GraphSettings::from_secret(secrets.get(id).await?.as_ref())?;
+        if let Some(base) = notification_base {
+            graph = graph.with_notification_base(base);
+        }
+        graph.page_size = page_size;
+        apis.microsoft = Some(Arc::new(GraphClient::new(graph, clock.clone())?));
+    }
+    if let Some(id) = &settings.google_secret_id {
+        let mut google = GoogleSettings::from_secret(secrets.get(id).await?.as_ref())?;
+        if let Some(base) = notification_base {
+            google = google.with_notification_base(base);
+        }
+        google.page_size = page_size;
+        apis.google = Some(Arc::new(GoogleClient::new(google, clock)?));
+    }
+    Ok(apis)
+}
+
 /// The endpoint: the client-state key (read once), the subscription index, the sync queue.
 pub async fn notify_service(
     aws: &aws_config::SdkConfig,
@@ -105,7 +180,7 @@ pub async fn notify_service(
     sync_queue_url: &str,
 ) -> Result<NotifyService, ConnectorBootError> {
     let doc = secrets(aws, Arc::new(SystemClock))
-        .get(&settings.graph_secret_id)
+        .get(&settings.client_state_secret_id)
         .await?;
     Ok(NotifyService {
         connections: Arc::new(DynamoConnections::new(
@@ -120,20 +195,26 @@ pub async fn notify_service(
     })
 }
 
-/// The sync worker: Graph (app credentials from the secret), the connections, the bus.
+/// The sync worker: the calendar clients (credentials from their secrets), the connections,
+/// the bus.
 pub async fn sync_service(
     aws: &aws_config::SdkConfig,
     settings: &SyncFunctionSettings,
 ) -> Result<SyncService, ConnectorBootError> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let doc = secrets(aws, clock.clone())
-        .get(&settings.connector.graph_secret_id)
+    let secrets = secrets(aws, clock.clone());
+    let key_doc = secrets
+        .get(&settings.connector.client_state_secret_id)
         .await?;
-    let mut graph =
-        GraphSettings::from_secret(&doc)?.with_notification_base(&settings.notification_base_url);
-    graph.page_size = settings.page_size;
     Ok(SyncService {
-        calendar: Arc::new(GraphClient::new(graph, clock.clone())?),
+        calendars: calendar_apis(
+            secrets.as_ref(),
+            &settings.connector,
+            Some(&settings.notification_base_url),
+            settings.page_size,
+            clock.clone(),
+        )
+        .await?,
         connections: Arc::new(DynamoConnections::new(
             aws_sdk_dynamodb::Client::new(aws),
             &settings.connector.table_name,
@@ -143,7 +224,7 @@ pub async fn sync_service(
             &settings.event_bus_name,
             clock.clone(),
         )),
-        key: client_state_key(&doc)?,
+        key: client_state_key(&key_doc)?,
         clock,
         settings: settings.sync.clone(),
     })
@@ -173,7 +254,7 @@ impl UpkeepFunctionSettings {
     }
 }
 
-/// The upkeep: the roster from Genesys, Graph for user matching and deletions, the table, the
+/// The upkeep: the roster from Genesys, the calendar services for user matching and deletions, the table, the
 /// sync queue, the policy (for `opt_out`).
 pub async fn upkeep_service(
     aws: &aws_config::SdkConfig,
@@ -182,12 +263,19 @@ pub async fn upkeep_service(
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let policy = load_policy(settings.policy_path.as_deref())?;
     let secrets = secrets(aws, clock.clone());
-    let doc = secrets.get(&settings.connector.graph_secret_id).await?;
-    let graph = GraphSettings::from_secret(&doc)?;
+    let calendars = calendar_apis(
+        secrets.as_ref(),
+        &settings.connector,
+        None,
+        50,
+        clock.clone(),
+    )
+    .await?;
     let genesys = genesys_client(secrets, &settings.genesys_secret_id, clock.clone())?;
     Ok(UpkeepService {
         roster: Arc::new(GroupRoster::new(genesys, &settings.roster_group_id)),
-        calendar: Arc::new(GraphClient::new(graph, clock.clone())?),
+        calendars,
+        routing: settings.connector.routing.clone(),
         connections: Arc::new(DynamoConnections::new(
             aws_sdk_dynamodb::Client::new(aws),
             &settings.connector.table_name,

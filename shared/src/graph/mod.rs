@@ -15,7 +15,9 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 use tokio::sync::Semaphore;
 
-use crate::calendar::{CalendarError, DeltaCursor, DeltaPage, NewSubscription};
+use crate::calendar::{
+    CalendarError, CreatedSubscription, DeltaCursor, DeltaPage, NewSubscription, Subscription,
+};
 use crate::clock::{Clock, Deadline};
 use crate::genesys::token::{AccessToken, Fetched, TokenCache};
 use crate::ports::CalendarApi;
@@ -267,7 +269,7 @@ impl CalendarApi for GraphClient {
         &self,
         request: &NewSubscription,
         deadline: Deadline,
-    ) -> Result<(String, DateTime<Utc>), CalendarError> {
+    ) -> Result<CreatedSubscription, CalendarError> {
         let body = json!({
             "changeType": "created,updated,deleted",
             "notificationUrl": self.settings.notification_url,
@@ -287,17 +289,25 @@ impl CalendarApi for GraphClient {
                 deadline,
             )
             .await?;
-        wire::subscription(answer, "create subscription")
+        let (id, expires_at) = wire::subscription(answer, "create subscription")?;
+        Ok(CreatedSubscription {
+            id,
+            expires_at,
+            resource_id: None,
+        })
     }
 
     async fn renew_subscription(
         &self,
-        id: &str,
+        subscription: &Subscription,
         until: DateTime<Utc>,
         deadline: Deadline,
     ) -> Result<DateTime<Utc>, CalendarError> {
         let body = json!({ "expirationDateTime": graph_time(until) });
-        let url = self.v1(&format!("subscriptions/{}", wire::path_segment(id)));
+        let url = self.v1(&format!(
+            "subscriptions/{}",
+            wire::path_segment(&subscription.id)
+        ));
         let (_, answer) = self
             .call(
                 "renew subscription",
@@ -313,10 +323,14 @@ impl CalendarApi for GraphClient {
 
     async fn delete_subscription(
         &self,
-        id: &str,
+        _calendar_user_id: &str,
+        subscription: &Subscription,
         deadline: Deadline,
     ) -> Result<bool, CalendarError> {
-        let url = self.v1(&format!("subscriptions/{}", wire::path_segment(id)));
+        let url = self.v1(&format!(
+            "subscriptions/{}",
+            wire::path_segment(&subscription.id)
+        ));
         match self
             .call(
                 "delete subscription",

@@ -3,18 +3,21 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use super::StoreError;
 use crate::calendar::{
-    CalendarError, Connection, DeltaCursor, DeltaPage, NewSubscription, SyncRequest,
+    CalendarError, Connection, CreatedSubscription, DeltaCursor, DeltaPage, NewSubscription,
+    Provider, Subscription, SyncRequest,
 };
 use crate::clock::Deadline;
 use crate::model::UserId;
 
-/// What the connector needs of a calendar service (implemented by `graph::GraphClient`).
+/// What the connector needs of a calendar service (implemented by `graph::GraphClient` and
+/// `google::GoogleClient`).
 #[async_trait]
 pub trait CalendarApi: Send + Sync + fmt::Debug {
     /// One page of a delta round.
@@ -24,26 +27,34 @@ pub trait CalendarApi: Send + Sync + fmt::Debug {
         deadline: Deadline,
     ) -> Result<DeltaPage, CalendarError>;
 
-    /// Creates a change subscription (the service runs its validation handshake meanwhile);
-    /// returns its id and the expiry the service granted.
+    /// Creates a change subscription or push channel (Graph runs its validation handshake
+    /// meanwhile); returns its id and the expiry the service granted.
     async fn create_subscription(
         &self,
         request: &NewSubscription,
         deadline: Deadline,
-    ) -> Result<(String, DateTime<Utc>), CalendarError>;
+    ) -> Result<CreatedSubscription, CalendarError>;
+
+    /// Whether a subscription can be extended in place; where not (Google channels), the
+    /// connector creates an overlapping new one and then deletes the old.
+    fn renews_in_place(&self) -> bool {
+        true
+    }
 
     /// Renews (and so reauthorizes) a subscription; returns the granted expiry.
     async fn renew_subscription(
         &self,
-        id: &str,
+        subscription: &Subscription,
         until: DateTime<Utc>,
         deadline: Deadline,
     ) -> Result<DateTime<Utc>, CalendarError>;
 
-    /// Deletes a subscription; `false` if the service had none of that id.
+    /// Deletes a subscription (stops a channel) on this user's calendar; `false` if the
+    /// service had none of that id.
     async fn delete_subscription(
         &self,
-        id: &str,
+        calendar_user_id: &str,
+        subscription: &Subscription,
         deadline: Deadline,
     ) -> Result<bool, CalendarError>;
 
@@ -53,6 +64,23 @@ pub trait CalendarApi: Send + Sync + fmt::Debug {
         email: &str,
         deadline: Deadline,
     ) -> Result<Option<String>, CalendarError>;
+}
+
+/// The calendar services configured in this deployment, one per provider.
+#[derive(Debug, Clone, Default)]
+pub struct CalendarApis {
+    pub microsoft: Option<Arc<dyn CalendarApi>>,
+    pub google: Option<Arc<dyn CalendarApi>>,
+}
+
+impl CalendarApis {
+    pub fn of(&self, provider: Provider) -> Result<&Arc<dyn CalendarApi>, CalendarError> {
+        let api = match provider {
+            Provider::Microsoft => self.microsoft.as_ref(),
+            Provider::Google => self.google.as_ref(),
+        };
+        api.ok_or(CalendarError::NotConfigured { provider })
+    }
 }
 
 /// Whose a subscription is, as the notification endpoint looks it up.

@@ -1,6 +1,7 @@
 //! The public notification endpoint: Graph's validation handshake, change and lifecycle
-//! notifications checked item by item (subscription known, `clientState` right), and the work
-//! handed to the sync queue. It answers fast and never acts on what it could not verify.
+//! notifications checked item by item (subscription known, `clientState` right), Google's
+//! header-only channel notifications (channel known, token right), and the work handed to the
+//! sync queue. It answers fast and never acts on what it could not verify.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
@@ -8,7 +9,9 @@ use std::sync::Arc;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::calendar::{ClientStateKey, LIFECYCLE_PATH, NOTIFY_PATH, SyncReason, SyncRequest};
+use crate::calendar::{
+    ClientStateKey, GOOGLE_NOTIFY_PATH, LIFECYCLE_PATH, NOTIFY_PATH, SyncReason, SyncRequest,
+};
 use crate::ports::{ConnectionStore, StoreError, SyncQueue};
 
 /// Largest body accepted. Graph batches notifications, each well under 1 KiB without resource
@@ -18,6 +21,11 @@ pub const MAX_BODY_BYTES: usize = 256 * 1024;
 pub const MAX_VALIDATION_TOKEN_BYTES: usize = 1024;
 /// Items read from one body; more are refused as a whole.
 pub const MAX_ITEMS: usize = 1000;
+/// Google's notifications have an empty body; a little slack, no more.
+pub const MAX_GOOGLE_BODY_BYTES: usize = 1024;
+/// Google's limits on what we chose at `events.watch`.
+pub const MAX_CHANNEL_ID_CHARS: usize = 64;
+pub const MAX_CHANNEL_TOKEN_CHARS: usize = 256;
 
 /// An HTTP request as the endpoint sees it, whatever carried it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,7 +34,19 @@ pub struct EndpointRequest {
     pub path: String,
     /// The query string as sent (still percent-encoded).
     pub raw_query: String,
+    /// Header names in lower case.
+    pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
+}
+
+impl EndpointRequest {
+    /// The first value of a header (`name` in lower case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.as_str())
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -111,6 +131,9 @@ impl NotifyService {
             report: NotifyReport::default(),
         };
         // By suffix: behind `cargo lambda watch` the path keeps its `/lambda-url/<name>` prefix.
+        if request.path.ends_with(GOOGLE_NOTIFY_PATH) {
+            return self.google(request).await;
+        }
         if !request.path.ends_with(NOTIFY_PATH) && !request.path.ends_with(LIFECYCLE_PATH) {
             return Ok(plain(404, "not found"));
         }
@@ -146,6 +169,75 @@ impl NotifyService {
         report.enqueued = requests.len();
         Ok(Handled {
             response: EndpointResponse::text(202, ""),
+            report,
+        })
+    }
+
+    /// A Google channel notification: `sync` (the channel is live) is acknowledged; `exists`
+    /// and `not_exists` (something changed) enqueue a sync of the channel's agent. Unknown
+    /// (stale) channels and wrong tokens are counted and answered 200, so Google does not
+    /// retry them and a forger learns nothing.
+    async fn google(&self, request: &EndpointRequest) -> Result<Handled, StoreError> {
+        let mut report = NotifyReport::default();
+        let refuse = |status, body: &str| {
+            Ok(Handled {
+                response: EndpointResponse::text(status, body),
+                report: NotifyReport::default(),
+            })
+        };
+        if !request.method.eq_ignore_ascii_case("POST") {
+            return refuse(405, "method not allowed");
+        }
+        if request.body.len() > MAX_GOOGLE_BODY_BYTES {
+            return refuse(413, "body too large");
+        }
+        let channel = match request.header("x-goog-channel-id") {
+            None | Some("") => return refuse(400, "X-Goog-Channel-ID: missing"),
+            Some(id) if id.chars().count() > MAX_CHANNEL_ID_CHARS => {
+                return refuse(400, "X-Goog-Channel-ID: longer than 64 characters");
+            }
+            Some(id) => id.to_owned(),
+        };
+        let changed = match request.header("x-goog-resource-state") {
+            Some("sync") => false,
+            Some("exists" | "not_exists") => true,
+            None => return refuse(400, "X-Goog-Resource-State: missing"),
+            Some(_) => {
+                return refuse(
+                    400,
+                    "X-Goog-Resource-State: not one of sync, exists, not_exists",
+                );
+            }
+        };
+        report.items = 1;
+        let owners = self
+            .connections
+            .subscription_owners(std::slice::from_ref(&channel))
+            .await?;
+        let presented = request
+            .header("x-goog-channel-token")
+            .filter(|token| token.chars().count() <= MAX_CHANNEL_TOKEN_CHARS)
+            .unwrap_or("");
+        match owners.get(&channel) {
+            None => report.unknown += 1,
+            Some(owner) if !self.key.verify(&owner.nonce, presented) => report.forged += 1,
+            Some(_) if !changed => {
+                report.handshake = true;
+                report.accepted += 1;
+            }
+            Some(owner) => {
+                report.accepted += 1;
+                self.queue
+                    .enqueue(&[SyncRequest {
+                        user_id: owner.user_id.clone(),
+                        reason: SyncReason::Changed,
+                    }])
+                    .await?;
+                report.enqueued = 1;
+            }
+        }
+        Ok(Handled {
+            response: EndpointResponse::text(200, ""),
             report,
         })
     }

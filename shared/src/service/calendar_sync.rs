@@ -8,8 +8,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use serde_json::{Map, Value, json};
-use sha2::{Digest, Sha256};
 
 use crate::calendar::client_state::new_nonce;
 use crate::calendar::{
@@ -17,28 +15,15 @@ use crate::calendar::{
     Subscription, SyncLease, SyncReason, SyncRequest, SyncWindow,
 };
 use crate::clock::{Clock, Deadline};
-use crate::events::{self, CALENDAR_EVENT_DELETED, CALENDAR_EVENT_UPSERTED, InboundEvent};
+use crate::events::{CALENDAR_EVENT_DELETED, CALENDAR_EVENT_UPSERTED};
 use crate::model::UserId;
-use crate::ports::{BusEntry, CalendarApi, ConnectionStore, EventBus, MirroredEvent, StoreError};
+use crate::ports::{
+    BusEntry, CalendarApi, CalendarApis, ConnectionStore, EventBus, MirroredEvent, StoreError,
+};
+use crate::service::calendar_projection::{changed_event, upserted};
 
 /// Claim attempts before giving up on a contended connection.
 const CLAIM_ATTEMPTS: u32 = 8;
-/// Graph event fields the planner reads; the rest (bodies, attendees) never reach the bus.
-const KEPT_FIELDS: [&str; 12] = [
-    "id",
-    "@odata.etag",
-    "subject",
-    "start",
-    "end",
-    "showAs",
-    "isAllDay",
-    "isCancelled",
-    "responseStatus",
-    "type",
-    "seriesMasterId",
-    "sensitivity",
-];
-
 #[derive(Debug, Clone)]
 pub struct SyncSettings {
     /// The window is [now − before, now + after], started anew every `rebaseline`.
@@ -99,11 +84,13 @@ pub struct SyncReport {
     /// Removals of events we never told the bus about (outside the window, untracked).
     pub ignored: usize,
     pub subscription: Option<&'static str>,
+    /// The calendar service synced (`microsoft`, `google`).
+    pub provider: Option<&'static str>,
 }
 
 #[derive(Debug)]
 pub struct SyncService {
-    pub calendar: Arc<dyn CalendarApi>,
+    pub calendars: CalendarApis,
     pub connections: Arc<dyn ConnectionStore>,
     pub bus: Arc<dyn EventBus>,
     pub key: ClientStateKey,
@@ -156,10 +143,15 @@ impl SyncService {
         deadline: Deadline,
     ) -> Result<SyncReport, SyncError> {
         let mut report = report("synced");
-        report.subscription = self.keep_subscription(connection, reason, deadline).await?;
+        report.provider = Some(connection.provider.as_str());
+        let calendar = self.calendars.of(connection.provider)?.clone();
+        let calendar = calendar.as_ref();
+        report.subscription = self
+            .keep_subscription(calendar, connection, reason, deadline)
+            .await?;
         let mut full = matches!(reason, SyncReason::Resync | SyncReason::Recreate);
         loop {
-            let round = self.round(connection, full, deadline).await?;
+            let round = self.round(calendar, connection, full, deadline).await?;
             report.rounds += 1;
             report.pages += round.pages;
             report.full |= round.full;
@@ -278,6 +270,7 @@ impl SyncService {
 
     async fn keep_subscription(
         &self,
+        calendar: &dyn CalendarApi,
         connection: &mut Connection,
         reason: SyncReason,
         deadline: Deadline,
@@ -294,12 +287,8 @@ impl SyncService {
             _ => return Ok(None),
         };
         let renewed = match &connection.subscription {
-            Some(current) if renew => {
-                match self
-                    .calendar
-                    .renew_subscription(&current.id, until, deadline)
-                    .await
-                {
+            Some(current) if renew && calendar.renews_in_place() => {
+                match calendar.renew_subscription(current, until, deadline).await {
                     Ok(expires_at) => Some(Subscription {
                         expires_at,
                         ..current.clone()
@@ -313,8 +302,14 @@ impl SyncService {
         };
         let (subscription, action) = match renewed {
             Some(subscription) => (subscription, "renewed"),
+            // No renew call (Google): an overlapping new channel, then the old one stopped.
+            None if renew && !calendar.renews_in_place() => (
+                self.create_subscription(calendar, connection, until, deadline)
+                    .await?,
+                "replaced",
+            ),
             None => (
-                self.create_subscription(connection, until, deadline)
+                self.create_subscription(calendar, connection, until, deadline)
                     .await?,
                 "created",
             ),
@@ -334,6 +329,7 @@ impl SyncService {
 
     async fn create_subscription(
         &self,
+        calendar: &dyn CalendarApi,
         connection: &Connection,
         until: DateTime<Utc>,
         deadline: Deadline,
@@ -344,22 +340,23 @@ impl SyncService {
             expires_at: until,
             client_state: self.key.client_state(&nonce),
         };
-        let (id, expires_at) = self
-            .calendar
-            .create_subscription(&request, deadline)
-            .await?;
+        let created = calendar.create_subscription(&request, deadline).await?;
         if let Some(old) = &connection.subscription {
             // Best effort: an old one left behind expires on its own, and its notifications no
             // longer match our index.
-            if let Err(error) = self.calendar.delete_subscription(&old.id, deadline).await {
+            if let Err(error) = calendar
+                .delete_subscription(&connection.calendar_user_id, old, deadline)
+                .await
+            {
                 tracing::info!(user = %connection.user_id, %error, "old subscription not deleted");
             }
         }
         Ok(Subscription {
-            id,
-            expires_at,
+            id: created.id,
+            expires_at: created.expires_at,
             created_at: self.clock.now(),
             nonce,
+            resource_id: created.resource_id,
         })
     }
 
@@ -379,6 +376,7 @@ impl SyncService {
 
     async fn round(
         &self,
+        calendar: &dyn CalendarApi,
         connection: &Connection,
         full_requested: bool,
         deadline: Deadline,
@@ -391,14 +389,17 @@ impl SyncService {
             _ => None,
         };
         let (items, delta_link, window, pages, full) = match continued {
-            Some((link, window)) => match self.pages(DeltaCursor::Link(link), deadline).await {
+            Some((link, window)) => match self
+                .pages(calendar, DeltaCursor::Link(link), deadline)
+                .await
+            {
                 Ok((items, delta_link, pages)) => (items, delta_link, window, pages, false),
                 Err(SyncError::Calendar(CalendarError::SyncStateGone { .. })) => {
-                    self.full_pages(connection, now, deadline).await?
+                    self.full_pages(calendar, connection, now, deadline).await?
                 }
                 Err(other) => return Err(other),
             },
-            None => self.full_pages(connection, now, deadline).await?,
+            None => self.full_pages(calendar, connection, now, deadline).await?,
         };
         let mirror = self.connections.mirror(&connection.user_id).await?;
         let mut round = Round {
@@ -418,6 +419,7 @@ impl SyncService {
 
     async fn full_pages(
         &self,
+        calendar: &dyn CalendarApi,
         connection: &Connection,
         now: DateTime<Utc>,
         deadline: Deadline,
@@ -427,20 +429,21 @@ impl SyncService {
             calendar_user_id: connection.calendar_user_id.clone(),
             window,
         };
-        let (items, delta_link, pages) = self.pages(cursor, deadline).await?;
+        let (items, delta_link, pages) = self.pages(calendar, cursor, deadline).await?;
         Ok((items, delta_link, window, pages, true))
     }
 
     /// Every page of one round; a 429 waits its `Retry-After` when the deadline allows.
     async fn pages(
         &self,
+        calendar: &dyn CalendarApi,
         mut cursor: DeltaCursor,
         deadline: Deadline,
     ) -> Result<(Vec<DeltaItem>, String, u32), SyncError> {
         let mut items = Vec::new();
         let mut pages = 0;
         loop {
-            let page = match self.calendar.delta_page(&cursor, deadline).await {
+            let page = match calendar.delta_page(&cursor, deadline).await {
                 Ok(page) => page,
                 Err(CalendarError::Throttled { retry_after, .. })
                     if retry_after + Duration::from_secs(1)
@@ -540,61 +543,4 @@ fn report(outcome: &'static str) -> SyncReport {
 
 fn chrono_duration(duration: Duration) -> chrono::Duration {
     chrono::Duration::from_std(duration).unwrap_or(chrono::Duration::MAX)
-}
-
-/// The Graph event cut to what the planner reads, with the agent it belongs to.
-fn graph_detail(user: &UserId, value: &Value) -> Value {
-    let mut detail = Map::new();
-    for key in KEPT_FIELDS {
-        if let Some(field) = value.get(key) {
-            detail.insert(key.to_owned(), field.clone());
-        }
-    }
-    detail.insert("userId".to_owned(), Value::String(user.to_string()));
-    Value::Object(detail)
-}
-
-/// The mirror entry of a changed event, or (when our own parser refuses it) the trimmed
-/// detail to forward so the planner records the refusal.
-fn changed_event(user: &UserId, value: &Value) -> Result<MirroredEvent, Value> {
-    let detail = graph_detail(user, value);
-    let envelope = json!({"id": "sync", "detail-type": CALENDAR_EVENT_UPSERTED, "detail": detail});
-    let parsed = events::parse_value(envelope).ok();
-    let Some(InboundEvent::Calendar { entry, .. }) = parsed.map(|p| p.event) else {
-        // Forwarded only to be refused and audited: never with its subject.
-        let mut refused = detail;
-        if let Some(fields) = refused.as_object_mut() {
-            fields.remove("subject");
-        }
-        return Err(refused);
-    };
-    let canonical = entry.canonical_detail(user, false);
-    let fingerprint = match value["changeKey"].as_str() {
-        Some(change_key) => change_key.to_owned(),
-        None => {
-            let digest = Sha256::digest(canonical.to_string().as_bytes());
-            digest.iter().take(16).map(|b| format!("{b:02x}")).collect()
-        }
-    };
-    Ok(MirroredEvent {
-        event_id: entry.trigger_id.as_str().to_owned(),
-        fingerprint,
-        end: entry.end,
-        detail: canonical,
-    })
-}
-
-/// The Upserted entry: canonical detail, with the subject only for a `normal` event.
-fn upserted(value: &Value, mirrored: &MirroredEvent) -> BusEntry {
-    let mut detail = mirrored.detail.clone();
-    let private = value["sensitivity"]
-        .as_str()
-        .is_some_and(|sensitivity| sensitivity != "normal");
-    if let (false, Some(subject)) = (private, value["subject"].as_str()) {
-        detail["subject"] = Value::String(subject.to_owned());
-    }
-    BusEntry {
-        detail_type: CALENDAR_EVENT_UPSERTED,
-        detail,
-    }
 }

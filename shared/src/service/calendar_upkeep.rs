@@ -7,12 +7,12 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::calendar::{CalendarError, Connection, SyncReason, SyncRequest};
+use crate::calendar::{CalendarError, Connection, ProviderRouting, SyncReason, SyncRequest};
 use crate::clock::{Clock, Deadline};
 use crate::model::UserId;
 use crate::policy::Policy;
 use crate::ports::PlatformError;
-use crate::ports::{CalendarApi, ConnectionStore, Roster, RosterMember, StoreError, SyncQueue};
+use crate::ports::{CalendarApis, ConnectionStore, Roster, RosterMember, StoreError, SyncQueue};
 
 /// Work stops while this much time is left, so the run ends cleanly.
 const RESERVE: Duration = Duration::from_secs(2);
@@ -43,7 +43,9 @@ pub struct UpkeepReport {
 #[derive(Debug)]
 pub struct UpkeepService {
     pub roster: Arc<dyn Roster>,
-    pub calendar: Arc<dyn CalendarApi>,
+    pub calendars: CalendarApis,
+    /// Which calendar service each member's calendar is in.
+    pub routing: ProviderRouting,
     pub connections: Arc<dyn ConnectionStore>,
     pub queue: Arc<dyn SyncQueue>,
     pub policy: Arc<Policy>,
@@ -121,12 +123,22 @@ impl UpkeepService {
             tracing::warn!(user = %member.user_id, "roster member without an e-mail: not connected");
             return Ok(false);
         };
-        let Some(calendar_user_id) = self.calendar.calendar_user_id(email, deadline).await? else {
+        let provider = self.routing.provider_for(email);
+        let calendar = match self.calendars.of(provider) {
+            Ok(calendar) => calendar,
+            Err(error) => {
+                report.unmatched += 1;
+                tracing::warn!(user = %member.user_id, %error, "member's calendar service is not configured: not connected");
+                return Ok(false);
+            }
+        };
+        let Some(calendar_user_id) = calendar.calendar_user_id(email, deadline).await? else {
             report.unmatched += 1;
-            tracing::warn!(user = %member.user_id, "no calendar user with the member's e-mail: not connected");
+            tracing::warn!(user = %member.user_id, provider = provider.as_str(), "no calendar user with the member's e-mail: not connected");
             return Ok(false);
         };
-        let connection = Connection::new(member.user_id.clone(), email, calendar_user_id);
+        let connection =
+            Connection::new(member.user_id.clone(), email, calendar_user_id).on(provider);
         match self.connections.put(&connection).await {
             Ok(_) => {
                 report.connected += 1;
@@ -147,8 +159,9 @@ impl UpkeepService {
         report: &mut UpkeepReport,
     ) -> Result<(), UpkeepError> {
         if let Some(subscription) = &connection.subscription {
-            self.calendar
-                .delete_subscription(&subscription.id, deadline)
+            self.calendars
+                .of(connection.provider)?
+                .delete_subscription(&connection.calendar_user_id, subscription, deadline)
                 .await?;
         }
         match self.connections.delete(connection).await {

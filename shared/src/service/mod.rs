@@ -2,6 +2,7 @@
 //! `crate::compose` builds them from adapters.
 
 pub mod calendar_notify;
+mod calendar_projection;
 pub mod calendar_sync;
 pub mod calendar_upkeep;
 pub mod schedule_check;

@@ -159,6 +159,7 @@ async fn forged_and_unknown_notifications_are_counted_and_not_acted_on() {
         method: "POST".to_owned(),
         path: "/graph/notify".to_owned(),
         raw_query: String::new(),
+        headers: Vec::new(),
         body: body.to_string().into_bytes(),
     };
     let handled = connector.notify.handle(&request).await.expect("handled");
@@ -514,7 +515,7 @@ mod upkeep {
 
     use genesys_sim::seed::{DEMO_AGENTS, DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, ROSTER_GROUP};
     use presence_autopilot::aws::sync_queue::SqsSyncQueue;
-    use presence_autopilot::calendar::{Connection, SyncReason};
+    use presence_autopilot::calendar::{Connection, Provider, ProviderRouting, SyncReason};
     use presence_autopilot::clock::SystemClock;
     use presence_autopilot::genesys::GroupRoster;
     use presence_autopilot::model::UserId;
@@ -533,11 +534,28 @@ mod upkeep {
         opt_out: &str,
         budget: usize,
     ) -> UpkeepService {
+        upkeep_routed(
+            connector,
+            genesys,
+            opt_out,
+            budget,
+            ProviderRouting::default(),
+        )
+    }
+
+    fn upkeep_routed(
+        connector: &Connector,
+        genesys: &TestSim,
+        opt_out: &str,
+        budget: usize,
+        routing: ProviderRouting,
+    ) -> UpkeepService {
         let (client, _) = genesys.client((DEMO_CLIENT_ID, DEMO_CLIENT_SECRET));
         let policy = DEFAULT_POLICY.replace("opt_out = []", &format!("opt_out = [\"{opt_out}\"]"));
         UpkeepService {
             roster: Arc::new(GroupRoster::new(client, ROSTER_GROUP)),
-            calendar: connector.sync.calendar.clone(),
+            calendars: connector.sync.calendars.clone(),
+            routing,
             connections: connector.connections.clone(),
             queue: Arc::new(SqsSyncQueue::new(
                 connector.sqs.clone(),
@@ -627,6 +645,103 @@ mod upkeep {
             !still_there,
             "the leaver's subscription is deleted: {sim_view}"
         );
+    }
+
+    #[tokio::test]
+    async fn a_workspace_domains_agents_are_connected_to_google_and_their_channel_stopped_on_leaving()
+     {
+        const GWEN: (&str, &str) = (
+            "6f1d2c3b-4a5e-4f60-9a7b-8c9d0e1f2a3b",
+            "gwen@workspace.example.org",
+        );
+        // In the roster, but no such Workspace user: the token endpoint refuses to act as them.
+        const HAL: (&str, &str) = (
+            "7a2e3d4c-5b6f-4a71-8b8c-9d0e1f2a3b4c",
+            "hal@workspace.example.org",
+        );
+        let connector = Connector::start().await;
+        let genesys = TestSim::start().await;
+        for (_, name, email) in &DEMO_AGENTS[..3] {
+            connector
+                .control(
+                    Method::POST,
+                    "/sim/users",
+                    json!({"user_principal_name": email, "mail": email, "display_name": name}),
+                )
+                .await;
+        }
+        connector
+            .google_control(Method::POST, "/sim/users", json!({"email": GWEN.1}))
+            .await;
+        for (id, email) in [GWEN, HAL] {
+            genesys
+                .control(
+                    Method::POST,
+                    "/sim/users",
+                    json!({"id": id, "name": "Workspace Agent", "email": email}),
+                )
+                .await;
+        }
+        let mut members: Vec<&str> = DEMO_AGENTS.iter().map(|(id, _, _)| *id).collect();
+        members.push(HAL.0);
+        members.push(GWEN.0);
+        genesys
+            .control(
+                Method::PUT,
+                &format!("/sim/groups/{ROSTER_GROUP}/members"),
+                json!({"memberIds": members}),
+            )
+            .await;
+        let routing = ProviderRouting {
+            google_domains: vec!["workspace.example.org".to_owned()],
+            default: Provider::Microsoft,
+        };
+        let service = upkeep_routed(&connector, &genesys, DEMO_AGENTS[3].2, 100, routing);
+        let report = service.run(connector.deadline(20)).await.expect("upkeep");
+        assert_eq!(
+            (report.members, report.connected, report.unmatched),
+            (6, 4, 1),
+            "{report:?}"
+        );
+        let gwen = UserId::parse(GWEN.0).expect("id");
+        let connection = connector.connection(&gwen).await;
+        assert_eq!(
+            (connection.provider, connection.calendar_user_id.as_str()),
+            (Provider::Google, GWEN.1)
+        );
+        let ada = connector
+            .connection(&UserId::parse(DEMO_AGENTS[0].0).expect("id"))
+            .await;
+        assert_eq!(ada.provider, Provider::Microsoft);
+        connector
+            .sync(&gwen, SyncReason::Upkeep)
+            .await
+            .expect("sync");
+        let channel = connector
+            .connection(&gwen)
+            .await
+            .subscription
+            .expect("watched");
+
+        members.pop();
+        genesys
+            .control(
+                Method::PUT,
+                &format!("/sim/groups/{ROSTER_GROUP}/members"),
+                json!({"memberIds": members}),
+            )
+            .await;
+        let report = service.run(connector.deadline(20)).await.expect("upkeep");
+        assert_eq!(report.disconnected, 1, "{report:?}");
+        let channels = connector
+            .google_control(Method::GET, "/sim/channels", Value::Null)
+            .await;
+        let stopped = channels
+            .as_array()
+            .expect("channels")
+            .iter()
+            .any(|c| c["id"] == channel.id.as_str() && c["stopped"] == true);
+        assert!(stopped, "the leaver's channel is stopped: {channels}");
     }
 
     #[tokio::test]

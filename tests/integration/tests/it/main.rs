@@ -10,6 +10,7 @@ mod dispatch_ssrf;
 mod faults;
 mod genesys_client;
 mod genesys_rotation;
+mod google;
 mod round_trips;
 mod schedule_check;
 mod state_audit;

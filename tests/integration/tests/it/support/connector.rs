@@ -1,7 +1,7 @@
-//! The Microsoft 365 connector on loopback: the Graph simulator, the real `calendar-notify`
-//! handler served over HTTP, the sync service with the real Graph client, and on the local
-//! AWS stand-in the table, the sync queue and a bus whose rule copies every event to a queue
-//! the test reads.
+//! The calendar connector on loopback: the Graph and Google simulators, the real
+//! `calendar-notify` handler served over HTTP, the sync service with the real Graph and Google
+//! clients, and on the local AWS stand-in the table, the sync queue and a bus whose rule copies
+//! every event to a queue the test reads.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -11,11 +11,12 @@ use graph_sim::{Seed, SimServer};
 use presence_autopilot::aws::bus::{CALENDAR_SOURCE, EventBridgeBus};
 use presence_autopilot::aws::connections::DynamoConnections;
 use presence_autopilot::aws::sync_queue::SqsSyncQueue;
-use presence_autopilot::calendar::{ClientStateKey, Connection, SyncReason, SyncRequest};
+use presence_autopilot::calendar::{ClientStateKey, Connection, Provider, SyncReason, SyncRequest};
 use presence_autopilot::clock::{Clock, Deadline, SystemClock};
+use presence_autopilot::google::{GoogleClient, GoogleSettings};
 use presence_autopilot::graph::{GraphClient, GraphSettings};
 use presence_autopilot::model::UserId;
-use presence_autopilot::ports::ConnectionStore;
+use presence_autopilot::ports::{CalendarApis, ConnectionStore, SecretDocument};
 use presence_autopilot::service::calendar_notify::NotifyService;
 use presence_autopilot::service::calendar_sync::{
     SyncError, SyncReport, SyncService, SyncSettings,
@@ -28,9 +29,13 @@ use super::moto;
 
 pub const KEY: &str = "integration-client-state-key-0123456789";
 
+/// The test service account's key file (`tests/fixtures/google`).
+const GOOGLE_KEY_FILE: &str = include_str!("../../../../fixtures/google/test-service-account.json");
+
 #[derive(Debug)]
 pub struct Connector {
     pub graph: SimServer,
+    pub google: google_sim::SimServer,
     pub endpoint: String,
     pub notify: Arc<NotifyService>,
     pub sync: SyncService,
@@ -134,6 +139,12 @@ impl Connector {
         let server = tokio::spawn(async move {
             let _ = axum::serve(listener, router).await;
         });
+        let google = google_sim::SimServer::start(
+            google_sim::Seed::default(),
+            "127.0.0.1:0".parse().expect("addr"),
+        )
+        .await
+        .expect("google simulator");
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let settings_graph = GraphSettings {
             tenant_id: graph_sim::seed::TENANT_ID.to_owned(),
@@ -146,7 +157,17 @@ impl Connector {
             lifecycle_url: format!("{endpoint}/graph/lifecycle"),
         };
         let sync = SyncService {
-            calendar: Arc::new(GraphClient::new(settings_graph, clock.clone()).expect("client")),
+            calendars: CalendarApis {
+                microsoft: Some(Arc::new(
+                    GraphClient::new(settings_graph, clock.clone()).expect("client"),
+                )),
+                google: Some(Arc::new(google_client(
+                    &google,
+                    &endpoint,
+                    page_size,
+                    clock.clone(),
+                ))),
+            },
             connections: connections.clone(),
             bus: Arc::new(EventBridgeBus::new(eventbridge(), &bus, clock.clone())),
             key,
@@ -155,6 +176,7 @@ impl Connector {
         };
         Self {
             graph,
+            google,
             endpoint,
             notify,
             sync,
@@ -195,10 +217,34 @@ impl Connector {
             .expect("connected")
     }
 
+    /// Connects Google Workspace user `email` as a new agent; returns the agent's Genesys id.
+    pub async fn connect_google(&self, email: &str) -> UserId {
+        let user = UserId::parse(&uuid::Uuid::new_v4().to_string()).expect("uuid");
+        let connection = Connection::new(user.clone(), email, email).on(Provider::Google);
+        self.connections.put(&connection).await.expect("connect");
+        user
+    }
+
     pub async fn control(&self, method: reqwest::Method, path: &str, body: Value) -> Value {
+        self.control_at(&self.graph.base_url(), method, path, body)
+            .await
+    }
+
+    pub async fn google_control(&self, method: reqwest::Method, path: &str, body: Value) -> Value {
+        self.control_at(&self.google.base_url(), method, path, body)
+            .await
+    }
+
+    async fn control_at(
+        &self,
+        base: &str,
+        method: reqwest::Method,
+        path: &str,
+        body: Value,
+    ) -> Value {
         let response = self
             .http
-            .request(method.clone(), format!("{}{path}", self.graph.base_url()))
+            .request(method.clone(), format!("{base}{path}"))
             .json(&body)
             .send()
             .await
@@ -307,4 +353,51 @@ impl Connector {
             .await;
         answer.as_array().cloned().unwrap_or_default()
     }
+
+    /// The same for the Google simulator's notifications.
+    pub async fn google_deliveries(&self, count: usize) -> Vec<Value> {
+        let answer = self
+            .google_control(
+                reqwest::Method::POST,
+                "/sim/deliveries/wait",
+                json!({"count": count, "timeoutMs": 10_000}),
+            )
+            .await;
+        answer.as_array().cloned().unwrap_or_default()
+    }
+
+    /// A Google-style notification (headers only) to the endpoint; returns the status.
+    pub async fn post_google(&self, headers: &[(&str, &str)]) -> u16 {
+        let mut request = self.http.post(format!("{}/google/notify", self.endpoint));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        request.send().await.expect("endpoint").status().as_u16()
+    }
+}
+
+/// Settings for the Google client: the test key file, the simulator as token endpoint and API.
+pub fn google_settings(
+    google: &google_sim::SimServer,
+    endpoint: &str,
+    page_size: u32,
+) -> GoogleSettings {
+    let mut file: Value = serde_json::from_str(GOOGLE_KEY_FILE).expect("key file");
+    file["token_uri"] = Value::String(format!("{}/token", google.base_url()));
+    file["apiBaseUrl"] = Value::String(google.base_url());
+    let doc = SecretDocument::parse("google", SecretString::from(file.to_string())).expect("doc");
+    let mut settings = GoogleSettings::from_secret(&doc)
+        .expect("settings")
+        .with_notification_base(endpoint);
+    settings.page_size = page_size;
+    settings
+}
+
+pub fn google_client(
+    google: &google_sim::SimServer,
+    endpoint: &str,
+    page_size: u32,
+    clock: Arc<dyn Clock>,
+) -> GoogleClient {
+    GoogleClient::new(google_settings(google, endpoint, page_size), clock).expect("google client")
 }
