@@ -20,7 +20,9 @@ ROOT = Path(__file__).resolve().parents[1]
 TARGET = ROOT / os.environ.get("CARGO_TARGET_DIR", "target")
 NAME_PATTERN = re.compile(r"concurrent|rac(e|ing)|parallel")
 # Tests that race writers without saying so in their name.
-EXTRA: list[str] = []
+EXTRA: list[str] = [
+    "google::two_workers_on_one_google_agent_run_one_round_each_and_never_regress_the_sync_token",
+]
 
 
 def test_binaries() -> list[str]:

@@ -722,6 +722,52 @@ mod upkeep {
             .await
             .subscription
             .expect("watched");
+        connector.google_deliveries(1).await;
+        connector.queued_requests(std::time::Duration::ZERO).await;
+
+        // Google drops a push (it says some are lost): the next upkeep's safety round finds it.
+        connector
+            .google_control(Method::POST, "/sim/notifications/drop", json!({"count": 1}))
+            .await;
+        let start = chrono::Utc::now() + chrono::Duration::hours(1);
+        let booked = connector
+            .google_control(
+                Method::POST,
+                &format!("/sim/calendars/{}/events", GWEN.1),
+                json!({"summary": "Coaching", "start": start.to_rfc3339(),
+                       "end": (start + chrono::Duration::minutes(30)).to_rfc3339()}),
+            )
+            .await;
+        let pushed = connector.google_deliveries(2).await;
+        assert_eq!(pushed[1]["dropped"], true, "{pushed:?}");
+        assert!(
+            connector
+                .queued_requests(std::time::Duration::ZERO)
+                .await
+                .is_empty()
+        );
+        service.run(connector.deadline(20)).await.expect("upkeep");
+        let queued = connector
+            .queued_requests(std::time::Duration::from_secs(1))
+            .await;
+        assert!(
+            queued
+                .iter()
+                .any(|r| r.user_id == gwen && r.reason == SyncReason::Upkeep),
+            "{queued:?}"
+        );
+        let report = connector
+            .sync(&gwen, SyncReason::Upkeep)
+            .await
+            .expect("safety round");
+        assert_eq!(report.upserted, 1);
+        let recovered = connector.bus_events().await;
+        assert!(
+            recovered
+                .iter()
+                .any(|(_, detail)| detail["calendarEventId"] == booked["id"]),
+            "{recovered:?}"
+        );
 
         members.pop();
         genesys

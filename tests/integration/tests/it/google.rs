@@ -378,6 +378,64 @@ async fn recurring_meetings_arrive_as_occurrences_over_several_pages() {
 }
 
 #[tokio::test]
+async fn two_workers_on_one_google_agent_run_one_round_each_and_never_regress_the_sync_token() {
+    let connector = Connector::start().await;
+    let (user, _) = connector.watched_agent(AGENT).await;
+    connector
+        .book_google(AGENT, json!({"summary": "Raced"}), 30, 30)
+        .await;
+    // The first worker's events.list is held, so the second finds the lease taken.
+    connector
+        .google_control(
+            Method::POST,
+            "/sim/faults",
+            json!({"pathContains": "/events", "method": "GET", "delayMs": 1500, "count": 1}),
+        )
+        .await;
+    let (first, second) = tokio::join!(connector.sync(&user, SyncReason::Changed), async {
+        // The signal: the first worker's lease is stored.
+        while connector.connection(&user).await.lease.is_none() {
+            tokio::task::yield_now().await;
+        }
+        connector.sync(&user, SyncReason::Changed).await
+    });
+    let (first, second) = (first.expect("first"), second.expect("second"));
+    let mut outcomes = [first.outcome, second.outcome];
+    outcomes.sort_unstable();
+    assert_eq!(outcomes, ["handed to the running worker", "synced"]);
+    assert_eq!(
+        first.rounds + second.rounds,
+        2,
+        "the holder ran the asked-for round"
+    );
+    let connection = connector.connection(&user).await;
+    assert!(connection.lease.is_none() && !connection.pending);
+    let upserted = connector
+        .bus_events()
+        .await
+        .into_iter()
+        .filter(|(kind, _)| kind == "Calendar Event Upserted")
+        .count();
+    assert_eq!(upserted, 1, "the event is told once");
+
+    // A writer holding an older version cannot put its sync token over the newer one.
+    let mut stale = connection.clone();
+    stale.version -= 1;
+    stale.delta_link = Some(format!(
+        "{}/calendar/v3/calendars/{AGENT}/events?syncToken=old",
+        connector.google.base_url()
+    ));
+    assert!(matches!(
+        connector.connections.put(&stale).await,
+        Err(presence_autopilot::ports::StoreError::Conflict(_))
+    ));
+    assert_eq!(
+        connector.connection(&user).await.delta_link,
+        connection.delta_link
+    );
+}
+
+#[tokio::test]
 async fn a_channel_is_replaced_before_it_expires_and_the_old_one_stopped() {
     let connector = Connector::start().await;
     let (user, old) = connector.watched_agent(AGENT).await;
