@@ -7,6 +7,7 @@
 
 pub mod aws;
 pub mod calendar;
+mod calendar_client;
 pub mod clock;
 pub mod compose;
 pub mod config;

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use reqwest::{Method, StatusCode};
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
@@ -21,6 +21,7 @@ use crate::calendar::{
     CalendarError, CreatedSubscription, DeltaCursor, DeltaPage, GOOGLE_NOTIFY_PATH,
     NewSubscription, Subscription,
 };
+use crate::calendar_client::{transport, utc_time};
 use crate::clock::{Clock, Deadline};
 use crate::genesys::token::{AccessToken, Fetched, TokenCache};
 use crate::ports::{CalendarApi, SecretDocument, StoreError};
@@ -263,8 +264,8 @@ impl GoogleClient {
         let mut url = self.calendar_url(calendar_id, "events")?;
         self.common_params(&mut url);
         url.query_pairs_mut()
-            .append_pair("timeMin", &rfc3339(start))
-            .append_pair("timeMax", &rfc3339(end));
+            .append_pair("timeMin", &utc_time(start))
+            .append_pair("timeMax", &utc_time(end));
         Ok(url)
     }
 
@@ -314,18 +315,6 @@ fn sync_link(url: &Url, sync_token: &str) -> Url {
 
 fn protocol(operation: &'static str, message: String) -> CalendarError {
     CalendarError::Protocol { operation, message }
-}
-
-fn transport(operation: &'static str, error: &reqwest::Error) -> CalendarError {
-    // reqwest's Display names the URL; ours carry no secret (tokens go in headers only).
-    CalendarError::Transport {
-        operation,
-        message: error.to_string(),
-    }
-}
-
-fn rfc3339(at: DateTime<Utc>) -> String {
-    at.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
 #[async_trait]

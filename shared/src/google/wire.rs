@@ -8,18 +8,10 @@ use secrecy::SecretString;
 use serde_json::Value;
 
 use crate::calendar::{CalendarError, CreatedSubscription, DeltaItem};
+use crate::calendar_client::{clipped, token_answer};
 
-/// Longest error text kept from a Google answer.
-const MESSAGE_LIMIT: usize = 200;
 /// Google sends no `Retry-After` on rate limits; this is the first backoff step.
 pub(super) const FIRST_BACKOFF: Duration = Duration::from_secs(1);
-
-fn clipped(text: &str) -> String {
-    match text.char_indices().nth(MESSAGE_LIMIT) {
-        Some((cut, _)) => format!("{}…", &text[..cut]),
-        None => text.to_owned(),
-    }
-}
 
 /// The token endpoint's answer. `invalid_grant` means this agent cannot be impersonated (no
 /// such user, or delegation withdrawn); `unauthorized_client` means delegation or the scope is
@@ -27,31 +19,16 @@ fn clipped(text: &str) -> String {
 pub(super) async fn token(
     response: reqwest::Response,
 ) -> Result<(SecretString, u64), CalendarError> {
-    const OPERATION: &str = "token";
-    let status = response.status();
-    let body: Value = response.json().await.unwrap_or(Value::Null);
-    if !status.is_success() {
-        let code = body["error"].as_str().unwrap_or("unknown").to_owned();
-        let message = clipped(body["error_description"].as_str().unwrap_or(""));
-        if code == "invalid_grant" && status == StatusCode::BAD_REQUEST {
-            return Err(CalendarError::AccessDenied {
-                operation: OPERATION,
-                code: format!("invalid_grant: {message}"),
-            });
+    token_answer(response).await?.map_err(|refusal| {
+        if refusal.code == "invalid_grant" && refusal.status == StatusCode::BAD_REQUEST {
+            CalendarError::AccessDenied {
+                operation: "token",
+                code: format!("invalid_grant: {}", refusal.message),
+            }
+        } else {
+            refusal.into_auth_error()
         }
-        return Err(CalendarError::Auth {
-            operation: OPERATION,
-            message: format!("HTTP {} {code}: {message}", status.as_u16()),
-        });
-    }
-    let value = body["access_token"]
-        .as_str()
-        .ok_or_else(|| CalendarError::Protocol {
-            operation: OPERATION,
-            message: "no access_token in the token answer".to_owned(),
-        })?;
-    let expires_in = body["expires_in"].as_u64().unwrap_or(3599);
-    Ok((SecretString::from(value.to_owned()), expires_in))
+    })
 }
 
 /// `error.errors[0].reason` of Google's error model.

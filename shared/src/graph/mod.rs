@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use reqwest::{Method, StatusCode};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
@@ -18,6 +18,7 @@ use tokio::sync::Semaphore;
 use crate::calendar::{
     CalendarError, CreatedSubscription, DeltaCursor, DeltaPage, NewSubscription, Subscription,
 };
+use crate::calendar_client::{transport, utc_time};
 use crate::clock::{Clock, Deadline};
 use crate::genesys::token::{AccessToken, Fetched, TokenCache};
 use crate::ports::CalendarApi;
@@ -204,18 +205,6 @@ impl GraphClient {
     }
 }
 
-fn transport(operation: &'static str, error: &reqwest::Error) -> CalendarError {
-    // reqwest's Display names the URL; ours carry no secret (tokens go in headers only).
-    CalendarError::Transport {
-        operation,
-        message: error.to_string(),
-    }
-}
-
-fn graph_time(at: DateTime<Utc>) -> String {
-    at.to_rfc3339_opts(SecondsFormat::Secs, true)
-}
-
 #[async_trait]
 impl CalendarApi for GraphClient {
     async fn delta_page(
@@ -238,8 +227,8 @@ impl CalendarApi for GraphClient {
                     message: e.to_string(),
                 })?;
                 url.query_pairs_mut()
-                    .append_pair("startDateTime", &graph_time(window.start))
-                    .append_pair("endDateTime", &graph_time(window.end));
+                    .append_pair("startDateTime", &utc_time(window.start))
+                    .append_pair("endDateTime", &utc_time(window.end));
                 (url.to_string(), calendar_user_id.clone())
             }
             DeltaCursor::Link(link) => {
@@ -275,7 +264,7 @@ impl CalendarApi for GraphClient {
             "notificationUrl": self.settings.notification_url,
             "lifecycleNotificationUrl": self.settings.lifecycle_url,
             "resource": format!("users/{}/events", request.calendar_user_id),
-            "expirationDateTime": graph_time(request.expires_at),
+            "expirationDateTime": utc_time(request.expires_at),
             "clientState": request.client_state.expose_secret(),
             "latestSupportedTlsVersion": "v1_2",
         });
@@ -303,7 +292,7 @@ impl CalendarApi for GraphClient {
         until: DateTime<Utc>,
         deadline: Deadline,
     ) -> Result<DateTime<Utc>, CalendarError> {
-        let body = json!({ "expirationDateTime": graph_time(until) });
+        let body = json!({ "expirationDateTime": utc_time(until) });
         let url = self.v1(&format!(
             "subscriptions/{}",
             wire::path_segment(&subscription.id)

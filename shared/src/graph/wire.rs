@@ -8,11 +8,10 @@ use secrecy::SecretString;
 use serde_json::Value;
 
 use crate::calendar::{CalendarError, DeltaItem, DeltaPage};
+use crate::calendar_client::{TokenRefusal, clipped, token_answer};
 
 /// Used when a 429 carries no usable `Retry-After`.
 const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(5);
-/// Longest error message kept from a Graph error body.
-const MESSAGE_LIMIT: usize = 200;
 
 /// A path segment with everything outside the unreserved set percent-encoded.
 pub(super) fn path_segment(value: &str) -> String {
@@ -30,36 +29,12 @@ pub(super) fn mailbox_of(link: &str) -> String {
         .to_owned()
 }
 
-fn clipped(text: &str) -> String {
-    match text.char_indices().nth(MESSAGE_LIMIT) {
-        Some((cut, _)) => format!("{}…", &text[..cut]),
-        None => text.to_owned(),
-    }
-}
-
 pub(super) async fn token(
     response: reqwest::Response,
 ) -> Result<(SecretString, u64), CalendarError> {
-    const OPERATION: &str = "token";
-    let status = response.status();
-    let body: Value = response.json().await.unwrap_or(Value::Null);
-    if !status.is_success() {
-        // Entra's `error_description` never holds the secret; keep the code and a short text.
-        let code = body["error"].as_str().unwrap_or("unknown").to_owned();
-        let message = clipped(body["error_description"].as_str().unwrap_or(""));
-        return Err(CalendarError::Auth {
-            operation: OPERATION,
-            message: format!("HTTP {} {code}: {message}", status.as_u16()),
-        });
-    }
-    let value = body["access_token"]
-        .as_str()
-        .ok_or_else(|| CalendarError::Protocol {
-            operation: OPERATION,
-            message: "no access_token in the token answer".to_owned(),
-        })?;
-    let expires_in = body["expires_in"].as_u64().unwrap_or(3599);
-    Ok((SecretString::from(value.to_owned()), expires_in))
+    token_answer(response)
+        .await?
+        .map_err(TokenRefusal::into_auth_error)
 }
 
 fn retry_after(response: &reqwest::Response) -> Duration {
