@@ -22,6 +22,7 @@ use super::subscribers::{
 use super::teams::{TeamsCall, TeamsClient};
 use super::webhook::WebhookSender;
 use crate::clock::{Clock, Deadline};
+use crate::telemetry::{self, Unit};
 use crate::model::UserId;
 use crate::ports::{AuditLog, Begin, IdempotencyStore, Lease, SecretSource, StoreError};
 use crate::ports::{DisabledEndpoint, EndpointRegistry, MessageVisibility};
@@ -173,6 +174,19 @@ enum TargetResult {
     Done,
     Retry { retry_after: Option<Duration> },
     Parked { reason: String },
+}
+
+/// One attempt's fate (`Delivered`, `Retried`, `Failed`, `Disabled`) and time, per channel
+/// (`webhook`, `slack`, `teams`), as EMF metrics the alarms and the dashboard read.
+fn attempt_metrics(channel: &str, fate: &str, took: Option<Duration>) {
+    let mut metrics = vec![(fate, 1.0, Unit::Count)];
+    if let Some(took) = took {
+        metrics.push(("DeliveryMs", took.as_secs_f64() * 1000.0, Unit::Milliseconds));
+    }
+    telemetry::emit(
+        &[("Function", "webhook-dispatch"), ("Channel", channel)],
+        &metrics,
+    );
 }
 
 /// A parsed record.
@@ -369,16 +383,28 @@ impl Dispatcher {
             record,
             lease: &lease,
         };
+        let began = std::time::Instant::now();
         let outcome = match self.attempt(target, parsed).await {
             Ok(outcome) => outcome,
             Err(disabled) => {
+                attempt_metrics(target.channel(), "Disabled", None);
                 return self
                     .record(&delivery, DecisionKind::DeliveryDisabled, disabled, None)
                     .await;
             }
         };
+        let took = began.elapsed();
         tracing::info!(subscriber = target.id(), outcome = ?outcome, "attempt");
-        self.settle(&delivery, outcome).await
+        let gone = matches!(outcome, AttemptOutcome::Gone { .. });
+        let result = self.settle(&delivery, outcome).await;
+        let fate = match (&result, gone) {
+            (_, true) => "Disabled",
+            (TargetResult::Done, false) => "Delivered",
+            (TargetResult::Retry { .. }, false) => "Retried",
+            (TargetResult::Parked { .. }, false) => "Failed",
+        };
+        attempt_metrics(target.channel(), fate, Some(took));
+        result
     }
 
     /// The delivery marker of this notification and subscriber; `Err` is the answer when it was
