@@ -1,8 +1,11 @@
 """The SAM template's alarms reach someone: every alarm notifies the alarm topic (the stack's own
-unless `AlarmTopicArn` names one), for ALARM and for OK, and the topic exists whenever it is used."""
+unless `AlarmTopicArn` names one), for ALARM and for OK, and the topic exists whenever it is used;
+the operations dashboard is valid JSON and shows every dead-letter queue."""
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -55,3 +58,20 @@ def test_the_stack_creates_an_encrypted_topic_when_none_is_given() -> None:
     email = doc["Resources"]["AlarmEmailSubscription"]
     assert email["Properties"]["Protocol"] == "email"
     assert doc["Outputs"]["AlarmTopicArn"]["Value"] == TOPIC
+
+
+def test_the_dashboard_is_json_and_shows_every_dead_letter_queue() -> None:
+    doc = template()
+    body, variables = doc["Resources"]["OperationsDashboard"]["Properties"]["DashboardBody"]["Fn::Sub"]
+    rendered = re.sub(r"\$\{[^}]+\}", "x", body)
+    widgets = json.loads(rendered)["widgets"]
+    titles = [w["properties"]["title"] for w in widgets]
+    assert any("Decisions" in t for t in titles) and any("Deliveries" in t for t in titles)
+    queues = {name for name, r in doc["Resources"].items() if r["Type"] == "AWS::SQS::Queue"}
+    dlqs = {name for name in queues if name.endswith("DLQ")}
+    assert len(dlqs) == 6 and "SyncDeadLetterQueue" in queues
+    for name in dlqs:
+        assert f"${{{name}.QueueName}}" in body, name
+    # The calendar connector's DLQ exists only with the connector: named through a variable.
+    assert "${SyncDlqName}" in body
+    assert variables["SyncDlqName"]["Fn::If"][1] == {"Fn::GetAtt": ["SyncDeadLetterQueue", "QueueName"]}
