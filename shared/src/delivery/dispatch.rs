@@ -22,11 +22,11 @@ use super::subscribers::{
 use super::teams::{TeamsCall, TeamsClient};
 use super::webhook::WebhookSender;
 use crate::clock::{Clock, Deadline};
-use crate::telemetry::{self, Unit};
 use crate::model::UserId;
 use crate::ports::{AuditLog, Begin, IdempotencyStore, Lease, SecretSource, StoreError};
 use crate::ports::{DisabledEndpoint, EndpointRegistry, MessageVisibility};
 use crate::state::{AuditEntry, ChangePayload, DecisionKind, Notification};
+use crate::telemetry::{self, Unit};
 
 pub use crate::model::UNATTRIBUTED_USER;
 
@@ -181,7 +181,11 @@ enum TargetResult {
 fn attempt_metrics(channel: &str, fate: &str, took: Option<Duration>) {
     let mut metrics = vec![(fate, 1.0, Unit::Count)];
     if let Some(took) = took {
-        metrics.push(("DeliveryMs", took.as_secs_f64() * 1000.0, Unit::Milliseconds));
+        metrics.push((
+            "DeliveryMs",
+            took.as_secs_f64() * 1000.0,
+            Unit::Milliseconds,
+        ));
     }
     telemetry::emit(
         &[("Function", "webhook-dispatch"), ("Channel", channel)],

@@ -49,43 +49,20 @@ pub fn app(sim: Arc<Sim>) -> Router {
 pub struct SimServer {
     pub sim: Arc<Sim>,
     pub addr: SocketAddr,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    serving: sim_kit::Serving,
 }
 
 impl SimServer {
     /// Binds `addr` (port 0 = any free port) and serves until dropped.
     pub async fn start(seed: Seed, addr: SocketAddr) -> anyhow::Result<Self> {
         let sim = Sim::new(seed).map_err(|message| anyhow::anyhow!("invalid seed: {message}"))?;
-        let listener = tokio::net::TcpListener::bind(addr).await?;
-        let addr = listener.local_addr()?;
-        let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
-        let router = app(sim.clone());
-        tokio::spawn(async move {
-            let served = axum::serve(listener, router)
-                .with_graceful_shutdown(async {
-                    let _ = stopped.await;
-                })
-                .await;
-            if let Err(error) = served {
-                tracing::error!(%error, "genesys simulator stopped");
-            }
-        });
-        Ok(Self {
-            sim,
-            addr,
-            shutdown: Some(shutdown),
-        })
+        let bound = sim_kit::Bound::bind(addr).await?;
+        let addr = bound.addr;
+        let serving = bound.serve(app(sim.clone()), "genesys-sim");
+        Ok(Self { sim, addr, serving })
     }
 
     pub fn base_url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-}
-
-impl Drop for SimServer {
-    fn drop(&mut self) {
-        if let Some(shutdown) = self.shutdown.take() {
-            let _ = shutdown.send(());
-        }
+        self.serving.base_url()
     }
 }
