@@ -436,6 +436,77 @@ async fn two_workers_on_one_google_agent_run_one_round_each_and_never_regress_th
 }
 
 #[tokio::test]
+async fn concurrent_calls_for_one_agent_share_one_token_request() {
+    let connector = Connector::start().await;
+    let google = connector.sync.calendars.google.clone().expect("google");
+    let deadline = connector.deadline(10);
+    let lookups = (0..8).map(|_| google.calendar_user_id(AGENT, deadline));
+    for found in futures::future::join_all(lookups).await {
+        assert_eq!(found.expect("lookup").as_deref(), Some(AGENT));
+    }
+    let tokens = connector
+        .google_control(Method::GET, "/sim/tokens", Value::Null)
+        .await;
+    assert_eq!(tokens["grants"][AGENT], 1, "{tokens}");
+    // Another agent is another token (its own `sub`); an unknown one is not matched.
+    google
+        .calendar_user_id("agent.two@example.com", deadline)
+        .await
+        .expect("lookup");
+    assert_eq!(
+        google
+            .calendar_user_id("nobody@example.com", deadline)
+            .await
+            .expect("refused as unmatched"),
+        None
+    );
+    let tokens = connector
+        .google_control(Method::GET, "/sim/tokens", Value::Null)
+        .await;
+    assert_eq!(tokens["grants"]["agent.two@example.com"], 1, "{tokens}");
+}
+
+#[tokio::test]
+async fn out_of_office_and_declined_events_reach_the_bus_as_such() {
+    let connector = Connector::start().await;
+    let (user, _) = connector.watched_agent(AGENT).await;
+    let away = connector
+        .book_google(
+            AGENT,
+            json!({"summary": "Away", "eventType": "outOfOffice"}),
+            120,
+            480,
+        )
+        .await;
+    let invite = connector
+        .book_google(
+            AGENT,
+            json!({"summary": "Optional sync", "organizer": "boss@example.com",
+                   "attendees": ["boss@example.com"], "responseStatus": "declined"}),
+            60,
+            30,
+        )
+        .await;
+    let report = connector
+        .sync(&user, SyncReason::Changed)
+        .await
+        .expect("round");
+    assert_eq!(report.upserted, 2, "{report:?}");
+    let events = connector.bus_events().await;
+    let detail = |id: &Value| {
+        events
+            .iter()
+            .find(|(_, d)| &d["calendarEventId"] == id)
+            .map(|(_, d)| d.clone())
+            .expect("on the bus")
+    };
+    assert_eq!(detail(&away["id"])["showAs"], "oof");
+    let declined = detail(&invite["id"]);
+    assert_eq!(declined["responseStatus"], "declined");
+    assert_eq!(declined["kind"], "meeting");
+}
+
+#[tokio::test]
 async fn a_channel_is_replaced_before_it_expires_and_the_old_one_stopped() {
     let connector = Connector::start().await;
     let (user, old) = connector.watched_agent(AGENT).await;
