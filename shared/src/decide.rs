@@ -309,7 +309,9 @@ pub fn decide(trigger: &Trigger<'_>, cx: &Context<'_>) -> Decided {
         Trigger::Started(entry) => {
             let plan = Plan {
                 with_this: with_trigger(cx.state, entry),
-                if_skipped: None,
+                // Stored unchanged, so the skip is committed on the version it was decided
+                // from: a start that raced another one's override is decided again (kept).
+                if_skipped: Some(touched(cx.state.clone(), cx.now)),
             };
             start(
                 cx,
@@ -354,7 +356,8 @@ pub fn decide(trigger: &Trigger<'_>, cx: &Context<'_>) -> Decided {
 /// The state after a start: with its trigger active, or (when turned down) what to store.
 struct Plan {
     with_this: UserState,
-    /// None: a turned-down start stores nothing (its end will find it not active).
+    /// The state a turned-down start commits: without the trigger (its end will find it not
+    /// active), on the version read.
     if_skipped: Option<UserState>,
 }
 
@@ -1187,13 +1190,13 @@ mod tests {
             Decision::Apply { .. }
         ));
         world.policy.when_no_shift = NoShift::Skip;
-        assert_eq!(
-            world.decide(&Trigger::Started(&meeting)),
-            Decided {
-                decision: skip(SkipReason::NoShift),
-                next: None
-            }
-        );
+        let decided = world.decide(&Trigger::Started(&meeting));
+        assert_eq!(decided.decision, skip(SkipReason::NoShift));
+        // The state is committed unchanged (no active trigger) on the version it was read at,
+        // so a skip decided from a stale read loses the race instead of being recorded.
+        let next = decided.next.expect("committed on the version read");
+        assert!(next.active_triggers.is_empty());
+        assert_eq!(next.version, world.state.version);
     }
 
     #[test]
