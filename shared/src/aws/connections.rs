@@ -228,6 +228,17 @@ impl ConnectionStore for DynamoConnections {
         }
     }
 
+    async fn forget_subscription(&self, id: &str) -> Result<(), StoreError> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(key(subscription_pk(id), SUBSCRIPTION_SK)))
+            .send()
+            .await
+            .map_err(|e| sdk_error("DeleteItem", e))?;
+        Ok(())
+    }
+
     async fn list(&self) -> Result<Vec<Connection>, StoreError> {
         let items = self
             .client

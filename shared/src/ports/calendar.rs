@@ -119,6 +119,9 @@ pub trait ConnectionStore: Send + Sync + fmt::Debug {
         ids: &[String],
     ) -> Result<HashMap<String, SubscriptionOwner>, StoreError>;
 
+    /// Drops a replaced subscription's index entry, so its notifications count as unknown.
+    async fn forget_subscription(&self, id: &str) -> Result<(), StoreError>;
+
     /// Every connection (a sparse index; one Query per page).
     async fn list(&self) -> Result<Vec<Connection>, StoreError>;
 

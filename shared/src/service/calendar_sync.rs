@@ -314,6 +314,9 @@ impl SyncService {
                 "created",
             ),
         };
+        let retired = (connection.subscription.as_ref())
+            .filter(|old| old.id != subscription.id)
+            .map(|old| old.id.clone());
         connection.subscription = Some(subscription);
         // Checkpoint now: the index must know the new id before Graph's first notification.
         *connection = self
@@ -324,6 +327,12 @@ impl SyncService {
                 StoreError::Conflict(_) => SyncError::LeaseLost(connection.user_id.clone()),
                 other => other.into(),
             })?;
+        if let Some(old) = retired {
+            // From now on the old one's notifications are stale: counted, not acted on.
+            if let Err(error) = self.connections.forget_subscription(&old).await {
+                tracing::info!(user = %connection.user_id, %error, "old subscription's index entry left to its TTL");
+            }
+        }
         Ok(Some(action))
     }
 

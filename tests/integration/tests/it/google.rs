@@ -542,6 +542,27 @@ async fn a_channel_is_replaced_before_it_expires_and_the_old_one_stopped() {
         live[0]["resourceId"].as_str()
     );
     assert!(stored.expires_at > now + chrono::Duration::days(2));
+
+    // A push on the replaced channel (even with its own right token) is stale now.
+    let stale = exists(
+        old["id"].as_str().expect("id"),
+        old["token"].as_str().expect("token"),
+    );
+    let handled = connector
+        .notify
+        .handle(&EndpointRequest {
+            method: "POST".to_owned(),
+            path: "/google/notify".to_owned(),
+            raw_query: String::new(),
+            headers: stale
+                .into_iter()
+                .map(|(k, v)| (k.to_ascii_lowercase(), v.to_owned()))
+                .collect(),
+            body: Vec::new(),
+        })
+        .await
+        .expect("handled");
+    assert_eq!((handled.report.unknown, handled.report.enqueued), (1, 0));
 }
 
 #[tokio::test]
