@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use presence_autopilot::aws::dynamo::{DynamoStore, TTL_ATTRIBUTE};
 use presence_autopilot::clock::{Deadline, ManualClock, SystemClock};
 use presence_autopilot::ports::{Begin, IdempotencyStore, StoreError};
-use tokio::sync::Barrier;
+use tokio::sync::{Barrier, Notify};
 
 use crate::support::moto;
 
@@ -20,8 +20,10 @@ fn start() -> DateTime<Utc> {
     DateTime::from_timestamp(1_770_000_000, 0).expect("valid time")
 }
 
-/// What a handler does with an event: claim it, do the work once, store the outcome.
-async fn process(store: &DynamoStore, event_id: &str, runs: &AtomicU32) -> Begin {
+/// What a handler does with an event: claim it, do the work once, store the outcome. The one
+/// that claims it completes only after `others` has been signalled by a delivery that did not
+/// claim it (a signal, not a sleep: the race holds however slowly the other task is scheduled).
+async fn process(store: &DynamoStore, event_id: &str, runs: &AtomicU32, others: &Notify) -> Begin {
     let begun = store
         .begin(
             event_id,
@@ -32,12 +34,16 @@ async fn process(store: &DynamoStore, event_id: &str, runs: &AtomicU32) -> Begin
         .expect("begin");
     if let Begin::Started(lease) = &begun {
         runs.fetch_add(1, Ordering::SeqCst);
-        // Long enough for the other delivery to arrive while we are still in progress.
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        // Still in progress when the other delivery arrives.
+        tokio::time::timeout(Duration::from_secs(10), others.notified())
+            .await
+            .expect("the other delivery answered");
         store
             .complete(lease, &serde_json::json!({"applied": true}), TTL)
             .await
             .expect("complete");
+    } else {
+        others.notify_one();
     }
     begun
 }
@@ -48,14 +54,19 @@ async fn the_same_event_delivered_twice_concurrently_runs_once() {
     let store = Arc::new(DynamoStore::new(client, table, Arc::new(SystemClock)));
     let runs = Arc::new(AtomicU32::new(0));
     let barrier = Arc::new(Barrier::new(2));
+    let others = Arc::new(Notify::new());
 
     let deliveries: Vec<_> = (0..2)
         .map(|_| {
-            let (store, runs, barrier) =
-                (Arc::clone(&store), Arc::clone(&runs), Arc::clone(&barrier));
+            let (store, runs, barrier, others) = (
+                Arc::clone(&store),
+                Arc::clone(&runs),
+                Arc::clone(&barrier),
+                Arc::clone(&others),
+            );
             tokio::spawn(async move {
                 barrier.wait().await;
-                process(&store, "evt-1", &runs).await
+                process(&store, "evt-1", &runs, &others).await
             })
         })
         .collect();
@@ -81,7 +92,7 @@ async fn the_same_event_delivered_twice_concurrently_runs_once() {
         1
     );
     // A third delivery after completion gets the stored outcome and does not run.
-    let later = process(&store, "evt-1", &runs).await;
+    let later = process(&store, "evt-1", &runs, &Notify::new()).await;
     assert_eq!(
         later,
         Begin::AlreadyCompleted(serde_json::json!({"applied": true}))
