@@ -7,12 +7,20 @@ LINT_VENV := .venv-lint
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: help setup test test-rust test-contract lint lint-infra fmt demo bench build flake-check fuzz
+.PHONY: help setup chromium test test-rust test-contract lint lint-infra fmt demo bench build flake-check fuzz
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
-setup: $(VENV)/.installed $(LINT_VENV)/.installed ## create .venv (moto, cargo-lambda, Genesys, Microsoft Graph and Google SDKs, test tools) and .venv-lint (cfn-lint, checkov)
+setup: $(VENV)/.installed $(LINT_VENV)/.installed chromium ## create .venv (moto, cargo-lambda, Genesys, Microsoft Graph and Google SDKs, test tools) and .venv-lint (cfn-lint, checkov); install Debian's chromium
+
+# The day-page test renders `autopilot day` in headless Chromium (Debian's package, /usr/bin/chromium).
+chromium:
+	@command -v /usr/bin/chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; elif command -v sudo >/dev/null 2>&1; then SUDO=sudo; \
+	  else echo "install Debian's chromium (apt-get install chromium) as root: the day-page test needs it" >&2; exit 1; fi; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  $$SUDO apt-get install -y -qq chromium >/dev/null || { $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium >/dev/null; }; }
 
 $(VENV)/.installed: requirements-dev.txt
 	python3 -m venv $(VENV)
@@ -33,7 +41,8 @@ test: setup ## Rust unit + integration tests (simulator, moto), the official-SDK
 # The README's local walk builds exactly these; the smoke test and the demo use them the same way.
 define LOCAL_BUILD
 cargo build --locked -p genesys-sim -p graph-sim -p google-sim
-	cargo build --locked -p integration-tests --example provision --example audit_trail
+	cargo build --locked -p integration-tests --example provision
+	cargo build --locked -p presence-autopilot --features cli --bin autopilot
 endef
 
 test-rust: setup ## only the Rust tests

@@ -144,6 +144,8 @@ class Day:
         # Whose audit trail `show_audit` prints and `expect_audit` checks.
         self.agent = ADA
         self.delivered_seen = 0
+        # When Ada changed her presence by hand in step 2: step 4 asks `autopilot why` about it.
+        self.changed_by_hand_at: dt.datetime | None = None
         self.token = self._token()
         self.names = {
             d["id"]: d.get("languageLabels", {}).get("en_US") or d.get("name") or d["systemPresence"]
@@ -629,6 +631,7 @@ class Day:
         self.agent_sets_presence("Busy")
         self.put_on_bus("Calendar Event Ended", self.calendar_event(trigger, start, now(), "1:1"))
         self.transition_from_bus()
+        self.changed_by_hand_at = now()
         expect(
             any("changed by someone else" in r.get("reason", {}).get("S", "") for r in self.last_audit),
             "expected the end to be audited as 'changed by someone else'",
@@ -665,20 +668,47 @@ class Day:
         self.show_presence("after the end", "On Queue")
         self.notify(expect_delivery=HAS_SCHEDULE_CHECK)
 
-    def audit_trail(self) -> None:
-        step("4", "Ada's audit trail, with its hash chain verified")
-        result = subprocess.run(
-            [str(TARGET / "debug" / "examples" / "audit_trail"), "--table", self.env.resources["TABLE_NAME"], "--user", ADA],
+    def autopilot(self, *args: str) -> subprocess.CompletedProcess:
+        """Runs the on-call command line against the demo's stack, as an engineer would."""
+        env = {
+            **os.environ,
+            **self.env.aws_env,
+            "TABLE_NAME": self.env.resources["TABLE_NAME"],
+            "GENESYS_SECRET_ID": self.env.resources["GENESYS_SECRET_ID"],
+        }
+        return subprocess.run(
+            [str(TARGET / "debug" / "autopilot"), *args],
             cwd=ROOT,
-            env={**os.environ, **self.env.aws_env},
+            env=env,
             capture_output=True,
             text=True,
             timeout=60,
         )
+
+    def on_call(self) -> None:
+        step("4", "On call: `autopilot why` tells Ada's day, `audit verify` checks her chain, `day` draws it")
+        expect(self.changed_by_hand_at is not None, "step 2 did not run")
+        moment = iso(self.changed_by_hand_at)
+        say(bold(f"$ autopilot why {ADA_EMAIL} --at {moment} --hours 1") + dim("   # why did Ada's presence not come back after the 1:1?"))
+        result = self.autopilot("why", ADA_EMAIL, "--at", moment, "--hours", "1")
+        expect(result.returncode == 0, f"autopilot why exited with {result.returncode}: {result.stderr.strip()}")
         for line in result.stdout.splitlines():
-            print(f"  {ok(line) if line.startswith('chain verified') else line}")
-        if result.returncode != 0:
-            raise DemoFailure(f"audit_trail exited with {result.returncode}: {result.stderr.strip()}")
+            print(f"    {line}")
+        in_force = [line for line in result.stdout.splitlines() if line.startswith("▶ ") and not line.startswith("▶ =")]
+        expect(
+            in_force and "changed by someone else" in in_force[0],
+            "`why` did not mark the skipped restore as the decision in force",
+        )
+        say(bold(f"$ autopilot audit verify {ADA_EMAIL}"))
+        result = self.autopilot("audit", "verify", ADA_EMAIL)
+        expect(result.returncode == 0, f"autopilot audit verify exited with {result.returncode}: {result.stdout}{result.stderr}")
+        for line in result.stdout.splitlines():
+            print(f"    {ok(line) if line.startswith('ok') else line}")
+        page = LOG_DIR / "ada-day.html"
+        say(bold(f"$ autopilot day {ADA_EMAIL} --out {page}"))
+        result = self.autopilot("day", ADA_EMAIL, "--out", str(page))
+        expect(result.returncode == 0 and page.exists(), f"autopilot day exited with {result.returncode}: {result.stderr.strip()}")
+        say(f"Ada's day as a picture: {ok(str(page))} (open it in a browser)")
 
 
 def step(number: str, title: str) -> None:
@@ -740,7 +770,7 @@ def main() -> int:
             day.meeting()
             day.meeting_changed_by_hand()
             day.meeting_during_call()
-            day.audit_trail()
+            day.on_call()
             failed = False
     except KeyboardInterrupt:
         print("\ninterrupted: stopping everything the demo started", file=sys.stderr)

@@ -34,6 +34,29 @@ pub enum Trigger<'a> {
     EndInferred,
     /// Genesys says the presence changed (`v2.users.{id}.presence`).
     PresenceChanged(&'a PresenceSnapshot),
+    /// An operator ends our override now (`autopilot release`): every active trigger ends, and
+    /// the presence is restored only if it is still ours.
+    Released(&'a Operator),
+}
+
+/// Who ran an operator action, as recorded in the audit trail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Operator(pub String);
+
+impl Operator {
+    /// Longest name kept, in bytes: an IAM ARN fits; the audit record stays bounded.
+    pub const MAX_BYTES: usize = 512;
+
+    pub fn parse(name: &str) -> Result<Self, crate::model::InvalidValue> {
+        let name = name.trim();
+        if name.is_empty() || name.len() > Self::MAX_BYTES || name.chars().any(char::is_control) {
+            return Err(crate::model::InvalidValue {
+                field: "operator",
+                reason: format!("must be 1 to {} printable bytes", Self::MAX_BYTES),
+            });
+        }
+        Ok(Self(name.to_owned()))
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -159,6 +182,7 @@ pub fn screen(trigger: &Trigger<'_>, cx: &Context<'_>) -> Option<Decided> {
         Trigger::EndInferred => screen_inferred_end(cx),
         Trigger::Reevaluate => screen_reevaluate(cx),
         Trigger::PresenceChanged(observed) => screen_presence(observed, cx),
+        Trigger::Released(_) => screen_release(cx),
     }
 }
 
@@ -248,6 +272,20 @@ fn screen_inferred_end(cx: &Context<'_>) -> Option<Decided> {
             .remove(&id)
             .map_or(cx.now, |t| t.ends_at);
         next.ended_triggers.insert(id, ended);
+    }
+    end_of(next, cx)
+}
+
+/// An operator ends everything now: active and deferred triggers end, then as any end.
+fn screen_release(cx: &Context<'_>) -> Option<Decided> {
+    let state = cx.state;
+    if state.applied.is_none() && state.active_triggers.is_empty() && state.deferred_until.is_none()
+    {
+        return Some(Decided::skip(SkipReason::NothingToRestore, None));
+    }
+    let mut next = state.clone();
+    for (id, _) in std::mem::take(&mut next.active_triggers) {
+        next.ended_triggers.insert(id, cx.now);
     }
     end_of(next, cx)
 }
@@ -344,7 +382,10 @@ pub fn decide(trigger: &Trigger<'_>, cx: &Context<'_>) -> Decided {
             None => Decided::skip(SkipReason::NotActive, None),
         },
         // `screen` settles these completely.
-        Trigger::Ended(_) | Trigger::EndInferred | Trigger::PresenceChanged(_) => Decided {
+        Trigger::Ended(_)
+        | Trigger::EndInferred
+        | Trigger::PresenceChanged(_)
+        | Trigger::Released(_) => Decided {
             decision: Decision::Reject {
                 reason: "internal: unscreened trigger".to_owned(),
             },
@@ -940,6 +981,51 @@ mod tests {
                 && world.state.restore_to.is_none()
                 && world.state.due_at.is_none()
         );
+    }
+
+    #[test]
+    fn release_ends_every_active_trigger_and_restores_our_presence() {
+        let mut world = World::new();
+        let meeting = entry("m1", TriggerKind::Meeting, 0, 30);
+        let focus = entry("f1", TriggerKind::Focus, 5, 60);
+        world.step(&Trigger::Started(&meeting));
+        world.step(&Trigger::Started(&focus));
+        world.now = t(10);
+        let operator = Operator("oncall@example.com".to_owned());
+
+        let decision = world.step(&Trigger::Released(&operator));
+
+        assert!(matches!(decision, Decision::Restore { .. }), "{decision:?}");
+        assert!(world.state.active_triggers.is_empty() && world.state.applied.is_none());
+        assert_eq!(world.state.ended_triggers.len(), 2, "both ends remembered");
+        assert_eq!(
+            world.step(&Trigger::Ended(&meeting)),
+            skip(SkipReason::Duplicate),
+            "the meeting's real end later changes nothing"
+        );
+    }
+
+    #[test]
+    fn release_never_restores_over_someone_elses_change() {
+        let mut world = World::new();
+        let meeting = entry("m1", TriggerKind::Meeting, 0, 30);
+        world.step(&Trigger::Started(&meeting));
+        world.current = snapshot(BUSY, SystemPresence::Busy, 10);
+        let operator = Operator("oncall".to_owned());
+
+        let decided = world.decide(&Trigger::Released(&operator));
+
+        assert_eq!(decided.decision, skip(SkipReason::ChangedBySomeoneElse));
+        assert!(decided.next.is_some_and(|next| next.applied.is_none()));
+    }
+
+    #[test]
+    fn release_without_an_override_changes_nothing() {
+        let world = World::new();
+        let operator = Operator("oncall".to_owned());
+        let decided = world.decide(&Trigger::Released(&operator));
+        assert_eq!(decided.decision, skip(SkipReason::NothingToRestore));
+        assert_eq!(decided.next, None);
     }
 
     #[test]

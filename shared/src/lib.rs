@@ -8,6 +8,8 @@
 pub mod aws;
 pub mod calendar;
 mod calendar_client;
+#[cfg(feature = "cli")]
+pub mod cli;
 pub mod clock;
 pub mod compose;
 pub mod config;
@@ -20,6 +22,7 @@ pub mod genesys;
 pub mod google;
 pub mod graph;
 pub mod model;
+pub mod operator;
 pub mod policy;
 pub mod ports;
 pub mod secret_cache;

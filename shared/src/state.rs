@@ -417,6 +417,8 @@ pub enum NotificationKind {
     PresenceRestored,
     ChangeDeferred,
     ChangeSkipped,
+    /// `autopilot subscribers test`: a signed delivery that says nothing about any agent.
+    Test,
 }
 
 impl NotificationKind {
@@ -426,6 +428,7 @@ impl NotificationKind {
             Self::PresenceRestored => "presenceRestored",
             Self::ChangeDeferred => "changeDeferred",
             Self::ChangeSkipped => "changeSkipped",
+            Self::Test => "test",
         }
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod bus;
 pub mod connections;
+pub mod dead_letters;
 pub mod dynamo;
 pub mod endpoints;
 pub mod scheduler;

@@ -47,7 +47,9 @@ impl SlackStatus {
                 emoji: String::new(),
                 expiration: 0,
             }),
-            NotificationKind::ChangeDeferred | NotificationKind::ChangeSkipped => None,
+            NotificationKind::ChangeDeferred
+            | NotificationKind::ChangeSkipped
+            | NotificationKind::Test => None,
         }
     }
 

@@ -131,7 +131,9 @@ impl TeamsCall {
                     expires: None,
                 },
             ],
-            NotificationKind::ChangeDeferred | NotificationKind::ChangeSkipped => Vec::new(),
+            NotificationKind::ChangeDeferred
+            | NotificationKind::ChangeSkipped
+            | NotificationKind::Test => Vec::new(),
         }
     }
 

@@ -227,6 +227,12 @@ impl AuditLog for InMemoryStore {
         Ok(found)
     }
 
+    async fn users(&self) -> Result<Vec<UserId>, StoreError> {
+        let mut users: Vec<UserId> = lock(&self.tables).heads.keys().cloned().collect();
+        users.sort();
+        Ok(users)
+    }
+
     async fn verify_chain(
         &self,
         user: &UserId,

@@ -5,9 +5,11 @@
 //! - here: the stores (state, audit chain, idempotency, secrets, notification queue, schedules);
 //! - [`platform`]: Genesys Cloud presence, routing status, schedules, roster;
 //! - [`calendar`]: the calendar connectors;
-//! - [`delivery`]: webhook dispatch.
+//! - [`delivery`]: webhook dispatch;
+//! - [`dead_letters`]: the dead-letter queues, for replay by the people on call.
 
 mod calendar;
+mod dead_letters;
 mod delivery;
 mod platform;
 mod secret;
@@ -20,6 +22,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 pub use calendar::*;
+pub use dead_letters::*;
 pub use delivery::*;
 pub use platform::*;
 pub use secret::SecretDocument;
@@ -144,6 +147,9 @@ pub trait AuditLog: Send + Sync + fmt::Debug {
 
     /// Every record about one trigger, across users, oldest first.
     async fn by_trigger(&self, trigger: &TriggerId) -> Result<Vec<AuditRecord>, StoreError>;
+
+    /// Every user with a chain (one scan of the heads; for `autopilot audit verify --all`).
+    async fn users(&self) -> Result<Vec<UserId>, StoreError>;
 
     /// Re-reads the user's whole chain in seq order. `Ok(Err(break))` names the first bad record.
     async fn verify_chain(

@@ -282,6 +282,36 @@ impl AuditLog for DynamoStore {
         self.query_all(request, Self::read_audit).await
     }
 
+    async fn users(&self) -> Result<Vec<UserId>, StoreError> {
+        let mut users = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let page = self
+                .client
+                .scan()
+                .table_name(&self.table)
+                .filter_expression("sk = :head")
+                .expression_attribute_values(":head", s(HEAD_SK))
+                .projection_expression("pk")
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|err| sdk_error("Scan", err))?;
+            for item in page.items() {
+                let reader = Reader::new(item, "audit head");
+                let pk = reader.s("pk")?;
+                let id = pk.strip_prefix("USER#").unwrap_or(pk);
+                users.push(UserId::parse(id).map_err(|e| reader.corrupt("pk", &e.to_string()))?);
+            }
+            match page.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => break,
+            }
+        }
+        users.sort();
+        Ok(users)
+    }
+
     async fn verify_chain(
         &self,
         user: &UserId,

@@ -29,7 +29,7 @@ pub use outcome::{Outcome, OutcomeKind, StageTimings, TransitionError};
 pub use targets::Targets;
 
 use crate::clock::{Clock, Deadline};
-use crate::decide::{Context, ShiftView, Trigger, decide, screen};
+use crate::decide::{Context, Operator, ShiftView, Trigger, decide, screen};
 use crate::events::{self, CalendarAction, EventError, InboundEvent, ParsedEvent};
 use crate::model::{PresenceSnapshot, RoutingStatus, UserId};
 use crate::policy::Policy;
@@ -213,6 +213,18 @@ impl TransitionService {
         deadline: Deadline,
     ) -> Result<Outcome, TransitionError> {
         self.decide_and_apply(user, None, trigger, None, deadline)
+            .await
+    }
+
+    /// An operator ends our override for `user` now (`autopilot release`): the same protocol
+    /// as an end, audited with the operator's name; the presence is restored only if still ours.
+    pub async fn release(
+        &self,
+        user: &UserId,
+        operator: &Operator,
+        deadline: Deadline,
+    ) -> Result<Outcome, TransitionError> {
+        self.decide_and_apply(user, None, &Trigger::Released(operator), None, deadline)
             .await
     }
 

@@ -44,7 +44,7 @@ impl Attempt<'_> {
         let mut entry = AuditEntry::new(self.user.clone(), DecisionKind::Skipped);
         entry.event_id = self.event_id.map(str::to_owned);
         entry.trigger_id = self.trigger_id();
-        entry.details = json!({"trigger": trigger_name(self.trigger)});
+        entry.details = trigger_details(self.trigger);
         entry
     }
 
@@ -184,10 +184,10 @@ impl TransitionService {
         let Some(claim) = self.claim(at.read, &next).await? else {
             return Ok(Persisted::Retry);
         };
-        let ended_by = if matches!(at.trigger, Trigger::EndInferred) {
-            "the end was inferred by the sweep"
-        } else {
-            "the trigger ended"
+        let ended_by = match at.trigger {
+            Trigger::EndInferred => "the end was inferred by the sweep".to_owned(),
+            Trigger::Released(operator) => format!("released by {}", operator.0),
+            _ => "the trigger ended".to_owned(),
         };
         let started = Instant::now();
         let written = self
@@ -200,7 +200,7 @@ impl TransitionService {
         match written {
             Ok(CasOutcome::Applied { before, after }) => {
                 entry.kind = DecisionKind::Restored;
-                entry.reason = Some(ended_by.to_owned());
+                entry.reason = Some(ended_by.clone());
                 entry.before = Some(reference(&before));
                 entry.after = Some(to.clone());
                 let payload = ChangePayload {
@@ -210,12 +210,12 @@ impl TransitionService {
                     trigger_kind: None,
                     trigger_id: at.trigger_id(),
                     until: None,
-                    reason: Some(ended_by.to_owned()),
+                    reason: Some(ended_by.clone()),
                 };
                 let notification = Some((NotificationKind::PresenceRestored, payload));
                 self.commit_notifying(claim.claimed, entry, notification)
                     .await?;
-                let mut done = at.outcome(OutcomeKind::Restored, Some(ended_by.to_owned()));
+                let mut done = at.outcome(OutcomeKind::Restored, Some(ended_by));
                 done.timings.genesys_write_ms = write_ms;
                 Ok(Persisted::Done(done))
             }
@@ -248,6 +248,8 @@ impl TransitionService {
             until.format("%H:%M:%S UTC")
         );
         entry.reason = Some(reason.clone());
+        entry.details["deferredUntil"] = json!(until);
+        entry.details["routingStatus"] = json!(routing);
         let notification = at.live.map(|live| {
             let payload = at.about_live(&live.current, Some(until), &reason);
             (NotificationKind::ChangeDeferred, payload)
@@ -321,14 +323,13 @@ impl AppliedWrite<'_> {
         entry.kind = DecisionKind::Applied;
         entry.before = Some(self.restore_to.clone());
         entry.after = Some(self.target.clone());
-        entry.details = json!({
-            "trigger": trigger_name(at.trigger),
-            "genesysWriteMs": self.write_ms,
-            "routingStatus": self.live.routing,
-            "shift": self.live.shift.map(|s| format!("{s:?}")),
-            "tagBefore": self.live.current.tag(),
-            "tagAfter": self.after.tag(),
-        });
+        let mut details = trigger_details(at.trigger);
+        details["genesysWriteMs"] = json!(self.write_ms);
+        details["routingStatus"] = json!(self.live.routing);
+        details["shift"] = json!(self.live.shift.map(|s| format!("{s:?}")));
+        details["tagBefore"] = json!(self.live.current.tag());
+        details["tagAfter"] = json!(self.after.tag());
+        entry.details = details;
         ChangePayload {
             email: at.email.map(str::to_owned),
             presence: view(self.target, &self.after.system_presence),
@@ -363,7 +364,10 @@ fn view(presence: &PresenceRef, system: &SystemPresence) -> PresenceView {
 fn trigger_id_of(trigger: &Trigger<'_>, state: &UserState) -> Option<TriggerId> {
     match trigger {
         Trigger::Started(entry) | Trigger::Ended(entry) => Some(entry.trigger_id.clone()),
-        Trigger::Reevaluate | Trigger::EndInferred | Trigger::PresenceChanged(_) => state
+        Trigger::Reevaluate
+        | Trigger::EndInferred
+        | Trigger::PresenceChanged(_)
+        | Trigger::Released(_) => state
             .applied
             .as_ref()
             .map(|a| a.trigger_id.clone())
@@ -378,5 +382,21 @@ fn trigger_name(trigger: &Trigger<'_>) -> &'static str {
         Trigger::Reevaluate => "reevaluate",
         Trigger::EndInferred => "endInferred",
         Trigger::PresenceChanged(_) => "presenceChanged",
+        Trigger::Released(_) => "released",
     }
+}
+
+/// What every record says of its trigger: the calendar entry's kind and times (what `autopilot
+/// why` and `day` draw), or the operator who released. Bounded: no subject, no free text.
+fn trigger_details(trigger: &Trigger<'_>) -> serde_json::Value {
+    let mut details = json!({"trigger": trigger_name(trigger)});
+    match trigger {
+        Trigger::Started(entry) | Trigger::Ended(entry) => {
+            details["calendar"] =
+                json!({"kind": entry.kind, "start": entry.start, "end": entry.end});
+        }
+        Trigger::Released(operator) => details["operator"] = json!(operator.0),
+        Trigger::Reevaluate | Trigger::EndInferred | Trigger::PresenceChanged(_) => {}
+    }
+    details
 }

@@ -3,6 +3,8 @@
 
 mod burst;
 mod calendar;
+mod day_page;
+mod dead_letters;
 mod dispatch_delivery;
 mod dispatch_malformed;
 mod dispatch_retry;
@@ -11,6 +13,7 @@ mod faults;
 mod genesys_client;
 mod genesys_rotation;
 mod google;
+mod operator;
 mod round_trips;
 mod schedule_check;
 mod state_audit;

@@ -60,19 +60,7 @@ async fn queue(sqs: &aws_sdk_sqs::Client, prefix: &str) -> (String, String) {
         .expect("create queue")
         .queue_url
         .expect("queue url");
-    let arn = sqs
-        .get_queue_attributes()
-        .queue_url(&url)
-        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
-        .send()
-        .await
-        .expect("queue attributes")
-        .attributes()
-        .and_then(|a| {
-            a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn)
-                .cloned()
-        })
-        .expect("queue arn");
+    let arn = moto::queue_arn(sqs, &url).await;
     (url, arn)
 }
 

@@ -58,16 +58,7 @@ impl Harness {
         let (dynamo, table) = moto::new_table().await;
         let sqs = moto::sqs();
         let dlq_url = create_queue(&sqs, &moto::unique_name("dlq"), HashMap::new()).await;
-        let dlq_arn = sqs
-            .get_queue_attributes()
-            .queue_url(&dlq_url)
-            .attribute_names(QueueAttributeName::QueueArn)
-            .send()
-            .await
-            .expect("dlq attributes")
-            .attributes()
-            .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
-            .expect("dlq arn");
+        let dlq_arn = moto::queue_arn(&sqs, &dlq_url).await;
         let redrive = serde_json::json!({
             "deadLetterTargetArn": dlq_arn,
             "maxReceiveCount": options.max_receive_count,

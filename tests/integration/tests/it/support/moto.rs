@@ -197,6 +197,20 @@ pub fn sqs() -> aws_sdk_sqs::Client {
 }
 
 /// A fresh table with the production key design, indexes and TTL.
+/// A queue's ARN (for redrive policies and rule targets).
+pub async fn queue_arn(sqs: &aws_sdk_sqs::Client, url: &str) -> String {
+    let queue_arn = aws_sdk_sqs::types::QueueAttributeName::QueueArn;
+    sqs.get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(queue_arn.clone())
+        .send()
+        .await
+        .expect("queue attributes")
+        .attributes()
+        .and_then(|a| a.get(&queue_arn).cloned())
+        .expect("queue arn")
+}
+
 pub async fn new_table() -> (aws_sdk_dynamodb::Client, String) {
     let client = dynamodb();
     let table = unique_name("state");

@@ -1,0 +1,441 @@
+//! The `autopilot` command line against the local AWS stand-in and the Genesys simulator:
+//! decisions made by the real transition service, then told, verified, released and listed by
+//! the commands as an on-call engineer runs them (the same argument parsing as the binary).
+
+use std::sync::Arc;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use clap::Parser;
+use genesys_sim::seed::DEMO_AGENTS;
+use presence_autopilot::aws::connections::DynamoConnections;
+use presence_autopilot::calendar::Connection;
+use presence_autopilot::cli::{self, Cli, CliError, Operations, Verdict};
+use presence_autopilot::model::{SystemPresence, UserId};
+use presence_autopilot::ports::ConnectionStore;
+use presence_autopilot::state::DecisionKind;
+use serde_json::{Value, json};
+
+use crate::support::dispatch::{SECRET, sdk_config};
+use crate::support::moto;
+use crate::support::transition::Harness;
+
+const STARTED: &str = "Calendar Event Started";
+const ENDED: &str = "Calendar Event Ended";
+
+fn ada() -> &'static str {
+    DEMO_AGENTS[0].0
+}
+
+/// A harness plus what the command line needs: the Genesys secret in Secrets Manager, naming
+/// the simulator, as the stack stores it.
+struct Desk {
+    h: Harness,
+    secret: String,
+}
+
+impl Desk {
+    async fn start() -> Self {
+        let h = Harness::start().await;
+        let secret = moto::unique_name("genesys");
+        moto::secrets_manager()
+            .create_secret()
+            .name(&secret)
+            .secret_string(
+                json!({
+                    "clientId": genesys_sim::seed::DEMO_CLIENT_ID,
+                    "clientSecret": genesys_sim::seed::DEMO_CLIENT_SECRET,
+                    "region": "mypurecloud.com",
+                    "apiBaseUrl": h.sim.server.base_url(),
+                })
+                .to_string(),
+            )
+            .send()
+            .await
+            .expect("create the Genesys secret");
+        Self { h, secret }
+    }
+
+    /// Runs `autopilot ARGS…` on the harness's clock; the answer as text.
+    async fn run(&self, args: &[&str]) -> (Result<Verdict, CliError>, String) {
+        let table = self.h.store.table().to_owned();
+        let mut argv = vec![
+            "autopilot",
+            "--table",
+            &table,
+            "--genesys-secret-id",
+            &self.secret,
+            "--notifications-queue-url",
+            &self.h.queue_url,
+        ];
+        argv.extend_from_slice(args);
+        let cli = Cli::try_parse_from(argv).expect("arguments parse");
+        let clock = Arc::new(self.h.clock.clone());
+        let ops = Operations::with_clock(sdk_config(), cli.stack.clone(), clock).expect("ops");
+        let mut out = Vec::new();
+        let verdict = cli::run(cli, &ops, &mut out).await;
+        (verdict, String::from_utf8(out).expect("utf-8"))
+    }
+
+    async fn json(&self, args: &[&str]) -> Value {
+        let mut args = args.to_vec();
+        args.extend(["--output", "json"]);
+        let (verdict, text) = self.run(&args).await;
+        assert_eq!(verdict.expect("runs"), Verdict::Fine, "{text}");
+        serde_json::from_str(&text).expect("one JSON document")
+    }
+
+    async fn meeting(&self, event: &str, detail_type: &str) -> String {
+        let body = self
+            .h
+            .calendar(detail_type, event, "ada@example.com", "m-1", -1, 30);
+        let outcome = self
+            .h
+            .service
+            .handle_json(&body, self.h.deadline())
+            .await
+            .expect("handled");
+        outcome.decision.as_str().to_owned()
+    }
+}
+
+#[tokio::test]
+async fn why_tells_the_meeting_we_set_and_the_presence_we_restored_in_plain_words() {
+    let desk = Desk::start().await;
+    assert_eq!(desk.meeting("e-1", STARTED).await, "applied");
+    desk.h.clock.advance(std::time::Duration::from_secs(600));
+    assert_eq!(desk.meeting("e-2", ENDED).await, "restored");
+
+    let (verdict, text) = desk.run(&["why", "ada@example.com"]).await;
+
+    assert_eq!(verdict.expect("runs"), Verdict::Fine);
+    assert!(text.contains("a meeting ("), "{text}");
+    assert!(
+        text.contains("we set Meeting \"In a meeting until") && text.contains("(it was Available)"),
+        "names resolved through Genesys: {text}"
+    );
+    assert!(
+        text.contains("saw shift Activity(Meeting), routing OFF_QUEUE"),
+        "{text}"
+    );
+    assert!(
+        text.contains("we restored Available (the trigger ended"),
+        "{text}"
+    );
+    assert!(text.contains("nothing pending"), "{text}");
+
+    let told = desk.json(&["why", ada(), "--hours", "1"]).await;
+    let kinds: Vec<&str> = told["decisions"]
+        .as_array()
+        .expect("decisions")
+        .iter()
+        .map(|d| d["kind"].as_str().expect("kind"))
+        .collect();
+    assert_eq!(kinds, ["applied", "restored"]);
+    assert_eq!(told["inForce"], 2, "the restore is in force now");
+    assert_eq!(told["decisions"][0]["routingStatus"], "OFF_QUEUE");
+}
+
+#[tokio::test]
+async fn audit_verify_names_the_record_the_test_tampered_with() {
+    let desk = Desk::start().await;
+    desk.meeting("e-1", STARTED).await;
+    desk.meeting("e-2", ENDED).await;
+    let listed = desk.json(&["audit", ada()]).await;
+    assert_eq!(listed.as_array().map(Vec::len), Some(2));
+    let (verdict, text) = desk.run(&["audit", "verify", ada()]).await;
+    assert_eq!(verdict.expect("runs"), Verdict::Fine, "{text}");
+    assert!(text.contains("2 records, chain intact"), "{text}");
+
+    moto::dynamodb()
+        .update_item()
+        .table_name(desk.h.store.table())
+        .key("pk", AttributeValue::S(format!("USER#{}", ada())))
+        .key("sk", AttributeValue::S("AUDIT#000000000001".to_owned()))
+        .update_expression("SET reason = :forged")
+        .expression_attribute_values(":forged", AttributeValue::S("forged".to_owned()))
+        .send()
+        .await
+        .expect("edit the first record behind our back");
+
+    let (verdict, text) = desk.run(&["audit", "verify", "--all"]).await;
+    assert_eq!(verdict.expect("runs"), Verdict::Found, "exit 1: {text}");
+    assert!(
+        text.contains(&format!("BROKEN  {}: first bad record 1", ada())),
+        "{text}"
+    );
+    assert!(text.contains("1 broken"), "{text}");
+}
+
+#[tokio::test]
+async fn release_restores_our_presence_once_and_is_audited_with_the_operator() {
+    let desk = Desk::start().await;
+    assert_eq!(desk.meeting("e-1", STARTED).await, "applied");
+    let state = desk.json(&["state", ada()]).await;
+    assert!(state["state"]["applied"].is_object(), "{state}");
+
+    let (verdict, text) = desk
+        .run(&["release", ada(), "--operator", "oncall@example.com"])
+        .await;
+
+    assert_eq!(verdict.expect("runs"), Verdict::Fine);
+    assert!(text.contains("audited as oncall@example.com"), "{text}");
+    let now = desk.h.presence_of(ada()).await;
+    assert_eq!(now.system_presence, SystemPresence::Available);
+    let records = desk.h.audit(ada()).await;
+    let last = records.last().expect("a record");
+    assert_eq!(last.kind, DecisionKind::Restored);
+    assert_eq!(
+        last.reason.as_deref(),
+        Some("released by oncall@example.com")
+    );
+    assert_eq!(last.details["operator"], "oncall@example.com");
+    assert_eq!(last.details["trigger"], "released");
+    // The meeting's real end, later, changes nothing.
+    assert_eq!(desk.meeting("e-2", ENDED).await, "skipped");
+    assert_eq!(desk.h.patches(ada()), 2, "one set, one restore");
+}
+
+#[tokio::test]
+async fn release_in_a_race_with_the_meetings_end_restores_exactly_once() {
+    let desk = Desk::start().await;
+    assert_eq!(desk.meeting("e-1", STARTED).await, "applied");
+
+    let release = ["release", ada(), "--operator", "oncall"];
+    let (released, ended) = tokio::join!(desk.run(&release), desk.meeting("e-2", ENDED));
+
+    assert_eq!(
+        released.0.expect("release runs"),
+        Verdict::Fine,
+        "{}",
+        released.1
+    );
+    let restores = desk
+        .h
+        .audit_kinds(ada())
+        .await
+        .into_iter()
+        .filter(|k| *k == DecisionKind::Restored)
+        .count();
+    assert_eq!(restores, 1, "release: {}; end: {ended}", released.1);
+    assert_eq!(desk.h.patches(ada()), 2, "one set, one restore");
+    let now = desk.h.presence_of(ada()).await;
+    assert_eq!(now.system_presence, SystemPresence::Available);
+}
+
+#[tokio::test]
+async fn release_never_clobbers_a_presence_the_agent_chose() {
+    let desk = Desk::start().await;
+    desk.meeting("e-1", STARTED).await;
+    desk.h.sim.set_presence_as(ada(), "Busy", ada()).await;
+
+    let (verdict, text) = desk.run(&["release", ada(), "--operator", "oncall"]).await;
+
+    assert_eq!(verdict.expect("runs"), Verdict::Fine);
+    assert!(text.contains("nothing was written"), "{text}");
+    let now = desk.h.presence_of(ada()).await;
+    assert_eq!(now.system_presence, SystemPresence::Busy);
+}
+
+#[tokio::test]
+async fn subscriptions_are_listed_and_a_resync_is_queued() {
+    let desk = Desk::start().await;
+    let connections = DynamoConnections::new(moto::dynamodb(), desk.h.store.table());
+    let user = UserId::parse(ada()).expect("id");
+    let mut connection = Connection::new(user.clone(), "ada@example.com", "graph-ada");
+    connection.last_error = Some("Graph answered 403: consent withdrawn".to_owned());
+    connections.put(&connection).await.expect("connect");
+    let sqs = moto::sqs();
+    let sync_queue = sqs
+        .create_queue()
+        .queue_name(moto::unique_name("sync"))
+        .send()
+        .await
+        .expect("queue")
+        .queue_url
+        .expect("url");
+
+    let (verdict, text) = desk.run(&["subscriptions", "list"]).await;
+    assert_eq!(
+        verdict.expect("runs"),
+        Verdict::Found,
+        "a failing agent: {text}"
+    );
+    assert!(text.contains("consent withdrawn"), "{text}");
+
+    let queued = desk
+        .json(&[
+            "--sync-queue-url",
+            &sync_queue,
+            "subscriptions",
+            "resync",
+            "ada@example.com",
+        ])
+        .await;
+    assert_eq!(queued["userId"], ada());
+    let message = sqs
+        .receive_message()
+        .queue_url(&sync_queue)
+        .send()
+        .await
+        .expect("receive")
+        .messages
+        .unwrap_or_default();
+    let body: Value = serde_json::from_str(message[0].body().expect("body")).expect("json");
+    assert_eq!(
+        (body["userId"].as_str(), body["reason"].as_str()),
+        (Some(ada()), Some("resync"))
+    );
+
+    let (verdict, _) = desk
+        .run(&[
+            "--sync-queue-url",
+            &sync_queue,
+            "subscriptions",
+            "resync",
+            DEMO_AGENTS[1].0,
+        ])
+        .await;
+    let error = verdict.expect_err("not connected");
+    assert_eq!(error.exit_code(), 2, "{error}");
+    assert!(error.to_string().contains("is not connected"), "{error}");
+}
+
+#[tokio::test]
+async fn day_writes_a_page_with_the_days_decisions_and_schedule() {
+    let desk = Desk::start().await;
+    desk.meeting("e-1", STARTED).await;
+    desk.meeting("e-2", ENDED).await;
+    let path = std::env::temp_dir().join(format!("{}.html", moto::unique_name("day")));
+    let path_text = path.to_string_lossy().into_owned();
+
+    let answer = desk.json(&["day", ada(), "--out", &path_text]).await;
+
+    assert_eq!(answer["decisions"], 2, "{answer}");
+    let page = std::fs::read_to_string(&path).expect("the page");
+    assert!(page.contains("<svg"), "a picture");
+    assert!(
+        page.contains("Meeting") && page.contains("Available"),
+        "names"
+    );
+    assert!(
+        !page.contains("http://") && !page.contains("https://"),
+        "self-contained"
+    );
+    let _ = std::fs::remove_file(&path);
+}
+
+#[tokio::test]
+async fn an_unknown_email_and_a_bad_time_are_refused_with_exit_code_2() {
+    let desk = Desk::start().await;
+    let (verdict, _) = desk.run(&["why", "nobody@example.com"]).await;
+    let error = verdict.expect_err("unknown");
+    assert_eq!(error.exit_code(), 2);
+    assert!(error.to_string().contains("nobody@example.com"), "{error}");
+
+    let (verdict, _) = desk.run(&["why", ada(), "--at", "ten past"]).await;
+    let error = verdict.expect_err("bad time");
+    assert_eq!(error.exit_code(), 2);
+    assert!(error.to_string().contains("ten past"), "{error}");
+}
+
+#[tokio::test]
+async fn subscribers_test_sends_one_signed_delivery_and_reports_a_refusal() {
+    use peers::webhook::{Reply, WebhookReceiver};
+
+    let desk = Desk::start().await;
+    let receiver = WebhookReceiver::start(&[SECRET]).await.expect("receiver");
+    let document = moto::unique_name("subscribers");
+    moto::secrets_manager()
+        .create_secret()
+        .name(&document)
+        .secret_string(
+            json!({"webhooks": [{"id": "ops", "url": receiver.url(), "secrets": [SECRET]}]})
+                .to_string(),
+        )
+        .send()
+        .await
+        .expect("subscribers document");
+    let test = |name: &'static str| {
+        [
+            "subscribers",
+            "test",
+            name,
+            "--subscribers-secret-id",
+            document.as_str(),
+            "--allow-loopback-http",
+        ]
+    };
+
+    let (verdict, text) = desk.run(&test("ops")).await;
+
+    assert_eq!(verdict.expect("runs"), Verdict::Fine, "{text}");
+    assert!(text.starts_with("ops: accepted: HTTP 200"), "{text}");
+    let delivered = receiver.deliveries();
+    assert_eq!(delivered.len(), 1);
+    assert_eq!(
+        delivered[0].rejected, None,
+        "the receiver verified the signature"
+    );
+    assert_eq!(delivered[0].json()["kind"], "test");
+
+    receiver.answer_always(Reply::Status(500));
+    let (verdict, text) = desk.run(&test("ops")).await;
+    assert_eq!(verdict.expect("runs"), Verdict::Found, "exit 1: {text}");
+    assert!(text.contains("would be retried"), "{text}");
+
+    let (verdict, _) = desk.run(&test("nobody")).await;
+    let error = verdict.expect_err("unknown subscriber");
+    assert!(
+        error.to_string().contains("the document has: ops"),
+        "{error}"
+    );
+}
+
+#[tokio::test]
+async fn dlq_commands_list_show_and_replay_a_really_dead_lettered_message() {
+    use crate::dead_letters::{bodies, burst_dlq_with, depth};
+
+    let desk = Desk::start().await;
+    let sqs = moto::sqs();
+    let (stack, source, dlq) = burst_dlq_with(&sqs, &["a trigger that failed"]).await;
+
+    let (verdict, text) = desk.run(&["--stack", &stack, "dlq", "list"]).await;
+    assert_eq!(
+        verdict.expect("runs"),
+        Verdict::Found,
+        "a message waits: {text}"
+    );
+    assert!(
+        text.contains("BurstDLQ") && text.contains("1 message(s) waiting"),
+        "{text}"
+    );
+
+    let shown = desk
+        .json(&["--stack", &stack, "dlq", "show", "BurstDLQ"])
+        .await;
+    assert_eq!(shown[0]["body"], "a trigger that failed");
+    assert_eq!(depth(&sqs, &dlq).await, (1, 0), "show leaves it visible");
+
+    let (verdict, text) = desk
+        .run(&[
+            "--stack",
+            &stack,
+            "dlq",
+            "replay",
+            "BurstDLQ",
+            "--per-second",
+            "50",
+        ])
+        .await;
+    assert_eq!(verdict.expect("runs"), Verdict::Fine, "{text}");
+    assert!(text.contains("1 replayed to"), "{text}");
+    assert_eq!(depth(&sqs, &dlq).await, (0, 0), "deleted once re-sent");
+    let back = bodies(&sqs, &source).await;
+    assert_eq!(back.len(), 1);
+    assert_eq!(back[0].0, "a trigger that failed", "the original body");
+
+    let (verdict, _) = desk
+        .run(&["--stack", &stack, "dlq", "replay", "NoSuchDLQ"])
+        .await;
+    assert_eq!(verdict.expect_err("unknown queue").exit_code(), 2);
+}
