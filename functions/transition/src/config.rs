@@ -7,6 +7,9 @@ use presence_autopilot::config::{ConfigError, Env};
 #[derive(Debug, Clone)]
 pub struct Config {
     pub transition: TransitionSettings,
+    /// The burst queue: a record that failed for a retryable reason is made visible again
+    /// after a short backoff (or Genesys's `Retry-After`), not after the queue's 730 s.
+    pub burst_queue_url: Option<String>,
 }
 
 impl Config {
@@ -17,6 +20,7 @@ impl Config {
     pub fn from(env: &Env<'_>) -> Result<Self, ConfigError> {
         Ok(Self {
             transition: TransitionSettings::from_env(env)?,
+            burst_queue_url: env.optional("BURST_QUEUE_URL"),
         })
     }
 }

@@ -4,6 +4,7 @@ mod config;
 mod handler;
 
 use lambda_runtime::{LambdaEvent, service_fn};
+use presence_autopilot::aws::sqs::SqsVisibility;
 use presence_autopilot::compose::transition_deps;
 use presence_autopilot::service::transition::TransitionService;
 
@@ -14,8 +15,14 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     let deps = transition_deps(&aws, &config.transition).await?;
     let service = TransitionService::new(deps);
+    let redelivery = config.burst_queue_url.as_ref().map(|url| {
+        let visibility = SqsVisibility::new(aws_sdk_sqs::Client::new(&aws), url);
+        handler::Redelivery::on(std::sync::Arc::new(visibility))
+    });
     lambda_runtime::run(service_fn(
-        |event: LambdaEvent<handler::TransitionInput>| handler::handle(&service, event),
+        |event: LambdaEvent<handler::TransitionInput>| {
+            handler::handle(&service, redelivery.as_ref(), event)
+        },
     ))
     .await
 }

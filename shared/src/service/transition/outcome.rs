@@ -39,6 +39,14 @@ impl TransitionError {
     pub fn is_rate_limited(&self) -> bool {
         matches!(self, Self::Platform(PlatformError::RateLimited { .. }))
     }
+
+    /// How long Genesys asked us to wait (its `Retry-After`), when it did.
+    pub fn retry_after(&self) -> Option<std::time::Duration> {
+        match self {
+            Self::Platform(PlatformError::RateLimited { retry_after, .. }) => Some(*retry_after),
+            _ => None,
+        }
+    }
 }
 
 /// What became of an event, as stored and reported (`"applied"`, `"restored"`, …).
