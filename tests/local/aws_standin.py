@@ -21,7 +21,9 @@ Also added, because moto has neither:
   AWS JSON-protocol error for requests whose `X-Amz-Target` matches, either instead of running the
   request (`"when": "before"`) or after it took effect (`"when": "after"`, a lost response).
   `GET` lists the faults with how often each fired, `DELETE` clears them (`?body_contains=X`
-  only those with that scope, `/_standin/faults/ID` one).
+  only those with that scope, `/_standin/faults/ID` one). `"when": "unprocessed"` (BatchGetItem
+  only) answers as a throttled DynamoDB does: nothing read, every requested key in
+  `UnprocessedKeys`.
 - `TransactWriteItems` idempotency: a repeated `ClientRequestToken` with identical parameters gets
   the remembered answer without running again; with other parameters,
   `IdempotentParameterMismatchException`. Tokens are remembered for 10 minutes, successes only.
@@ -56,6 +58,7 @@ from typing import Any, Callable
 CONTROL_PATH = "/_standin/faults"
 CALLS_PATH = "/_standin/calls"
 TRANSACT_WRITE = "DynamoDB_20120810.TransactWriteItems"
+BATCH_GET = "DynamoDB_20120810.BatchGetItem"
 TOKEN_TTL_SECONDS = 600  # DynamoDB's idempotency window for ClientRequestToken
 
 # (status line, headers, body): a response fully materialised, so the lock can be released.
@@ -126,8 +129,10 @@ class Fault:
         if type(count) is not int or count < 1:
             raise ValueError("'count' must be a positive integer")
         when = spec.get("when", "before")
-        if when not in ("before", "after"):
-            raise ValueError("'when' must be 'before' or 'after'")
+        if when not in ("before", "after", "unprocessed"):
+            raise ValueError("'when' must be 'before', 'after' or 'unprocessed'")
+        if when == "unprocessed" and spec["target"] != BATCH_GET:
+            raise ValueError(f"'unprocessed' applies to {BATCH_GET} only")
         body_contains = spec.get("body_contains")
         if body_contains is not None and (not isinstance(body_contains, str) or not body_contains):
             raise ValueError("'body_contains' must be a non-empty string")
@@ -147,7 +152,13 @@ class Fault:
             and (self.body_contains is None or self.body_contains.encode() in body)
         )
 
-    def answer(self) -> Answer:
+    def answer(self, body: bytes) -> Answer:
+        if self.when == "unprocessed":
+            try:
+                requested = json.loads(body).get("RequestItems", {})
+            except (ValueError, AttributeError):
+                requested = {}
+            return json_answer(200, {"Responses": {}, "UnprocessedKeys": requested}, "application/x-amz-json-1.0")
         return aws_error(self.target, self.code, self.message, self.status)
 
     def view(self) -> dict:
@@ -218,10 +229,10 @@ class StandIn:
         fault = next((f for f in self.faults if f.matches(target, body)), None) if target else None
         if fault is not None:
             fault.fired += 1
-            if fault.when == "before":
-                return fault.answer()
+            if fault.when in ("before", "unprocessed"):
+                return fault.answer(body)
         answer = self.run(environ, target, body)
-        return fault.answer() if fault is not None else answer
+        return fault.answer(body) if fault is not None else answer
 
     def run(self, environ: dict, target: str, body: bytes) -> Answer:
         if target != TRANSACT_WRITE:

@@ -8,12 +8,11 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, DeleteRequest, KeysAndAttributes, Put, PutRequest, TransactWriteItem,
-    WriteRequest,
+    AttributeValue, DeleteRequest, Put, PutRequest, TransactWriteItem, WriteRequest,
 };
 use sha2::{Digest, Sha256};
 
-use super::sdk_error;
+use super::{batch_get, sdk_error};
 use crate::calendar::Connection;
 use crate::model::UserId;
 use crate::ports::{Conflict, ConnectionStore, MirroredEvent, StoreError, SubscriptionOwner};
@@ -26,8 +25,7 @@ const MIRROR_SK_PREFIX: &str = "EVENT#";
 /// Connections are listed through the table's first GSI under this one key (a sparse entry:
 /// only connection items carry it).
 const LIST_KEY: &str = "CONNECTIONS";
-/// DynamoDB's limits per BatchGetItem and BatchWriteItem call.
-const BATCH_GET: usize = 100;
+/// DynamoDB's limit per BatchWriteItem call.
 const BATCH_WRITE: usize = 25;
 /// Unprocessed batch entries are retried this many times before the call fails.
 const BATCH_ATTEMPTS: u32 = 5;
@@ -319,54 +317,25 @@ impl ConnectionStore for DynamoConnections {
         &self,
         ids: &[String],
     ) -> Result<HashMap<String, SubscriptionOwner>, StoreError> {
+        let keys = ids
+            .iter()
+            .map(|id| key(subscription_pk(id), SUBSCRIPTION_SK))
+            .collect();
+        let read = batch_get(&self.client, &self.table, keys, true, BATCH_ATTEMPTS).await?;
+        if !read.unprocessed.is_empty() {
+            return Err(StoreError::Throttled {
+                operation: "BatchGetItem",
+            });
+        }
         let mut owners = HashMap::new();
-        for chunk in ids.chunks(BATCH_GET) {
-            let mut keys: Vec<Item> = chunk
-                .iter()
-                .map(|id| key(subscription_pk(id), SUBSCRIPTION_SK))
-                .collect();
-            for _ in 0..BATCH_ATTEMPTS {
-                if keys.is_empty() {
-                    break;
-                }
-                let request = KeysAndAttributes::builder()
-                    .set_keys(Some(std::mem::take(&mut keys)))
-                    .consistent_read(true)
-                    .build()
-                    .map_err(invalid)?;
-                let answer = self
-                    .client
-                    .batch_get_item()
-                    .request_items(&self.table, request)
-                    .send()
-                    .await
-                    .map_err(|e| sdk_error("BatchGetItem", e))?;
-                for item in answer
-                    .responses()
-                    .and_then(|r| r.get(&self.table))
-                    .into_iter()
-                    .flatten()
-                {
-                    let what = "subscription index";
-                    let pk = text(item, what, "pk")?;
-                    let id = pk.trim_start_matches("GRAPHSUB#").to_owned();
-                    let user_id = UserId::parse(text(item, what, "userId")?)
-                        .map_err(|e| corrupt(what, "userId", e))?;
-                    let nonce = text(item, what, "nonce")?.to_owned();
-                    owners.insert(id, SubscriptionOwner { user_id, nonce });
-                }
-                if let Some(left) = answer
-                    .unprocessed_keys()
-                    .and_then(|left| left.get(&self.table))
-                {
-                    keys = left.keys().to_vec();
-                }
-            }
-            if !keys.is_empty() {
-                return Err(StoreError::Throttled {
-                    operation: "BatchGetItem",
-                });
-            }
+        for item in &read.items {
+            let what = "subscription index";
+            let pk = text(item, what, "pk")?;
+            let id = pk.trim_start_matches("GRAPHSUB#").to_owned();
+            let user_id = UserId::parse(text(item, what, "userId")?)
+                .map_err(|e| corrupt(what, "userId", e))?;
+            let nonce = text(item, what, "nonce")?.to_owned();
+            owners.insert(id, SubscriptionOwner { user_id, nonce });
         }
         Ok(owners)
     }

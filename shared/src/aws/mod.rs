@@ -11,7 +11,10 @@ pub mod secrets;
 pub mod sqs;
 pub mod sync_queue;
 
+use std::collections::HashMap;
+
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
 
 use crate::ports::StoreError;
 
@@ -56,4 +59,61 @@ where
         operation,
         message: DisplayErrorContext(&err).to_string(),
     }
+}
+
+/// One DynamoDB item, attribute name → value.
+pub(crate) type DynamoItem = HashMap<String, AttributeValue>;
+
+/// BatchGetItem's limit of keys per call.
+const BATCH_GET_KEYS: usize = 100;
+
+/// What `batch_get` read: the items found, and the keys DynamoDB still left unprocessed after
+/// every round (throttled throughout); each caller decides what those mean.
+#[derive(Debug, Default)]
+pub(crate) struct BatchRead {
+    pub items: Vec<DynamoItem>,
+    pub unprocessed: Vec<DynamoItem>,
+}
+
+/// Reads `keys` from `table` in BatchGetItem calls of at most 100 keys, asking again for the
+/// keys DynamoDB left unprocessed, up to `rounds` calls per chunk.
+pub(crate) async fn batch_get(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+    keys: Vec<DynamoItem>,
+    consistent: bool,
+    rounds: u32,
+) -> Result<BatchRead, StoreError> {
+    let mut read = BatchRead::default();
+    for chunk in keys.chunks(BATCH_GET_KEYS) {
+        let mut pending = chunk.to_vec();
+        for _ in 0..rounds {
+            if pending.is_empty() {
+                break;
+            }
+            let request = KeysAndAttributes::builder()
+                .set_keys(Some(std::mem::take(&mut pending)))
+                .consistent_read(consistent)
+                .build()
+                .map_err(|e| StoreError::Invalid(format!("request could not be built: {e}")))?;
+            let mut answer = client
+                .batch_get_item()
+                .request_items(table, request)
+                .send()
+                .await
+                .map_err(|e| sdk_error("BatchGetItem", e))?;
+            if let Some(found) = answer.responses.as_mut().and_then(|r| r.remove(table)) {
+                read.items.extend(found);
+            }
+            if let Some(left) = answer
+                .unprocessed_keys
+                .as_mut()
+                .and_then(|l| l.remove(table))
+            {
+                pending = left.keys;
+            }
+        }
+        read.unprocessed.extend(pending);
+    }
+    Ok(read)
 }

@@ -10,10 +10,8 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use aws_sdk_dynamodb::types::KeysAndAttributes;
-
-use super::{DynamoStore, HEAD_SK, Item, Reader, SHIFTS_SK, STATE_SK, build_error, user_pk};
-use crate::aws::sdk_error;
+use super::{DynamoStore, HEAD_SK, Item, Reader, SHIFTS_SK, STATE_SK, user_pk};
+use crate::aws::batch_get;
 use crate::model::UserId;
 use crate::ports::StoreError;
 use crate::state::{ChainHead, UserState};
@@ -23,7 +21,7 @@ const KEPT_FOR: Duration = Duration::from_secs(2);
 /// Past this many users, stale entries are dropped before another is kept.
 const PRUNE_ABOVE: usize = 1_000;
 /// Rounds of asking again for keys DynamoDB left unprocessed.
-const UNPROCESSED_ROUNDS: usize = 5;
+const UNPROCESSED_ROUNDS: u32 = 5;
 
 /// The items read with a user's state, until taken or stale.
 #[derive(Debug, Default)]
@@ -95,39 +93,24 @@ impl DynamoStore {
         user: &UserId,
     ) -> Result<Option<UserState>, StoreError> {
         let pk = user_pk(user);
-        let mut request = KeysAndAttributes::builder().consistent_read(true);
-        for sk in [STATE_SK, HEAD_SK, SHIFTS_SK] {
-            request = request.keys(Self::key(pk.clone(), sk));
-        }
-        let mut pending =
-            HashMap::from([(self.table.clone(), request.build().map_err(build_error)?)]);
-        let mut items: HashMap<String, Item> = HashMap::new();
-        for _ in 0..UNPROCESSED_ROUNDS {
-            let out = self
-                .client
-                .batch_get_item()
-                .set_request_items(Some(pending))
-                .send()
-                .await
-                .map_err(|err| sdk_error("BatchGetItem", err))?;
-            for item in out
-                .responses
-                .unwrap_or_default()
-                .remove(&self.table)
-                .unwrap_or_default()
-            {
-                let sk = Reader::new(&item, "user item").s("sk")?.to_owned();
-                items.insert(sk, item);
-            }
-            pending = out.unprocessed_keys.unwrap_or_default();
-            if pending.is_empty() {
-                break;
-            }
-        }
-        if !pending.is_empty() {
+        let keys = [STATE_SK, HEAD_SK, SHIFTS_SK].map(|sk| Self::key(pk.clone(), sk));
+        let read = batch_get(
+            &self.client,
+            &self.table,
+            keys.to_vec(),
+            true,
+            UNPROCESSED_ROUNDS,
+        )
+        .await?;
+        if !read.unprocessed.is_empty() {
             // Throttled throughout: read the state alone, keep nothing ahead.
             let item = self.get_item(Self::key(pk, STATE_SK)).await?;
             return item.as_ref().map(Self::read_state).transpose();
+        }
+        let mut items: HashMap<String, Item> = HashMap::new();
+        for item in read.items {
+            let sk = Reader::new(&item, "user item").s("sk")?.to_owned();
+            items.insert(sk, item);
         }
         let head = items.get(HEAD_SK).map(Self::read_head_item).transpose()?;
         self.read_ahead.keep(user, head, items.remove(SHIFTS_SK));

@@ -4,12 +4,9 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::KeysAndAttributes;
 
-use super::{
-    DynamoStore, Item, Reader, SHIFTS_SK, TTL_ATTRIBUTE, build_error, json_attr, n, s, user_pk,
-};
-use crate::aws::sdk_error;
+use super::{DynamoStore, Item, Reader, SHIFTS_SK, TTL_ATTRIBUTE, json_attr, n, s, user_pk};
+use crate::aws::{batch_get, sdk_error};
 use crate::model::UserId;
 use crate::ports::{ShiftCache, StoreError};
 use crate::wfm::ShiftWindow;
@@ -29,41 +26,15 @@ impl ShiftCache for DynamoStore {
                 None => unread.push(user.clone()),
             }
         }
-        // BatchGetItem takes at most 100 keys.
-        for chunk in unread.chunks(100) {
-            let keys: Vec<Item> = chunk
-                .iter()
-                .map(|user| Self::key(user_pk(user), SHIFTS_SK))
-                .collect();
-            let mut request = KeysAndAttributes::builder().consistent_read(false);
-            for key in keys {
-                request = request.keys(key);
-            }
-            let mut pending =
-                HashMap::from([(self.table.clone(), request.build().map_err(build_error)?)]);
-            // Unprocessed keys (throttling) are asked again, a bounded number of times.
-            for _ in 0..5 {
-                let out = self
-                    .client
-                    .batch_get_item()
-                    .set_request_items(Some(pending))
-                    .send()
-                    .await
-                    .map_err(|err| sdk_error("BatchGetItem", err))?;
-                for item in out
-                    .responses
-                    .unwrap_or_default()
-                    .remove(&self.table)
-                    .unwrap_or_default()
-                {
-                    let (user, window) = Self::read_shifts(&item)?;
-                    found.insert(user, window);
-                }
-                pending = out.unprocessed_keys.unwrap_or_default();
-                if pending.is_empty() {
-                    break;
-                }
-            }
+        let keys = unread
+            .iter()
+            .map(|user| Self::key(user_pk(user), SHIFTS_SK))
+            .collect();
+        // Keys still unprocessed after the rounds (throttled) read as not cached: WFM answers.
+        let read = batch_get(&self.client, &self.table, keys, false, 5).await?;
+        for item in &read.items {
+            let (user, window) = Self::read_shifts(item)?;
+            found.insert(user, window);
         }
         Ok(found)
     }

@@ -157,3 +157,81 @@ async fn due_index_lists_only_users_due_by_then_earliest_first() {
     assert_eq!(store.due(at(30), 1).await.expect("due").len(), 1);
     assert!(store.due(at(30), 0).await.expect("due").is_empty());
 }
+
+/// The stand-in answers the next `count` BatchGetItem calls on `table` as a throttled DynamoDB
+/// does: nothing read, every key unprocessed.
+async fn leave_unprocessed(table: &str, count: u32) {
+    moto::inject_fault(
+        "DynamoDB_20120810.BatchGetItem",
+        "ProvisionedThroughputExceededException",
+        400,
+        count,
+        "unprocessed",
+        table,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn keys_left_unprocessed_are_asked_again_and_a_throttled_read_falls_back_to_the_state_alone()
+{
+    let store = store().await;
+    let table = store.table().to_owned();
+    let stored = store
+        .put(&UserState::new(user(7), SystemClock.now()))
+        .await
+        .expect("seed");
+
+    leave_unprocessed(&table, 2).await;
+    let read = store
+        .get(&user(7))
+        .await
+        .expect("read after two unprocessed rounds");
+    assert_eq!(read.map(|s| s.version), Some(stored.version));
+
+    let calls = moto::CallCounter::start(&table).await;
+    leave_unprocessed(&table, 5).await;
+    let read = store
+        .get(&user(7))
+        .await
+        .expect("read when every round was throttled");
+    assert_eq!(
+        read.map(|s| s.version),
+        Some(stored.version),
+        "the state alone"
+    );
+    let made = calls.take().await;
+    assert_eq!(
+        (made.get("BatchGetItem"), made.get("GetItem")),
+        (Some(&5), Some(&1)),
+        "five rounds, then the state alone: {made:?}"
+    );
+    moto::clear_faults(&table).await;
+}
+
+#[tokio::test]
+async fn subscription_owners_throttled_in_every_round_is_a_retryable_error_not_an_empty_answer() {
+    use presence_autopilot::aws::connections::DynamoConnections;
+    use presence_autopilot::ports::ConnectionStore;
+
+    let (client, table) = moto::new_table().await;
+    let connections = DynamoConnections::new(client, &table);
+    leave_unprocessed(&table, 5).await;
+
+    let error = connections
+        .subscription_owners(&["subscription-1".to_owned()])
+        .await
+        .expect_err("throttled throughout");
+
+    assert!(
+        matches!(
+            error,
+            StoreError::Throttled {
+                operation: "BatchGetItem"
+            }
+        ),
+        "{error:?}"
+    );
+    assert!(error.is_retryable());
+    moto::clear_faults(&table).await;
+}
