@@ -121,8 +121,60 @@ impl SyncFunctionSettings {
                 ),
                 ..defaults
             },
-            page_size: u32::try_from(env.number("GRAPH_PAGE_SIZE", 50)?).unwrap_or(50),
+            page_size: page_size(env)?,
         })
+    }
+}
+
+/// Largest page asked of a calendar service (Google allows 2,500, Graph decides its own).
+const MAX_PAGE_SIZE: u64 = 1000;
+
+/// `CALENDAR_PAGE_SIZE`: Graph's `odata.maxpagesize` and Google's `maxResults`. The older name
+/// `GRAPH_PAGE_SIZE` is still read when the new one is absent.
+fn page_size(env: &Env<'_>) -> Result<u32, ConfigError> {
+    let (variable, size) = match env.optional("CALENDAR_PAGE_SIZE") {
+        Some(_) => ("CALENDAR_PAGE_SIZE", env.number("CALENDAR_PAGE_SIZE", 50)?),
+        None => ("GRAPH_PAGE_SIZE", env.number("GRAPH_PAGE_SIZE", 50)?),
+    };
+    match u32::try_from(size) {
+        Ok(size) if (1..=MAX_PAGE_SIZE).contains(&u64::from(size)) => Ok(size),
+        _ => Err(ConfigError {
+            variable,
+            reason: format!("{size} is not a page size from 1 to {MAX_PAGE_SIZE}"),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env<'a>(pairs: &'a [(&'a str, &'a str)]) -> Env<'a> {
+        Env::from_fn(move |name| {
+            pairs
+                .iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| (*v).to_owned())
+        })
+    }
+
+    #[test]
+    fn the_page_size_is_read_under_its_new_name_then_its_old_one_and_bounded() {
+        assert_eq!(page_size(&env(&[])).expect("default"), 50);
+        assert_eq!(
+            page_size(&env(&[("GRAPH_PAGE_SIZE", "20")])).expect("old"),
+            20
+        );
+        let both = [("CALENDAR_PAGE_SIZE", "100"), ("GRAPH_PAGE_SIZE", "20")];
+        assert_eq!(page_size(&env(&both)).expect("new wins"), 100);
+        let error = page_size(&env(&[("CALENDAR_PAGE_SIZE", "0")])).expect_err("zero");
+        assert_eq!(error.variable, "CALENDAR_PAGE_SIZE");
+        assert!(error.reason.contains("from 1 to 1000"), "{}", error.reason);
+        let huge = [("GRAPH_PAGE_SIZE", "99999999999")];
+        assert_eq!(
+            page_size(&env(&huge)).expect_err("huge").variable,
+            "GRAPH_PAGE_SIZE"
+        );
     }
 }
 
