@@ -37,6 +37,16 @@ impl<'a> Env<'a> {
         }
     }
 
+    /// An environment of exactly these variables (tests).
+    pub fn from_pairs(pairs: &'a [(&'a str, &'a str)]) -> Self {
+        Self::from_fn(move |name| {
+            pairs
+                .iter()
+                .find(|(key, _)| *key == name)
+                .map(|(_, value)| (*value).to_owned())
+        })
+    }
+
     pub fn optional(&self, variable: &str) -> Option<String> {
         (self.lookup)(variable)
             .map(|v| v.trim().to_owned())

@@ -150,12 +150,7 @@ mod tests {
     use super::*;
 
     fn env<'a>(pairs: &'a [(&'a str, &'a str)]) -> Env<'a> {
-        Env::from_fn(move |name| {
-            pairs
-                .iter()
-                .find(|(k, _)| *k == name)
-                .map(|(_, v)| (*v).to_owned())
-        })
+        Env::from_pairs(pairs)
     }
 
     #[test]

@@ -15,16 +15,11 @@ use presence_autopilot::operator::dead_letters::{
 use presence_autopilot::ports::ReplayTarget;
 use serde_json::{Value, json};
 
-use crate::support::dispatch::sdk_config;
 use crate::support::moto;
-
-fn events() -> aws_sdk_eventbridge::Client {
-    aws_sdk_eventbridge::Client::new(&sdk_config())
-}
 
 fn service() -> DeadLetterService {
     // moto answers a short poll with every visible message: no need to wait.
-    let adapter = SqsDeadLetters::new(moto::sqs(), events()).with_wait(Duration::ZERO);
+    let adapter = SqsDeadLetters::new(moto::sqs(), moto::eventbridge()).with_wait(Duration::ZERO);
     DeadLetterService {
         queues: Arc::new(adapter),
         clock: Arc::new(SystemClock),
@@ -261,38 +256,7 @@ async fn a_target_that_fails_leaves_every_message_in_the_dlq_and_visible() {
 
 /// A bus with one rule copying `detail_type` events to a new queue; (bus, queue url).
 async fn bus_to_queue(sqs: &aws_sdk_sqs::Client, detail_type: &str) -> (String, String) {
-    let events = events();
-    let bus = moto::unique_name("bus");
-    events
-        .create_event_bus()
-        .name(&bus)
-        .send()
-        .await
-        .expect("create bus");
-    let (url, arn) = create(sqs, &moto::unique_name("bus-copy"), &[]).await;
-    let pattern = json!({"detail-type": [detail_type]}).to_string();
-    events
-        .put_rule()
-        .name("replayed")
-        .event_bus_name(&bus)
-        .event_pattern(pattern)
-        .send()
-        .await
-        .expect("put rule");
-    let target = aws_sdk_eventbridge::types::Target::builder()
-        .id("copy")
-        .arn(arn)
-        .build()
-        .expect("target");
-    events
-        .put_targets()
-        .rule("replayed")
-        .event_bus_name(&bus)
-        .targets(target)
-        .send()
-        .await
-        .expect("put targets");
-    (bus, url)
+    moto::bus_to_queue(sqs, json!({"detail-type": [detail_type]})).await
 }
 
 #[tokio::test]

@@ -47,10 +47,6 @@ pub struct Connector {
     _endpoint_server: tokio::task::JoinHandle<()>,
 }
 
-fn eventbridge() -> aws_sdk_eventbridge::Client {
-    aws_sdk_eventbridge::Client::new(&super::dispatch::sdk_config())
-}
-
 async fn queue(sqs: &aws_sdk_sqs::Client, prefix: &str) -> (String, String) {
     let url = sqs
         .create_queue()
@@ -66,37 +62,7 @@ async fn queue(sqs: &aws_sdk_sqs::Client, prefix: &str) -> (String, String) {
 
 /// A bus with one rule sending the connector's events to a queue; returns (bus, queue url).
 async fn bus_to_queue(sqs: &aws_sdk_sqs::Client) -> (String, String) {
-    let events = eventbridge();
-    let bus = moto::unique_name("bus");
-    events
-        .create_event_bus()
-        .name(&bus)
-        .send()
-        .await
-        .expect("create bus");
-    let (url, arn) = queue(sqs, "bus-copy").await;
-    events
-        .put_rule()
-        .name("calendar-changes")
-        .event_bus_name(&bus)
-        .event_pattern(json!({"source": [CALENDAR_SOURCE]}).to_string())
-        .send()
-        .await
-        .expect("put rule");
-    let target = aws_sdk_eventbridge::types::Target::builder()
-        .id("copy")
-        .arn(arn)
-        .build()
-        .expect("target");
-    events
-        .put_targets()
-        .rule("calendar-changes")
-        .event_bus_name(&bus)
-        .targets(target)
-        .send()
-        .await
-        .expect("put targets");
-    (bus, url)
+    moto::bus_to_queue(sqs, json!({"source": [CALENDAR_SOURCE]})).await
 }
 
 impl Connector {
@@ -157,7 +123,11 @@ impl Connector {
                 ))),
             },
             connections: connections.clone(),
-            bus: Arc::new(EventBridgeBus::new(eventbridge(), &bus, clock.clone())),
+            bus: Arc::new(EventBridgeBus::new(
+                moto::eventbridge(),
+                &bus,
+                clock.clone(),
+            )),
             key,
             clock,
             settings,

@@ -196,7 +196,16 @@ pub fn sqs() -> aws_sdk_sqs::Client {
     aws_sdk_sqs::Client::from_conf(config)
 }
 
-/// A fresh table with the production key design, indexes and TTL.
+pub fn eventbridge() -> aws_sdk_eventbridge::Client {
+    let config = aws_sdk_eventbridge::Config::builder()
+        .behavior_version(aws_sdk_eventbridge::config::BehaviorVersion::latest())
+        .endpoint_url(endpoint())
+        .region(aws_sdk_eventbridge::config::Region::new("us-east-1"))
+        .credentials_provider(credentials())
+        .build();
+    aws_sdk_eventbridge::Client::from_conf(config)
+}
+
 /// A queue's ARN (for redrive policies and rule targets).
 pub async fn queue_arn(sqs: &aws_sdk_sqs::Client, url: &str) -> String {
     let queue_arn = aws_sdk_sqs::types::QueueAttributeName::QueueArn;
@@ -211,6 +220,54 @@ pub async fn queue_arn(sqs: &aws_sdk_sqs::Client, url: &str) -> String {
         .expect("queue arn")
 }
 
+/// A new bus with one rule copying the events `pattern` matches to a new queue; returns
+/// (bus name, queue url).
+pub async fn bus_to_queue(
+    sqs: &aws_sdk_sqs::Client,
+    pattern: serde_json::Value,
+) -> (String, String) {
+    let events = eventbridge();
+    let bus = unique_name("bus");
+    events
+        .create_event_bus()
+        .name(&bus)
+        .send()
+        .await
+        .expect("create bus");
+    let url = sqs
+        .create_queue()
+        .queue_name(unique_name("bus-copy"))
+        .send()
+        .await
+        .expect("create queue")
+        .queue_url
+        .expect("queue url");
+    let arn = queue_arn(sqs, &url).await;
+    events
+        .put_rule()
+        .name("copy")
+        .event_bus_name(&bus)
+        .event_pattern(pattern.to_string())
+        .send()
+        .await
+        .expect("put rule");
+    let target = aws_sdk_eventbridge::types::Target::builder()
+        .id("copy")
+        .arn(arn)
+        .build()
+        .expect("target");
+    events
+        .put_targets()
+        .rule("copy")
+        .event_bus_name(&bus)
+        .targets(target)
+        .send()
+        .await
+        .expect("put targets");
+    (bus, url)
+}
+
+/// A fresh table with the production key design, indexes and TTL.
 pub async fn new_table() -> (aws_sdk_dynamodb::Client, String) {
     let client = dynamodb();
     let table = unique_name("state");
