@@ -12,7 +12,7 @@ use super::output::{json, or_dash, table};
 use super::{CliError, Format, Operations, Verdict};
 use crate::operator::explain::{self, local, name_of};
 use crate::operator::timeline::{DayPage, render_day};
-use crate::ports::{AuditLog, ShiftCache, StateStore};
+use crate::ports::{AuditLog, ConnectionStore, ShiftCache, StateStore};
 use crate::state::AuditRecord;
 
 pub async fn why(
@@ -33,7 +33,13 @@ pub async fn why(
     let records = store.by_user(&user, at - around, at + around).await?;
     let state = StateStore::get(&store, &user).await?;
     let names = ops.presence_names().await;
-    let told = explain::explain(&user, at, &records, state.as_ref(), &names, ops.zone());
+    let mut told = explain::explain(&user, at, &records, state.as_ref(), &names, ops.zone());
+    let connection = ops.connections()?.get(&user).await?;
+    told.calendar = Some(explain::calendar_line(
+        connection.as_ref(),
+        ops.now(),
+        ops.zone(),
+    ));
     if format == Format::Json {
         json(out, &told)?;
         return Ok(Verdict::Fine);
@@ -80,6 +86,9 @@ pub async fn why(
             "▶ = the decision in force at {}",
             local(at, ops.zone())
         )?;
+    }
+    if let Some(calendar) = &told.calendar {
+        writeln!(out, "calendar: {calendar}")?;
     }
     writeln!(out, "pending:")?;
     for line in &told.pending {

@@ -8,6 +8,7 @@ use chrono_tz::Tz;
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::calendar::{Connection, Provider};
 use crate::model::UserId;
 use crate::state::{AuditRecord, DecisionKind, PresenceRef, UserState};
 
@@ -42,6 +43,8 @@ pub struct Explanation {
     pub in_force: Option<u64>,
     /// What the stored state still holds: the override, deferrals, active triggers.
     pub pending: Vec<String>,
+    /// How the agent's calendar reaches us: when nothing happened, the usual answer.
+    pub calendar: Option<String>,
 }
 
 /// Tells `records` (decisions of one user, any order; deliveries are left out) and `state`.
@@ -68,7 +71,40 @@ pub fn explain(
             || vec!["nothing stored for this user: we never acted for them".to_owned()],
             |state| pending(state, names, zone),
         ),
+        calendar: None,
     }
+}
+
+/// The agent's calendar connection in one line: provider, last sync, subscription, last error.
+pub fn calendar_line(connection: Option<&Connection>, now: DateTime<Utc>, zone: Tz) -> String {
+    let Some(connection) = connection else {
+        return "not connected (not in the roster group, or upkeep has not connected them yet): \
+                only events other sources put on the bus reach us"
+            .to_owned();
+    };
+    let provider = match connection.provider {
+        Provider::Microsoft => "Microsoft 365",
+        Provider::Google => "Google Workspace",
+    };
+    let synced = connection.last_sync_at.map_or_else(
+        || "never synced".to_owned(),
+        |at| format!("last sync {}", local(at, zone)),
+    );
+    let subscription = match &connection.subscription {
+        None => "no subscription: changes are not pushed".to_owned(),
+        Some(s) if s.expires_at <= now => {
+            format!("subscription EXPIRED at {}", local(s.expires_at, zone))
+        }
+        Some(s) => format!("subscription until {}", local(s.expires_at, zone)),
+    };
+    let mut line = format!(
+        "{provider} ({}), {synced}, {subscription}",
+        connection.email
+    );
+    if let Some(error) = &connection.last_error {
+        line.push_str(&format!("; last error: {error}"));
+    }
+    line
 }
 
 /// Presence decisions; delivery outcomes share the log but answer another question.
@@ -348,6 +384,30 @@ mod tests {
             told.decisions[0].trigger,
             "an operator (arn:aws:iam::1:user/oncall) released the override"
         );
+    }
+
+    #[test]
+    fn the_calendar_line_names_an_expired_subscription_and_the_last_error() {
+        let mut connection = Connection::new(user(), "ada@example.com", "graph-ada");
+        assert_eq!(
+            calendar_line(Some(&connection), at(10, 0), Tz::UTC),
+            "Microsoft 365 (ada@example.com), never synced, no subscription: changes are not pushed"
+        );
+        connection.last_sync_at = Some(at(9, 0));
+        connection.last_error = Some("Graph answered 403".to_owned());
+        connection.subscription = Some(crate::calendar::Subscription {
+            id: "sub-1".to_owned(),
+            expires_at: at(9, 30),
+            created_at: at(8, 0),
+            nonce: "n".to_owned(),
+            resource_id: None,
+        });
+        assert_eq!(
+            calendar_line(Some(&connection), at(10, 0), Tz::UTC),
+            "Microsoft 365 (ada@example.com), last sync 09:00:00 UTC, subscription EXPIRED at \
+             09:30:00 UTC; last error: Graph answered 403"
+        );
+        assert!(calendar_line(None, at(10, 0), Tz::UTC).starts_with("not connected"));
     }
 
     #[test]

@@ -122,6 +122,7 @@ async fn why_tells_the_meeting_we_set_and_the_presence_we_restored_in_plain_word
         "{text}"
     );
     assert!(text.contains("nothing pending"), "{text}");
+    assert!(text.contains("calendar: not connected"), "{text}");
 
     let told = desk.json(&["why", ada(), "--hours", "1"]).await;
     let kinds: Vec<&str> = told["decisions"]
