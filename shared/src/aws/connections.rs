@@ -6,7 +6,6 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
     AttributeValue, DeleteRequest, Put, PutRequest, TransactWriteItem, WriteRequest,
 };
@@ -208,14 +207,8 @@ impl ConnectionStore for DynamoConnections {
             .await;
         match result {
             Ok(_) => Ok(next),
-            Err(err) => match err.as_service_error() {
-                Some(TransactWriteItemsError::TransactionCanceledException(cancel))
-                    if cancel
-                        .cancellation_reasons()
-                        .first()
-                        .and_then(|reason| reason.code())
-                        == Some("ConditionalCheckFailed") =>
-                {
+            Err(err) => match crate::aws::failed_conditions(&err) {
+                Some(failed) if failed.first() == Some(&true) => {
                     Err(StoreError::Conflict(Conflict {
                         user_id: connection.user_id.clone(),
                         expected_version: expected,

@@ -61,6 +61,26 @@ where
     }
 }
 
+/// For a cancelled `TransactWriteItems`, whether each item (in the request's order) failed its
+/// condition; `None` for any other failure.
+pub(crate) fn failed_conditions<R>(
+    err: &SdkError<aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError, R>,
+) -> Option<Vec<bool>> {
+    use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+    let Some(TransactWriteItemsError::TransactionCanceledException(cancel)) =
+        err.as_service_error()
+    else {
+        return None;
+    };
+    Some(
+        cancel
+            .cancellation_reasons()
+            .iter()
+            .map(|reason| reason.code() == Some("ConditionalCheckFailed"))
+            .collect(),
+    )
+}
+
 /// One DynamoDB item, attribute name → value.
 pub(crate) type DynamoItem = HashMap<String, AttributeValue>;
 

@@ -301,6 +301,34 @@ impl IdempotencyStore for InMemoryStore {
         }
     }
 
+    async fn complete_with_sent_outbox(
+        &self,
+        lease: &Lease,
+        outcome: &serde_json::Value,
+        ttl: Duration,
+        sent: &UserState,
+    ) -> Result<bool, StoreError> {
+        let now = self.clock.now();
+        let mut tables = lock(&self.tables);
+        let emptied = Self::check_version(&tables, sent).is_ok();
+        match tables.idempotency.get_mut(&lease.key) {
+            Some(record) if record.token == lease.token => {
+                record.status = IdempotencyStatus::Completed(outcome.clone());
+                record.expires_at = now + to_chrono(ttl);
+            }
+            _ => {
+                return Err(StoreError::LeaseLost {
+                    key: lease.key.clone(),
+                });
+            }
+        }
+        if emptied {
+            let next = self.next_state(sent);
+            tables.states.insert(next.user_id.clone(), next);
+        }
+        Ok(emptied)
+    }
+
     async fn release(&self, lease: &Lease) -> Result<(), StoreError> {
         let mut tables = lock(&self.tables);
         match tables.idempotency.get(&lease.key) {

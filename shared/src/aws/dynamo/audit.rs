@@ -207,21 +207,12 @@ fn retryable<R>(
 where
     R: std::fmt::Debug + Send + Sync + 'static,
 {
-    let Some(TransactWriteItemsError::TransactionCanceledException(cancel)) =
-        err.as_service_error()
-    else {
+    let Some(failed) = crate::aws::failed_conditions(&err) else {
         return Err(sdk_error("TransactWriteItems", err));
-    };
-    let failed = |index: usize| {
-        cancel
-            .cancellation_reasons()
-            .get(index)
-            .and_then(|reason| reason.code())
-            .is_some_and(|code| code == "ConditionalCheckFailed")
     };
     // The state put is item 0 when present: its condition failing is a version conflict.
     if let Some(state) = state
-        && failed(0)
+        && failed.first() == Some(&true)
     {
         return Err(DynamoStore::conflict(state));
     }

@@ -5,16 +5,17 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
-use aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure;
+use aws_sdk_dynamodb::types::{ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update};
 use chrono::DateTime;
 
 use super::{
-    DynamoStore, IDEMPOTENCY_SK, Item, Reader, TTL_ATTRIBUTE, condition_failure, idempotency_pk,
-    json_attr, n, s,
+    DynamoStore, IDEMPOTENCY_SK, Item, Reader, TTL_ATTRIBUTE, build_error, condition_failure,
+    idempotency_pk, json_attr, n, s,
 };
 use crate::aws::sdk_error;
 use crate::clock::Deadline;
 use crate::ports::{Begin, IdempotencyStore, Lease, StoreError};
+use crate::state::UserState;
 
 const IN_PROGRESS: &str = "INPROGRESS";
 const COMPLETED: &str = "COMPLETED";
@@ -35,6 +36,34 @@ impl DynamoStore {
         );
         item.insert("owner".to_owned(), s(token));
         item
+    }
+
+    /// The update that stores `outcome` under a lease this caller still holds.
+    fn completion(
+        &self,
+        lease: &Lease,
+        outcome: &serde_json::Value,
+        ttl: Duration,
+    ) -> Result<Update, StoreError> {
+        Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(Self::idempotency_key(&lease.key)))
+            .update_expression(
+                "SET #status = :completed, #outcome = :outcome, #expiry = :expiry \
+                 REMOVE #inProgressExpiry",
+            )
+            .condition_expression("#owner = :token")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_names("#outcome", "outcome")
+            .expression_attribute_names("#expiry", TTL_ATTRIBUTE)
+            .expression_attribute_names("#inProgressExpiry", "inProgressExpiry")
+            .expression_attribute_names("#owner", "owner")
+            .expression_attribute_values(":completed", s(COMPLETED))
+            .expression_attribute_values(":outcome", json_attr(outcome)?)
+            .expression_attribute_values(":expiry", n(self.epoch_after(ttl)))
+            .expression_attribute_values(":token", s(lease.token.clone()))
+            .build()
+            .map_err(build_error)
     }
 
     fn existing_idempotency(item: &Item) -> Result<Begin, StoreError> {
@@ -121,28 +150,49 @@ impl IdempotencyStore for DynamoStore {
         outcome: &serde_json::Value,
         ttl: Duration,
     ) -> Result<(), StoreError> {
+        let update = self.completion(lease, outcome, ttl)?;
         self.client
             .update_item()
             .table_name(&self.table)
-            .set_key(Some(Self::idempotency_key(&lease.key)))
-            .update_expression(
-                "SET #status = :completed, #outcome = :outcome, #expiry = :expiry \
-                 REMOVE #inProgressExpiry",
-            )
-            .condition_expression("#owner = :token")
-            .expression_attribute_names("#status", "status")
-            .expression_attribute_names("#outcome", "outcome")
-            .expression_attribute_names("#expiry", TTL_ATTRIBUTE)
-            .expression_attribute_names("#inProgressExpiry", "inProgressExpiry")
-            .expression_attribute_names("#owner", "owner")
-            .expression_attribute_values(":completed", s(COMPLETED))
-            .expression_attribute_values(":outcome", json_attr(outcome)?)
-            .expression_attribute_values(":expiry", n(self.epoch_after(ttl)))
-            .expression_attribute_values(":token", s(lease.token.clone()))
+            .set_key(Some(update.key))
+            .update_expression(update.update_expression)
+            .set_condition_expression(update.condition_expression)
+            .set_expression_attribute_names(update.expression_attribute_names)
+            .set_expression_attribute_values(update.expression_attribute_values)
             .send()
             .await
             .map_err(|err| condition_failure("UpdateItem", err, || lease_lost(lease)))?;
         Ok(())
+    }
+
+    async fn complete_with_sent_outbox(
+        &self,
+        lease: &Lease,
+        outcome: &serde_json::Value,
+        ttl: Duration,
+        sent: &UserState,
+    ) -> Result<bool, StoreError> {
+        let (_, emptied) = self.state_put(sent)?;
+        let result = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().put(emptied).build())
+            .transact_items(
+                TransactWriteItem::builder()
+                    .update(self.completion(lease, outcome, ttl)?)
+                    .build(),
+            )
+            .send()
+            .await;
+        let Err(err) = result else {
+            return Ok(true);
+        };
+        match crate::aws::failed_conditions(&err).as_deref() {
+            // Someone wrote the state since: their write keeps the outbox; store the outcome.
+            Some([true, false]) => self.complete(lease, outcome, ttl).await.map(|()| false),
+            Some([_, true]) => Err(lease_lost(lease)),
+            _ => Err(sdk_error("TransactWriteItems", err)),
+        }
     }
 
     async fn release(&self, lease: &Lease) -> Result<(), StoreError> {

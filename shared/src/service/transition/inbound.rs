@@ -51,10 +51,20 @@ impl TransitionService {
                 let stored = serde_json::to_value(outcome).map_err(|error| {
                     StoreError::Invalid(format!("outcome not serialisable: {error}"))
                 })?;
-                self.deps
-                    .idempotency
-                    .complete(lease, &stored, self.deps.idempotency_ttl)
-                    .await?;
+                let ttl = self.deps.idempotency_ttl;
+                let user = outcome.user_id.as_deref().map(UserId::parse);
+                match user
+                    .and_then(Result::ok)
+                    .and_then(|u| self.take_sent_outbox(&u))
+                {
+                    Some(sent) => {
+                        let idempotency = &self.deps.idempotency;
+                        idempotency
+                            .complete_with_sent_outbox(lease, &stored, ttl, &sent)
+                            .await?;
+                    }
+                    None => self.deps.idempotency.complete(lease, &stored, ttl).await?,
+                }
             }
             Err(_) => {
                 if let Err(release) = self.deps.idempotency.release(lease).await {

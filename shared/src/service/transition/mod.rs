@@ -66,6 +66,9 @@ pub struct TransitionService {
     deps: TransitionDeps,
     /// E-mail → user id, for the life of the Lambda instance.
     users_by_email: Mutex<HashMap<String, UserId>>,
+    /// Committed states whose outbox was queued, to be emptied with the event's idempotency
+    /// completion in one write (see `protocol::commit_notifying`).
+    sent_outboxes: std::sync::Mutex<HashMap<UserId, crate::state::UserState>>,
 }
 
 /// The inputs of a decision that need Genesys calls, fetched once per attempt.
@@ -83,6 +86,7 @@ impl TransitionService {
         Self {
             deps,
             users_by_email: Mutex::default(),
+            sent_outboxes: std::sync::Mutex::default(),
         }
     }
 
@@ -284,6 +288,10 @@ impl TransitionService {
             let persisted = self.persist(&at, decided).await?;
             persist_ms += persist_started.elapsed().as_millis() as u64;
             if let Persisted::Done(mut outcome) = persisted {
+                if event_id.is_none() {
+                    // No idempotency record to complete: empty the sent outbox now.
+                    self.empty_sent_outbox(user).await;
+                }
                 outcome.timings.genesys_read_ms = read_ms;
                 outcome.timings.store_ms =
                     persist_ms.saturating_sub(outcome.timings.genesys_write_ms);

@@ -198,31 +198,69 @@ impl TransitionService {
             ));
         }
         let committed = self.deps.state.commit(&next, entry).await?;
-        self.flush_outbox(&committed.state).await;
+        // The outbox is emptied later, by the write that completes the event's idempotency
+        // record (`inbound::finish`), or at once when there is none: one write fewer.
+        if let Some(emptied) = self.send_outbox(&committed.state).await {
+            self.sent_outboxes()
+                .insert(emptied.user_id.clone(), emptied);
+        }
         Ok(())
     }
 
     /// Sends what the outbox holds, then empties it (conditionally: a concurrent writer keeps
     /// its own view, and a resend is harmless — receivers dedupe on the notification id).
     pub(super) async fn flush_outbox(&self, state: &UserState) {
+        if let Some(emptied) = self.send_outbox(state).await {
+            self.put_emptied(&emptied).await;
+        }
+    }
+
+    /// Queues the outbox; `Some`: all of it was sent, and this is the state to write emptied.
+    async fn send_outbox(&self, state: &UserState) -> Option<UserState> {
         if state.outbox.is_empty() {
-            return;
+            return None;
         }
         match self.deps.queue.send(&state.outbox).await {
             Ok(outcomes) if outcomes.iter().all(|o| o.is_sent()) => {
                 let mut emptied = state.clone();
                 emptied.outbox.clear();
-                if let Err(error) = self.deps.state.put(&emptied).await {
-                    tracing::debug!(%error, "outbox kept; the next handler of this user resends it");
-                }
+                Some(emptied)
             }
             Ok(_) => {
-                tracing::warn!(user_id = %state.user_id, "some notifications were not queued; kept in the outbox")
+                tracing::warn!(user_id = %state.user_id, "some notifications were not queued; kept in the outbox");
+                None
             }
             Err(error) => {
-                tracing::warn!(user_id = %state.user_id, %error, "notifications not queued; kept in the outbox")
+                tracing::warn!(user_id = %state.user_id, %error, "notifications not queued; kept in the outbox");
+                None
             }
         }
+    }
+
+    async fn put_emptied(&self, emptied: &UserState) {
+        if let Err(error) = self.deps.state.put(emptied).await {
+            tracing::debug!(%error, "outbox kept; the next handler of this user resends it");
+        }
+    }
+
+    /// Writes the emptied outbox of `user`'s last commit here, if one is waiting.
+    pub(super) async fn empty_sent_outbox(&self, user: &UserId) {
+        if let Some(emptied) = self.take_sent_outbox(user) {
+            self.put_emptied(&emptied).await;
+        }
+    }
+
+    pub(super) fn take_sent_outbox(&self, user: &UserId) -> Option<UserState> {
+        self.sent_outboxes().remove(user)
+    }
+
+    fn sent_outboxes(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<UserId, UserState>> {
+        // A panic elsewhere cannot leave this map half-written: each use is one call.
+        self.sent_outboxes
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// The stored state, or a fresh one for a user never stored.

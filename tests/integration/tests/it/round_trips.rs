@@ -86,6 +86,14 @@ async fn a_warm_start_and_its_end_stay_within_the_round_trip_budget() {
             "{name}: state, chain head and schedule in one read: {trips:#?}"
         );
         assert_eq!(trips.dynamodb.get("GetItem"), None, "{name}: {trips:#?}");
+        assert_eq!(
+            (
+                trips.dynamodb.get("TransactWriteItems"),
+                trips.dynamodb.get("UpdateItem")
+            ),
+            (Some(&2), None),
+            "{name}: the commit, then the outbox emptied with the idempotency completion: {trips:#?}"
+        );
     }
 }
 
@@ -122,12 +130,13 @@ async fn warm_up(h: &Harness, warm_user: &str) {
 /// A start in steady state. Genesys: presence read, routing status, the PATCH (the decision's
 /// read stands for the compare-and-set's). DynamoDB: idempotency claim (Put), one BatchGet of
 /// state + audit chain head + cached schedule, the state claim (Put), the commit transaction,
-/// the outbox emptied (Put), idempotency completion (Update). SQS: the notification.
-const START_BUDGET: (usize, usize, usize) = (3, 6, 1);
+/// and one transaction that empties the sent outbox and completes the idempotency record.
+/// SQS: the notification.
+const START_BUDGET: (usize, usize, usize) = (3, 5, 1);
 /// An end: presence read and PATCH; no routing status, no WFM; DynamoDB as a start.
-const END_BUDGET: (usize, usize, usize) = (2, 6, 1);
+const END_BUDGET: (usize, usize, usize) = (2, 5, 1);
 /// A start before the sweep cached the schedule: one schedule search more, and its cache write.
-const COLD_SCHEDULE_START_BUDGET: (usize, usize, usize) = (4, 7, 1);
+const COLD_SCHEDULE_START_BUDGET: (usize, usize, usize) = (4, 6, 1);
 
 #[tokio::test]
 async fn a_cold_start_makes_no_genesys_call_and_the_first_event_resolves_the_policy_once() {

@@ -9,7 +9,9 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
 use presence_autopilot::aws::dynamo::{DynamoStore, TTL_ATTRIBUTE};
 use presence_autopilot::clock::{Deadline, ManualClock, SystemClock};
-use presence_autopilot::ports::{Begin, IdempotencyStore, StoreError};
+use presence_autopilot::model::UserId;
+use presence_autopilot::ports::{Begin, IdempotencyStore, StateStore, StoreError};
+use presence_autopilot::state::{Notification, NotificationKind, UserState};
 use tokio::sync::{Barrier, Notify};
 
 use crate::support::moto;
@@ -202,4 +204,91 @@ async fn a_completed_record_past_its_ttl_runs_again_and_a_released_one_at_once()
         store.begin("evt-3", deadline(), TTL).await,
         Ok(Begin::Started(_))
     ));
+}
+
+#[tokio::test]
+async fn completing_with_a_sent_outbox_empties_it_in_the_same_write_unless_the_state_moved() {
+    let (client, table) = moto::new_table().await;
+    let clock = ManualClock::starting_at(start());
+    let store = DynamoStore::new(client, table, Arc::new(clock.clone()));
+    let deadline = Deadline::after(&clock, Duration::from_secs(30));
+    let user = UserId::parse("00000000-0000-4000-8000-000000000071").expect("id");
+    let with_outbox = |state: &UserState| {
+        let mut next = state.clone();
+        next.outbox.push(Notification::for_change(
+            user.clone(),
+            start(),
+            state.version + 1,
+            NotificationKind::PresenceApplied,
+            serde_json::json!({}),
+        ));
+        next
+    };
+
+    // Sent, and nobody wrote since: one transaction empties the outbox and stores the outcome.
+    let committed = store
+        .put(&with_outbox(&UserState::new(user.clone(), start())))
+        .await
+        .expect("commit");
+    let Begin::Started(lease) = store.begin("evt-o1", deadline, TTL).await.expect("begin") else {
+        panic!("first delivery must start");
+    };
+    let mut emptied = committed.clone();
+    emptied.outbox.clear();
+    let both = store
+        .complete_with_sent_outbox(&lease, &serde_json::json!({"n": 1}), TTL, &emptied)
+        .await
+        .expect("complete");
+    assert!(both);
+    let stored = store.get(&user).await.expect("get").expect("state");
+    assert!(stored.outbox.is_empty(), "{stored:?}");
+    assert_eq!(stored.version, committed.version + 1);
+    assert_eq!(
+        store.begin("evt-o1", deadline, TTL).await.expect("begin"),
+        Begin::AlreadyCompleted(serde_json::json!({"n": 1}))
+    );
+
+    // Someone committed since (their outbox included ours): the outcome alone is stored and
+    // their state is left as they wrote it.
+    let theirs = store
+        .put(&with_outbox(&stored))
+        .await
+        .expect("their commit");
+    let Begin::Started(lease) = store.begin("evt-o2", deadline, TTL).await.expect("begin") else {
+        panic!("first delivery must start");
+    };
+    let mut stale = stored.clone();
+    stale.outbox.clear();
+    let both = store
+        .complete_with_sent_outbox(&lease, &serde_json::json!({"n": 2}), TTL, &stale)
+        .await
+        .expect("complete");
+    assert!(!both);
+    assert_eq!(store.get(&user).await.expect("get"), Some(theirs));
+    assert_eq!(
+        store.begin("evt-o2", deadline, TTL).await.expect("begin"),
+        Begin::AlreadyCompleted(serde_json::json!({"n": 2}))
+    );
+
+    // A lease taken over meanwhile: neither is written.
+    clock.advance(Duration::from_secs(31));
+    let Begin::Started(crashed) = store.begin("evt-o3", deadline, TTL).await.expect("begin") else {
+        panic!("first delivery must start");
+    };
+    let later = Deadline::after(&clock, Duration::from_secs(60));
+    clock.advance(Duration::from_secs(31));
+    let Begin::Started(_taker) = store.begin("evt-o3", later, TTL).await.expect("begin") else {
+        panic!("an expired claim is taken over");
+    };
+    let current = store.get(&user).await.expect("get").expect("state");
+    let mut emptied = current.clone();
+    emptied.outbox.clear();
+    let lost = store
+        .complete_with_sent_outbox(&crashed, &serde_json::json!({"n": 3}), TTL, &emptied)
+        .await;
+    assert!(
+        matches!(lost, Err(StoreError::LeaseLost { .. })),
+        "{lost:?}"
+    );
+    assert_eq!(store.get(&user).await.expect("get"), Some(current));
 }
