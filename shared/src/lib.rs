@@ -29,4 +29,5 @@ pub mod secret_cache;
 pub mod service;
 pub mod state;
 pub mod telemetry;
+pub mod tls;
 pub mod wfm;

@@ -12,7 +12,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let env = Env::process();
     let settings = ConnectorSettings::from_env(&env)?;
     let queue_url = env.required("SYNC_QUEUE_URL")?;
-    let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let aws = presence_autopilot::tls::aws_config().await;
     let service = notify_service(&aws, &settings, &queue_url).await?;
     lambda_runtime::run(service_fn(
         |event: LambdaEvent<handler::FunctionUrlRequest>| handler::handle(&service, event),

@@ -12,7 +12,7 @@ use presence_autopilot::config::Env;
 async fn main() -> Result<(), lambda_runtime::Error> {
     lambda_runtime::tracing::init_default_subscriber();
     let settings = SyncFunctionSettings::from_env(&Env::process())?;
-    let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let aws = presence_autopilot::tls::aws_config().await;
     let service = sync_service(&aws, &settings).await?;
     lambda_runtime::run(service_fn(|event: LambdaEvent<SqsEvent>| {
         handler::handle(&service, event)

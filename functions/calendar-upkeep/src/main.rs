@@ -33,7 +33,7 @@ async fn handle(service: &UpkeepService, event: LambdaEvent<Value>) -> Result<Va
 async fn main() -> Result<(), lambda_runtime::Error> {
     lambda_runtime::tracing::init_default_subscriber();
     let settings = UpkeepFunctionSettings::from_env(&Env::process())?;
-    let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let aws = presence_autopilot::tls::aws_config().await;
     let service = upkeep_service(&aws, &settings).await?;
     lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| {
         handle(&service, event)

@@ -18,7 +18,7 @@ use serde_json::Value;
 async fn main() -> Result<(), lambda_runtime::Error> {
     lambda_runtime::tracing::init_default_subscriber();
     let config = config::Config::from_env()?;
-    let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let aws = presence_autopilot::tls::aws_config().await;
     let wired = wire(&aws, &config.transition, Arc::new(SystemClock)).await?;
     let service = ScheduleCheck {
         transition: Arc::new(TransitionService::new(wired.deps)),

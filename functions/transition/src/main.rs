@@ -12,7 +12,7 @@ use presence_autopilot::service::transition::TransitionService;
 async fn main() -> Result<(), lambda_runtime::Error> {
     lambda_runtime::tracing::init_default_subscriber();
     let config = config::Config::from_env()?;
-    let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let aws = presence_autopilot::tls::aws_config().await;
     let deps = transition_deps(&aws, &config.transition).await?;
     let service = TransitionService::new(deps);
     let redelivery = config.burst_queue_url.as_ref().map(|url| {

@@ -105,7 +105,7 @@ pub fn retry_after(headers: &HeaderMap, now: DateTime<Utc>) -> Option<Duration> 
 /// The common client settings: redirects are failures, proxies are ignored (a proxy would
 /// resolve the name itself and undo the pinning), one total timeout.
 pub(crate) fn client_builder(timeout: Duration) -> reqwest::ClientBuilder {
-    reqwest::Client::builder()
+    crate::tls::client_builder()
         .redirect(reqwest::redirect::Policy::none())
         .no_proxy()
         .timeout(timeout)
@@ -179,7 +179,8 @@ impl GuardedHttp {
     }
 
     /// A client per request: the DNS override pins this host to the addresses just checked.
-    /// Building one costs little next to the TLS handshake a new connection needs anyway.
+    /// Building one costs little (the TLS roots are shared, `crate::tls`) next to the handshake a
+    /// new connection needs anyway.
     fn pinned_client(&self, target: &PinnedTarget) -> Result<reqwest::Client, TransportFailure> {
         let mut builder = client_builder(self.limits.timeout);
         if let Some(domain) = &target.domain {

@@ -133,7 +133,7 @@ impl GenesysClient {
         credentials: Arc<dyn CredentialSource>,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, GenesysError> {
-        let http = reqwest::Client::builder()
+        let http = crate::tls::client_builder()
             .user_agent(concat!("presence-autopilot/", env!("CARGO_PKG_VERSION")))
             .redirect(reqwest::redirect::Policy::none())
             .build()

@@ -97,7 +97,7 @@ pub struct GoogleClient {
 
 impl GoogleClient {
     pub fn new(settings: GoogleSettings, clock: Arc<dyn Clock>) -> Result<Self, CalendarError> {
-        let http = reqwest::Client::builder()
+        let http = crate::tls::client_builder()
             .timeout(Duration::from_secs(30))
             .connect_timeout(Duration::from_secs(5))
             .build()

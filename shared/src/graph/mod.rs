@@ -88,7 +88,7 @@ pub struct GraphClient {
 
 impl GraphClient {
     pub fn new(settings: GraphSettings, clock: Arc<dyn Clock>) -> Result<Self, CalendarError> {
-        let http = reqwest::Client::builder()
+        let http = crate::tls::client_builder()
             // Creating a subscription waits for Graph's own 10 s handshake with our endpoint.
             .timeout(Duration::from_secs(30))
             .connect_timeout(Duration::from_secs(5))
