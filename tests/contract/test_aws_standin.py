@@ -301,6 +301,18 @@ def test_before_fault_answers_without_running_scoped_by_body_and_disarms_after_c
     assert (listed["fired"], listed["remaining"], listed["armed"]) == (2, 0, False)
 
 
+def test_also_contains_narrows_a_fault_to_requests_holding_both_texts(standin, ddb) -> None:
+    table = new_table(ddb)
+    arm(standin, target=TRANSACT, code="ValidationException", body_contains=table, also_contains="second")
+
+    ddb.transact_write_items(TransactItems=[put_if_absent(table, "first")])  # lacks the second text
+    assert error_code(ddb.transact_write_items, TransactItems=[put_if_absent(table, "second")]) == (
+        "ValidationException",
+        400,
+    )
+    assert set(items(ddb, table)) == {"first"}
+
+
 def test_after_fault_runs_the_request_then_answers_the_error(standin, ddb) -> None:
     table = new_table(ddb)
     arm(standin, target="DynamoDB_20120810.PutItem", code="InternalServerError", status=500,
@@ -341,6 +353,7 @@ def test_control_api_rejects_a_malformed_fault(standin) -> None:
         {"target": TRANSACT},
         {"target": TRANSACT, "code": "X", "when": "during"},
         {"target": TRANSACT, "code": "X", "count": 0},
+        {"target": TRANSACT, "code": "X", "also_contains": "needs body_contains"},
     ):
         response = requests.post(f"{standin}/_standin/faults", json=spec, timeout=10)
         assert response.status_code == 400, (spec, response.text)

@@ -108,9 +108,12 @@ class Fault:
     when: str = "before"
     body_contains: str | None = None
     message: str = ""
+    # A second text the body must hold too: one step of a test's own requests (its table name
+    # in `body_contains`, say, and an item key that only that step writes).
+    also_contains: str | None = None
     fired: int = 0
 
-    FIELDS = ("target", "code", "status", "count", "when", "body_contains", "message")
+    FIELDS = ("target", "code", "status", "count", "when", "body_contains", "message", "also_contains")
 
     @classmethod
     def parse(cls, fault_id: str, spec: Any) -> "Fault":
@@ -139,7 +142,12 @@ class Fault:
         message = spec.get("message", f"injected by aws_standin: {spec['code']}")
         if not isinstance(message, str):
             raise ValueError("'message' must be a string")
-        return cls(fault_id, spec["target"], spec["code"], status, count, when, body_contains, message)
+        also_contains = spec.get("also_contains")
+        if also_contains is not None and (not isinstance(also_contains, str) or not also_contains):
+            raise ValueError("'also_contains' must be a non-empty string")
+        if also_contains is not None and body_contains is None:
+            raise ValueError("'also_contains' narrows 'body_contains', which is missing")
+        return cls(fault_id, spec["target"], spec["code"], status, count, when, body_contains, message, also_contains)
 
     @property
     def remaining(self) -> int:
@@ -150,6 +158,7 @@ class Fault:
             self.remaining > 0
             and target == self.target
             and (self.body_contains is None or self.body_contains.encode() in body)
+            and (self.also_contains is None or self.also_contains.encode() in body)
         )
 
     def answer(self, body: bytes) -> Answer:
@@ -170,6 +179,7 @@ class Fault:
             "count": self.count,
             "when": self.when,
             "body_contains": self.body_contains,
+            "also_contains": self.also_contains,
             "message": self.message,
             "fired": self.fired,
             "remaining": self.remaining,

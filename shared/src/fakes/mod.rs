@@ -16,8 +16,8 @@ use crate::clock::{Clock, Deadline};
 use crate::model::UserId;
 use crate::ports::SecretDocument;
 use crate::ports::{
-    AuditLog, Begin, Committed, Conflict, IdempotencyStore, Lease, NotificationQueue, SecretSource,
-    SendOutcome, StateStore, StoreError,
+    AuditLog, Begin, Committed, Conflict, EventMark, EventRecord, IdempotencyStore, Lease,
+    MarkStatus, NotificationQueue, SecretSource, SendOutcome, StateStore, StoreError,
 };
 use crate::state::{
     AuditEntry, AuditRecord, ChainBreak, ChainHead, ChainReport, Notification, NotificationId,
@@ -106,6 +106,45 @@ impl InMemoryStore {
         next
     }
 
+    /// Checks `mark` as DynamoDB's condition would: refused while someone else holds the event
+    /// or has completed it.
+    fn check_mark(&self, tables: &Tables, mark: Option<&EventMark>) -> Result<(), StoreError> {
+        let Some(mark) = mark else { return Ok(()) };
+        let now = self.clock.now();
+        let holdable = match tables.idempotency.get(&mark.lease.key) {
+            None => true,
+            Some(existing) => {
+                existing.expires_at < now
+                    || matches!(existing.status, IdempotencyStatus::InProgress { until }
+                        if until < now || existing.token == mark.lease.token)
+            }
+        };
+        if holdable {
+            Ok(())
+        } else {
+            Err(StoreError::LeaseLost {
+                key: mark.lease.key.clone(),
+            })
+        }
+    }
+
+    /// Writes `mark` (checked first by `check_mark`, under the same lock).
+    fn write_mark(&self, tables: &mut Tables, mark: Option<&EventMark>) {
+        let Some(mark) = mark else { return };
+        let status = match &mark.status {
+            MarkStatus::InProgress { until } => IdempotencyStatus::InProgress { until: *until },
+            MarkStatus::Completed(outcome) => IdempotencyStatus::Completed(outcome.clone()),
+        };
+        tables.idempotency.insert(
+            mark.lease.key.clone(),
+            IdempotencyRecord {
+                status,
+                expires_at: self.clock.now() + to_chrono(mark.ttl),
+                token: mark.lease.token.clone(),
+            },
+        );
+    }
+
     fn link(&self, tables: &mut Tables, entry: AuditEntry) -> AuditRecord {
         let user = entry.user_id.clone();
         let record = AuditRecord::link(entry, tables.heads.get(&user), self.clock.now());
@@ -117,19 +156,46 @@ impl InMemoryStore {
 
 #[async_trait]
 impl StateStore for InMemoryStore {
-    async fn get(&self, user: &UserId) -> Result<Option<UserState>, StoreError> {
-        Ok(lock(&self.tables).states.get(user).cloned())
+    async fn get_for_event(
+        &self,
+        user: &UserId,
+        event_key: Option<&str>,
+    ) -> Result<(Option<UserState>, Option<EventRecord>), StoreError> {
+        let tables = lock(&self.tables);
+        let now = self.clock.now();
+        let event = event_key
+            .and_then(|key| tables.idempotency.get(key))
+            .filter(|record| record.expires_at >= now)
+            .map(|record| match &record.status {
+                IdempotencyStatus::InProgress { until } => EventRecord::InProgress {
+                    owner: record.token.clone(),
+                    until: *until,
+                },
+                IdempotencyStatus::Completed(outcome) => EventRecord::Completed(outcome.clone()),
+            });
+        Ok((tables.states.get(user).cloned(), event))
     }
 
-    async fn put(&self, state: &UserState) -> Result<UserState, StoreError> {
+    async fn put_marked(
+        &self,
+        state: &UserState,
+        mark: Option<&EventMark>,
+    ) -> Result<UserState, StoreError> {
         let mut tables = lock(&self.tables);
         Self::check_version(&tables, state)?;
+        self.check_mark(&tables, mark)?;
         let next = self.next_state(state);
         tables.states.insert(next.user_id.clone(), next.clone());
+        self.write_mark(&mut tables, mark);
         Ok(next)
     }
 
-    async fn commit(&self, state: &UserState, audit: AuditEntry) -> Result<Committed, StoreError> {
+    async fn commit_marked(
+        &self,
+        state: &UserState,
+        audit: AuditEntry,
+        mark: Option<&EventMark>,
+    ) -> Result<Committed, StoreError> {
         if audit.user_id != state.user_id {
             return Err(StoreError::Invalid(
                 "audit entry is for another user".to_owned(),
@@ -137,9 +203,11 @@ impl StateStore for InMemoryStore {
         }
         let mut tables = lock(&self.tables);
         Self::check_version(&tables, state)?;
+        self.check_mark(&tables, mark)?;
         let next = self.next_state(state);
         tables.states.insert(next.user_id.clone(), next.clone());
         let record = self.link(&mut tables, audit);
+        self.write_mark(&mut tables, mark);
         Ok(Committed {
             state: next,
             audit: record,
@@ -194,9 +262,16 @@ impl crate::ports::ShiftCache for InMemoryStore {
 
 #[async_trait]
 impl AuditLog for InMemoryStore {
-    async fn append(&self, entry: AuditEntry) -> Result<AuditRecord, StoreError> {
+    async fn append_marked(
+        &self,
+        entry: AuditEntry,
+        mark: Option<&EventMark>,
+    ) -> Result<AuditRecord, StoreError> {
         let mut tables = lock(&self.tables);
-        Ok(self.link(&mut tables, entry))
+        self.check_mark(&tables, mark)?;
+        let record = self.link(&mut tables, entry);
+        self.write_mark(&mut tables, mark);
+        Ok(record)
     }
 
     async fn by_user(
@@ -287,18 +362,15 @@ impl IdempotencyStore for InMemoryStore {
         outcome: &serde_json::Value,
         ttl: Duration,
     ) -> Result<(), StoreError> {
-        let now = self.clock.now();
+        let mark = EventMark {
+            lease: lease.clone(),
+            ttl,
+            status: MarkStatus::Completed(outcome.clone()),
+        };
         let mut tables = lock(&self.tables);
-        match tables.idempotency.get_mut(&lease.key) {
-            Some(record) if record.token == lease.token => {
-                record.status = IdempotencyStatus::Completed(outcome.clone());
-                record.expires_at = now + to_chrono(ttl);
-                Ok(())
-            }
-            _ => Err(StoreError::LeaseLost {
-                key: lease.key.clone(),
-            }),
-        }
+        self.check_mark(&tables, Some(&mark))?;
+        self.write_mark(&mut tables, Some(&mark));
+        Ok(())
     }
 
     async fn complete_with_sent_outbox(
@@ -308,20 +380,15 @@ impl IdempotencyStore for InMemoryStore {
         ttl: Duration,
         sent: &UserState,
     ) -> Result<bool, StoreError> {
-        let now = self.clock.now();
+        let mark = EventMark {
+            lease: lease.clone(),
+            ttl,
+            status: MarkStatus::Completed(outcome.clone()),
+        };
         let mut tables = lock(&self.tables);
         let emptied = Self::check_version(&tables, sent).is_ok();
-        match tables.idempotency.get_mut(&lease.key) {
-            Some(record) if record.token == lease.token => {
-                record.status = IdempotencyStatus::Completed(outcome.clone());
-                record.expires_at = now + to_chrono(ttl);
-            }
-            _ => {
-                return Err(StoreError::LeaseLost {
-                    key: lease.key.clone(),
-                });
-            }
-        }
+        self.check_mark(&tables, Some(&mark))?;
+        self.write_mark(&mut tables, Some(&mark));
         if emptied {
             let next = self.next_state(sent);
             tables.states.insert(next.user_id.clone(), next);
@@ -548,7 +615,12 @@ mod tests {
         ));
 
         clock.advance(Duration::from_secs(31));
-        let Begin::Started(taken) = store.begin("evt-1", deadline, ttl).await.expect("begin")
+        // The taker runs under its own deadline.
+        let taker_deadline = Deadline::after(&clock, Duration::from_secs(30));
+        let Begin::Started(taken) = store
+            .begin("evt-1", taker_deadline, ttl)
+            .await
+            .expect("begin")
         else {
             panic!("expired in-progress must be taken over");
         };

@@ -108,20 +108,75 @@ pub struct Committed {
     pub audit: AuditRecord,
 }
 
+/// An event's idempotency record, written inside a state or audit write so that taking the
+/// event, and later completing it, costs no call of its own. The write succeeds only while
+/// nobody else holds the event (an unexpired lease of another token) or has completed it; if
+/// not, the whole write is refused with `StoreError::LeaseLost`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventMark {
+    pub lease: Lease,
+    /// How long the record is kept, from now.
+    pub ttl: Duration,
+    pub status: MarkStatus,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum MarkStatus {
+    /// Taken until the invocation's deadline (Powertools' IN_PROGRESS).
+    InProgress { until: DateTime<Utc> },
+    /// Done: this outcome answers later deliveries.
+    Completed(serde_json::Value),
+}
+
+/// An event's idempotency record as read with the state (an expired one reads as none).
+#[derive(Debug, Clone, PartialEq)]
+pub enum EventRecord {
+    InProgress { owner: String, until: DateTime<Utc> },
+    Completed(serde_json::Value),
+}
+
 /// Per-user presence state under optimistic concurrency.
 #[async_trait]
 pub trait StateStore: Send + Sync + fmt::Debug {
     /// The stored state with its version, or None if the user was never stored.
-    async fn get(&self, user: &UserId) -> Result<Option<UserState>, StoreError>;
+    async fn get(&self, user: &UserId) -> Result<Option<UserState>, StoreError> {
+        Ok(self.get_for_event(user, None).await?.0)
+    }
+
+    /// The state read together with the idempotency record under `event_key` (one read).
+    async fn get_for_event(
+        &self,
+        user: &UserId,
+        event_key: Option<&str>,
+    ) -> Result<(Option<UserState>, Option<EventRecord>), StoreError>;
 
     /// Writes `state` as version `state.version + 1` if the stored version is still
     /// `state.version` (0: if nothing is stored). A lost race is `StoreError::Conflict`.
-    async fn put(&self, state: &UserState) -> Result<UserState, StoreError>;
+    async fn put(&self, state: &UserState) -> Result<UserState, StoreError> {
+        self.put_marked(state, None).await
+    }
+
+    /// `put`, with the event's record in the same atomic write when `mark` is given.
+    async fn put_marked(
+        &self,
+        state: &UserState,
+        mark: Option<&EventMark>,
+    ) -> Result<UserState, StoreError>;
 
     /// `put` plus one audit record, atomically: state, record and chain head move in a single
     /// transaction or not at all. A moved chain head is retried inside (bounded); a version
     /// conflict is returned as `StoreError::Conflict`.
-    async fn commit(&self, state: &UserState, audit: AuditEntry) -> Result<Committed, StoreError>;
+    async fn commit(&self, state: &UserState, audit: AuditEntry) -> Result<Committed, StoreError> {
+        self.commit_marked(state, audit, None).await
+    }
+
+    /// `commit`, with the event's record in the same transaction when `mark` is given.
+    async fn commit_marked(
+        &self,
+        state: &UserState,
+        audit: AuditEntry,
+        mark: Option<&EventMark>,
+    ) -> Result<Committed, StoreError>;
 
     /// Users whose `due_at` is at or before `before`, earliest first, at most `limit`.
     async fn due(
@@ -135,7 +190,16 @@ pub trait StateStore: Send + Sync + fmt::Debug {
 #[async_trait]
 pub trait AuditLog: Send + Sync + fmt::Debug {
     /// Appends a record for a decision that changed no state.
-    async fn append(&self, entry: AuditEntry) -> Result<AuditRecord, StoreError>;
+    async fn append(&self, entry: AuditEntry) -> Result<AuditRecord, StoreError> {
+        self.append_marked(entry, None).await
+    }
+
+    /// `append`, with the event's record in the same transaction when `mark` is given.
+    async fn append_marked(
+        &self,
+        entry: AuditEntry,
+        mark: Option<&EventMark>,
+    ) -> Result<AuditRecord, StoreError>;
 
     /// A user's records with `from <= at < to`, oldest first.
     async fn by_user(
@@ -190,6 +254,8 @@ pub trait IdempotencyStore: Send + Sync + fmt::Debug {
     ) -> Result<Begin, StoreError>;
 
     /// Stores the outcome; later `begin`s return it until the record expires (`ttl` from now).
+    /// Refused (`LeaseLost`) if someone else holds the key or completed it; a key never taken
+    /// (its decision's writes carried no lease) is completed as well.
     async fn complete(
         &self,
         lease: &Lease,

@@ -16,7 +16,7 @@ use super::{
 };
 use crate::aws::sdk_error;
 use crate::model::UserId;
-use crate::ports::{AuditLog, StoreError};
+use crate::ports::{AuditLog, EventMark, StoreError};
 use crate::state::{
     AuditEntry, AuditRecord, ChainBreak, ChainHead, ChainReport, TriggerId, UserState,
     verify_records,
@@ -128,6 +128,7 @@ impl DynamoStore {
         &self,
         entry: AuditEntry,
         state: Option<&UserState>,
+        mark: Option<&EventMark>,
     ) -> Result<(Option<UserState>, AuditRecord), StoreError> {
         let user = entry.user_id.clone();
         for attempt in 1..=self.max_chain_attempts {
@@ -143,7 +144,7 @@ impl DynamoStore {
                 None => self.read_head(&user).await?,
             };
             let record = AuditRecord::link(entry.clone(), head.as_ref(), self.now());
-            let (next_state, items) = self.chain_items(state, head.as_ref(), &record)?;
+            let (next_state, items) = self.chain_items(state, head.as_ref(), &record, mark)?;
             let result = self
                 .client
                 .transact_write_items()
@@ -153,7 +154,7 @@ impl DynamoStore {
                 .await;
             match result {
                 Ok(_) => return Ok((next_state, record)),
-                Err(err) => retryable(err, state)?,
+                Err(err) => retryable(err, state, mark)?,
             }
             // Jitter spreads the losers so the next round has fewer contenders.
             let cap_ms = 5 * u64::from(attempt.min(10));
@@ -168,14 +169,15 @@ impl DynamoStore {
     }
 
     /// The items of one append transaction, in the order `retryable` relies on, and the state
-    /// they write.
+    /// they write: [state?, record, head, event record?].
     fn chain_items(
         &self,
         state: Option<&UserState>,
         head: Option<&ChainHead>,
         record: &AuditRecord,
+        mark: Option<&EventMark>,
     ) -> Result<(Option<UserState>, Vec<TransactWriteItem>), StoreError> {
-        let mut items = Vec::with_capacity(3);
+        let mut items = Vec::with_capacity(4);
         let mut next_state = None;
         if let Some(state) = state {
             let (next, put) = self.state_put(state)?;
@@ -195,6 +197,13 @@ impl DynamoStore {
                 .put(self.head_put(head, record)?)
                 .build(),
         );
+        if let Some(mark) = mark {
+            items.push(
+                TransactWriteItem::builder()
+                    .put(self.mark_put(mark)?)
+                    .build(),
+            );
+        }
         Ok((next_state, items))
     }
 }
@@ -203,6 +212,7 @@ impl DynamoStore {
 fn retryable<R>(
     err: SdkError<TransactWriteItemsError, R>,
     state: Option<&UserState>,
+    mark: Option<&EventMark>,
 ) -> Result<(), StoreError>
 where
     R: std::fmt::Debug + Send + Sync + 'static,
@@ -215,6 +225,12 @@ where
         && failed.first() == Some(&true)
     {
         return Err(DynamoStore::conflict(state));
+    }
+    // The event record is the last item when present: someone else holds or completed it.
+    if let Some(mark) = mark
+        && failed.last() == Some(&true)
+    {
+        return Err(DynamoStore::mark_lost(mark));
     }
     // Anything else cancelled (head moved, record key taken, a concurrent transaction on the
     // same items) is cured by re-reading the head.
@@ -238,8 +254,12 @@ fn transaction_token(record: &AuditRecord, state: Option<&UserState>) -> String 
 
 #[async_trait]
 impl AuditLog for DynamoStore {
-    async fn append(&self, entry: AuditEntry) -> Result<AuditRecord, StoreError> {
-        Ok(self.append_chained(entry, None).await?.1)
+    async fn append_marked(
+        &self,
+        entry: AuditEntry,
+        mark: Option<&EventMark>,
+    ) -> Result<AuditRecord, StoreError> {
+        Ok(self.append_chained(entry, None, mark).await?.1)
     }
 
     async fn by_user(

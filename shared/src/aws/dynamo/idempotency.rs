@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
-use aws_sdk_dynamodb::types::{ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{
+    Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
+};
 use chrono::DateTime;
 
 use super::{
@@ -14,11 +16,17 @@ use super::{
 };
 use crate::aws::sdk_error;
 use crate::clock::Deadline;
-use crate::ports::{Begin, IdempotencyStore, Lease, StoreError};
+use crate::ports::{
+    Begin, EventMark, EventRecord, IdempotencyStore, Lease, MarkStatus, StoreError,
+};
 use crate::state::UserState;
 
 const IN_PROGRESS: &str = "INPROGRESS";
 const COMPLETED: &str = "COMPLETED";
+/// A record this caller may write: none, expired, or in progress and either ours or past its
+/// deadline (Powertools' takeover rules); never one someone else completed.
+const HOLDABLE: &str = "attribute_not_exists(pk) OR #expiry < :now OR (#status = :inprogress \
+                        AND (#inProgressExpiry < :now_ms OR #owner = :token))";
 
 impl DynamoStore {
     fn idempotency_key(key: &str) -> Item {
@@ -45,14 +53,15 @@ impl DynamoStore {
         outcome: &serde_json::Value,
         ttl: Duration,
     ) -> Result<Update, StoreError> {
+        let now = self.now();
         Update::builder()
             .table_name(&self.table)
             .set_key(Some(Self::idempotency_key(&lease.key)))
             .update_expression(
-                "SET #status = :completed, #outcome = :outcome, #expiry = :expiry \
-                 REMOVE #inProgressExpiry",
+                "SET #status = :completed, #outcome = :outcome, #expiry = :expiry, \
+                 #owner = :token REMOVE #inProgressExpiry",
             )
-            .condition_expression("#owner = :token")
+            .condition_expression(HOLDABLE)
             .expression_attribute_names("#status", "status")
             .expression_attribute_names("#outcome", "outcome")
             .expression_attribute_names("#expiry", TTL_ATTRIBUTE)
@@ -62,8 +71,62 @@ impl DynamoStore {
             .expression_attribute_values(":outcome", json_attr(outcome)?)
             .expression_attribute_values(":expiry", n(self.epoch_after(ttl)))
             .expression_attribute_values(":token", s(lease.token.clone()))
+            .expression_attribute_values(":now", n(now.timestamp()))
+            .expression_attribute_values(":now_ms", n(now.timestamp_millis()))
+            .expression_attribute_values(":inprogress", s(IN_PROGRESS))
             .build()
             .map_err(build_error)
+    }
+
+    /// The put of an event's record inside another write: taken only while nobody else holds
+    /// it (Powertools' takeover rules, plus our own lease) and nobody completed it.
+    pub(super) fn mark_put(&self, mark: &EventMark) -> Result<Put, StoreError> {
+        let mut item = Self::idempotency_key(&mark.lease.key);
+        item.insert("owner".to_owned(), s(mark.lease.token.clone()));
+        item.insert(TTL_ATTRIBUTE.to_owned(), n(self.epoch_after(mark.ttl)));
+        match &mark.status {
+            MarkStatus::InProgress { until } => {
+                item.insert("status".to_owned(), s(IN_PROGRESS));
+                item.insert("inProgressExpiry".to_owned(), n(until.timestamp_millis()));
+            }
+            MarkStatus::Completed(outcome) => {
+                item.insert("status".to_owned(), s(COMPLETED));
+                item.insert("outcome".to_owned(), json_attr(outcome)?);
+            }
+        }
+        let now = self.now();
+        Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression(HOLDABLE)
+            .expression_attribute_names("#expiry", TTL_ATTRIBUTE)
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_names("#inProgressExpiry", "inProgressExpiry")
+            .expression_attribute_names("#owner", "owner")
+            .expression_attribute_values(":now", n(now.timestamp()))
+            .expression_attribute_values(":now_ms", n(now.timestamp_millis()))
+            .expression_attribute_values(":inprogress", s(IN_PROGRESS))
+            .expression_attribute_values(":token", s(mark.lease.token.clone()))
+            .build()
+            .map_err(build_error)
+    }
+
+    /// An event's record as read with the state; one past its TTL (not yet swept) is none.
+    pub(super) fn read_event_record(&self, item: &Item) -> Result<Option<EventRecord>, StoreError> {
+        let r = Reader::new(item, "idempotency record");
+        if r.opt_n(TTL_ATTRIBUTE)?
+            .is_some_and(|expiry| expiry < self.now().timestamp())
+        {
+            return Ok(None);
+        }
+        Ok(Some(match Self::existing_idempotency(item)? {
+            Begin::AlreadyCompleted(outcome) => EventRecord::Completed(outcome),
+            Begin::InProgress { until } => EventRecord::InProgress {
+                owner: r.s("owner")?.to_owned(),
+                until,
+            },
+            Begin::Started(_) => return Err(r.corrupt("status", "unknown status")),
+        }))
     }
 
     fn existing_idempotency(item: &Item) -> Result<Begin, StoreError> {

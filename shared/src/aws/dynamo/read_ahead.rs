@@ -10,10 +10,13 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use super::{DynamoStore, HEAD_SK, Item, Reader, SHIFTS_SK, STATE_SK, user_pk};
+use super::{
+    DynamoStore, HEAD_SK, IDEMPOTENCY_SK, Item, Reader, SHIFTS_SK, STATE_SK, idempotency_pk,
+    user_pk,
+};
 use crate::aws::batch_get;
 use crate::model::UserId;
-use crate::ports::StoreError;
+use crate::ports::{EventRecord, StoreError};
 use crate::state::{ChainHead, UserState};
 
 /// How long read-ahead items answer for a later read (a transition takes milliseconds).
@@ -87,25 +90,32 @@ impl ReadAhead {
 
 impl DynamoStore {
     /// The user's state, read (consistently) with their chain head and cached schedule, which
-    /// are kept for the commit and the shift lookup of the same transition.
+    /// are kept for the commit and the shift lookup of the same transition, and with the
+    /// idempotency record of the event being handled, if any.
     pub(super) async fn read_state_ahead(
         &self,
         user: &UserId,
-    ) -> Result<Option<UserState>, StoreError> {
+        event_key: Option<&str>,
+    ) -> Result<(Option<UserState>, Option<EventRecord>), StoreError> {
         let pk = user_pk(user);
-        let keys = [STATE_SK, HEAD_SK, SHIFTS_SK].map(|sk| Self::key(pk.clone(), sk));
-        let read = batch_get(
-            &self.client,
-            &self.table,
-            keys.to_vec(),
-            true,
-            UNPROCESSED_ROUNDS,
-        )
-        .await?;
+        let mut keys: Vec<Item> = [STATE_SK, HEAD_SK, SHIFTS_SK]
+            .map(|sk| Self::key(pk.clone(), sk))
+            .to_vec();
+        let event_item_key = event_key.map(|key| Self::key(idempotency_pk(key), IDEMPOTENCY_SK));
+        keys.extend(event_item_key.clone());
+        let read = batch_get(&self.client, &self.table, keys, true, UNPROCESSED_ROUNDS).await?;
         if !read.unprocessed.is_empty() {
-            // Throttled throughout: read the state alone, keep nothing ahead.
+            // Throttled throughout: read the state and the event's record alone, keep nothing.
             let item = self.get_item(Self::key(pk, STATE_SK)).await?;
-            return item.as_ref().map(Self::read_state).transpose();
+            let state = item.as_ref().map(Self::read_state).transpose()?;
+            let event = match event_item_key {
+                Some(key) => self.get_item(key).await?,
+                None => None,
+            };
+            let event = event
+                .map(|item| self.read_event_record(&item))
+                .transpose()?;
+            return Ok((state, event.flatten()));
         }
         let mut items: HashMap<String, Item> = HashMap::new();
         for item in read.items {
@@ -114,6 +124,11 @@ impl DynamoStore {
         }
         let head = items.get(HEAD_SK).map(Self::read_head_item).transpose()?;
         self.read_ahead.keep(user, head, items.remove(SHIFTS_SK));
-        items.get(STATE_SK).map(Self::read_state).transpose()
+        let state = items.get(STATE_SK).map(Self::read_state).transpose()?;
+        let event = items
+            .get(IDEMPOTENCY_SK)
+            .map(|item| self.read_event_record(item))
+            .transpose()?;
+        Ok((state, event.flatten()))
     }
 }

@@ -54,6 +54,8 @@ impl BulkItem {
             email: self.entry().user.email.as_deref(),
             trigger,
             event_id: Some(&self.event.event_id),
+            // The bulk path takes its events' keys up front (`claim_events`).
+            hold: None,
             read: &self.state,
             live: Some(live),
             deadline,
@@ -318,7 +320,7 @@ impl TransitionService {
         let decided = decide(&trigger, &cx);
         let result = match (&decided.decision, &decided.next) {
             (Decision::Apply { target, restore_to }, Some(next)) => {
-                match self.claim(&item.state, next).await {
+                match self.claim(&item.state, next, None).await {
                     Ok(Some(claim)) => {
                         let (target, restore_to) = (target.clone(), restore_to.clone());
                         return Some(ClaimedApply {
@@ -419,7 +421,7 @@ impl TransitionService {
         };
         let mut audit = at.entry();
         let payload = write.record(&mut audit, &at, &claim.claimed);
-        self.settle_apply(&item.user, claim.claimed, written, audit, payload)
+        self.settle_apply(&item.user, claim.claimed, written, audit, payload, None)
             .await?;
         Ok(Outcome::new(
             OutcomeKind::Applied,

@@ -1,25 +1,166 @@
 //! The way in: whose event it is, whether it was handled before (idempotency), and the audited
 //! refusal of events that cannot be handled.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
 use serde_json::json;
 
 use super::{Outcome, OutcomeKind, StageTimings, TransitionError, TransitionService};
 use crate::clock::Deadline;
 use crate::events::{self, CalendarEntry, EventError, InboundEvent, ParsedEvent};
 use crate::model::UserId;
-use crate::ports::{Begin, Lease, StoreError};
+use crate::ports::{Begin, EventMark, EventRecord, Lease, MarkStatus, StoreError};
 use crate::state::{AuditEntry, DecisionKind};
 
 pub use crate::model::UNATTRIBUTED_USER;
 
+/// The event being handled and this invocation's token for it. Its idempotency record rides
+/// on the writes the decision makes anyway: the claim takes it (a lease), the commit completes
+/// it (the outcome), so handling an event once costs no call of its own.
+#[derive(Debug)]
+pub(super) struct EventHold {
+    pub event_id: String,
+    lease: Lease,
+    until: Deadline,
+    ttl: Duration,
+    /// A write took the lease: it is given back if the event fails.
+    leased: AtomicBool,
+    /// A write stored the outcome: nothing is left to complete.
+    completed: AtomicBool,
+}
+
+impl EventHold {
+    pub(super) fn new(event_id: &str, until: Deadline, ttl: Duration) -> Self {
+        Self {
+            event_id: event_id.to_owned(),
+            lease: Lease {
+                key: event_key(event_id),
+                token: ulid::Ulid::new().to_string(),
+            },
+            until,
+            ttl,
+            leased: AtomicBool::new(false),
+            completed: AtomicBool::new(false),
+        }
+    }
+
+    pub(super) fn key(&self) -> &str {
+        &self.lease.key
+    }
+
+    /// The record a claim carries: the event is ours until the deadline.
+    pub(super) fn lease_mark(&self) -> EventMark {
+        self.mark(MarkStatus::InProgress {
+            until: self.until.0,
+        })
+    }
+
+    /// The record a commit carries: the event's outcome, for later deliveries.
+    pub(super) fn completion_mark(&self, outcome: &Outcome) -> Result<EventMark, StoreError> {
+        Ok(self.mark(MarkStatus::Completed(stored(outcome)?)))
+    }
+
+    fn mark(&self, status: MarkStatus) -> EventMark {
+        EventMark {
+            lease: self.lease.clone(),
+            ttl: self.ttl,
+            status,
+        }
+    }
+
+    pub(super) fn wrote(&self, mark: &EventMark) {
+        let flag = match mark.status {
+            MarkStatus::InProgress { .. } => &self.leased,
+            MarkStatus::Completed(_) => &self.completed,
+        };
+        flag.store(true, Ordering::Release);
+    }
+
+    /// What the record read with the state means for this invocation: `Some` ends the event
+    /// here (an earlier delivery's outcome, or another invocation holds it).
+    pub(super) fn screen(
+        &self,
+        record: Option<EventRecord>,
+        now: DateTime<Utc>,
+    ) -> Option<Result<Outcome, TransitionError>> {
+        match record? {
+            EventRecord::Completed(stored) => Some(Ok(stored_outcome(stored, &self.event_id))),
+            EventRecord::InProgress { owner, until }
+                if owner != self.lease.token && until >= now =>
+            {
+                Some(Err(TransitionError::InProgress {
+                    event_id: self.event_id.clone(),
+                }))
+            }
+            EventRecord::InProgress { .. } => None,
+        }
+    }
+}
+
+fn event_key(event_id: &str) -> String {
+    format!("transition#{event_id}")
+}
+
+/// An outcome as the idempotency record stores it.
+fn stored(outcome: &Outcome) -> Result<serde_json::Value, StoreError> {
+    serde_json::to_value(outcome)
+        .map_err(|error| StoreError::Invalid(format!("outcome not serialisable: {error}")))
+}
+
+/// An earlier delivery's stored outcome, marked as a duplicate.
+fn stored_outcome(stored: serde_json::Value, event_id: &str) -> Outcome {
+    let mut outcome: Outcome = serde_json::from_value(stored)
+        .unwrap_or_else(|_| Outcome::new(OutcomeKind::Unknown, Some(event_id), None, None));
+    outcome.duplicate = true;
+    outcome
+}
+
 impl TransitionService {
+    /// Ends an event whose record rode on the decision's writes: stores the outcome if no write
+    /// did, or gives the lease back after a failure so a redelivery runs again.
+    pub(super) async fn settle_event(
+        &self,
+        hold: &EventHold,
+        result: &Result<Outcome, TransitionError>,
+    ) -> Result<(), TransitionError> {
+        match result {
+            Ok(outcome) if outcome.duplicate => {}
+            Ok(outcome) => {
+                if let Some(user) = outcome
+                    .user_id
+                    .as_deref()
+                    .and_then(|u| UserId::parse(u).ok())
+                {
+                    self.empty_sent_outbox(&user).await;
+                }
+                if !hold.completed.load(Ordering::Acquire) {
+                    let stored = stored(outcome)?;
+                    let ttl = self.deps.idempotency_ttl;
+                    self.deps
+                        .idempotency
+                        .complete(&hold.lease, &stored, ttl)
+                        .await?;
+                }
+            }
+            Err(_) if hold.leased.load(Ordering::Acquire) => {
+                if let Err(release) = self.deps.idempotency.release(&hold.lease).await {
+                    tracing::warn!(error = %release, "could not release the idempotency key; it expires with the deadline");
+                }
+            }
+            Err(_) => {}
+        }
+        Ok(())
+    }
+
     /// Claims the event id; `Err(outcome)` is the stored outcome of an earlier delivery.
     pub(super) async fn begin(
         &self,
         parsed: &ParsedEvent,
         deadline: Deadline,
     ) -> Result<Result<Lease, Outcome>, TransitionError> {
-        let key = format!("transition#{}", parsed.event_id);
+        let key = event_key(&parsed.event_id);
         match self
             .deps
             .idempotency
@@ -27,13 +168,7 @@ impl TransitionService {
             .await?
         {
             Begin::Started(lease) => Ok(Ok(lease)),
-            Begin::AlreadyCompleted(stored) => {
-                let mut outcome: Outcome = serde_json::from_value(stored).unwrap_or_else(|_| {
-                    Outcome::new(OutcomeKind::Unknown, Some(&parsed.event_id), None, None)
-                });
-                outcome.duplicate = true;
-                Ok(Err(outcome))
-            }
+            Begin::AlreadyCompleted(stored) => Ok(Err(stored_outcome(stored, &parsed.event_id))),
             Begin::InProgress { .. } => Err(TransitionError::InProgress {
                 event_id: parsed.event_id.clone(),
             }),
@@ -48,9 +183,7 @@ impl TransitionService {
     ) -> Result<(), TransitionError> {
         match result {
             Ok(outcome) => {
-                let stored = serde_json::to_value(outcome).map_err(|error| {
-                    StoreError::Invalid(format!("outcome not serialisable: {error}"))
-                })?;
+                let stored = stored(outcome)?;
                 let ttl = self.deps.idempotency_ttl;
                 let user = outcome.user_id.as_deref().map(UserId::parse);
                 match user
@@ -73,6 +206,25 @@ impl TransitionService {
             }
         }
         Ok(())
+    }
+
+    /// The refusal of an event that cannot be handled, once per event id.
+    pub(super) async fn reject_once(
+        &self,
+        parsed: &ParsedEvent,
+        user: Option<UserId>,
+        error: &EventError,
+        deadline: Deadline,
+    ) -> Result<Outcome, TransitionError> {
+        let lease = match self.begin(parsed, deadline).await? {
+            Ok(lease) => lease,
+            Err(stored) => return Ok(stored),
+        };
+        let result = self
+            .reject(Some(parsed.event_id.clone()), user, error)
+            .await;
+        self.finish(&lease, &result).await?;
+        result
     }
 
     /// `finish` whose own failure is logged: the event's result is what the caller reports.

@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use tokio::sync::Mutex;
 
+use inbound::EventHold;
 pub use inbound::{UNATTRIBUTED_USER, bounded_event_id, event_id_of};
 pub use outcome::{Outcome, OutcomeKind, StageTimings, TransitionError};
 pub use targets::Targets;
@@ -36,7 +37,11 @@ use crate::policy::Policy;
 use crate::ports::{
     AuditLog, IdempotencyStore, NotificationQueue, PresenceApi, ShiftSource, StateStore,
 };
+use crate::state::UserState;
 use record::{Attempt, Persisted};
+
+/// Who an event is about, with its e-mail and trigger; or the refusal (and whom it concerns).
+type Subject<'a> = Result<(UserId, Option<&'a str>, Trigger<'a>), (Option<UserId>, EventError)>;
 
 /// Re-reads after a lost race before giving up (the event is then retried by its source).
 /// Each round has one winner, so this bounds how many concurrent writers of one user all finish.
@@ -154,59 +159,69 @@ impl TransitionService {
         parsed: &ParsedEvent,
         deadline: Deadline,
     ) -> Result<Outcome, TransitionError> {
-        let lease = match self.begin(parsed, deadline).await? {
-            Ok(lease) => lease,
-            Err(stored) => return Ok(stored),
+        let (user, email, trigger) = match self.subject(parsed, deadline).await? {
+            Ok(subject) => subject,
+            Err((user, error)) => return self.reject_once(parsed, user, &error, deadline).await,
         };
-        let mut result = self.process(parsed, deadline).await;
+        let hold = EventHold::new(&parsed.event_id, deadline, self.deps.idempotency_ttl);
+        let event = Some(&parsed.event_id[..]);
+        let mut result = self
+            .decide_and_apply(&user, email, &trigger, (event, Some(&hold)), deadline)
+            .await;
         if let Ok(outcome) = result.as_mut() {
             let auth = self.deps.presence.take_auth_timings();
             outcome.timings.secret_ms = auth.secret_ms;
             outcome.timings.token_ms = auth.token_ms;
         }
-        self.finish(&lease, &result).await?;
+        self.settle_event(&hold, &result).await?;
         result
     }
 
-    /// One event whose id is claimed: a calendar start or end, or an observed presence change.
+    /// One event whose id the caller already claimed (the bulk path's fallback).
     async fn process(
         &self,
         parsed: &ParsedEvent,
         deadline: Deadline,
     ) -> Result<Outcome, TransitionError> {
-        let event_id = parsed.event_id.as_str();
-        let (user, email, trigger) = match &parsed.event {
-            InboundEvent::Presence(observed) => (
-                observed.user_id.clone(),
-                None,
-                Trigger::PresenceChanged(&observed.snapshot),
-            ),
-            InboundEvent::Calendar { action, entry } => {
-                let user = match self.resolve_user(entry, deadline).await? {
-                    Ok(user) => user,
-                    Err(error) => {
-                        return self.reject(Some(event_id.to_owned()), None, &error).await;
-                    }
+        let event_id = Some(parsed.event_id.as_str());
+        match self.subject(parsed, deadline).await? {
+            Ok((user, email, trigger)) => {
+                self.decide_and_apply(&user, email, &trigger, (event_id, None), deadline)
+                    .await
+            }
+            Err((user, error)) => self.reject(event_id.map(str::to_owned), user, &error).await,
+        }
+    }
+
+    /// Whose event it is and what it triggers, or why it cannot be handled (and for whom).
+    async fn subject<'a>(
+        &self,
+        parsed: &'a ParsedEvent,
+        deadline: Deadline,
+    ) -> Result<Subject<'a>, TransitionError> {
+        let (action, entry) = match &parsed.event {
+            InboundEvent::Presence(observed) => {
+                let trigger = Trigger::PresenceChanged(&observed.snapshot);
+                return Ok(Ok((observed.user_id.clone(), None, trigger)));
+            }
+            InboundEvent::Calendar { action, entry } => (action, entry),
+        };
+        let user = match self.resolve_user(entry, deadline).await? {
+            Ok(user) => user,
+            Err(error) => return Ok(Err((None, error))),
+        };
+        let trigger = match action {
+            CalendarAction::Started => Trigger::Started(entry),
+            CalendarAction::Ended => Trigger::Ended(entry),
+            CalendarAction::Upserted | CalendarAction::Deleted => {
+                let error = EventError {
+                    field: "detail-type".to_owned(),
+                    reason: "planning events go to schedule-check, not transition".to_owned(),
                 };
-                let trigger = match action {
-                    CalendarAction::Started => Trigger::Started(entry),
-                    CalendarAction::Ended => Trigger::Ended(entry),
-                    CalendarAction::Upserted | CalendarAction::Deleted => {
-                        let error = EventError {
-                            field: "detail-type".to_owned(),
-                            reason: "planning events go to schedule-check, not transition"
-                                .to_owned(),
-                        };
-                        return self
-                            .reject(Some(event_id.to_owned()), Some(user), &error)
-                            .await;
-                    }
-                };
-                (user, entry.user.email.as_deref(), trigger)
+                return Ok(Err((Some(user), error)));
             }
         };
-        self.decide_and_apply(&user, email, &trigger, Some(event_id), deadline)
-            .await
+        Ok(Ok((user, entry.user.email.as_deref(), trigger)))
     }
 
     /// The sweep's entry point: a deferred start is due, or an end was missed.
@@ -216,7 +231,7 @@ impl TransitionService {
         trigger: &Trigger<'_>,
         deadline: Deadline,
     ) -> Result<Outcome, TransitionError> {
-        self.decide_and_apply(user, None, trigger, None, deadline)
+        self.decide_and_apply(user, None, trigger, (None, None), deadline)
             .await
     }
 
@@ -228,17 +243,25 @@ impl TransitionService {
         operator: &Operator,
         deadline: Deadline,
     ) -> Result<Outcome, TransitionError> {
-        self.decide_and_apply(user, None, &Trigger::Released(operator), None, deadline)
-            .await
+        self.decide_and_apply(
+            user,
+            None,
+            &Trigger::Released(operator),
+            (None, None),
+            deadline,
+        )
+        .await
     }
 
     /// Read → screen → live inputs → decide → record, again after a lost race (bounded).
+    /// `hold`: the event's idempotency record rides on this decision's writes; without it,
+    /// the caller holds the event's key (or there is no event: a sweep, a release).
     async fn decide_and_apply(
         &self,
         user: &UserId,
         email: Option<&str>,
         trigger: &Trigger<'_>,
-        event_id: Option<&str>,
+        (event_id, hold): (Option<&str>, Option<&EventHold>),
         deadline: Deadline,
     ) -> Result<Outcome, TransitionError> {
         let (mut read_ms, mut persist_ms) = (0_u64, 0_u64);
@@ -247,9 +270,17 @@ impl TransitionService {
             if attempt > 0 {
                 self.step_aside(attempt).await;
             }
-            let state = self.read_state(user).await?;
-            self.flush_outbox(&state).await;
+            let (state, record) = self
+                .deps
+                .state
+                .get_for_event(user, hold.map(EventHold::key))
+                .await?;
             let now = self.deps.clock.now();
+            if let Some(ended) = hold.and_then(|hold| hold.screen(record, now)) {
+                return ended;
+            }
+            let state = state.unwrap_or_else(|| UserState::new(user.clone(), now));
+            self.flush_outbox(&state).await;
             let base = Context {
                 now,
                 policy: &self.deps.policy,
@@ -280,6 +311,7 @@ impl TransitionService {
                 email,
                 trigger,
                 event_id,
+                hold,
                 read: &state,
                 live: live.as_ref(),
                 deadline,
@@ -289,7 +321,7 @@ impl TransitionService {
             persist_ms += persist_started.elapsed().as_millis() as u64;
             if let Persisted::Done(mut outcome) = persisted {
                 if event_id.is_none() {
-                    // No idempotency record to complete: empty the sent outbox now.
+                    // Not an event (a sweep, a release): empty the sent outbox now.
                     self.empty_sent_outbox(user).await;
                 }
                 outcome.timings.genesys_read_ms = read_ms;

@@ -7,10 +7,11 @@
 
 use std::time::Duration;
 
+use super::inbound::EventHold;
 use super::{TransitionError, TransitionService};
 use crate::clock::Deadline;
 use crate::model::{PresenceSnapshot, UserId};
-use crate::ports::{CasOutcome, PlatformError, StoreError};
+use crate::ports::{CasOutcome, EventMark, PlatformError, StoreError};
 use crate::state::{AuditEntry, ChangePayload, DecisionKind, Notification, NotificationKind};
 use crate::state::{PresenceRef, UserState};
 
@@ -27,6 +28,12 @@ pub(super) struct Claim {
     pub claimed: UserState,
 }
 
+/// The completion of the event a write finishes, carried in that write's transaction.
+pub(super) struct Completes<'a> {
+    pub hold: &'a EventHold,
+    pub mark: EventMark,
+}
+
 /// What a failed presence write does with the claim when Genesys may still have taken it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum OnUncertainWrite {
@@ -40,17 +47,26 @@ pub(super) enum OnUncertainWrite {
 
 impl TransitionService {
     /// Step 1. `None`: another writer moved the state first; re-read and decide again.
+    /// With `hold`, the claim also takes the event's idempotency lease (`None` when someone
+    /// else holds or completed the event: the re-read finds out which).
     pub(super) async fn claim(
         &self,
         read: &UserState,
         next: &UserState,
+        hold: Option<&EventHold>,
     ) -> Result<Option<Claim>, TransitionError> {
-        match self.deps.state.put(next).await {
-            Ok(claimed) => Ok(Some(Claim {
-                read: read.clone(),
-                claimed,
-            })),
-            Err(StoreError::Conflict(_)) => Ok(None),
+        let lease = hold.map(EventHold::lease_mark);
+        match self.deps.state.put_marked(next, lease.as_ref()).await {
+            Ok(claimed) => {
+                if let (Some(hold), Some(lease)) = (hold, &lease) {
+                    hold.wrote(lease);
+                }
+                Ok(Some(Claim {
+                    read: read.clone(),
+                    claimed,
+                }))
+            }
+            Err(StoreError::Conflict(_) | StoreError::LeaseLost { .. }) => Ok(None),
             Err(other) => Err(other.into()),
         }
     }
@@ -89,6 +105,7 @@ impl TransitionService {
         after: &PresenceSnapshot,
         entry: AuditEntry,
         payload: ChangePayload,
+        completes: Option<&Completes<'_>>,
     ) -> Result<(), TransitionError> {
         let mut state = claimed;
         for attempt in 0..SETTLE_ATTEMPTS {
@@ -105,7 +122,7 @@ impl TransitionService {
             }
             let notification = Some((NotificationKind::PresenceApplied, payload.clone()));
             match self
-                .commit_notifying(state.clone(), entry.clone(), notification)
+                .commit_settling(state.clone(), entry.clone(), notification, completes)
                 .await
             {
                 Ok(()) => return Ok(()),
@@ -160,30 +177,74 @@ impl TransitionService {
     }
 
     /// Commits state + audit (+ a notification in the outbox) or, without state, appends the
-    /// audit record. `Ok(false)`: a lost race, decide again.
+    /// audit record; either completes the event when `completes` is given. `Ok(false)`: a lost
+    /// race (or the event is someone else's), decide again.
     pub(super) async fn commit_or_append(
         &self,
         next: Option<UserState>,
         entry: AuditEntry,
         notification: Option<(NotificationKind, ChangePayload)>,
+        completes: Option<&Completes<'_>>,
     ) -> Result<bool, TransitionError> {
-        let Some(next) = next else {
-            self.deps.audit.append(entry).await?;
-            return Ok(true);
+        let result = match next {
+            Some(next) => {
+                self.commit_notifying(next, entry, notification, completes)
+                    .await
+            }
+            None => self.append_completing(entry, completes).await,
         };
-        match self.commit_notifying(next, entry, notification).await {
+        match result {
             Ok(()) => Ok(true),
-            Err(TransitionError::Store(StoreError::Conflict(_))) => Ok(false),
+            Err(TransitionError::Store(StoreError::Conflict(_) | StoreError::LeaseLost { .. })) => {
+                Ok(false)
+            }
             Err(other) => Err(other),
         }
     }
 
-    /// State + audit record (+ the notification, through the state's outbox) in one transaction.
+    /// Appends the audit record of a decision that changed no state, completing the event.
+    pub(super) async fn append_completing(
+        &self,
+        entry: AuditEntry,
+        completes: Option<&Completes<'_>>,
+    ) -> Result<(), TransitionError> {
+        let mark = completes.map(|c| &c.mark);
+        self.deps.audit.append_marked(entry, mark).await?;
+        if let Some(completes) = completes {
+            completes.hold.wrote(&completes.mark);
+        }
+        Ok(())
+    }
+
+    /// `commit_notifying` for a write Genesys already took: if the event's lease was taken over
+    /// meanwhile (our deadline passed), the write is still recorded, without the completion.
+    pub(super) async fn commit_settling(
+        &self,
+        next: UserState,
+        entry: AuditEntry,
+        notification: Option<(NotificationKind, ChangePayload)>,
+        completes: Option<&Completes<'_>>,
+    ) -> Result<(), TransitionError> {
+        let result = self
+            .commit_notifying(next.clone(), entry.clone(), notification.clone(), completes)
+            .await;
+        match result {
+            Err(TransitionError::Store(StoreError::LeaseLost { key })) if completes.is_some() => {
+                tracing::warn!(%key, "the event's lease was taken over; recording our write without its outcome");
+                self.commit_notifying(next, entry, notification, None).await
+            }
+            other => other,
+        }
+    }
+
+    /// State + audit record (+ the notification, through the state's outbox, + the event's
+    /// completion) in one transaction.
     pub(super) async fn commit_notifying(
         &self,
         mut next: UserState,
         entry: AuditEntry,
         notification: Option<(NotificationKind, ChangePayload)>,
+        completes: Option<&Completes<'_>>,
     ) -> Result<(), TransitionError> {
         if let Some((kind, payload)) = notification {
             let payload = serde_json::to_value(payload).map_err(|error| {
@@ -197,9 +258,13 @@ impl TransitionService {
                 payload,
             ));
         }
-        let committed = self.deps.state.commit(&next, entry).await?;
-        // The outbox is emptied later, by the write that completes the event's idempotency
-        // record (`inbound::finish`), or at once when there is none: one write fewer.
+        let mark = completes.map(|c| &c.mark);
+        let committed = self.deps.state.commit_marked(&next, entry, mark).await?;
+        if let Some(completes) = completes {
+            completes.hold.wrote(&completes.mark);
+        }
+        // The outbox is emptied after the event is settled (`inbound`), or at once when there
+        // is no event.
         if let Some(emptied) = self.send_outbox(&committed.state).await {
             self.sent_outboxes()
                 .insert(emptied.user_id.clone(), emptied);

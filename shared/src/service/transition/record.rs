@@ -5,7 +5,8 @@ use std::time::Instant;
 
 use serde_json::json;
 
-use super::protocol::OnUncertainWrite;
+use super::inbound::EventHold;
+use super::protocol::{Completes, OnUncertainWrite};
 use super::{Live, Outcome, OutcomeKind, TransitionError, TransitionService};
 use crate::clock::Deadline;
 use crate::decide::{Decided, Decision, SkipReason, Trigger};
@@ -22,6 +23,8 @@ pub(super) struct Attempt<'a> {
     pub email: Option<&'a str>,
     pub trigger: &'a Trigger<'a>,
     pub event_id: Option<&'a str>,
+    /// The event's idempotency record, carried by this attempt's writes.
+    pub hold: Option<&'a EventHold>,
     pub read: &'a UserState,
     pub live: Option<&'a Live>,
     pub deadline: Deadline,
@@ -50,6 +53,18 @@ impl Attempt<'_> {
 
     fn outcome(&self, kind: OutcomeKind, reason: Option<String>) -> Outcome {
         Outcome::new(kind, self.event_id, Some(self.user), reason)
+    }
+
+    /// The event's completion with `outcome`, for the write that records the decision.
+    pub(super) fn completes(&self, outcome: &Outcome) -> Result<Option<Completes<'_>>, StoreError> {
+        self.hold
+            .map(|hold| {
+                Ok(Completes {
+                    hold,
+                    mark: hold.completion_mark(outcome)?,
+                })
+            })
+            .transpose()
     }
 
     /// A notification about the live presence (deferred, skipped).
@@ -87,8 +102,12 @@ impl TransitionService {
                 entry.kind = DecisionKind::Kept;
                 let reason = format!("{active} triggers are active; the presence stays");
                 entry.reason = Some(reason.clone());
-                let done = self.commit_or_append(decided.next, entry, None).await?;
-                Ok(finished(done, at.outcome(OutcomeKind::Kept, Some(reason))))
+                let outcome = at.outcome(OutcomeKind::Kept, Some(reason));
+                let completes = at.completes(&outcome)?;
+                let done = self
+                    .commit_or_append(decided.next, entry, None, completes.as_ref())
+                    .await?;
+                Ok(finished(done, outcome))
             }
             Decision::Defer { until, routing } => {
                 self.defer(at, decided.next, until, routing).await
@@ -98,10 +117,12 @@ impl TransitionService {
                 let mut entry = at.entry();
                 entry.kind = DecisionKind::Rejected;
                 entry.reason = Some(reason.clone());
-                self.deps.audit.append(entry).await?;
-                Ok(Persisted::Done(
-                    at.outcome(OutcomeKind::Rejected, Some(reason)),
-                ))
+                let outcome = at.outcome(OutcomeKind::Rejected, Some(reason));
+                let completes = at.completes(&outcome)?;
+                let done = self
+                    .commit_or_append(None, entry, None, completes.as_ref())
+                    .await?;
+                Ok(finished(done, outcome))
             }
         }
     }
@@ -118,7 +139,7 @@ impl TransitionService {
             let message = "an apply decision without state or live presence";
             return Err(StoreError::Invalid(message.to_owned()).into());
         };
-        let Some(claim) = self.claim(at.read, &next).await? else {
+        let Some(claim) = self.claim(at.read, &next, at.hold).await? else {
             return Ok(Persisted::Retry);
         };
         let started = Instant::now();
@@ -145,10 +166,18 @@ impl TransitionService {
                 };
                 let mut entry = at.entry();
                 let payload = write.record(&mut entry, at, &claim.claimed);
-                self.settle_apply(at.user, claim.claimed, &after, entry, payload)
-                    .await?;
                 let mut done = at.outcome(OutcomeKind::Applied, None);
                 done.timings.genesys_write_ms = write_ms;
+                let completes = at.completes(&done)?;
+                self.settle_apply(
+                    at.user,
+                    claim.claimed,
+                    &after,
+                    entry,
+                    payload,
+                    completes.as_ref(),
+                )
+                .await?;
                 Ok(Persisted::Done(done))
             }
             Ok(CasOutcome::Refused { .. }) => {
@@ -181,7 +210,7 @@ impl TransitionService {
             let message = "a restore without the tag of our write";
             return Err(StoreError::Invalid(message.to_owned()).into());
         };
-        let Some(claim) = self.claim(at.read, &next).await? else {
+        let Some(claim) = self.claim(at.read, &next, at.hold).await? else {
             return Ok(Persisted::Retry);
         };
         let ended_by = match at.trigger {
@@ -213,20 +242,22 @@ impl TransitionService {
                     reason: Some(ended_by.clone()),
                 };
                 let notification = Some((NotificationKind::PresenceRestored, payload));
-                self.commit_notifying(claim.claimed, entry, notification)
-                    .await?;
                 let mut done = at.outcome(OutcomeKind::Restored, Some(ended_by));
                 done.timings.genesys_write_ms = write_ms;
+                let completes = at.completes(&done)?;
+                self.commit_settling(claim.claimed, entry, notification, completes.as_ref())
+                    .await?;
                 Ok(Persisted::Done(done))
             }
             Ok(CasOutcome::Refused { current }) => {
                 let reason = SkipReason::ChangedBySomeoneElse.describe();
                 entry.reason = Some(reason.clone());
                 entry.after = Some(reference(&current));
-                self.commit_notifying(claim.claimed, entry, None).await?;
-                Ok(Persisted::Done(
-                    at.outcome(OutcomeKind::Skipped, Some(reason)),
-                ))
+                let done = at.outcome(OutcomeKind::Skipped, Some(reason));
+                let completes = at.completes(&done)?;
+                self.commit_settling(claim.claimed, entry, None, completes.as_ref())
+                    .await?;
+                Ok(Persisted::Done(done))
             }
             Err(error) => Err(self
                 .fail_write(&claim, error, OnUncertainWrite::ReleaseClaim)
@@ -254,11 +285,12 @@ impl TransitionService {
             let payload = at.about_live(&live.current, Some(until), &reason);
             (NotificationKind::ChangeDeferred, payload)
         });
-        let done = self.commit_or_append(next, entry, notification).await?;
-        Ok(finished(
-            done,
-            at.outcome(OutcomeKind::Deferred, Some(reason)),
-        ))
+        let outcome = at.outcome(OutcomeKind::Deferred, Some(reason));
+        let completes = at.completes(&outcome)?;
+        let done = self
+            .commit_or_append(next, entry, notification, completes.as_ref())
+            .await?;
+        Ok(finished(done, outcome))
     }
 
     async fn skip(
@@ -290,8 +322,12 @@ impl TransitionService {
         } else {
             None
         };
-        let done = self.commit_or_append(next, entry, notification).await?;
-        Ok(finished(done, at.outcome(OutcomeKind::Skipped, Some(text))))
+        let outcome = at.outcome(OutcomeKind::Skipped, Some(text));
+        let completes = at.completes(&outcome)?;
+        let done = self
+            .commit_or_append(next, entry, notification, completes.as_ref())
+            .await?;
+        Ok(finished(done, outcome))
     }
 }
 

@@ -83,29 +83,70 @@ async fn fifty_concurrent_starts_for_one_user_apply_exactly_once() {
     assert!(h.store.verify_chain(&user).await.expect("verify").is_ok());
 }
 
+/// The event's idempotency record rides on the state claim and the commit, so every delivery
+/// reads and decides before any of them holds the event: the claim's transaction is the point
+/// where all but one learn it is taken.
+#[tokio::test]
+async fn the_same_start_delivered_eight_times_concurrently_applies_once_with_one_record() {
+    let h = Harness::start().await;
+    let event = h.calendar(STARTED, "dup-1", ada(), "m-1", -1, 30);
+    let mut outcomes = Vec::new();
+    let mut pending = 8;
+    for _round in 0..10 {
+        let results = futures::future::join_all((0..pending).map(|_| {
+            let (service, deadline, event) = (h.service.clone(), h.deadline(), event.clone());
+            tokio::spawn(async move { service.handle_json(&event, deadline).await })
+        }))
+        .await;
+        pending = 0;
+        for joined in results {
+            match joined.expect("task") {
+                Ok(outcome) => outcomes.push(outcome),
+                Err(error) => {
+                    assert!(error.is_retryable(), "{error}");
+                    pending += 1;
+                }
+            }
+        }
+        if pending == 0 {
+            break;
+        }
+    }
+    assert_eq!(pending, 0, "deliveries never handled");
+    assert_eq!(h.patches(ada()), 1, "{outcomes:?}");
+    let firsts: Vec<_> = outcomes.iter().filter(|o| !o.duplicate).collect();
+    assert_eq!(firsts.len(), 1, "{outcomes:?}");
+    assert_eq!(firsts[0].decision, "applied");
+    assert!(
+        outcomes.iter().all(|o| o.decision == "applied"),
+        "duplicates answer with the stored outcome: {outcomes:?}"
+    );
+    let records = h.audit(ada()).await;
+    let of_event: Vec<_> = records
+        .iter()
+        .filter(|r| r.event_id.as_deref() == Some("dup-1"))
+        .collect();
+    assert_eq!(of_event.len(), 1, "{records:?}");
+    assert_eq!(of_event[0].kind, DecisionKind::Applied);
+}
+
 #[tokio::test]
 async fn dynamodb_throttling_before_any_effect_is_retryable_and_the_redelivery_applies() {
     let h = Harness::start().await;
     let event = h.calendar(STARTED, "t-1", ada(), "m-1", -1, 30);
-    // Every attempt of the SDK's own retries is throttled.
-    moto::inject_fault(
-        &format!("{DYNAMODB}.PutItem"),
-        "ProvisionedThroughputExceededException",
-        400,
-        20,
-        "before",
-        h.store.table(),
-    )
-    .await;
-    moto::inject_fault(
-        &format!("{DYNAMODB}.UpdateItem"),
-        "ThrottlingException",
-        400,
-        20,
-        "before",
-        h.store.table(),
-    )
-    .await;
+    // Every attempt of the SDK's own retries is throttled, from the first write on (the
+    // state claim, a transaction carrying the event's lease).
+    for (write, code) in [
+        (
+            "TransactWriteItems",
+            "ProvisionedThroughputExceededException",
+        ),
+        ("PutItem", "ProvisionedThroughputExceededException"),
+        ("UpdateItem", "ThrottlingException"),
+    ] {
+        let target = format!("{DYNAMODB}.{write}");
+        moto::inject_fault(&target, code, 400, 20, "before", h.store.table()).await;
+    }
     let error = h
         .service
         .handle_json(&event, h.deadline())
@@ -132,14 +173,15 @@ async fn dynamodb_throttling_before_any_effect_is_retryable_and_the_redelivery_a
 async fn a_crash_between_claim_and_commit_does_not_block_the_user() {
     let h = Harness::start().await;
     let start = h.calendar(STARTED, "k-1", ada(), "m-1", -1, 30);
-    // The commit after the PATCH never lands, as if the function died there.
-    moto::inject_fault(
+    // The commit after the PATCH (the transaction that moves the audit chain head) never
+    // lands, as if the function died there; the claim before it does.
+    moto::inject_fault_at(
         &format!("{DYNAMODB}.TransactWriteItems"),
         "InternalServerError",
         500,
         50,
-        "before",
         h.store.table(),
+        "AUDITHEAD",
     )
     .await;
     let error = h
@@ -475,8 +517,9 @@ async fn genesys_slower_than_the_deadline_leaves_no_agent_stuck() {
 async fn a_request_dynamodb_refuses_is_not_retried_and_leaves_a_record() {
     let h = Harness::start().await;
     // As DynamoDB answers a key or item over its limits: the same call can never succeed.
+    // The first write is the state claim (a transaction carrying the event's lease).
     moto::inject_fault(
-        &format!("{DYNAMODB}.PutItem"),
+        &format!("{DYNAMODB}.TransactWriteItems"),
         "ValidationException",
         400,
         1,
@@ -501,7 +544,7 @@ async fn a_request_dynamodb_refuses_is_not_retried_and_leaves_a_record() {
     assert_eq!(records[0].kind, DecisionKind::Rejected);
     let reason = records[0].reason.clone().unwrap_or_default();
     assert!(
-        reason.starts_with("failed, not retryable: PutItem refused"),
+        reason.starts_with("failed, not retryable: TransactWriteItems refused"),
         "{reason}"
     );
 }

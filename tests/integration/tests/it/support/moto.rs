@@ -73,17 +73,45 @@ pub async fn inject_fault(
     when: &str,
     scope: &str,
 ) {
+    let fault = serde_json::json!({
+        "target": target,
+        "code": code,
+        "status": status,
+        "count": count,
+        "when": when,
+        "body_contains": scope,
+        "message": format!("injected {code}"),
+    });
+    arm_fault(fault).await;
+}
+
+/// `inject_fault` for the requests of `scope` whose body also holds `step` (an item key that
+/// only one step of the test writes, such as the audit chain head of a commit).
+pub async fn inject_fault_at(
+    target: &str,
+    code: &str,
+    status: u16,
+    count: u32,
+    scope: &str,
+    step: &str,
+) {
+    let fault = serde_json::json!({
+        "target": target,
+        "code": code,
+        "status": status,
+        "count": count,
+        "when": "before",
+        "body_contains": scope,
+        "also_contains": step,
+        "message": format!("injected {code}"),
+    });
+    arm_fault(fault).await;
+}
+
+async fn arm_fault(fault: serde_json::Value) {
     let response = reqwest::Client::new()
         .post(format!("{}/_standin/faults", endpoint()))
-        .json(&serde_json::json!({
-            "target": target,
-            "code": code,
-            "status": status,
-            "count": count,
-            "when": when,
-            "body_contains": scope,
-            "message": format!("injected {code}"),
-        }))
+        .json(&fault)
         .send()
         .await
         .expect("stand-in control endpoint");
