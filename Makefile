@@ -73,7 +73,7 @@ fmt: ## format the code
 
 # One package per build, as `cargo lambda watch` builds each function (`cargo run --bin NAME`), so
 # the watch finds them fresh. schedule-check joins when the workspace has it.
-DEMO_FUNCTIONS := transition webhook-dispatch calendar-notify calendar-sync calendar-upkeep $(if $(wildcard functions/schedule-check/Cargo.toml),schedule-check)
+DEMO_FUNCTIONS := transition outbox-relay webhook-dispatch calendar-notify calendar-sync calendar-upkeep $(if $(wildcard functions/schedule-check/Cargo.toml),schedule-check)
 
 demo: setup ## the scripted day on local stand-ins: moto, Genesys simulator, webhook receiver, the functions (docs/demo.md)
 	$(LOCAL_BUILD)

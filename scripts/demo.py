@@ -139,6 +139,9 @@ class Day:
         self.sqs = env.client("sqs")
         self.events = env.client("events")
         self.dynamodb = env.client("dynamodb")
+        self.streams = env.client("dynamodbstreams")
+        # The last record of the table's stream handed to outbox-relay.
+        self.relayed_up_to: str | None = None
         self.scheduler = env.client("scheduler")
         self.audit_seen: dict[str, int] = {}
         # Whose audit trail `show_audit` prints and `expect_audit` checks.
@@ -297,8 +300,60 @@ class Day:
         expect(count >= 1, "the event never reached the events queue (bus rule → SQS)")
         self.show_audit()
 
+    def relay_outbox(self) -> int:
+        """The table's stream mapping: the state changes since the last round → outbox-relay
+        (with the mapping's filter: user state items, inserted or modified)."""
+        table = self.env.resources["TABLE_NAME"]
+        arn = self.dynamodb.describe_table(TableName=table)["Table"]["LatestStreamArn"]
+        records: list[dict] = []
+        for shard in self.streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"]:
+            where = (
+                {"ShardIteratorType": "AFTER_SEQUENCE_NUMBER", "SequenceNumber": self.relayed_up_to}
+                if self.relayed_up_to
+                else {"ShardIteratorType": "TRIM_HORIZON"}
+            )
+            iterator = self.streams.get_shard_iterator(StreamArn=arn, ShardId=shard["ShardId"], **where)["ShardIterator"]
+            while True:
+                page = self.streams.get_records(ShardIterator=iterator)
+                if not page["Records"]:
+                    break
+                records.extend(page["Records"])
+                iterator = page["NextShardIterator"]
+        if not records:
+            return 0
+        self.relayed_up_to = records[-1]["dynamodb"]["SequenceNumber"]
+        state_changes = [
+            r for r in records if r["eventName"] in ("INSERT", "MODIFY") and r["dynamodb"]["Keys"]["sk"]["S"] == "STATE"
+        ]
+        if not state_changes:
+            return 0
+        event = {"Records": [self.stream_record(r, arn) for r in state_changes]}
+        answer = self.env.invoke("outbox-relay", event)
+        failed = (answer or {}).get("batchItemFailures", [])
+        expect(not failed, f"outbox-relay reported failed records: {failed}")
+        say(dim(f"outbox-relay ← table stream batch of {len(state_changes)} state change(s)"))
+        return len(state_changes)
+
+    @staticmethod
+    def stream_record(record: dict, stream_arn: str) -> dict:
+        change = dict(record["dynamodb"])
+        created = change.get("ApproximateCreationDateTime")
+        if isinstance(created, dt.datetime):
+            change["ApproximateCreationDateTime"] = created.timestamp()
+        return {
+            "eventID": record["eventID"],
+            "eventName": record["eventName"],
+            "eventVersion": record.get("eventVersion", "1.1"),
+            "eventSource": "aws:dynamodb",
+            "awsRegion": record.get("awsRegion", "us-east-1"),
+            "dynamodb": change,
+            "eventSourceARN": stream_arn,
+        }
+
     def notify(self, expect_delivery: bool = True) -> None:
-        """Drains the notifications queue into webhook-dispatch and shows what the receiver got."""
+        """Relays the committed notifications (table stream → outbox-relay → notifications queue),
+        drains that queue into webhook-dispatch and shows what the receiver got."""
+        self.relay_outbox()
         count = self.poll("webhook-dispatch", self.env.resources["NOTIFICATIONS_QUEUE_URL"], at_least=0, wait=0.5)
         if count == 0:
             say(dim("no notification was queued"))

@@ -87,8 +87,8 @@ pub struct UserState {
     /// Triggers that ended recently, so a late or repeated start changes nothing.
     #[serde(default)]
     pub ended_triggers: BTreeMap<TriggerId, DateTime<Utc>>,
-    /// Notifications committed with the state but not yet confirmed sent (transactional outbox):
-    /// whoever next handles this user sends them again; receivers dedupe on the id.
+    /// The notifications of the commit that wrote this version (transactional outbox): the
+    /// table's stream carries the commit to the outbox relay, which queues what it added.
     #[serde(default)]
     pub outbox: Vec<Notification>,
     pub deferred_until: Option<DateTime<Utc>>,

@@ -230,6 +230,39 @@ def test_a_cancelled_transaction_puts_back_exactly_the_items_it_named(ddb) -> No
     assert items(ddb, table) == before
 
 
+def test_a_cancelled_transaction_leaves_no_stream_record(ddb, client) -> None:
+    # The outbox relay reads the table's stream: a record of a write that was rolled back would
+    # announce a change that never happened.
+    table = unique("standin-stream")
+    ddb.create_table(
+        TableName=table,
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+        StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
+    )
+    ddb.put_item(TableName=table, Item={"pk": {"S": "blocker"}})
+    code, _ = error_code(
+        ddb.transact_write_items,
+        TransactItems=[
+            {"Put": {"TableName": table, "Item": {"pk": {"S": "written-then-undone"}}}},
+            put_if_absent(table, "blocker"),
+        ],
+    )
+    assert code == "TransactionCanceledException"
+    ddb.put_item(TableName=table, Item={"pk": {"S": "after"}})
+
+    streams = client("dynamodbstreams")
+    arn = ddb.describe_table(TableName=table)["Table"]["LatestStreamArn"]
+    shard = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"][0]["ShardId"]
+    iterator = streams.get_shard_iterator(StreamArn=arn, ShardId=shard, ShardIteratorType="TRIM_HORIZON")
+    records = streams.get_records(ShardIterator=iterator["ShardIterator"])["Records"]
+    written = [r["dynamodb"]["Keys"]["pk"]["S"] for r in records]
+    assert written == ["blocker", "after"]
+    sequences = [int(r["dynamodb"]["SequenceNumber"]) for r in records]
+    assert sequences == sorted(sequences) and len(set(sequences)) == 2
+
+
 def test_a_cancelled_transaction_on_a_table_with_a_sort_key_leaves_the_partition_as_it_was(ddb) -> None:
     table = unique("standin-sorted")
     ddb.create_table(

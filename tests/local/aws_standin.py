@@ -403,12 +403,17 @@ def install_item_level_rollback() -> None:
             backups = [_backup(self, entry) for entry in transact_items]
         except Exception:  # a malformed request: moto's own checks answer it, its own way
             return original(self, transact_items)
+        # moto writes item by item, and each write appends to the table's stream: a rolled-back
+        # transaction must leave no stream record either, as none is ever read from DynamoDB's.
+        streams = {id(t.stream_shard): (t.stream_shard, len(t.stream_shard.items)) for t, *_ in backups if t.stream_shard}
         models.copy = kept_in_place
         try:
             return original(self, transact_items)
         except Exception:
             for table, hash_key, range_key, item in reversed(backups):
                 _restore(table, hash_key, range_key, item)
+            for shard, length in streams.values():
+                del shard.items[length:]
             raise
         finally:
             models.copy = copy

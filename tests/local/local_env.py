@@ -240,7 +240,7 @@ class LocalEnv:
         `cargo lambda watch`): the names `infra/template.yaml` sets."""
         return {
             **self.aws_env,
-            # transition, schedule-check
+            # transition, schedule-check; outbox-relay sends to the notifications queue
             "TABLE_NAME": self.resources["TABLE_NAME"],
             "NOTIFICATIONS_QUEUE_URL": self.resources["NOTIFICATIONS_QUEUE_URL"],
             "GENESYS_SECRET_ID": self.resources["GENESYS_SECRET_ID"],

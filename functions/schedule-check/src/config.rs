@@ -44,9 +44,8 @@ impl Config {
 mod tests {
     use super::*;
 
-    const ALL: [(&str, &str); 7] = [
+    const ALL: [(&str, &str); 6] = [
         ("TABLE_NAME", "t"),
-        ("NOTIFICATIONS_QUEUE_URL", "http://q"),
         ("GENESYS_SECRET_ID", "s"),
         ("SCHEDULE_GROUP_NAME", "presence-autopilot"),
         (
@@ -70,7 +69,7 @@ mod tests {
 
     #[test]
     fn errors_name_the_variable() {
-        let error = Config::from(&env(&ALL[..6])).expect_err("missing");
+        let error = Config::from(&env(&ALL[..5])).expect_err("missing");
         assert_eq!(error.variable, "SCHEDULER_DLQ_ARN");
         let mut zero = ALL.to_vec();
         zero.push(("SWEEP_BUDGET", "0"));

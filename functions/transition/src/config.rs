@@ -35,11 +35,7 @@ mod tests {
         Env::from_pairs(pairs)
     }
 
-    const REQUIRED: [(&str, &str); 3] = [
-        ("TABLE_NAME", "t"),
-        ("NOTIFICATIONS_QUEUE_URL", "http://q"),
-        ("GENESYS_SECRET_ID", "s"),
-    ];
+    const REQUIRED: [(&str, &str); 2] = [("TABLE_NAME", "t"), ("GENESYS_SECRET_ID", "s")];
 
     #[test]
     fn defaults_apply() {
@@ -52,7 +48,7 @@ mod tests {
 
     #[test]
     fn errors_name_the_variable() {
-        let error = Config::from(&env(&REQUIRED[..2])).expect_err("missing");
+        let error = Config::from(&env(&REQUIRED[..1])).expect_err("missing");
         assert_eq!(error.variable, "GENESYS_SECRET_ID");
         let mut bad = REQUIRED.to_vec();
         bad.push(("AUDIT_RETENTION_DAYS", "forever"));

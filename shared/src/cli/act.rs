@@ -43,11 +43,6 @@ pub async fn release(
     let operator = Operator::parse(&operator).map_err(|e| CliError::Usage(e.to_string()))?;
     let settings = TransitionSettings {
         table_name: ops.table()?.to_owned(),
-        notifications_queue_url: setting(
-            &ops.stack.notifications_queue_url,
-            "--notifications-queue-url / NOTIFICATIONS_QUEUE_URL",
-        )?
-        .to_owned(),
         genesys_secret_id: setting(
             &ops.stack.genesys_secret_id,
             "--genesys-secret-id / GENESYS_SECRET_ID",

@@ -302,7 +302,7 @@ pub async fn state(
         state.ended_triggers.len().to_string(),
     ]);
     rows.push(vec![
-        "notifications not yet sent".to_owned(),
+        "notifications of the last commit".to_owned(),
         state.outbox.len().to_string(),
     ]);
     writeln!(out, "{user}")?;

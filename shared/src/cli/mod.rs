@@ -104,9 +104,6 @@ pub struct StackArgs {
     /// The Secrets Manager id of the Genesys OAuth client (names presences; `release` writes).
     #[arg(long, env = "GENESYS_SECRET_ID", global = true)]
     pub genesys_secret_id: Option<String>,
-    /// The notifications queue (`release` notifies subscribers as any decision does).
-    #[arg(long, env = "NOTIFICATIONS_QUEUE_URL", global = true)]
-    pub notifications_queue_url: Option<String>,
     /// The calendar sync queue (`subscriptions resync`).
     #[arg(long, env = "SYNC_QUEUE_URL", global = true)]
     pub sync_queue_url: Option<String>,

@@ -10,13 +10,10 @@ use std::time::Duration;
 
 use crate::aws::dynamo::DynamoStore;
 use crate::aws::secrets::secrets_manager_source;
-use crate::aws::sqs::SqsQueue;
 use crate::clock::{Clock, SystemClock};
 use crate::genesys::{GenesysClient, GenesysConfig, GenesysError, GenesysSecretCredentials};
 use crate::policy::{DEFAULT_POLICY, Policy, PolicyError};
-use crate::ports::{
-    AuditLog, IdempotencyStore, NotificationQueue, SecretSource, ShiftCache, StateStore, StoreError,
-};
+use crate::ports::{AuditLog, IdempotencyStore, SecretSource, ShiftCache, StateStore, StoreError};
 use crate::service::transition::{Targets, TransitionDeps};
 use crate::wfm::{CachedShifts, WfmShifts};
 
@@ -36,7 +33,6 @@ pub enum BootError {
 #[derive(Debug, Clone)]
 pub struct TransitionSettings {
     pub table_name: String,
-    pub notifications_queue_url: String,
     pub genesys_secret_id: String,
     pub policy_path: Option<std::path::PathBuf>,
     pub wfm_business_unit_ids: Vec<String>,
@@ -54,7 +50,6 @@ impl TransitionSettings {
     pub fn from_env(env: &crate::config::Env<'_>) -> Result<Self, crate::config::ConfigError> {
         Ok(Self {
             table_name: env.required("TABLE_NAME")?,
-            notifications_queue_url: env.required("NOTIFICATIONS_QUEUE_URL")?,
             genesys_secret_id: env.required("GENESYS_SECRET_ID")?,
             policy_path: env.optional("POLICY_PATH").map(std::path::PathBuf::from),
             wfm_business_unit_ids: env.list("WFM_BUSINESS_UNIT_IDS"),
@@ -129,15 +124,9 @@ pub async fn wire(
         )
         .with_audit_retention(settings.audit_retention),
     );
-    let queue = Arc::new(SqsQueue::new(
-        aws_sdk_sqs::Client::new(aws),
-        &settings.notifications_queue_url,
-        clock.clone(),
-    ));
     let (deps, shifts) = assemble_transition(TransitionParts {
         genesys,
         store: store.clone(),
-        queue,
         clock,
         policy: load_policy(settings.policy_path.as_deref())?,
         business_units: settings.wfm_business_unit_ids.clone(),
@@ -159,7 +148,6 @@ pub struct TransitionParts<S> {
     pub genesys: GenesysClient,
     /// State, audit chain, idempotency and the shift cache (one DynamoDB table in production).
     pub store: Arc<S>,
-    pub queue: Arc<dyn NotificationQueue>,
     pub clock: Arc<dyn Clock>,
     pub policy: Policy,
     pub business_units: Vec<String>,
@@ -181,7 +169,6 @@ where
     let TransitionParts {
         genesys,
         store,
-        queue,
         clock,
         policy,
         business_units,
@@ -202,7 +189,6 @@ where
         state: store.clone(),
         audit: store.clone(),
         idempotency: store,
-        queue,
         clock,
         policy: Arc::new(policy),
         // Resolved at the first event, so a cold start makes no Genesys call.

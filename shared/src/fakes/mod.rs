@@ -373,29 +373,6 @@ impl IdempotencyStore for InMemoryStore {
         Ok(())
     }
 
-    async fn complete_with_sent_outbox(
-        &self,
-        lease: &Lease,
-        outcome: &serde_json::Value,
-        ttl: Duration,
-        sent: &UserState,
-    ) -> Result<bool, StoreError> {
-        let mark = EventMark {
-            lease: lease.clone(),
-            ttl,
-            status: MarkStatus::Completed(outcome.clone()),
-        };
-        let mut tables = lock(&self.tables);
-        let emptied = Self::check_version(&tables, sent).is_ok();
-        self.check_mark(&tables, Some(&mark))?;
-        self.write_mark(&mut tables, Some(&mark));
-        if emptied {
-            let next = self.next_state(sent);
-            tables.states.insert(next.user_id.clone(), next);
-        }
-        Ok(emptied)
-    }
-
     async fn release(&self, lease: &Lease) -> Result<(), StoreError> {
         let mut tables = lock(&self.tables);
         match tables.idempotency.get(&lease.key) {

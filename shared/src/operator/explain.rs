@@ -230,12 +230,6 @@ fn pending(state: &UserState, names: &PresenceNames, zone: Tz) -> Vec<String> {
             local(trigger.ends_at, zone)
         ));
     }
-    if !state.outbox.is_empty() {
-        pending.push(format!(
-            "{} notification(s) committed but not yet confirmed sent",
-            state.outbox.len()
-        ));
-    }
     if pending.is_empty() {
         pending.push("nothing pending: no override of ours, no deferral".to_owned());
     }

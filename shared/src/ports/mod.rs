@@ -263,18 +263,6 @@ pub trait IdempotencyStore: Send + Sync + fmt::Debug {
         ttl: Duration,
     ) -> Result<(), StoreError>;
 
-    /// `complete`, and in the same atomic write `sent`: a committed state whose outbox was
-    /// queued, emptied (written as its next version if still at its version). If the state
-    /// moved meanwhile only the outcome is stored: `Ok(false)`, and the next handler of the
-    /// user resends the outbox (receivers dedupe on the notification id).
-    async fn complete_with_sent_outbox(
-        &self,
-        lease: &Lease,
-        outcome: &serde_json::Value,
-        ttl: Duration,
-        sent: &UserState,
-    ) -> Result<bool, StoreError>;
-
     /// Gives the key up after a failure so a retry of the event can run it again.
     async fn release(&self, lease: &Lease) -> Result<(), StoreError>;
 }

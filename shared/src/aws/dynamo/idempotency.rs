@@ -5,9 +5,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
-use aws_sdk_dynamodb::types::{
-    Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
-};
+use aws_sdk_dynamodb::types::{Put, ReturnValuesOnConditionCheckFailure, Update};
 use chrono::DateTime;
 
 use super::{
@@ -19,7 +17,6 @@ use crate::clock::Deadline;
 use crate::ports::{
     Begin, EventMark, EventRecord, IdempotencyStore, Lease, MarkStatus, StoreError,
 };
-use crate::state::UserState;
 
 const IN_PROGRESS: &str = "INPROGRESS";
 const COMPLETED: &str = "COMPLETED";
@@ -226,36 +223,6 @@ impl IdempotencyStore for DynamoStore {
             .await
             .map_err(|err| condition_failure("UpdateItem", err, || lease_lost(lease)))?;
         Ok(())
-    }
-
-    async fn complete_with_sent_outbox(
-        &self,
-        lease: &Lease,
-        outcome: &serde_json::Value,
-        ttl: Duration,
-        sent: &UserState,
-    ) -> Result<bool, StoreError> {
-        let (_, emptied) = self.state_put(sent)?;
-        let result = self
-            .client
-            .transact_write_items()
-            .transact_items(TransactWriteItem::builder().put(emptied).build())
-            .transact_items(
-                TransactWriteItem::builder()
-                    .update(self.completion(lease, outcome, ttl)?)
-                    .build(),
-            )
-            .send()
-            .await;
-        let Err(err) = result else {
-            return Ok(true);
-        };
-        match crate::aws::failed_conditions(&err).as_deref() {
-            // Someone wrote the state since: their write keeps the outbox; store the outcome.
-            Some([true, false]) => self.complete(lease, outcome, ttl).await.map(|()| false),
-            Some([_, true]) => Err(lease_lost(lease)),
-            _ => Err(sdk_error("TransactWriteItems", err)),
-        }
     }
 
     async fn release(&self, lease: &Lease) -> Result<(), StoreError> {

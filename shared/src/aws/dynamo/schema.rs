@@ -3,7 +3,8 @@
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType,
-    LocalSecondaryIndex, Projection, ProjectionType, ScalarAttributeType, TimeToLiveSpecification,
+    LocalSecondaryIndex, Projection, ProjectionType, ScalarAttributeType, StreamSpecification,
+    StreamViewType, TimeToLiveSpecification,
 };
 
 use super::{
@@ -63,6 +64,14 @@ impl DynamoStore {
                     .key_schema(key("pk", KeyType::Hash).map_err(build_error)?)
                     .key_schema(key("lsi1sk", KeyType::Range).map_err(build_error)?)
                     .projection(all())
+                    .build()
+                    .map_err(build_error)?,
+            )
+            // The outbox relay reads each committed state, before and after.
+            .stream_specification(
+                StreamSpecification::builder()
+                    .stream_enabled(true)
+                    .stream_view_type(StreamViewType::NewAndOldImages)
                     .build()
                     .map_err(build_error)?,
             )

@@ -13,6 +13,7 @@ pub enum DeadLetterKind {
     Scheduler,
     TransitionAsync,
     ScheduleCheckAsync,
+    OutboxRelay,
 }
 
 /// Where a kind of dead letter goes back to.
@@ -24,10 +25,12 @@ pub enum ReplayVia {
     BurstQueue,
     /// PutEvents on the stack's bus (`EVENT_BUS_NAME`).
     Bus,
+    /// Nowhere: it holds descriptions of failed stream batches, not the messages themselves.
+    Nowhere,
 }
 
 impl DeadLetterKind {
-    pub const ALL: [Self; 7] = [
+    pub const ALL: [Self; 8] = [
         Self::Burst,
         Self::Notifications,
         Self::CalendarSync,
@@ -35,6 +38,7 @@ impl DeadLetterKind {
         Self::Scheduler,
         Self::TransitionAsync,
         Self::ScheduleCheckAsync,
+        Self::OutboxRelay,
     ];
 
     pub fn logical_id(self) -> &'static str {
@@ -46,6 +50,7 @@ impl DeadLetterKind {
             Self::Scheduler => "SchedulerDLQ",
             Self::TransitionAsync => "TransitionAsyncDLQ",
             Self::ScheduleCheckAsync => "ScheduleCheckAsyncDLQ",
+            Self::OutboxRelay => "OutboxRelayDLQ",
         }
     }
 
@@ -59,6 +64,9 @@ impl DeadLetterKind {
             Self::Scheduler => "planned starts and ends the Scheduler could not deliver",
             Self::TransitionAsync => "scheduled transition invocations that failed",
             Self::ScheduleCheckAsync => "calendar changes and sweeps schedule-check failed",
+            Self::OutboxRelay => {
+                "table stream batches whose notifications outbox-relay could not queue"
+            }
         }
     }
 
@@ -67,6 +75,7 @@ impl DeadLetterKind {
             Self::Burst | Self::Notifications | Self::CalendarSync => ReplayVia::SourceQueue,
             Self::Scheduler | Self::TransitionAsync => ReplayVia::BurstQueue,
             Self::Events | Self::ScheduleCheckAsync => ReplayVia::Bus,
+            Self::OutboxRelay => ReplayVia::Nowhere,
         }
     }
 
@@ -142,6 +151,11 @@ pub fn resolve_target(
                 dlq.queue.name
             ))),
         },
+        ReplayVia::Nowhere => Err(StoreError::Invalid(format!(
+            "{} holds descriptions of failed stream batches (shard and sequence range), not \
+             messages to send again: see docs/operations.md, \"Outbox relay\"",
+            dlq.queue.name
+        ))),
     }
 }
 

@@ -218,6 +218,11 @@ fn targets_are_the_source_queue_the_burst_queue_or_the_bus() {
     assert!(no_bus.to_string().contains("EVENT_BUS_NAME"), "{no_bus}");
     let alone = resolve_target(&[], &scheduler, None).expect_err("no burst DLQ");
     assert!(alone.to_string().contains("no BurstDLQ"), "{alone}");
+    // A failed stream batch is a description, not a message: nothing to send again.
+    let relay = known("s-OutboxRelayDLQ-4", &[]);
+    let bus_name = "presence-autopilot".to_owned();
+    let refused = resolve_target(&all, &relay, Some(&bus_name)).expect_err("not replayable");
+    assert!(refused.to_string().contains("Outbox relay"), "{refused}");
 }
 
 #[tokio::test]

@@ -128,13 +128,6 @@ impl TransitionService {
         match result {
             Ok(outcome) if outcome.duplicate => {}
             Ok(outcome) => {
-                if let Some(user) = outcome
-                    .user_id
-                    .as_deref()
-                    .and_then(|u| UserId::parse(u).ok())
-                {
-                    self.empty_sent_outbox(&user).await;
-                }
                 if !hold.completed.load(Ordering::Acquire) {
                     let stored = stored(outcome)?;
                     let ttl = self.deps.idempotency_ttl;
@@ -185,19 +178,7 @@ impl TransitionService {
             Ok(outcome) => {
                 let stored = stored(outcome)?;
                 let ttl = self.deps.idempotency_ttl;
-                let user = outcome.user_id.as_deref().map(UserId::parse);
-                match user
-                    .and_then(Result::ok)
-                    .and_then(|u| self.take_sent_outbox(&u))
-                {
-                    Some(sent) => {
-                        let idempotency = &self.deps.idempotency;
-                        idempotency
-                            .complete_with_sent_outbox(lease, &stored, ttl, &sent)
-                            .await?;
-                    }
-                    None => self.deps.idempotency.complete(lease, &stored, ttl).await?,
-                }
+                self.deps.idempotency.complete(lease, &stored, ttl).await?;
             }
             Err(_) => {
                 if let Err(release) = self.deps.idempotency.release(lease).await {

@@ -34,9 +34,7 @@ use crate::decide::{Context, Operator, ShiftView, Trigger, decide, screen};
 use crate::events::{self, CalendarAction, EventError, InboundEvent, ParsedEvent};
 use crate::model::{PresenceSnapshot, RoutingStatus, UserId};
 use crate::policy::Policy;
-use crate::ports::{
-    AuditLog, IdempotencyStore, NotificationQueue, PresenceApi, ShiftSource, StateStore,
-};
+use crate::ports::{AuditLog, IdempotencyStore, PresenceApi, ShiftSource, StateStore};
 use crate::state::UserState;
 use record::{Attempt, Persisted};
 
@@ -54,7 +52,6 @@ pub struct TransitionDeps {
     pub state: Arc<dyn StateStore>,
     pub audit: Arc<dyn AuditLog>,
     pub idempotency: Arc<dyn IdempotencyStore>,
-    pub queue: Arc<dyn NotificationQueue>,
     pub clock: Arc<dyn Clock>,
     pub policy: Arc<Policy>,
     /// The policy's presence names as definition ids, resolved at first use.
@@ -71,9 +68,6 @@ pub struct TransitionService {
     deps: TransitionDeps,
     /// E-mail → user id, for the life of the Lambda instance.
     users_by_email: Mutex<HashMap<String, UserId>>,
-    /// Committed states whose outbox was queued, to be emptied with the event's idempotency
-    /// completion in one write (see `protocol::commit_notifying`).
-    sent_outboxes: std::sync::Mutex<HashMap<UserId, crate::state::UserState>>,
 }
 
 /// The inputs of a decision that need Genesys calls, fetched once per attempt.
@@ -91,7 +85,6 @@ impl TransitionService {
         Self {
             deps,
             users_by_email: Mutex::default(),
-            sent_outboxes: std::sync::Mutex::default(),
         }
     }
 
@@ -280,7 +273,6 @@ impl TransitionService {
                 return ended;
             }
             let state = state.unwrap_or_else(|| UserState::new(user.clone(), now));
-            self.flush_outbox(&state).await;
             let base = Context {
                 now,
                 policy: &self.deps.policy,
@@ -320,10 +312,6 @@ impl TransitionService {
             let persisted = self.persist(&at, decided).await?;
             persist_ms += persist_started.elapsed().as_millis() as u64;
             if let Persisted::Done(mut outcome) = persisted {
-                if event_id.is_none() {
-                    // Not an event (a sweep, a release): empty the sent outbox now.
-                    self.empty_sent_outbox(user).await;
-                }
                 outcome.timings.genesys_read_ms = read_ms;
                 outcome.timings.store_ms =
                     persist_ms.saturating_sub(outcome.timings.genesys_write_ms);

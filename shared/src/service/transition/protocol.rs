@@ -246,6 +246,9 @@ impl TransitionService {
         notification: Option<(NotificationKind, ChangePayload)>,
         completes: Option<&Completes<'_>>,
     ) -> Result<(), TransitionError> {
+        // The outbox holds this commit's notifications only: the table's stream carries each
+        // committed state to the outbox relay, which queues what the commit added.
+        next.outbox.clear();
         if let Some((kind, payload)) = notification {
             let payload = serde_json::to_value(payload).map_err(|error| {
                 StoreError::Invalid(format!("notification not serialisable: {error}"))
@@ -259,73 +262,11 @@ impl TransitionService {
             ));
         }
         let mark = completes.map(|c| &c.mark);
-        let committed = self.deps.state.commit_marked(&next, entry, mark).await?;
+        self.deps.state.commit_marked(&next, entry, mark).await?;
         if let Some(completes) = completes {
             completes.hold.wrote(&completes.mark);
         }
-        // The outbox is emptied after the event is settled (`inbound`), or at once when there
-        // is no event.
-        if let Some(emptied) = self.send_outbox(&committed.state).await {
-            self.sent_outboxes()
-                .insert(emptied.user_id.clone(), emptied);
-        }
         Ok(())
-    }
-
-    /// Sends what the outbox holds, then empties it (conditionally: a concurrent writer keeps
-    /// its own view, and a resend is harmless — receivers dedupe on the notification id).
-    pub(super) async fn flush_outbox(&self, state: &UserState) {
-        if let Some(emptied) = self.send_outbox(state).await {
-            self.put_emptied(&emptied).await;
-        }
-    }
-
-    /// Queues the outbox; `Some`: all of it was sent, and this is the state to write emptied.
-    async fn send_outbox(&self, state: &UserState) -> Option<UserState> {
-        if state.outbox.is_empty() {
-            return None;
-        }
-        match self.deps.queue.send(&state.outbox).await {
-            Ok(outcomes) if outcomes.iter().all(|o| o.is_sent()) => {
-                let mut emptied = state.clone();
-                emptied.outbox.clear();
-                Some(emptied)
-            }
-            Ok(_) => {
-                tracing::warn!(user_id = %state.user_id, "some notifications were not queued; kept in the outbox");
-                None
-            }
-            Err(error) => {
-                tracing::warn!(user_id = %state.user_id, %error, "notifications not queued; kept in the outbox");
-                None
-            }
-        }
-    }
-
-    async fn put_emptied(&self, emptied: &UserState) {
-        if let Err(error) = self.deps.state.put(emptied).await {
-            tracing::debug!(%error, "outbox kept; the next handler of this user resends it");
-        }
-    }
-
-    /// Writes the emptied outbox of `user`'s last commit here, if one is waiting.
-    pub(super) async fn empty_sent_outbox(&self, user: &UserId) {
-        if let Some(emptied) = self.take_sent_outbox(user) {
-            self.put_emptied(&emptied).await;
-        }
-    }
-
-    pub(super) fn take_sent_outbox(&self, user: &UserId) -> Option<UserState> {
-        self.sent_outboxes().remove(user)
-    }
-
-    fn sent_outboxes(
-        &self,
-    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<UserId, UserState>> {
-        // A panic elsewhere cannot leave this map half-written: each use is one call.
-        self.sent_outboxes
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// The stored state, or a fresh one for a user never stored.

@@ -13,12 +13,12 @@ use genesys_sim::seed::{self, DEMO_CLIENT_ID, DEMO_CLIENT_SECRET};
 use presence_autopilot::clock::Clock;
 use presence_autopilot::clock::Deadline;
 use presence_autopilot::compose::{TransitionParts, assemble_transition};
-use presence_autopilot::fakes::{FakeQueue, InMemoryStore};
+use presence_autopilot::fakes::InMemoryStore;
 use presence_autopilot::model::{SystemPresence, UserId};
 use presence_autopilot::policy::{DEFAULT_POLICY, Policy};
-use presence_autopilot::ports::AuditLog;
+use presence_autopilot::ports::{AuditLog, StateStore};
 use presence_autopilot::service::transition::TransitionService;
-use presence_autopilot::state::{DecisionKind, TriggerId};
+use presence_autopilot::state::{DecisionKind, NotificationKind, TriggerId};
 use serde_json::json;
 
 use crate::support::sim::TestSim;
@@ -116,11 +116,9 @@ async fn run(agents: usize, window: (u32, u32)) -> Burst {
     let (clock, manual) = sim.linked_clock();
     let genesys = sim.client_on((DEMO_CLIENT_ID, DEMO_CLIENT_SECRET), clock.clone());
     let store = Arc::new(InMemoryStore::new(clock.clone()));
-    let queue = FakeQueue::default();
     let (deps, _) = assemble_transition(TransitionParts {
         genesys: genesys.clone(),
         store: store.clone(),
-        queue: Arc::new(queue.clone()),
         clock: clock.clone(),
         policy: Policy::from_toml(DEFAULT_POLICY).expect("policy"),
         business_units: Vec::new(),
@@ -186,7 +184,15 @@ async fn run(agents: usize, window: (u32, u32)) -> Burst {
     let records = store.by_trigger(&trigger).await.expect("audit");
     assert_eq!(records.len(), agents);
     assert!(records.iter().all(|r| r.kind == DecisionKind::Applied));
-    assert_eq!(queue.sent().len(), agents, "one notification each");
+    // What the outbox relay sends: the notification each commit put in the user's outbox.
+    let mut notified = 0;
+    for user in &users {
+        let state = store.get(user).await.expect("state").expect("stored");
+        let kinds: Vec<_> = state.outbox.iter().map(|n| n.kind).collect();
+        assert_eq!(kinds, vec![NotificationKind::PresenceApplied], "{user}");
+        notified += 1;
+    }
+    assert_eq!(notified, agents, "one notification each");
     for user in [&users[0], &users[agents - 1]] {
         let presence = genesys
             .get_presence(user, Deadline::after(&manual, INVOCATION))

@@ -219,7 +219,7 @@ async fn a_crash_between_claim_and_commit_does_not_block_the_user() {
 }
 
 #[tokio::test]
-async fn sqs_failing_after_the_presence_write_keeps_the_notification_for_later() {
+async fn sqs_failing_at_the_relay_keeps_the_notification_in_the_stream_for_the_next_batch() {
     let h = Harness::start().await;
     let queue = h
         .queue_url
@@ -244,12 +244,17 @@ async fn sqs_failing_after_the_presence_write_keeps_the_notification_for_later()
         .expect("applied");
     assert_eq!(
         applied.decision, "applied",
-        "the presence write does not wait for SQS"
+        "the transition does not touch SQS"
     );
-    assert!(h.notifications().await.is_empty(), "SQS was down");
+    let report = h.relay.relay().await;
+    assert!(
+        report.retry_from.is_some(),
+        "reported for retry: {report:?}"
+    );
+    assert_eq!(report.relayed, 0);
     moto::clear_faults(&queue).await;
 
-    // The next change for the user sends what the outbox kept, then its own.
+    // The next batch starts again from the failed record: its notification, then the end's.
     let end = h.calendar(ENDED, "q-2", ada(), "m-1", -1, 30);
     assert_eq!(
         h.service
@@ -265,7 +270,11 @@ async fn sqs_failing_after_the_presence_write_keeps_the_notification_for_later()
         .iter()
         .map(|n| n["kind"].as_str().unwrap_or("?").to_owned())
         .collect();
-    assert_eq!(kinds.len(), 2, "none lost: {kinds:?}");
+    assert_eq!(
+        kinds,
+        vec!["presenceApplied", "presenceRestored"],
+        "none lost, in order"
+    );
 }
 
 #[tokio::test]

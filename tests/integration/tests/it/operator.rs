@@ -64,8 +64,6 @@ impl Desk {
             &table,
             "--genesys-secret-id",
             &self.secret,
-            "--notifications-queue-url",
-            &self.h.queue_url,
         ];
         argv.extend_from_slice(args);
         let cli = Cli::try_parse_from(argv).expect("arguments parse");

@@ -539,7 +539,7 @@ async fn a_thousand_due_items_with_a_budget_of_two_hundred_take_five_runs_none_t
     // The in-memory store has the DynamoDB adapter's semantics (conditional versions, chain,
     // due order); moto deep-copies a table on every transaction, which makes 1,000 commits take
     // minutes. The DynamoDB due index is exercised at a smaller scale below.
-    use presence_autopilot::fakes::{FakeQueue, InMemoryStore};
+    use presence_autopilot::fakes::InMemoryStore;
     use presence_autopilot::service::transition::{TransitionDeps, TransitionService};
     let sim = crate::support::sim::TestSim::start().await;
     let (genesys, clock) = sim.client((
@@ -566,7 +566,6 @@ async fn a_thousand_due_items_with_a_budget_of_two_hundred_take_five_runs_none_t
         state: store.clone(),
         audit: store.clone(),
         idempotency: store.clone(),
-        queue: Arc::new(FakeQueue::default()),
         clock: shared_clock.clone(),
         policy: Arc::new(policy),
         targets: Arc::new(presence_autopilot::service::transition::Targets::resolved(

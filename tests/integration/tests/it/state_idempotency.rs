@@ -10,8 +10,11 @@ use chrono::{DateTime, Utc};
 use presence_autopilot::aws::dynamo::{DynamoStore, TTL_ATTRIBUTE};
 use presence_autopilot::clock::{Deadline, ManualClock, SystemClock};
 use presence_autopilot::model::UserId;
-use presence_autopilot::ports::{Begin, IdempotencyStore, StateStore, StoreError};
-use presence_autopilot::state::{Notification, NotificationKind, UserState};
+use presence_autopilot::ports::{
+    AuditLog, Begin, EventMark, EventRecord, IdempotencyStore, Lease, MarkStatus, StateStore,
+    StoreError,
+};
+use presence_autopilot::state::{AuditEntry, DecisionKind, UserState};
 use tokio::sync::{Barrier, Notify};
 
 use crate::support::moto;
@@ -206,89 +209,92 @@ async fn a_completed_record_past_its_ttl_runs_again_and_a_released_one_at_once()
     ));
 }
 
+/// The transition carries the event's record on its own writes (docs/data-model.md): the claim
+/// takes the lease, the commit stores the outcome, and a record someone else holds or completed
+/// cancels the whole write, state included.
 #[tokio::test]
-async fn completing_with_a_sent_outbox_empties_it_in_the_same_write_unless_the_state_moved() {
+async fn an_event_mark_rides_on_the_state_writes_and_a_foreign_one_refuses_them_whole() {
     let (client, table) = moto::new_table().await;
     let clock = ManualClock::starting_at(start());
     let store = DynamoStore::new(client, table, Arc::new(clock.clone()));
-    let deadline = Deadline::after(&clock, Duration::from_secs(30));
     let user = UserId::parse("00000000-0000-4000-8000-000000000071").expect("id");
-    let with_outbox = |state: &UserState| {
-        let mut next = state.clone();
-        next.outbox.push(Notification::for_change(
-            user.clone(),
-            start(),
-            state.version + 1,
-            NotificationKind::PresenceApplied,
-            serde_json::json!({}),
-        ));
-        next
+    let key = "transition#evt-m1";
+    let mark = |token: &str, status: MarkStatus| EventMark {
+        lease: Lease {
+            key: key.to_owned(),
+            token: token.to_owned(),
+        },
+        ttl: TTL,
+        status,
     };
+    let until = start() + chrono::Duration::seconds(30);
+    let leased = |token: &str| mark(token, MarkStatus::InProgress { until });
 
-    // Sent, and nobody wrote since: one transaction empties the outbox and stores the outcome.
+    // The claim takes the lease with the state, read back together in one call.
+    let claimed = store
+        .put_marked(
+            &UserState::new(user.clone(), start()),
+            Some(&leased("ours")),
+        )
+        .await
+        .expect("claim");
+    let (state, record) = store.get_for_event(&user, Some(key)).await.expect("read");
+    assert_eq!(state.map(|s| s.version), Some(claimed.version));
+    assert_eq!(
+        record,
+        Some(EventRecord::InProgress {
+            owner: "ours".to_owned(),
+            until
+        })
+    );
+
+    // Another delivery's claim is refused whole: the state did not move.
+    let theirs = store.put_marked(&claimed, Some(&leased("theirs"))).await;
+    assert!(
+        matches!(theirs, Err(StoreError::LeaseLost { .. })),
+        "{theirs:?}"
+    );
+    let (state, _) = store.get_for_event(&user, Some(key)).await.expect("read");
+    assert_eq!(state.map(|s| s.version), Some(claimed.version));
+
+    // Our commit stores the outcome with the state and the audit record.
+    let outcome = serde_json::json!({"decision": "applied"});
+    let done = mark("ours", MarkStatus::Completed(outcome.clone()));
+    let mut entry = AuditEntry::new(user.clone(), DecisionKind::Applied);
+    entry.event_id = Some("evt-m1".to_owned());
     let committed = store
-        .put(&with_outbox(&UserState::new(user.clone(), start())))
+        .commit_marked(&claimed, entry.clone(), Some(&done))
         .await
         .expect("commit");
-    let Begin::Started(lease) = store.begin("evt-o1", deadline, TTL).await.expect("begin") else {
-        panic!("first delivery must start");
-    };
-    let mut emptied = committed.clone();
-    emptied.outbox.clear();
-    let both = store
-        .complete_with_sent_outbox(&lease, &serde_json::json!({"n": 1}), TTL, &emptied)
-        .await
-        .expect("complete");
-    assert!(both);
-    let stored = store.get(&user).await.expect("get").expect("state");
-    assert!(stored.outbox.is_empty(), "{stored:?}");
-    assert_eq!(stored.version, committed.version + 1);
-    assert_eq!(
-        store.begin("evt-o1", deadline, TTL).await.expect("begin"),
-        Begin::AlreadyCompleted(serde_json::json!({"n": 1}))
-    );
+    let (_, record) = store.get_for_event(&user, Some(key)).await.expect("read");
+    assert_eq!(record, Some(EventRecord::Completed(outcome)));
 
-    // Someone committed since (their outbox included ours): the outcome alone is stored and
-    // their state is left as they wrote it.
-    let theirs = store
-        .put(&with_outbox(&stored))
-        .await
-        .expect("their commit");
-    let Begin::Started(lease) = store.begin("evt-o2", deadline, TTL).await.expect("begin") else {
-        panic!("first delivery must start");
-    };
-    let mut stale = stored.clone();
-    stale.outbox.clear();
-    let both = store
-        .complete_with_sent_outbox(&lease, &serde_json::json!({"n": 2}), TTL, &stale)
-        .await
-        .expect("complete");
-    assert!(!both);
-    assert_eq!(store.get(&user).await.expect("get"), Some(theirs));
-    assert_eq!(
-        store.begin("evt-o2", deadline, TTL).await.expect("begin"),
-        Begin::AlreadyCompleted(serde_json::json!({"n": 2}))
-    );
-
-    // A lease taken over meanwhile: neither is written.
-    clock.advance(Duration::from_secs(31));
-    let Begin::Started(crashed) = store.begin("evt-o3", deadline, TTL).await.expect("begin") else {
-        panic!("first delivery must start");
-    };
-    let later = Deadline::after(&clock, Duration::from_secs(60));
-    clock.advance(Duration::from_secs(31));
-    let Begin::Started(_taker) = store.begin("evt-o3", later, TTL).await.expect("begin") else {
-        panic!("an expired claim is taken over");
-    };
-    let current = store.get(&user).await.expect("get").expect("state");
-    let mut emptied = current.clone();
-    emptied.outbox.clear();
-    let lost = store
-        .complete_with_sent_outbox(&crashed, &serde_json::json!({"n": 3}), TTL, &emptied)
+    // Completed: even our own token cannot write the event again, nor can an audit append.
+    let again = store
+        .commit_marked(&committed.state, entry.clone(), Some(&done))
         .await;
     assert!(
-        matches!(lost, Err(StoreError::LeaseLost { .. })),
-        "{lost:?}"
+        matches!(again, Err(StoreError::LeaseLost { .. })),
+        "{again:?}"
     );
-    assert_eq!(store.get(&user).await.expect("get"), Some(current));
+    let appended = store.append_marked(entry, Some(&done)).await;
+    assert!(
+        matches!(appended, Err(StoreError::LeaseLost { .. })),
+        "{appended:?}"
+    );
+    let day = chrono::Duration::days(1);
+    let records = store
+        .by_user(&user, start() - day, start() + day)
+        .await
+        .expect("records");
+    assert_eq!(
+        records.len(),
+        1,
+        "no record of a refused write: {records:?}"
+    );
+
+    // Past its TTL the record reads as none and may be taken again.
+    clock.advance(TTL + Duration::from_secs(1));
+    let (_, record) = store.get_for_event(&user, Some(key)).await.expect("read");
+    assert_eq!(record, None);
 }

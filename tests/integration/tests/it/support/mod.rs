@@ -4,4 +4,5 @@ pub mod connector;
 pub mod dispatch;
 pub mod moto;
 pub mod sim;
+pub mod stream;
 pub mod transition;

@@ -12,6 +12,7 @@ use presence_autopilot::genesys::GenesysClient;
 use presence_autopilot::model::UserId;
 use presence_autopilot::policy::{DEFAULT_POLICY, Policy};
 use presence_autopilot::ports::AuditLog;
+use presence_autopilot::service::outbox_relay::OutboxRelay;
 use presence_autopilot::service::transition::TransitionService;
 use presence_autopilot::state::{AuditRecord, DecisionKind};
 use presence_autopilot::wfm::CachedShifts;
@@ -19,6 +20,7 @@ use serde_json::{Value, json};
 
 use crate::support::moto;
 use crate::support::sim::TestSim;
+use crate::support::stream::StreamPump;
 
 const DEMO: (&str, &str) = (
     genesys_sim::seed::DEMO_CLIENT_ID,
@@ -33,6 +35,8 @@ pub struct Harness {
     pub clock: ManualClock,
     pub genesys: GenesysClient,
     pub queue_url: String,
+    /// The table's stream into the queue, as the `outbox-relay` function does it in AWS.
+    pub relay: StreamPump,
     sqs: aws_sdk_sqs::Client,
 }
 
@@ -66,11 +70,12 @@ impl Harness {
             .expect("queue")
             .queue_url
             .expect("queue url");
+        let queue = SqsQueue::new(sqs.clone(), &queue_url, shared_clock.clone());
+        let relay = StreamPump::new(dynamodb.clone(), &table, OutboxRelay::new(Arc::new(queue)));
         let store = Arc::new(DynamoStore::new(dynamodb, table, shared_clock.clone()));
         let (deps, shifts) = assemble_transition(TransitionParts {
             genesys: genesys.clone(),
             store: store.clone(),
-            queue: Arc::new(SqsQueue::new(sqs.clone(), &queue_url, shared_clock.clone())),
             clock: shared_clock,
             policy: Policy::from_toml(policy).expect("valid policy"),
             business_units,
@@ -88,6 +93,7 @@ impl Harness {
             clock,
             genesys,
             queue_url,
+            relay,
             sqs,
         }
     }
@@ -150,8 +156,11 @@ impl Harness {
         self.audit(user).await.iter().map(|r| r.kind).collect()
     }
 
-    /// Every notification on the queue (received and deleted).
+    /// Every notification the committed states added since the last call: relayed from the
+    /// table's stream to the queue, then received and deleted.
     pub async fn notifications(&self) -> Vec<Value> {
+        let report = self.relay.relay().await;
+        assert!(report.unreadable.is_empty(), "{report:?}");
         let mut all = Vec::new();
         loop {
             let received = self
