@@ -77,13 +77,14 @@ def unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:12]}"
 
 
-def new_table(ddb) -> str:
+def new_table(ddb, **extra) -> str:
     name = unique("standin")
     ddb.create_table(
         TableName=name,
         KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
         AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
         BillingMode="PAY_PER_REQUEST",
+        **extra,
     )
     return name
 
@@ -233,14 +234,7 @@ def test_a_cancelled_transaction_puts_back_exactly_the_items_it_named(ddb) -> No
 def test_a_cancelled_transaction_leaves_no_stream_record(ddb, client) -> None:
     # The outbox relay reads the table's stream: a record of a write that was rolled back would
     # announce a change that never happened.
-    table = unique("standin-stream")
-    ddb.create_table(
-        TableName=table,
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-        StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
-    )
+    table = new_table(ddb, StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"})
     ddb.put_item(TableName=table, Item={"pk": {"S": "blocker"}})
     code, _ = error_code(
         ddb.transact_write_items,
