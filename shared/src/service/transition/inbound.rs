@@ -131,10 +131,16 @@ impl TransitionService {
                 if !hold.completed.load(Ordering::Acquire) {
                     let stored = stored(outcome)?;
                     let ttl = self.deps.idempotency_ttl;
-                    self.deps
-                        .idempotency
-                        .complete(&hold.lease, &stored, ttl)
-                        .await?;
+                    let idempotency = &self.deps.idempotency;
+                    match idempotency.complete(&hold.lease, &stored, ttl).await {
+                        Ok(()) => {}
+                        // Another delivery of the event decided too (no write of ours carried
+                        // the record) and completed or holds it: both decisions stand.
+                        Err(StoreError::LeaseLost { key }) => {
+                            tracing::info!(%key, "another delivery of this event completed it meanwhile");
+                        }
+                        Err(other) => return Err(other.into()),
+                    }
                 }
             }
             Err(_) if hold.leased.load(Ordering::Acquire) => {

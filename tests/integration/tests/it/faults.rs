@@ -130,6 +130,40 @@ async fn the_same_start_delivered_eight_times_concurrently_applies_once_with_one
     assert_eq!(of_event[0].kind, DecisionKind::Applied);
 }
 
+/// A decision that writes nothing (our own change echoed back) completes the event on its own;
+/// if another delivery of the event completed it between our read and that write, DynamoDB
+/// refuses the write's condition. Both deliveries decided the same: not a failure.
+#[tokio::test]
+async fn an_echo_completed_meanwhile_by_another_delivery_is_not_a_failure() {
+    let h = Harness::start().await;
+    let start = h.calendar(STARTED, "echo-1", ada(), "m-1", -1, 30);
+    h.service
+        .handle_json(&start, h.deadline())
+        .await
+        .expect("start");
+    let echo = h.sim.server.sim.lock().events[0].clone();
+    let echo_id = echo["id"].as_str().expect("event id").to_owned();
+    // What DynamoDB answers when the record was completed since we read it.
+    moto::inject_fault_at(
+        &format!("{DYNAMODB}.UpdateItem"),
+        "ConditionalCheckFailedException",
+        400,
+        1,
+        h.store.table(),
+        &echo_id,
+    )
+    .await;
+    let outcome = h
+        .service
+        .handle_json(&echo.to_string(), h.deadline())
+        .await
+        .expect("not a failure");
+    assert_eq!(outcome.decision, "ignored");
+    let kinds = h.audit_kinds(ada()).await;
+    assert_eq!(kinds, vec![DecisionKind::Applied], "no rejection recorded");
+    moto::clear_faults(h.store.table()).await;
+}
+
 #[tokio::test]
 async fn dynamodb_throttling_before_any_effect_is_retryable_and_the_redelivery_applies() {
     let h = Harness::start().await;
