@@ -258,16 +258,23 @@ impl TransitionService {
         deadline: Deadline,
     ) -> Result<Outcome, TransitionError> {
         let (mut read_ms, mut persist_ms) = (0_u64, 0_u64);
-        let targets = self.targets(deadline).await?;
+        let event_key = hold.map(EventHold::key);
+        // A container's first event resolves the targets (secret, token, definitions): that
+        // chain and the first read of the state do not depend on each other, so they overlap.
+        let (targets, first_read) = tokio::join!(
+            self.targets(deadline),
+            self.deps.state.get_for_event(user, event_key)
+        );
+        let targets = targets?;
+        let mut first_read = Some(first_read?);
         for attempt in 0..MAX_ATTEMPTS {
             if attempt > 0 {
                 self.step_aside(attempt).await;
             }
-            let (state, record) = self
-                .deps
-                .state
-                .get_for_event(user, hold.map(EventHold::key))
-                .await?;
+            let (state, record) = match first_read.take() {
+                Some(read) => read,
+                None => self.deps.state.get_for_event(user, event_key).await?,
+            };
             let now = self.deps.clock.now();
             if let Some(ended) = hold.and_then(|hold| hold.screen(record, now)) {
                 return ended;
