@@ -195,14 +195,16 @@ def cold_start(binary: Path, env: dict[str, str], events, check) -> dict:
     try:
         first, kind, body = api.invoke(next(events))
         check(kind, body)
+        first_stages = stages(body)
         if api.first_poll is None:
             raise RuntimeError("answered without polling")
-        warm = []
+        warm, warm_stages = [], []
         cpu_before = cpu_seconds(process.pid)
         for _ in range(WARM):
             seconds, kind, body = api.invoke(next(events))
             check(kind, body)
             warm.append(seconds)
+            warm_stages.append(stages(body))
         cpu_after = cpu_seconds(process.pid)
         closing = events.closing()
         if closing is not None:
@@ -214,6 +216,8 @@ def cold_start(binary: Path, env: dict[str, str], events, check) -> dict:
             "warm": warm,
             "cpu": (cpu_after - cpu_before) / WARM,
             "rss": peak_rss_kib(process.pid),
+            "first_stages": first_stages,
+            "warm_stages": warm_stages,
         }
     finally:
         process.terminate()
@@ -238,6 +242,25 @@ def check_transition(kind: str, body: bytes) -> None:
 def check_echo(kind: str, body: bytes) -> None:
     if kind != "response" or json.loads(body) != {"ping": 1}:
         raise RuntimeError(f"yardstick answered {kind} {body[:200]!r}")
+
+
+STAGES = ("secretMs", "tokenMs", "genesysReadMs", "genesysWriteMs", "storeMs")
+
+
+def stages(body: bytes) -> dict[str, int] | None:
+    """The stage timings a transition's answer carries (`Outcome.timings`); None for others."""
+    try:
+        timings = json.loads(body).get("timings")
+    except (ValueError, AttributeError):
+        return None
+    return {name: timings.get(name, 0) for name in STAGES} if isinstance(timings, dict) else None
+
+
+def stage_row(label: str, total: float, samples: list[dict[str, int]]) -> str:
+    median = {name: statistics.median(s[name] for s in samples) for name in STAGES}
+    rest = total * 1000 - sum(median.values())
+    cells = " | ".join(f"{median[name]:.0f} ms" for name in STAGES)
+    return f"| {label} | {total * 1000:.1f} ms | {cells} | {rest:.1f} ms |"
 
 
 def ms(seconds: float) -> str:
@@ -272,6 +295,14 @@ def main() -> int:
             f"| {ms(median(r['cpu'] for r in results))} | {max(r['rss'] for r in results) / 1024:.1f} MiB "
             f"| {binaries[name].stat().st_size / 1_048_576:.2f} MiB |"
         )
+    transition = runs["transition"]
+    print("\nWhere a `transition` invoke's time went (medians of the stage timings its answer "
+          "carries; \"rest\" is the remainder: the runtime's hand-over, parsing, the decision, logging):\n")
+    print("| invoke | total | secret | token | Genesys read | Genesys write | store (DynamoDB) | rest |")
+    print("|---|---|---|---|---|---|---|---|")
+    print(stage_row("first", median(r["first"] for r in transition), [r["first_stages"] for r in transition]))
+    print(stage_row("warm", median(s for r in transition for s in r["warm"]),
+                    [s for r in transition for s in r["warm_stages"]]))
     ratio = median(r["init"] for r in runs["transition"]) / median(r["init"] for r in runs["yardstick"])
     print(f"\ninit of `transition` ÷ init of the yardstick: {ratio:.2f} (target ≤ 1.2)")
     return 0
