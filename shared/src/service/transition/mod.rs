@@ -261,9 +261,13 @@ impl TransitionService {
         let event_key = hold.map(EventHold::key);
         // A container's first event resolves the targets (secret, token, definitions): that
         // chain and the first read of the state do not depend on each other, so they overlap.
-        let (targets, first_read) = tokio::join!(
-            self.targets(deadline),
-            self.deps.state.get_for_event(user, event_key)
+        let started = Instant::now();
+        let ((targets, targets_ms), (first_read, mut state_read_ms)) = tokio::join!(
+            async { (self.targets(deadline).await, elapsed_ms(started)) },
+            async {
+                let read = self.deps.state.get_for_event(user, event_key).await;
+                (read, elapsed_ms(started))
+            }
         );
         let targets = targets?;
         let mut first_read = Some(first_read?);
@@ -273,7 +277,12 @@ impl TransitionService {
             }
             let (state, record) = match first_read.take() {
                 Some(read) => read,
-                None => self.deps.state.get_for_event(user, event_key).await?,
+                None => {
+                    let read_started = Instant::now();
+                    let read = self.deps.state.get_for_event(user, event_key).await?;
+                    state_read_ms += elapsed_ms(read_started);
+                    read
+                }
             };
             let now = self.deps.clock.now();
             if let Some(ended) = hold.and_then(|hold| hold.screen(record, now)) {
@@ -295,7 +304,7 @@ impl TransitionService {
                 None => {
                     let read_started = Instant::now();
                     let live = self.live(user, trigger, now, deadline).await?;
-                    read_ms += read_started.elapsed().as_millis() as u64;
+                    read_ms += elapsed_ms(read_started);
                     let cx = Context {
                         current: Some(&live.current),
                         routing: live.routing.as_ref(),
@@ -317,8 +326,10 @@ impl TransitionService {
             };
             let persist_started = Instant::now();
             let persisted = self.persist(&at, decided).await?;
-            persist_ms += persist_started.elapsed().as_millis() as u64;
+            persist_ms += elapsed_ms(persist_started);
             if let Persisted::Done(mut outcome) = persisted {
+                outcome.timings.targets_ms = targets_ms;
+                outcome.timings.state_read_ms = state_read_ms;
                 outcome.timings.genesys_read_ms = read_ms;
                 outcome.timings.store_ms =
                     persist_ms.saturating_sub(outcome.timings.genesys_write_ms);
@@ -379,4 +390,9 @@ impl TransitionService {
         let age = (self.deps.clock.now() - live.read_at).to_std().ok()?;
         (age <= self.deps.presence_fresh_for).then_some(&live.current)
     }
+}
+
+/// Whole milliseconds since `started` (the stage timings' unit).
+fn elapsed_ms(started: Instant) -> u64 {
+    started.elapsed().as_millis() as u64
 }

@@ -145,17 +145,28 @@ pub struct StageTimings {
     pub secret_ms: u64,
     /// OAuth token requests (when the cached token was missing or expired).
     pub token_ms: u64,
+    /// Resolving the policy's presence names against the org's definitions: a container's
+    /// first event only (it includes that event's `secret_ms` and `token_ms`, and overlaps
+    /// `state_read_ms`).
+    #[serde(default)]
+    pub targets_ms: u64,
+    /// Reading the user's state with the event's record (one BatchGetItem per attempt).
+    #[serde(default)]
+    pub state_read_ms: u64,
     pub genesys_read_ms: u64,
     pub genesys_write_ms: u64,
+    /// The claim and the commit.
     pub store_ms: u64,
 }
 
 impl StageTimings {
     /// Metric name and value of each stage, for the handler's EMF line.
-    pub fn metrics(&self) -> [(&'static str, u64); 5] {
+    pub fn metrics(&self) -> [(&'static str, u64); 7] {
         [
             ("SecretMs", self.secret_ms),
             ("TokenMs", self.token_ms),
+            ("TargetsMs", self.targets_ms),
+            ("StateReadMs", self.state_read_ms),
             ("GenesysReadMs", self.genesys_read_ms),
             ("GenesysWriteMs", self.genesys_write_ms),
             ("StoreMs", self.store_ms),
