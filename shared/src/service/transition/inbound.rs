@@ -117,6 +117,15 @@ fn stored_outcome(stored: serde_json::Value, event_id: &str) -> Outcome {
     outcome
 }
 
+/// Whether another delivery of the event may have completed it before this one does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum OtherDelivery {
+    /// Its record rode on none of our writes: a concurrent delivery can decide and complete it.
+    MayHaveCompleted,
+    /// We hold its lease: a lost lease is a failure.
+    CannotHave,
+}
+
 impl TransitionService {
     /// Ends an event whose record rode on the decision's writes: stores the outcome if no write
     /// did, or gives the lease back after a failure so a redelivery runs again.
@@ -125,32 +134,17 @@ impl TransitionService {
         hold: &EventHold,
         result: &Result<Outcome, TransitionError>,
     ) -> Result<(), TransitionError> {
-        match result {
-            Ok(outcome) if outcome.duplicate => {}
-            Ok(outcome) => {
-                if !hold.completed.load(Ordering::Acquire) {
-                    let stored = stored(outcome)?;
-                    let ttl = self.deps.idempotency_ttl;
-                    let idempotency = &self.deps.idempotency;
-                    match idempotency.complete(&hold.lease, &stored, ttl).await {
-                        Ok(()) => {}
-                        // Another delivery of the event decided too (no write of ours carried
-                        // the record) and completed or holds it: both decisions stand.
-                        Err(StoreError::LeaseLost { key }) => {
-                            tracing::info!(%key, "another delivery of this event completed it meanwhile");
-                        }
-                        Err(other) => return Err(other.into()),
-                    }
-                }
-            }
-            Err(_) if hold.leased.load(Ordering::Acquire) => {
-                if let Err(release) = self.deps.idempotency.release(&hold.lease).await {
-                    tracing::warn!(error = %release, "could not release the idempotency key; it expires with the deadline");
-                }
-            }
-            Err(_) => {}
+        let settled = match result {
+            Ok(outcome) => outcome.duplicate || hold.completed.load(Ordering::Acquire),
+            Err(_) => !hold.leased.load(Ordering::Acquire),
+        };
+        if settled {
+            return Ok(());
         }
-        Ok(())
+        // No write of ours carried the record, so another delivery of the event may have
+        // decided too and completed it first: both decisions stand.
+        self.conclude(&hold.lease, result, OtherDelivery::MayHaveCompleted)
+            .await
     }
 
     /// Claims the event id; `Err(outcome)` is the stored outcome of an earlier delivery.
@@ -180,11 +174,30 @@ impl TransitionService {
         lease: &Lease,
         result: &Result<Outcome, TransitionError>,
     ) -> Result<(), TransitionError> {
+        self.conclude(lease, result, OtherDelivery::CannotHave)
+            .await
+    }
+
+    /// Completes the leased event with the outcome, or releases it after a failure.
+    async fn conclude(
+        &self,
+        lease: &Lease,
+        result: &Result<Outcome, TransitionError>,
+        other: OtherDelivery,
+    ) -> Result<(), TransitionError> {
         match result {
             Ok(outcome) => {
                 let stored = stored(outcome)?;
                 let ttl = self.deps.idempotency_ttl;
-                self.deps.idempotency.complete(lease, &stored, ttl).await?;
+                match self.deps.idempotency.complete(lease, &stored, ttl).await {
+                    Ok(()) => {}
+                    Err(StoreError::LeaseLost { key })
+                        if other == OtherDelivery::MayHaveCompleted =>
+                    {
+                        tracing::info!(%key, "another delivery of this event completed it meanwhile");
+                    }
+                    Err(error) => return Err(error.into()),
+                }
             }
             Err(_) => {
                 if let Err(release) = self.deps.idempotency.release(lease).await {
