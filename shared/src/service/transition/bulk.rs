@@ -7,6 +7,8 @@
 use std::collections::HashMap;
 use std::time::Instant;
 
+use futures::stream::{self, StreamExt};
+
 use super::inbound::event_id_of;
 use super::protocol::{Claim, OnUncertainWrite};
 use super::record::{AppliedWrite, Attempt, Persisted};
@@ -20,6 +22,11 @@ use crate::ports::{Lease, PlatformError, StoreError};
 use crate::state::{PresenceRef, UserState};
 
 type Handled = (usize, Result<Outcome, TransitionError>);
+
+/// How many of a batch's users are claimed, decided and settled at once. Their records are
+/// independent (one start per user takes the bulk path); one at a time, a batch of 100 waited
+/// for some 500 DynamoDB round trips in a row.
+const STORE_CONCURRENCY: usize = 16;
 /// An event of the batch with its position.
 type Indexed = (usize, ParsedEvent);
 
@@ -199,62 +206,79 @@ impl TransitionService {
                 return done;
             }
         };
+        let decided: Vec<Result<ClaimedApply, Handled>> = stream::iter(pending)
+            .map(|item| self.decide_start(item, &read, now, deadline))
+            .buffered(STORE_CONCURRENCY)
+            .collect()
+            .await;
         let mut claims = Vec::new();
-        for item in pending {
-            if let Some(claimed) = self
-                .decide_start(item, &read, now, deadline, &mut done)
-                .await
-            {
-                claims.push(claimed);
+        for step in decided {
+            match step {
+                Ok(claimed) => claims.push(claimed),
+                Err(handled) => done.push(handled),
             }
         }
-        self.write_and_settle(claims, deadline, &mut done).await;
+        done.extend(self.write_and_settle(claims, deadline).await);
         done
     }
 
     /// Step 1: each event id claimed (duplicates answered from their stored outcome), each
-    /// user's state read.
+    /// user's state read; `STORE_CONCURRENCY` events at a time.
     async fn claim_events(
         &self,
         events: Vec<(usize, ParsedEvent)>,
         deadline: Deadline,
         done: &mut Vec<Handled>,
     ) -> Vec<BulkItem> {
+        let claimed: Vec<Result<Option<BulkItem>, Handled>> = stream::iter(events)
+            .map(|(index, event)| self.claim_event(index, event, deadline))
+            .buffered(STORE_CONCURRENCY)
+            .collect()
+            .await;
         let mut pending = Vec::new();
-        for (index, event) in events {
-            let lease = match self.begin(&event, deadline).await {
-                Ok(Ok(lease)) => lease,
-                Ok(Err(stored)) => {
-                    done.push((index, Ok(stored)));
-                    continue;
-                }
-                Err(error) => {
-                    done.push((index, Err(error)));
-                    continue;
-                }
-            };
-            let InboundEvent::Calendar { entry, .. } = &event.event else {
-                continue;
-            };
-            let Some(user) = entry.user.user_id.clone() else {
-                continue;
-            };
-            match self.read_state(&user).await {
-                Ok(state) => pending.push(BulkItem {
-                    index,
-                    event,
-                    lease,
-                    user,
-                    state,
-                }),
-                Err(error) => {
-                    let result = Err(error);
-                    self.finish_quietly(&lease, &result).await;
-                    done.push((index, result));
-                }
+        for step in claimed {
+            match step {
+                Ok(Some(item)) => pending.push(item),
+                // Not a start naming a user: `handle_batch` reports it as left unhandled.
+                Ok(None) => {}
+                Err(handled) => done.push(handled),
             }
         }
         pending
+    }
+
+    /// One event of step 1; `Err`: handled already (a duplicate, or a failure).
+    async fn claim_event(
+        &self,
+        index: usize,
+        event: ParsedEvent,
+        deadline: Deadline,
+    ) -> Result<Option<BulkItem>, Handled> {
+        let InboundEvent::Calendar { entry, .. } = &event.event else {
+            return Ok(None);
+        };
+        let Some(user) = entry.user.user_id.clone() else {
+            return Ok(None);
+        };
+        let lease = match self.begin(&event, deadline).await {
+            Ok(Ok(lease)) => lease,
+            Ok(Err(stored)) => return Err((index, Ok(stored))),
+            Err(error) => return Err((index, Err(error))),
+        };
+        match self.read_state(&user).await {
+            Ok(state) => Ok(Some(BulkItem {
+                index,
+                event,
+                lease,
+                user,
+                state,
+            })),
+            Err(error) => {
+                let result = Err(error);
+                self.finish_quietly(&lease, &result).await;
+                Err((index, result))
+            }
+        }
     }
 
     /// Step 2: one bulk read of everything a start decision looks at.
@@ -285,15 +309,14 @@ impl TransitionService {
     }
 
     /// Step 3: decide one start; an apply is claimed and returned for the bulk write, anything
-    /// else is recorded on its own.
+    /// else is recorded on its own (`Err`: handled).
     async fn decide_start(
         &self,
         item: BulkItem,
         read: &BulkRead,
         now: chrono::DateTime<chrono::Utc>,
         deadline: Deadline,
-        done: &mut Vec<Handled>,
-    ) -> Option<ClaimedApply> {
+    ) -> Result<ClaimedApply, Handled> {
         let Some(live) = read.live(&item.user) else {
             let error = EventError {
                 field: "detail.userId".to_owned(),
@@ -302,8 +325,7 @@ impl TransitionService {
             let event_id = Some(item.event.event_id.clone());
             let result = self.reject(event_id, Some(item.user.clone()), &error).await;
             self.finish_quietly(&item.lease, &result).await;
-            done.push((item.index, result));
-            return None;
+            return Err((item.index, result));
         };
         let entry = item.entry();
         let trigger = Trigger::Started(entry);
@@ -323,7 +345,7 @@ impl TransitionService {
                 match self.claim(&item.state, next, None).await {
                     Ok(Some(claim)) => {
                         let (target, restore_to) = (target.clone(), restore_to.clone());
-                        return Some(ClaimedApply {
+                        return Ok(ClaimedApply {
                             item,
                             live,
                             claim,
@@ -346,21 +368,19 @@ impl TransitionService {
             }
         };
         self.finish_quietly(&item.lease, &result).await;
-        done.push((item.index, result));
-        None
+        Err((item.index, result))
     }
 
-    /// Steps 4 and 5: one bulk write for every claimed apply, then each settled on its own.
-    /// The tags were read moments ago by the bulk read; a bulk PUT cannot be conditional
-    /// (see docs/genesys-client.md).
+    /// Steps 4 and 5: one bulk write for every claimed apply, then each settled on its own
+    /// (`STORE_CONCURRENCY` at a time). The tags were read moments ago by the bulk read; a bulk
+    /// PUT cannot be conditional (see docs/genesys-client.md).
     async fn write_and_settle(
         &self,
         claims: Vec<ClaimedApply>,
         deadline: Deadline,
-        done: &mut Vec<Handled>,
-    ) {
+    ) -> Vec<Handled> {
         if claims.is_empty() {
-            return;
+            return Vec::new();
         }
         let changes: Vec<(UserId, PresenceRef)> = claims
             .iter()
@@ -372,23 +392,33 @@ impl TransitionService {
         let after: HashMap<UserId, PresenceSnapshot> = match written {
             Ok(after) => after.into_iter().collect(),
             Err(error) => {
-                for claimed in claims {
-                    let failed = self
-                        .fail_write(&claimed.claim, error.clone(), OnUncertainWrite::KeepClaim)
-                        .await;
-                    let result = Err(failed);
-                    self.finish_quietly(&claimed.item.lease, &result).await;
-                    done.push((claimed.item.index, result));
-                }
-                return;
+                return stream::iter(claims)
+                    .map(|claimed| self.fail_one(claimed, error.clone()))
+                    .buffered(STORE_CONCURRENCY)
+                    .collect()
+                    .await;
             }
         };
-        for claimed in claims {
-            let (index, lease) = (claimed.item.index, claimed.item.lease.clone());
-            let result = self.settle_one(claimed, &after, write_ms, deadline).await;
-            self.finish_quietly(&lease, &result).await;
-            done.push((index, result));
-        }
+        stream::iter(claims)
+            .map(|claimed| async {
+                let (index, lease) = (claimed.item.index, claimed.item.lease.clone());
+                let result = self.settle_one(claimed, &after, write_ms, deadline).await;
+                self.finish_quietly(&lease, &result).await;
+                (index, result)
+            })
+            .buffered(STORE_CONCURRENCY)
+            .collect()
+            .await
+    }
+
+    /// A claimed apply whose bulk write failed: the claim is kept (the write may have landed).
+    async fn fail_one(&self, claimed: ClaimedApply, error: PlatformError) -> Handled {
+        let failed = self
+            .fail_write(&claimed.claim, error, OnUncertainWrite::KeepClaim)
+            .await;
+        let result = Err(failed);
+        self.finish_quietly(&claimed.item.lease, &result).await;
+        (claimed.item.index, result)
     }
 
     async fn settle_one(

@@ -130,6 +130,99 @@ async fn the_same_start_delivered_eight_times_concurrently_applies_once_with_one
     assert_eq!(of_event[0].kind, DecisionKind::Applied);
 }
 
+/// The burst queue delivers a batch twice at once (at-least-once, two containers): the bulk
+/// path claims, decides and settles its users concurrently in each, and still every agent is
+/// applied once, with one record, whatever each delivery answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_same_batch_delivered_twice_concurrently_applies_each_agent_once() {
+    let h = Harness::with_policy(
+        presence_autopilot::policy::DEFAULT_POLICY,
+        vec![genesys_sim::seed::DEMO_BUSINESS_UNIT.to_owned()],
+    )
+    .await;
+    let users: Vec<String> = (0..24)
+        .map(|index| format!("20000000-0000-4000-8000-{index:012}"))
+        .collect();
+    for (index, id) in users.iter().enumerate() {
+        h.sim
+            .control(
+                reqwest::Method::POST,
+                "/sim/users",
+                serde_json::json!({"id": id, "name": format!("Agent {index}"),
+                    "email": format!("b{index}@example.com"),
+                    "managementUnitId": genesys_sim::seed::DEMO_MANAGEMENT_UNIT}),
+            )
+            .await;
+    }
+    let bodies: Vec<String> = users
+        .iter()
+        .enumerate()
+        .map(|(i, user)| h.calendar(STARTED, &format!("batch-{i}"), user, "all-hands", -1, 60))
+        .collect();
+
+    // Each delivery gives back what failed retryably, as the queue would redeliver it.
+    let mut pending = vec![bodies.clone(), bodies];
+    let mut outcomes = Vec::new();
+    for _round in 0..10 {
+        let deliveries = futures::future::join_all(pending.drain(..).map(|batch| {
+            let (service, deadline) = (h.service.clone(), h.deadline());
+            tokio::spawn(async move {
+                let results = service.handle_batch(&batch, deadline).await;
+                (batch, results)
+            })
+        }))
+        .await;
+        for joined in deliveries {
+            let (batch, results) = joined.expect("task");
+            let mut again = Vec::new();
+            for (body, result) in batch.into_iter().zip(results) {
+                match result {
+                    Ok(outcome) => outcomes.push(outcome),
+                    Err(error) => {
+                        assert!(error.is_retryable(), "{error}");
+                        again.push(body);
+                    }
+                }
+            }
+            if !again.is_empty() {
+                pending.push(again);
+            }
+        }
+        if pending.is_empty() {
+            break;
+        }
+    }
+    assert!(pending.is_empty(), "deliveries never handled: {pending:?}");
+    assert_eq!(
+        outcomes.len(),
+        48,
+        "both deliveries of every start answered"
+    );
+    assert!(
+        outcomes.iter().all(|o| o.decision == "applied"),
+        "a duplicate answers with the stored outcome: {outcomes:?}"
+    );
+    assert_eq!(outcomes.iter().filter(|o| !o.duplicate).count(), 24);
+    assert_eq!(
+        h.sim.server.sim.lock().mutations.len(),
+        24,
+        "one write per agent"
+    );
+    for (i, user) in users.iter().enumerate() {
+        assert_eq!(
+            h.presence_of(user).await.system_presence,
+            SystemPresence::Meeting
+        );
+        let records = h.audit(user).await;
+        assert_eq!(records.len(), 1, "{user}: {records:?}");
+        assert_eq!(records[0].kind, DecisionKind::Applied);
+        assert_eq!(
+            records[0].event_id.as_deref(),
+            Some(format!("batch-{i}").as_str())
+        );
+    }
+}
+
 /// A decision that writes nothing (our own change echoed back) completes the event on its own;
 /// if another delivery of the event completed it between our read and that write, DynamoDB
 /// refuses the write's condition. Both deliveries decided the same: not a failure.
