@@ -11,8 +11,10 @@ For each binary, COLD_STARTS fresh processes; for each process:
   logging included, not the stand-ins' CPU;
 - peak RSS: the process's own VmHWM when it is stopped.
 `transition` handles calendar starts and ends of one agent, alternately, so every warm event is a
-full transition (apply or restore: the Genesys reads and write, the DynamoDB claim and commit, the
-SQS notification). Prints a Markdown table of medians (and p90 for warm latency)."""
+full transition (apply or restore: the Genesys reads and write, the DynamoDB read, claim and
+commit). Prints a Markdown table of medians (and p90 for warm latency), then where a transition's
+first and warm invokes spent their time. `BENCH_COMPARE=name=path,…` adds other transition builds,
+interleaved in the same run."""
 
 from __future__ import annotations
 
@@ -272,6 +274,11 @@ def ms(seconds: float) -> str:
 def main() -> int:
     release = TARGET / "release"
     binaries = {"transition": release / "transition", "yardstick": release / "yardstick"}
+    # BENCH_COMPARE="before=/path/to/an/older/transition,…": more transition builds, interleaved
+    # with these in the same run (the fair way to compare two builds on a shared machine).
+    for spec in filter(None, os.environ.get("BENCH_COMPARE", "").split(",")):
+        name, _, path = spec.partition("=")
+        binaries[name] = Path(path)
     missing = [str(path) for path in binaries.values() if not path.exists()]
     if missing:
         print(f"build first: cargo build --release -p transition -p yardstick (missing {missing})", file=sys.stderr)
@@ -281,8 +288,9 @@ def main() -> int:
         runs: dict[str, list[dict]] = {name: [] for name in binaries}
         # Interleaved, so both see the same machine load.
         for _ in range(COLD_STARTS):
-            runs["yardstick"].append(cold_start(binaries["yardstick"], function_env, Echoes(), check_echo))
-            runs["transition"].append(cold_start(binaries["transition"], function_env, TransitionEvents(), check_transition))
+            for name, binary in binaries.items():
+                events, check = (Echoes(), check_echo) if name == "yardstick" else (TransitionEvents(), check_transition)
+                runs[name].append(cold_start(binary, function_env, events, check))
     median = statistics.median
     print(f"\n{COLD_STARTS} cold starts each, {WARM} warm events per process, "
           f"{dt.date.today().isoformat()}, {os.cpu_count()} cores (`make bench`, scripts/bench_lambda.py)\n")
