@@ -628,7 +628,7 @@ class Day:
             target = json.loads(schedule["Target"]["Input"])
             say(
                 f"Scheduler: {schedule['Name']} {schedule['ScheduleExpression']}"
-                f" {schedule.get('ScheduleExpressionTimezone') or 'UTC'} → transition"
+                f" {schedule.get('ScheduleExpressionTimezone') or 'UTC'} → burst queue"
                 f" ({target.get('detail-type', '?')})"
             )
         planned = {s.get("detailType", ""): s for s in answer.get("schedules", [])}
@@ -647,10 +647,12 @@ class Day:
                 expect(wait < 15, f"the start schedule is due in {wait:.0f} s; the demo waits at most 15 s")
                 say(dim(f"(moto never fires schedules: the demo plays the Scheduler and waits {wait:.1f} s)"))
                 time.sleep(wait)
-            say(f"Scheduler fires {schedule['Name']} → transition")
-            outcome = self.env.invoke("transition", json.loads(schedule["Target"]["Input"]))
-            say(dim(f"transition: decision {outcome.get('decision')!r}, reason {outcome.get('reason')!r}"))
-            self.show_audit()
+            target = schedule["Target"]
+            burst = self.env.resources["EVENTS_QUEUE_ARN"]
+            expect(target["Arn"] == burst, f"the schedule targets {target['Arn']}, not the burst queue {burst}")
+            say(f"Scheduler fires {schedule['Name']} → burst queue → transition")
+            self.sqs.send_message(QueueUrl=self.env.resources["EVENTS_QUEUE_URL"], MessageBody=target["Input"])
+            self.transition_from_bus()
 
         fire("Calendar Event Started")
         self.expect_audit("applied")

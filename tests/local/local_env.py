@@ -177,7 +177,8 @@ class LocalEnv:
         self.resources["SCHEDULE_GROUP_NAME"] = prefix
         # moto checks neither; the names are the template's shape.
         self.resources["SCHEDULER_ROLE_ARN"] = f"arn:aws:iam::123456789012:role/{prefix}-scheduler"
-        self.resources["TRANSITION_FUNCTION_ARN"] = f"arn:aws:lambda:us-east-1:123456789012:function:{prefix}-transition"
+        # Schedules send to the burst queue, as the bus rule does (the template's wiring).
+        self.resources["BURST_QUEUE_ARN"] = self.resources["EVENTS_QUEUE_ARN"]
 
     def _provision_calendar(self, prefix: str = "presence-autopilot") -> None:
         graph = self._spawn("graph-sim", [str(TARGET / "debug" / "graph-sim"), "--addr", "127.0.0.1:0"], stdout=subprocess.PIPE)
@@ -250,7 +251,7 @@ class LocalEnv:
             # schedule-check
             "SCHEDULE_GROUP_NAME": self.resources["SCHEDULE_GROUP_NAME"],
             "SCHEDULER_ROLE_ARN": self.resources["SCHEDULER_ROLE_ARN"],
-            "TRANSITION_FUNCTION_ARN": self.resources["TRANSITION_FUNCTION_ARN"],
+            "BURST_QUEUE_ARN": self.resources["BURST_QUEUE_ARN"],
             "SCHEDULER_DLQ_ARN": self.resources["SCHEDULER_DLQ_ARN"],
             # calendar-notify, calendar-sync, calendar-upkeep; Graph posts to cargo lambda
             # watch's Function URL emulation of calendar-notify

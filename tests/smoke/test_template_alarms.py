@@ -69,7 +69,10 @@ def test_the_dashboard_is_json_and_shows_every_dead_letter_queue() -> None:
     assert any("Decisions" in t for t in titles) and any("Deliveries" in t for t in titles)
     queues = {name for name, r in doc["Resources"].items() if r["Type"] == "AWS::SQS::Queue"}
     dlqs = {name for name in queues if name.endswith("DLQ")}
-    assert len(dlqs) == 7 and "SyncDeadLetterQueue" in queues
+    # Burst, Notifications, OutboxRelay, Events, Scheduler, ScheduleCheckAsync (transition has no
+    # asynchronous invoke: schedules send to the burst queue).
+    assert len(dlqs) == 6 and "SyncDeadLetterQueue" in queues
+    assert "TransitionAsyncDLQ" not in queues
     for name in dlqs:
         assert f"${{{name}.QueueName}}" in body, name
     # The calendar connector's DLQ exists only with the connector: named through a variable.

@@ -31,7 +31,7 @@ impl Config {
             transition: TransitionSettings::from_env(env)?,
             scheduler: SchedulerTarget {
                 group: env.required("SCHEDULE_GROUP_NAME")?,
-                target_arn: env.required("TRANSITION_FUNCTION_ARN")?,
+                target_arn: env.required("BURST_QUEUE_ARN")?,
                 role_arn: env.required("SCHEDULER_ROLE_ARN")?,
                 dead_letter_arn: env.required("SCHEDULER_DLQ_ARN")?,
             },
@@ -48,10 +48,7 @@ mod tests {
         ("TABLE_NAME", "t"),
         ("GENESYS_SECRET_ID", "s"),
         ("SCHEDULE_GROUP_NAME", "presence-autopilot"),
-        (
-            "TRANSITION_FUNCTION_ARN",
-            "arn:aws:lambda:us-east-1:1:function:transition",
-        ),
+        ("BURST_QUEUE_ARN", "arn:aws:sqs:us-east-1:1:burst"),
         ("SCHEDULER_ROLE_ARN", "arn:aws:iam::1:role/scheduler"),
         ("SCHEDULER_DLQ_ARN", "arn:aws:sqs:us-east-1:1:scheduler-dlq"),
     ];

@@ -29,7 +29,7 @@ pub async fn handle(
                 serde_json::to_value(report).unwrap_or_default()
             })
         } else {
-            service.plan_json(&payload.to_string(), deadline).await.map(|outcome| {
+            service.plan_event(payload, deadline).await.map(|outcome| {
                 tracing::info!(action = %outcome.action, reason = ?outcome.reason, schedules = outcome.schedules.len(), "planning event handled");
                 serde_json::to_value(outcome).unwrap_or_default()
             })

@@ -1,33 +1,18 @@
-//! Translates Lambda input (an EventBridge event, or an SQS batch of them) into calls of the
-//! transition service, and its results into the Lambda response.
+//! Translates the burst queue's SQS batches into calls of the transition service, and its
+//! results into the batch answer (only the failed records come back).
 
 use std::time::Instant;
 
-use aws_lambda_events::eventbridge::EventBridgeEvent;
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use lambda_runtime::{Diagnostic, LambdaEvent};
 use presence_autopilot::clock::{Deadline, SystemClock};
 use presence_autopilot::delivery::RetrySchedule;
-use presence_autopilot::events;
-use presence_autopilot::model::preview;
 use presence_autopilot::ports::MessageVisibility;
 use presence_autopilot::service::transition::{
-    Outcome, TransitionError, TransitionService, bounded_event_id,
+    Outcome, TransitionError, TransitionService,
 };
 use presence_autopilot::telemetry::{self, Unit};
-use serde::Deserialize;
-use serde_json::Value;
 use tracing::Instrument;
-
-/// What transition is invoked with: an SQS batch (the burst queue), one EventBridge event (the
-/// bus, a Scheduler target), or anything else, which is refused with its field named.
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
-pub enum TransitionInput {
-    Batch(SqsEvent),
-    Event(Box<EventBridgeEvent<Value>>),
-    Unrecognised(Value),
-}
 
 /// When a record that failed for a retryable reason comes back: after Genesys's `Retry-After`
 /// when it gave one, else after a short backoff by receive count, instead of the queue's
@@ -76,74 +61,17 @@ impl Redelivery {
     }
 }
 
+/// One batch of the burst queue (bus rules and Scheduler schedules both send there). A payload
+/// that is not an SQS batch never gets here: the runtime fails the invocation whole, so SQS
+/// retries it and then dead-letters it; nothing unreadable is answered as handled.
 pub async fn handle(
     service: &TransitionService,
     redelivery: Option<&Redelivery>,
-    event: LambdaEvent<TransitionInput>,
-) -> Result<Value, Diagnostic> {
-    let (payload, context) = event.into_parts();
+    event: LambdaEvent<SqsEvent>,
+) -> Result<SqsBatchResponse, Diagnostic> {
+    let (batch, context) = event.into_parts();
     let deadline = Deadline::of_invocation(&context, &SystemClock);
-    let result = match payload {
-        TransitionInput::Batch(batch) => {
-            let response =
-                handle_batch(service, redelivery, batch, deadline, &context.request_id).await?;
-            return to_json(&response);
-        }
-        TransitionInput::Unrecognised(value) if value.get("Records").is_some() => {
-            // A batch we cannot read must fail whole: answering success would delete it.
-            let reason = match serde_json::from_value::<SqsEvent>(value) {
-                Err(err) => err.to_string(),
-                Ok(_) => "not an SQS batch".to_owned(),
-            };
-            tracing::error!(%reason, "unreadable SQS batch; SQS retries it, then dead-letters it");
-            return Err(Diagnostic {
-                error_type: "NonRetryable".to_owned(),
-                error_message: format!("unreadable SQS batch: {}", preview(&reason)),
-            });
-        }
-        TransitionInput::Event(envelope) => {
-            let span = event_span(&context.request_id, envelope.id.as_deref());
-            let started = Instant::now();
-            let result = service
-                .handle_parsed(
-                    events::parse(&envelope),
-                    envelope.id.as_deref().map(bounded_event_id),
-                    deadline,
-                )
-                .instrument(span.clone())
-                .await;
-            record_outcome(&span, &result, started);
-            result
-        }
-        TransitionInput::Unrecognised(value) => {
-            let id = value.get("id").and_then(Value::as_str).map(preview);
-            let span = event_span(&context.request_id, id.as_deref());
-            let started = Instant::now();
-            // Not a typed envelope: the service rejects it with the field named.
-            let result = service
-                .handle_value(value, deadline)
-                .instrument(span.clone())
-                .await;
-            record_outcome(&span, &result, started);
-            result
-        }
-    };
-    match result {
-        Ok(outcome) => to_json(&outcome),
-        Err(error) => Err(telemetry::diagnostic(&error, error.is_retryable())),
-    }
-}
-
-fn event_span(request_id: &str, event_id: Option<&str>) -> tracing::Span {
-    let event_id = event_id.map(preview).unwrap_or_default();
-    tracing::info_span!("event", request_id = %request_id, event_id = %event_id, user_id = tracing::field::Empty)
-}
-
-fn to_json(value: &impl serde::Serialize) -> Result<Value, Diagnostic> {
-    serde_json::to_value(value).map_err(|err| Diagnostic {
-        error_type: "NonRetryable".to_owned(),
-        error_message: format!("response not serialisable: {err}"),
-    })
+    handle_batch(service, redelivery, batch, deadline, &context.request_id).await
 }
 
 /// Each record on its own (starts for many users share bulk Genesys calls); the response
@@ -249,22 +177,19 @@ fn record_outcome(
 mod tests {
     use super::*;
 
-    fn input(raw: &str) -> TransitionInput {
-        serde_json::from_str(raw).expect("any JSON is an input")
+    fn batch(raw: &str) -> Result<SqsEvent, serde_json::Error> {
+        serde_json::from_str(raw)
     }
 
     #[test]
-    fn inputs_are_told_apart_by_their_shape() {
-        let sqs = input(include_str!("../../../tests/fixtures/sqs-batch.json"));
-        assert!(matches!(sqs, TransitionInput::Batch(batch) if !batch.records.is_empty()));
-        let event = input(include_str!(
+    fn only_an_sqs_batch_is_an_input() {
+        let sqs = batch(include_str!("../../../tests/fixtures/sqs-batch.json")).expect("a batch");
+        assert_eq!(sqs.records.len(), 3);
+        // A bare EventBridge event is not read as an empty batch: the invocation fails whole.
+        let event = batch(include_str!(
             "../../../tests/fixtures/calendar-event-started.json"
         ));
-        assert!(matches!(event, TransitionInput::Event(_)));
-        // A wrong envelope type is not an EventBridge event: the service names the field.
-        let wrong_id =
-            input(r#"{"id": 5, "detail-type": "Focus Started", "source": "s", "detail": {}}"#);
-        assert!(matches!(wrong_id, TransitionInput::Unrecognised(_)));
+        assert!(event.is_err(), "{event:?}");
     }
 
     #[tokio::test]
@@ -326,9 +251,7 @@ mod tests {
     fn an_unreadable_batch_is_never_an_empty_batch() {
         // `messageId` of the wrong type: not an SqsEvent, so not silently zero records.
         let broken =
-            input(r#"{"Records": [{"messageId": 7, "body": "{}", "eventSource": "aws:sqs"}]}"#);
-        assert!(
-            matches!(broken, TransitionInput::Unrecognised(value) if value.get("Records").is_some())
-        );
+            batch(r#"{"Records": [{"messageId": 7, "body": "{}", "eventSource": "aws:sqs"}]}"#);
+        assert!(broken.is_err(), "{broken:?}");
     }
 }

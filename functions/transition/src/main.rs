@@ -3,6 +3,7 @@
 mod config;
 mod handler;
 
+use aws_lambda_events::sqs::SqsEvent;
 use lambda_runtime::{LambdaEvent, service_fn};
 use presence_autopilot::aws::sqs::SqsVisibility;
 use presence_autopilot::compose::transition_deps;
@@ -19,10 +20,8 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         let visibility = SqsVisibility::new(aws_sdk_sqs::Client::new(&aws), url);
         handler::Redelivery::on(std::sync::Arc::new(visibility))
     });
-    lambda_runtime::run(service_fn(
-        |event: LambdaEvent<handler::TransitionInput>| {
-            handler::handle(&service, redelivery.as_ref(), event)
-        },
-    ))
+    lambda_runtime::run(service_fn(|event: LambdaEvent<SqsEvent>| {
+        handler::handle(&service, redelivery.as_ref(), event)
+    }))
     .await
 }

@@ -16,9 +16,9 @@ use crate::ports::{PlannedSchedule, Schedules, StoreError};
 #[derive(Debug, Clone)]
 pub struct SchedulerTarget {
     pub group: String,
-    /// The transition function.
+    /// The burst queue transition reads: a schedule's input becomes one message of its batches.
     pub target_arn: String,
-    /// The role EventBridge Scheduler assumes to invoke it.
+    /// The role EventBridge Scheduler assumes to send to it.
     pub role_arn: String,
     pub dead_letter_arn: String,
 }

@@ -2,7 +2,6 @@
 //! Microsoft Graph `event`, a Google Calendar `Event`) and Genesys presence events. Every error
 //! names the field that was wrong.
 
-use aws_lambda_events::eventbridge::EventBridgeEvent;
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use serde_json::Value;
 
@@ -227,16 +226,6 @@ pub fn parse_value(value: Value) -> Result<ParsedEvent, EventError> {
         None => return Err(error("detail", "is required")),
     };
     parse_parts(id, &detail_type, &detail)
-}
-
-pub fn parse(envelope: &EventBridgeEvent<Value>) -> Result<ParsedEvent, EventError> {
-    let id = match envelope.id.as_deref() {
-        Some(id) if id.len() > limits::EVENT_ID => {
-            return Err(too_long("id", id, limits::EVENT_ID));
-        }
-        other => other.map(str::to_owned),
-    };
-    parse_parts(id, &envelope.detail_type, &envelope.detail)
 }
 
 fn parse_parts(

@@ -21,7 +21,7 @@ use crate::events::{
 };
 use crate::model::UserId;
 use crate::ports::{PlannedSchedule, Schedules, StateStore, StoreError};
-use crate::service::transition::{TransitionError, TransitionService};
+use crate::service::transition::{TransitionError, TransitionService, bounded_event_id};
 use crate::state::{TriggerKind, UserState};
 use crate::telemetry::{self, Unit};
 use crate::wfm::CachedShifts;
@@ -103,15 +103,20 @@ pub fn schedule_name(user: &UserId, trigger: &str, which: &str) -> String {
 }
 
 impl ScheduleCheck {
-    /// Plans (or unplans) one `Calendar Event Upserted` / `Deleted` event.
-    pub async fn plan_json(
+    /// Plans (or unplans) one `Calendar Event Upserted` / `Deleted` event, as the bus rule
+    /// delivers it (read once, from the invocation's JSON).
+    pub async fn plan_event(
         &self,
-        raw: &str,
+        event: serde_json::Value,
         deadline: Deadline,
     ) -> Result<PlanOutcome, ScheduleCheckError> {
-        match events::parse_json(raw) {
+        let event_id = event
+            .get("id")
+            .and_then(|id| id.as_str())
+            .map(bounded_event_id);
+        match events::parse_value(event) {
             Ok(parsed) => self.plan(&parsed, deadline).await,
-            Err(error) => self.reject(event_id_of(raw), None, &error).await,
+            Err(error) => self.reject(event_id, None, &error).await,
         }
     }
 
@@ -266,7 +271,7 @@ impl ScheduleCheck {
         }
     }
 
-    /// The EventBridge-shaped JSON of a planned event (Scheduler's target input).
+    /// The body of a planned event: Scheduler sends it to the burst queue when it fires.
     fn envelope(&self, user: &UserId, event: &ParsedEvent) -> (String, String) {
         let InboundEvent::Calendar { action, entry } = &event.event else {
             return (String::new(), String::new());
@@ -282,15 +287,12 @@ impl ScheduleCheck {
             TriggerKind::Meeting => policy.meeting.show_subject,
             TriggerKind::Focus => policy.focus.show_subject,
         };
+        // Our canonical event (docs/events.md): what the burst queue carries, whoever sent it.
         let body = json!({
-            "version": "0",
             "id": event.event_id,
             "detail-type": detail_type,
             "source": "presence-autopilot.schedule-check",
-            "account": "000000000000",
             "time": self.clock.now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-            "region": "us-east-1",
-            "resources": [],
             "detail": entry.canonical_detail(user, show_subject),
         });
         (body.to_string(), detail_type.to_owned())
@@ -422,11 +424,4 @@ impl ScheduleCheck {
             schedules: Vec::new(),
         })
     }
-}
-
-/// The envelope id of a body that failed to parse, if it has one.
-fn event_id_of(raw: &str) -> Option<String> {
-    serde_json::from_str::<serde_json::Value>(raw)
-        .ok()
-        .and_then(|v| v.get("id").and_then(|id| id.as_str()).map(str::to_owned))
 }

@@ -92,7 +92,7 @@ impl TransitionService {
         &self.deps
     }
 
-    /// Handles one raw event (an SQS body, a Scheduler payload).
+    /// Handles one SQS body of the burst queue (a bus event, a Scheduler schedule's input).
     pub async fn handle_json(
         &self,
         raw: &str,
@@ -101,34 +101,6 @@ impl TransitionService {
         match events::parse_json(raw) {
             Ok(parsed) => self.handle(parsed, deadline).await,
             Err(error) => self.reject(event_id_of(raw), None, &error).await,
-        }
-    }
-
-    /// Handles one event already decoded as JSON whose envelope did not type-check.
-    pub async fn handle_value(
-        &self,
-        value: serde_json::Value,
-        deadline: Deadline,
-    ) -> Result<Outcome, TransitionError> {
-        let event_id = value
-            .get("id")
-            .and_then(|id| id.as_str())
-            .map(bounded_event_id);
-        self.handle_parsed(events::parse_value(value), event_id, deadline)
-            .await
-    }
-
-    /// Handles what a parser made of an event: the event, or its audited refusal under
-    /// `event_id` (the envelope's id, bounded, if it had one).
-    pub async fn handle_parsed(
-        &self,
-        parsed: Result<ParsedEvent, EventError>,
-        event_id: Option<String>,
-        deadline: Deadline,
-    ) -> Result<Outcome, TransitionError> {
-        match parsed {
-            Ok(parsed) => self.handle(parsed, deadline).await,
-            Err(error) => self.reject(event_id, None, &error).await,
         }
     }
 

@@ -21,7 +21,8 @@ use crate::support::transition::Harness;
 
 const UPSERTED: &str = "Calendar Event Upserted";
 const DELETED: &str = "Calendar Event Deleted";
-const TARGET_ARN: &str = "arn:aws:lambda:us-east-1:123456789012:function:transition";
+/// The burst queue: schedules send to it, as the bus rules do (infra/template.yaml).
+const TARGET_ARN: &str = "arn:aws:sqs:us-east-1:123456789012:presence-autopilot-burst";
 
 struct Planner {
     h: Harness,
@@ -107,7 +108,10 @@ impl Planner {
         let event = self.h.calendar(detail_type, id, user, trigger, start, end);
         serde_json::to_value(
             self.check
-                .plan_json(&event, self.h.deadline())
+                .plan_event(
+                    serde_json::from_str(&event).expect("an event is JSON"),
+                    self.h.deadline(),
+                )
                 .await
                 .expect("planned"),
         )
@@ -221,7 +225,7 @@ async fn a_declined_or_cancelled_upsert_removes_what_was_planned() {
 
     let outcome = p
         .check
-        .plan_json(&declined.to_string(), p.h.deadline())
+        .plan_event(declined, p.h.deadline())
         .await
         .expect("planned");
 
