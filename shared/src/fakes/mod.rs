@@ -3,6 +3,7 @@
 //! for unit tests of services and handlers. Enabled by the `test-helpers` feature.
 
 pub mod delivery;
+pub mod platform;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};

@@ -62,7 +62,9 @@ impl DeadLetterKind {
             Self::CalendarSync => "calendar sync requests that kept failing",
             Self::Events => "bus events a rule could not deliver to its target",
             Self::Scheduler => "planned starts and ends the Scheduler could not deliver",
-            Self::TransitionAsync => "scheduled transition invocations that failed (stacks whose schedules invoked transition directly)",
+            Self::TransitionAsync => {
+                "scheduled transition invocations that failed (stacks whose schedules invoked transition directly)"
+            }
             Self::ScheduleCheckAsync => "calendar changes and sweeps schedule-check failed",
             Self::OutboxRelay => {
                 "table stream batches whose notifications outbox-relay could not queue"

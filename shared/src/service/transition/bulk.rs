@@ -361,9 +361,9 @@ impl TransitionService {
             _ => {
                 let at = item.attempt(&trigger, &live, deadline);
                 match self.persist(&at, decided).await {
-                    Ok(Persisted::Done(outcome)) => Ok(outcome),
-                    Ok(Persisted::Retry) => self.process(&item.event, deadline).await,
-                    Err(error) => Err(error),
+                    Ok(Persisted::Done { outcome, .. }) => Ok(outcome),
+                    Ok(Persisted::Retry { .. }) => self.process(&item.event, deadline).await,
+                    Ok(Persisted::Failed { error, .. }) | Err(error) => Err(error),
                 }
             }
         };

@@ -2,8 +2,11 @@
 //! presence write, and every decision leaves one audit record.
 //!
 //! One event, in the order a reader meets it (docs/architecture.md walks it step by step):
-//! - [`inbound`]: parse, whose event it is, handled before? (idempotency), audited refusals;
-//! - here: read state → screen → live presence, routing status, shift → [`decide`](crate::decide);
+//! - [`inbound`]: whose event it is, audited refusals;
+//! - [`ledger`]: handled before? (idempotency) — the event's record rides on the writes below,
+//!   which report back what they did with it ([`ledger::RecordWrites`]), and the ledger ends it;
+//! - here, the orchestrator: read state → screen → live presence, routing status, shift →
+//!   [`decide`](crate::decide) → record, again after a lost race;
 //! - [`record`]: carry the decision out; apply and restore through
 //! - [`protocol`]: claim the state → compare-and-set the presence → commit state + audit + outbox;
 //! - [`bulk`]: the same for a batch of starts, with one bulk read and one bulk write.
@@ -12,10 +15,13 @@
 
 mod bulk;
 mod inbound;
+mod ledger;
 mod outcome;
 mod protocol;
 mod record;
 mod targets;
+#[cfg(test)]
+mod tests;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -24,8 +30,8 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use tokio::sync::Mutex;
 
-use inbound::EventHold;
 pub use inbound::{UNATTRIBUTED_USER, bounded_event_id, event_id_of};
+use ledger::{EventHold, Handled, RecordWrites};
 pub use outcome::{Outcome, OutcomeKind, StageTimings, TransitionError};
 pub use targets::Targets;
 
@@ -33,8 +39,8 @@ use crate::clock::{Clock, Deadline};
 use crate::decide::{Context, Operator, ShiftView, Trigger, decide, screen};
 use crate::events::{self, CalendarAction, EventError, InboundEvent, ParsedEvent};
 use crate::model::{PresenceSnapshot, RoutingStatus, UserId};
-use crate::policy::Policy;
-use crate::ports::{AuditLog, IdempotencyStore, PresenceApi, ShiftSource, StateStore};
+use crate::policy::{Policy, ResolvedTargets};
+use crate::ports::{AuditLog, EventRecord, IdempotencyStore, PresenceApi, ShiftSource, StateStore};
 use crate::state::UserState;
 use record::{Attempt, Persisted};
 
@@ -130,16 +136,16 @@ impl TransitionService {
         };
         let hold = EventHold::new(&parsed.event_id, deadline, self.deps.idempotency_ttl);
         let event = Some(&parsed.event_id[..]);
-        let mut result = self
-            .decide_and_apply(&user, email, &trigger, (event, Some(&hold)), deadline)
+        let mut handled = self
+            .decide_and_record(&user, email, &trigger, (event, Some(&hold)), deadline)
             .await;
-        if let Ok(outcome) = result.as_mut() {
+        if let Ok(outcome) = handled.result.as_mut() {
             let auth = self.deps.presence.take_auth_timings();
             outcome.timings.secret_ms = auth.secret_ms;
             outcome.timings.token_ms = auth.token_ms;
         }
-        self.settle_event(&hold, &result).await?;
-        result
+        self.settle_event(&hold, &handled).await?;
+        handled.result
     }
 
     /// One event whose id the caller already claimed (the bulk path's fallback).
@@ -218,9 +224,8 @@ impl TransitionService {
         .await
     }
 
-    /// Read → screen → live inputs → decide → record, again after a lost race (bounded).
-    /// `hold`: the event's idempotency record rides on this decision's writes; without it,
-    /// the caller holds the event's key (or there is no event: a sweep, a release).
+    /// A decision with no event of its own to record (a sweep, a release, the bulk path's
+    /// fallback, whose caller holds the event's key).
     async fn decide_and_apply(
         &self,
         user: &UserId,
@@ -229,89 +234,153 @@ impl TransitionService {
         (event_id, hold): (Option<&str>, Option<&EventHold>),
         deadline: Deadline,
     ) -> Result<Outcome, TransitionError> {
-        let (mut read_ms, mut persist_ms) = (0_u64, 0_u64);
+        self.decide_and_record(user, email, trigger, (event_id, hold), deadline)
+            .await
+            .result
+    }
+
+    /// Read → screen → live inputs → decide → record, again after a lost race (bounded).
+    /// `hold`: the event's idempotency record rides on this decision's writes, and what they
+    /// did with it comes back with the result; without it, the caller holds the event's key
+    /// (or there is no event: a sweep, a release).
+    async fn decide_and_record(
+        &self,
+        user: &UserId,
+        email: Option<&str>,
+        trigger: &Trigger<'_>,
+        (event_id, hold): (Option<&str>, Option<&EventHold>),
+        deadline: Deadline,
+    ) -> Handled {
+        let mut writes = RecordWrites::default();
+        let mut timings = StageTimings::default();
         let event_key = hold.map(EventHold::key);
         // A container's first event resolves the targets (secret, token, definitions): that
         // chain and the first read of the state do not depend on each other, so they overlap.
         let started = Instant::now();
-        let ((targets, targets_ms), (first_read, mut state_read_ms)) = tokio::join!(
+        let ((targets, targets_ms), (first_read, state_read_ms)) = tokio::join!(
             async { (self.targets(deadline).await, elapsed_ms(started)) },
             async {
                 let read = self.deps.state.get_for_event(user, event_key).await;
                 (read, elapsed_ms(started))
             }
         );
-        let targets = targets?;
-        let mut first_read = Some(first_read?);
-        for attempt in 0..MAX_ATTEMPTS {
-            if attempt > 0 {
-                self.step_aside(attempt).await;
+        (timings.targets_ms, timings.state_read_ms) = (targets_ms, state_read_ms);
+        let targets = match targets {
+            Ok(targets) => targets,
+            Err(error) => return Handled::failed(error, writes),
+        };
+        let mut first_read = Some(first_read);
+        let attempt = Attempted {
+            user,
+            email,
+            trigger,
+            event_id,
+            hold,
+            targets,
+            deadline,
+        };
+        for round in 0..MAX_ATTEMPTS {
+            if round > 0 {
+                self.step_aside(round).await;
             }
-            let (state, record) = match first_read.take() {
+            let read = match first_read.take() {
                 Some(read) => read,
                 None => {
                     let read_started = Instant::now();
-                    let read = self.deps.state.get_for_event(user, event_key).await?;
-                    state_read_ms += elapsed_ms(read_started);
+                    let read = self.deps.state.get_for_event(user, event_key).await;
+                    timings.state_read_ms += elapsed_ms(read_started);
                     read
                 }
             };
-            let now = self.deps.clock.now();
-            if let Some(ended) = hold.and_then(|hold| hold.screen(record, now)) {
-                return ended;
-            }
-            let state = state.unwrap_or_else(|| UserState::new(user.clone(), now));
-            let base = Context {
-                now,
-                policy: &self.deps.policy,
-                targets,
-                state: &state,
-                email,
-                current: None,
-                routing: None,
-                shift: None,
+            let read = match read {
+                Ok(read) => read,
+                Err(error) => return Handled::failed(error, writes),
             };
-            let (decided, live) = match screen(trigger, &base) {
-                Some(decided) => (decided, None),
-                None => {
-                    let read_started = Instant::now();
-                    let live = self.live(user, trigger, now, deadline).await?;
-                    read_ms += elapsed_ms(read_started);
-                    let cx = Context {
-                        current: Some(&live.current),
-                        routing: live.routing.as_ref(),
-                        shift: live.shift,
-                        ..base
+            match self.attempt(&attempt, read, &mut timings).await {
+                Ok(Step::Ended(result)) => return Handled { result, writes },
+                Ok(Step::Persisted(Persisted::Done {
+                    mut outcome,
+                    completed,
+                })) => {
+                    writes.completed = completed;
+                    let write_ms = outcome.timings.genesys_write_ms;
+                    outcome.timings = StageTimings {
+                        genesys_write_ms: write_ms,
+                        store_ms: timings.store_ms.saturating_sub(write_ms),
+                        ..timings
                     };
-                    (decide(trigger, &cx), Some(live))
+                    return Handled {
+                        result: Ok(outcome),
+                        writes,
+                    };
                 }
-            };
-            let at = Attempt {
-                user,
-                email,
-                trigger,
-                event_id,
-                hold,
-                read: &state,
-                live: live.as_ref(),
-                deadline,
-            };
-            let persist_started = Instant::now();
-            let persisted = self.persist(&at, decided).await?;
-            persist_ms += elapsed_ms(persist_started);
-            if let Persisted::Done(mut outcome) = persisted {
-                outcome.timings.targets_ms = targets_ms;
-                outcome.timings.state_read_ms = state_read_ms;
-                outcome.timings.genesys_read_ms = read_ms;
-                outcome.timings.store_ms =
-                    persist_ms.saturating_sub(outcome.timings.genesys_write_ms);
-                return Ok(outcome);
+                Ok(Step::Persisted(Persisted::Retry { leased })) => writes.leased |= leased,
+                Ok(Step::Persisted(Persisted::Failed { error, leased })) => {
+                    writes.leased |= leased;
+                    return Handled::failed(error, writes);
+                }
+                Err(error) => return Handled::failed(error, writes),
             }
         }
-        Err(TransitionError::Contended {
+        let contended = TransitionError::Contended {
             user_id: user.clone(),
             attempts: MAX_ATTEMPTS,
-        })
+        };
+        Handled::failed(contended, writes)
+    }
+
+    /// One round: screen the event's record, decide on what was read (reading Genesys only when
+    /// the stored state cannot decide alone), and record the decision.
+    async fn attempt(
+        &self,
+        at: &Attempted<'_, '_>,
+        (state, record): (Option<UserState>, Option<EventRecord>),
+        timings: &mut StageTimings,
+    ) -> Result<Step, TransitionError> {
+        let now = self.deps.clock.now();
+        if let Some(ended) = at.hold.and_then(|hold| hold.screen(record, now)) {
+            return Ok(Step::Ended(ended));
+        }
+        let state = state.unwrap_or_else(|| UserState::new(at.user.clone(), now));
+        let base = Context {
+            now,
+            policy: &self.deps.policy,
+            targets: at.targets,
+            state: &state,
+            email: at.email,
+            current: None,
+            routing: None,
+            shift: None,
+        };
+        let (decided, live) = match screen(at.trigger, &base) {
+            Some(decided) => (decided, None),
+            None => {
+                let read_started = Instant::now();
+                let live = self.live(at.user, at.trigger, now, at.deadline).await?;
+                timings.genesys_read_ms += elapsed_ms(read_started);
+                let cx = Context {
+                    current: Some(&live.current),
+                    routing: live.routing.as_ref(),
+                    shift: live.shift,
+                    ..base
+                };
+                (decide(at.trigger, &cx), Some(live))
+            }
+        };
+        let attempt = Attempt {
+            user: at.user,
+            email: at.email,
+            trigger: at.trigger,
+            event_id: at.event_id,
+            hold: at.hold,
+            read: &state,
+            live: live.as_ref(),
+            deadline: at.deadline,
+        };
+        let persist_started = Instant::now();
+        let persisted = self.persist(&attempt, decided).await;
+        timings.store_ms += elapsed_ms(persist_started);
+        Ok(Step::Persisted(persisted?))
     }
 
     /// The live presence; for a start (or a re-evaluation of one), routing status and shift too.
@@ -362,6 +431,24 @@ impl TransitionService {
         let age = (self.deps.clock.now() - live.read_at).to_std().ok()?;
         (age <= self.deps.presence_fresh_for).then_some(&live.current)
     }
+}
+
+/// What a decision is about, the same in every round of [`TransitionService::decide_and_record`].
+struct Attempted<'a, 'b> {
+    user: &'a UserId,
+    email: Option<&'a str>,
+    trigger: &'a Trigger<'b>,
+    event_id: Option<&'a str>,
+    hold: Option<&'a EventHold>,
+    targets: &'a ResolvedTargets,
+    deadline: Deadline,
+}
+
+/// How one round ended.
+enum Step {
+    /// The event's record ended it before a decision (an earlier outcome, or another holder).
+    Ended(Result<Outcome, TransitionError>),
+    Persisted(Persisted),
 }
 
 /// Whole milliseconds since `started` (the stage timings' unit).

@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use super::inbound::EventHold;
+use super::ledger::EventHold;
 use super::{TransitionError, TransitionService};
 use crate::clock::Deadline;
 use crate::model::{PresenceSnapshot, UserId};
@@ -26,12 +26,8 @@ pub(super) struct Claim {
     pub read: UserState,
     /// The state as claimed (its version is the condition of the next write).
     pub claimed: UserState,
-}
-
-/// The completion of the event a write finishes, carried in that write's transaction.
-pub(super) struct Completes<'a> {
-    pub hold: &'a EventHold,
-    pub mark: EventMark,
+    /// The claim also took the event's lease: a failure from here on gives it back.
+    pub leased: bool,
 }
 
 /// What a failed presence write does with the claim when Genesys may still have taken it.
@@ -57,15 +53,11 @@ impl TransitionService {
     ) -> Result<Option<Claim>, TransitionError> {
         let lease = hold.map(EventHold::lease_mark);
         match self.deps.state.put_marked(next, lease.as_ref()).await {
-            Ok(claimed) => {
-                if let (Some(hold), Some(lease)) = (hold, &lease) {
-                    hold.wrote(lease);
-                }
-                Ok(Some(Claim {
-                    read: read.clone(),
-                    claimed,
-                }))
-            }
+            Ok(claimed) => Ok(Some(Claim {
+                read: read.clone(),
+                claimed,
+                leased: lease.is_some(),
+            })),
             Err(StoreError::Conflict(_) | StoreError::LeaseLost { .. }) => Ok(None),
             Err(other) => Err(other.into()),
         }
@@ -98,6 +90,7 @@ impl TransitionService {
 
     /// Step 3 after our apply: record its tag, audit, notify. If an end landed while the write
     /// was in flight (it let the override go), undo our write — unless someone changed it since.
+    /// `Ok(true)`: the commit also completed the event (`completes`).
     pub(super) async fn settle_apply(
         &self,
         user: &UserId,
@@ -105,8 +98,8 @@ impl TransitionService {
         after: &PresenceSnapshot,
         entry: AuditEntry,
         payload: ChangePayload,
-        completes: Option<&Completes<'_>>,
-    ) -> Result<(), TransitionError> {
+        completes: Option<&EventMark>,
+    ) -> Result<bool, TransitionError> {
         let mut state = claimed;
         for attempt in 0..SETTLE_ATTEMPTS {
             if attempt > 0 {
@@ -118,14 +111,17 @@ impl TransitionService {
                     applied.tag = Some(after.tag());
                     applied.set_at = Some(after.modified_date);
                 }
-                _ => return self.undo_superseded(user, after, entry, &payload).await,
+                _ => {
+                    self.undo_superseded(user, after, entry, &payload).await?;
+                    return Ok(false);
+                }
             }
             let notification = Some((NotificationKind::PresenceApplied, payload.clone()));
             match self
                 .commit_settling(state.clone(), entry.clone(), notification, completes)
                 .await
             {
-                Ok(()) => return Ok(()),
+                Ok(completed) => return Ok(completed),
                 Err(TransitionError::Store(StoreError::Conflict(_))) => {
                     state = self.read_state(user).await?;
                 }
@@ -177,15 +173,15 @@ impl TransitionService {
     }
 
     /// Commits state + audit (+ a notification in the outbox) or, without state, appends the
-    /// audit record; either completes the event when `completes` is given. `Ok(false)`: a lost
-    /// race (or the event is someone else's), decide again.
+    /// audit record; either completes the event when `completes` is given. `Ok(None)`: a lost
+    /// race (or the event is someone else's), decide again; `Ok(Some(completed))` otherwise.
     pub(super) async fn commit_or_append(
         &self,
         next: Option<UserState>,
         entry: AuditEntry,
         notification: Option<(NotificationKind, ChangePayload)>,
-        completes: Option<&Completes<'_>>,
-    ) -> Result<bool, TransitionError> {
+        completes: Option<&EventMark>,
+    ) -> Result<Option<bool>, TransitionError> {
         let result = match next {
             Some(next) => {
                 self.commit_notifying(next, entry, notification, completes)
@@ -194,26 +190,23 @@ impl TransitionService {
             None => self.append_completing(entry, completes).await,
         };
         match result {
-            Ok(()) => Ok(true),
+            Ok(completed) => Ok(Some(completed)),
             Err(TransitionError::Store(StoreError::Conflict(_) | StoreError::LeaseLost { .. })) => {
-                Ok(false)
+                Ok(None)
             }
             Err(other) => Err(other),
         }
     }
 
-    /// Appends the audit record of a decision that changed no state, completing the event.
+    /// Appends the audit record of a decision that changed no state, completing the event;
+    /// `Ok(true)` when it did.
     pub(super) async fn append_completing(
         &self,
         entry: AuditEntry,
-        completes: Option<&Completes<'_>>,
-    ) -> Result<(), TransitionError> {
-        let mark = completes.map(|c| &c.mark);
-        self.deps.audit.append_marked(entry, mark).await?;
-        if let Some(completes) = completes {
-            completes.hold.wrote(&completes.mark);
-        }
-        Ok(())
+        completes: Option<&EventMark>,
+    ) -> Result<bool, TransitionError> {
+        self.deps.audit.append_marked(entry, completes).await?;
+        Ok(completes.is_some())
     }
 
     /// `commit_notifying` for a write Genesys already took: if the event's lease was taken over
@@ -223,8 +216,8 @@ impl TransitionService {
         next: UserState,
         entry: AuditEntry,
         notification: Option<(NotificationKind, ChangePayload)>,
-        completes: Option<&Completes<'_>>,
-    ) -> Result<(), TransitionError> {
+        completes: Option<&EventMark>,
+    ) -> Result<bool, TransitionError> {
         let result = self
             .commit_notifying(next.clone(), entry.clone(), notification.clone(), completes)
             .await;
@@ -238,14 +231,14 @@ impl TransitionService {
     }
 
     /// State + audit record (+ the notification, through the state's outbox, + the event's
-    /// completion) in one transaction.
+    /// completion) in one transaction; `Ok(true)` when it completed the event.
     pub(super) async fn commit_notifying(
         &self,
         mut next: UserState,
         entry: AuditEntry,
         notification: Option<(NotificationKind, ChangePayload)>,
-        completes: Option<&Completes<'_>>,
-    ) -> Result<(), TransitionError> {
+        completes: Option<&EventMark>,
+    ) -> Result<bool, TransitionError> {
         // The outbox holds this commit's notifications only: the table's stream carries each
         // committed state to the outbox relay, which queues what the commit added.
         next.outbox.clear();
@@ -261,12 +254,11 @@ impl TransitionService {
                 payload,
             ));
         }
-        let mark = completes.map(|c| &c.mark);
-        self.deps.state.commit_marked(&next, entry, mark).await?;
-        if let Some(completes) = completes {
-            completes.hold.wrote(&completes.mark);
-        }
-        Ok(())
+        self.deps
+            .state
+            .commit_marked(&next, entry, completes)
+            .await?;
+        Ok(completes.is_some())
     }
 
     /// The stored state, or a fresh one for a user never stored.

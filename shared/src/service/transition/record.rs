@@ -5,13 +5,13 @@ use std::time::Instant;
 
 use serde_json::json;
 
-use super::inbound::EventHold;
-use super::protocol::{Completes, OnUncertainWrite};
+use super::ledger::EventHold;
+use super::protocol::{Claim, OnUncertainWrite};
 use super::{Live, Outcome, OutcomeKind, TransitionError, TransitionService};
 use crate::clock::Deadline;
 use crate::decide::{Decided, Decision, SkipReason, Trigger};
-use crate::model::{PresenceSnapshot, RoutingStatus, SystemPresence, UserId};
-use crate::ports::{CasOutcome, StoreError};
+use crate::model::{PresenceSnapshot, RoutingStatus, SnapshotTag, SystemPresence, UserId};
+use crate::ports::{CasOutcome, EventMark, StoreError};
 use crate::state::{
     AuditEntry, ChangePayload, DecisionKind, NotificationKind, PresenceRef, PresenceView,
     TriggerId, UserState,
@@ -30,11 +30,19 @@ pub(super) struct Attempt<'a> {
     pub deadline: Deadline,
 }
 
-/// What recording a decision came to.
+/// What recording a decision came to, with what its writes did with the event's record.
+#[derive(Debug)]
 pub(super) enum Persisted {
-    Done(Outcome),
-    /// Lost a race (or the presence moved under a claim): re-read and re-decide.
-    Retry,
+    /// Recorded; `completed`: the record's write also stored the event's outcome.
+    Done { outcome: Outcome, completed: bool },
+    /// Lost a race (or the presence moved under a claim): re-read and re-decide. `leased`: the
+    /// claim took the event's lease before the race was lost.
+    Retry { leased: bool },
+    /// Failed after a claim took the event's lease (`leased`), which the ledger gives back.
+    Failed {
+        error: TransitionError,
+        leased: bool,
+    },
 }
 
 impl Attempt<'_> {
@@ -56,14 +64,9 @@ impl Attempt<'_> {
     }
 
     /// The event's completion with `outcome`, for the write that records the decision.
-    pub(super) fn completes(&self, outcome: &Outcome) -> Result<Option<Completes<'_>>, StoreError> {
+    pub(super) fn completes(&self, outcome: &Outcome) -> Result<Option<EventMark>, StoreError> {
         self.hold
-            .map(|hold| {
-                Ok(Completes {
-                    hold,
-                    mark: hold.completion_mark(outcome)?,
-                })
-            })
+            .map(|hold| hold.completion_mark(outcome))
             .transpose()
     }
 
@@ -140,8 +143,24 @@ impl TransitionService {
             return Err(StoreError::Invalid(message.to_owned()).into());
         };
         let Some(claim) = self.claim(at.read, &next, at.hold).await? else {
-            return Ok(Persisted::Retry);
+            return Ok(Persisted::Retry { leased: false });
         };
+        let leased = claim.leased;
+        let written = self
+            .apply_claimed(at, claim, live, target, restore_to)
+            .await;
+        Ok(written.unwrap_or_else(|error| Persisted::Failed { error, leased }))
+    }
+
+    /// Apply's compare-and-set and settlement, under a claim this invocation won.
+    async fn apply_claimed(
+        &self,
+        at: &Attempt<'_>,
+        claim: Claim,
+        live: &Live,
+        target: &PresenceRef,
+        restore_to: &PresenceRef,
+    ) -> Result<Persisted, TransitionError> {
         let started = Instant::now();
         let written = self
             .deps
@@ -169,21 +188,27 @@ impl TransitionService {
                 let mut done = at.outcome(OutcomeKind::Applied, None);
                 done.timings.genesys_write_ms = write_ms;
                 let completes = at.completes(&done)?;
-                self.settle_apply(
-                    at.user,
-                    claim.claimed,
-                    &after,
-                    entry,
-                    payload,
-                    completes.as_ref(),
-                )
-                .await?;
-                Ok(Persisted::Done(done))
+                let completed = self
+                    .settle_apply(
+                        at.user,
+                        claim.claimed,
+                        &after,
+                        entry,
+                        payload,
+                        completes.as_ref(),
+                    )
+                    .await?;
+                Ok(Persisted::Done {
+                    outcome: done,
+                    completed,
+                })
             }
             Ok(CasOutcome::Refused { .. }) => {
                 // Changed between our read and our write: give the claim back, decide again.
                 self.release_claim(&claim).await?;
-                Ok(Persisted::Retry)
+                Ok(Persisted::Retry {
+                    leased: claim.leased,
+                })
             }
             Err(error) => Err(self
                 .fail_write(&claim, error, OnUncertainWrite::KeepClaim)
@@ -211,8 +236,21 @@ impl TransitionService {
             return Err(StoreError::Invalid(message.to_owned()).into());
         };
         let Some(claim) = self.claim(at.read, &next, at.hold).await? else {
-            return Ok(Persisted::Retry);
+            return Ok(Persisted::Retry { leased: false });
         };
+        let leased = claim.leased;
+        let written = self.restore_claimed(at, claim, &expected, to).await;
+        Ok(written.unwrap_or_else(|error| Persisted::Failed { error, leased }))
+    }
+
+    /// Restore's compare-and-set and commit, under a claim this invocation won.
+    async fn restore_claimed(
+        &self,
+        at: &Attempt<'_>,
+        claim: Claim,
+        expected: &SnapshotTag,
+        to: &PresenceRef,
+    ) -> Result<Persisted, TransitionError> {
         let ended_by = match at.trigger {
             Trigger::EndInferred => "the end was inferred by the sweep".to_owned(),
             Trigger::Released(operator) => format!("released by {}", operator.0),
@@ -222,7 +260,7 @@ impl TransitionService {
         let written = self
             .deps
             .presence
-            .compare_and_set(at.user, &expected, to, self.fresh(at.live), at.deadline)
+            .compare_and_set(at.user, expected, to, self.fresh(at.live), at.deadline)
             .await;
         let write_ms = started.elapsed().as_millis() as u64;
         let mut entry = at.entry();
@@ -245,9 +283,13 @@ impl TransitionService {
                 let mut done = at.outcome(OutcomeKind::Restored, Some(ended_by));
                 done.timings.genesys_write_ms = write_ms;
                 let completes = at.completes(&done)?;
-                self.commit_settling(claim.claimed, entry, notification, completes.as_ref())
+                let completed = self
+                    .commit_settling(claim.claimed, entry, notification, completes.as_ref())
                     .await?;
-                Ok(Persisted::Done(done))
+                Ok(Persisted::Done {
+                    outcome: done,
+                    completed,
+                })
             }
             Ok(CasOutcome::Refused { current }) => {
                 let reason = SkipReason::ChangedBySomeoneElse.describe();
@@ -255,9 +297,13 @@ impl TransitionService {
                 entry.after = Some(reference(&current));
                 let done = at.outcome(OutcomeKind::Skipped, Some(reason));
                 let completes = at.completes(&done)?;
-                self.commit_settling(claim.claimed, entry, None, completes.as_ref())
+                let completed = self
+                    .commit_settling(claim.claimed, entry, None, completes.as_ref())
                     .await?;
-                Ok(Persisted::Done(done))
+                Ok(Persisted::Done {
+                    outcome: done,
+                    completed,
+                })
             }
             Err(error) => Err(self
                 .fail_write(&claim, error, OnUncertainWrite::ReleaseClaim)
@@ -302,9 +348,10 @@ impl TransitionService {
         let text = reason.describe();
         if !reason.is_audited() {
             tracing::info!(user_id = %at.user, reason = %text, "presence event needs no decision");
-            return Ok(Persisted::Done(
-                at.outcome(OutcomeKind::Ignored, Some(text)),
-            ));
+            return Ok(Persisted::Done {
+                outcome: at.outcome(OutcomeKind::Ignored, Some(text)),
+                completed: false,
+            });
         }
         let mut entry = at.entry();
         entry.reason = Some(text.clone());
@@ -331,12 +378,12 @@ impl TransitionService {
     }
 }
 
-/// `commit_or_append`'s answer as a persisted outcome: `false` was a lost race.
-fn finished(committed: bool, outcome: Outcome) -> Persisted {
-    if committed {
-        Persisted::Done(outcome)
-    } else {
-        Persisted::Retry
+/// `commit_or_append`'s answer as a persisted outcome: `None` was a lost race (no claim, so no
+/// lease was taken).
+fn finished(committed: Option<bool>, outcome: Outcome) -> Persisted {
+    match committed {
+        Some(completed) => Persisted::Done { outcome, completed },
+        None => Persisted::Retry { leased: false },
     }
 }
 
