@@ -38,7 +38,7 @@ test: setup ## Rust unit + integration tests (simulator, moto), the official-SDK
 	cargo test --workspace --locked
 	$(LOCAL_BUILD)
 	cargo build --locked -p peers
-	$(VENV)/bin/pytest -q tests/contract tests/smoke
+	$(VENV)/bin/pytest -q tests/contract tests/smoke tests/layering
 
 # The README's local walk builds exactly these; the smoke test and the demo use them the same way.
 define LOCAL_BUILD
@@ -60,9 +60,10 @@ fuzz: ## the parser property tests with many more cases (PROPTEST_CASES=50000)
 flake-check: setup ## every concurrency test N times (N=20): `passed X/N` per test
 	$(VENV)/bin/python scripts/flake_check.py --runs $${N:-20}
 
-lint: setup lint-infra ## cfn-lint + checkov on infra/, rustfmt check, clippy with warnings as errors
+lint: setup lint-infra ## cfn-lint + checkov on infra/, rustfmt check, clippy with warnings as errors, the layering rules
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets --locked -- -D warnings
+	python3 scripts/code_shape.py --check
 
 lint-infra: $(LINT_VENV)/.installed ## cfn-lint and checkov on infra/template.yaml (offline)
 	$(LINT_VENV)/bin/cfn-lint infra/template.yaml

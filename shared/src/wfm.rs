@@ -16,7 +16,7 @@ use crate::decide::ShiftView;
 use crate::genesys::wire::{ScheduleSearchOutcome, ScheduleSearchRequest};
 use crate::genesys::{GenesysClient, GenesysError};
 use crate::model::{ActivityCategory, UserId};
-use crate::ports::{PlatformError, ShiftCache, ShiftSource};
+use crate::ports::{PlatformError, ShiftCache, ShiftRefresh, ShiftSource};
 
 /// The schedule search takes this many user ids per call.
 const SEARCH_CHUNK: usize = 100;
@@ -298,6 +298,18 @@ pub struct CachedShifts {
     cache: Arc<dyn ShiftCache>,
     clock: Arc<dyn Clock>,
     ttl: Duration,
+}
+
+#[async_trait]
+impl ShiftRefresh for CachedShifts {
+    async fn refresh(
+        &self,
+        users: &[UserId],
+        at: DateTime<Utc>,
+        deadline: Deadline,
+    ) -> Result<usize, PlatformError> {
+        Ok(CachedShifts::refresh(self, users, at, deadline).await?)
+    }
 }
 
 impl CachedShifts {

@@ -8,13 +8,7 @@ token request (`POST {host}/oauth/token`) and the API calls to that one address.
 from __future__ import annotations
 
 import json
-import os
-import queue
-import subprocess
-import tempfile
-import threading
 from datetime import date, datetime
-from pathlib import Path
 from typing import Any, Callable
 
 import pytest
@@ -24,12 +18,8 @@ import urllib3
 import PureCloudPlatformClientV2 as gc
 from PureCloudPlatformClientV2.default_http_client import DefaultHttpClient
 from PureCloudPlatformClientV2.rest import ApiException
+from simulators import ControlSurface, running
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-# As cargo places it: CARGO_TARGET_DIR if set (relative to the repository root, where make runs cargo).
-TARGET_DIR = REPO_ROOT / os.environ.get("CARGO_TARGET_DIR", "target")
-SIM_BINARY = TARGET_DIR / "debug" / "genesys-sim"
-STARTUP_TIMEOUT_S = 20
 
 DEMO_CLIENT = ("demo-client", "demo-secret")
 READONLY_CLIENT = ("readonly-client", "readonly-secret")
@@ -41,73 +31,15 @@ OUTDATED = "outdated_sdk_version"
 # ------------------------------------------------------------------ simulator process
 
 
-class Simulator:
+class Simulator(ControlSurface):
     """A running `genesys-sim` process and its `/sim/` control surface (plain `requests`)."""
 
-    def __init__(self, base_url: str, process: subprocess.Popen):
-        self.base_url = base_url
-        self.process = process
-        self.http = requests.Session()
-
-    def control(self, method: str, path: str, body: Any = None) -> requests.Response:
-        response = self.http.request(method, self.base_url + path, json=body, timeout=10)
-        assert response.status_code < 300, (
-            f"control {method} {path} failed: {response.status_code} {response.text}"
-        )
-        return response
-
-    def requests_log(self) -> list[dict]:
-        return self.control("GET", "/sim/requests").json()
-
-
-def _read_first_line(process: subprocess.Popen, timeout: float) -> str | None:
-    lines: queue.Queue[str] = queue.Queue()
-    reader = threading.Thread(
-        target=lambda: lines.put(process.stdout.readline()), daemon=True
-    )
-    reader.start()
-    try:
-        return lines.get(timeout=timeout)
-    except queue.Empty:
-        return None
 
 
 @pytest.fixture(scope="session")
 def sim() -> Simulator:
-    if not SIM_BINARY.is_file() or not os.access(SIM_BINARY, os.X_OK):
-        pytest.fail(
-            f"simulator binary not found at {SIM_BINARY}; build it first with "
-            "`cargo build -p genesys-sim` (or run `make test-contract`)",
-            pytrace=False,
-        )
-    stderr_log = tempfile.TemporaryFile()
-    process = subprocess.Popen(
-        [str(SIM_BINARY), "--addr", "127.0.0.1:0"],
-        stdout=subprocess.PIPE,
-        stderr=stderr_log,
-        text=True,
-    )
-    try:
-        line = _read_first_line(process, STARTUP_TIMEOUT_S)
-        if not line or not line.strip().startswith("http://"):
-            stderr_log.seek(0)
-            pytest.fail(
-                f"simulator did not print its base URL within {STARTUP_TIMEOUT_S}s "
-                f"(first line {line!r}, exit code {process.poll()}); stderr:\n"
-                + stderr_log.read().decode(errors="replace"),
-                pytrace=False,
-            )
-        yield Simulator(line.strip(), process)
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
-        if process.stdout:
-            process.stdout.close()
-        stderr_log.close()
+    with running("genesys-sim") as (base_url, process):
+        yield Simulator(base_url, process)
 
 
 # ------------------------------------------------------------------ SDK clients

@@ -21,28 +21,20 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 import queue
-import subprocess
-import tempfile
 import threading
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
 from google.oauth2 import service_account
 from googleapiclient.discovery import build
+from simulators import REPO_ROOT, ControlSurface, running
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-# As cargo places it: CARGO_TARGET_DIR if set (relative to the repository root, where make runs cargo).
-TARGET_DIR = REPO_ROOT / os.environ.get("CARGO_TARGET_DIR", "target")
-GOOGLE_SIM_BINARY = TARGET_DIR / "debug" / "google-sim"
-STARTUP_TIMEOUT_S = 20
 FIXTURES = REPO_ROOT / "tests" / "fixtures" / "google"
 
 # The default seed (tests/google-sim/src/seed.rs).
@@ -60,23 +52,10 @@ def service_account_info() -> dict:
 # ------------------------------------------------------------------ simulator process
 
 
-class GoogleSimulator:
+class GoogleSimulator(ControlSurface):
     """A running `google-sim` process and its `/sim/` control surface (plain `requests`)."""
 
-    def __init__(self, base_url: str, process: subprocess.Popen):
-        self.base_url = base_url
-        self.process = process
-        self.http = requests.Session()
-
-    def control(self, method: str, path: str, body: Any = None) -> requests.Response:
-        response = self.http.request(method, self.base_url + path, json=body, timeout=15)
-        assert response.status_code < 300, (
-            f"control {method} {path} failed: {response.status_code} {response.text}"
-        )
-        return response
-
-    def requests_log(self) -> list[dict]:
-        return self.control("GET", "/sim/requests").json()
+    control_timeout_s = 15
 
     def deliveries(self) -> list[dict]:
         return self.control("GET", "/sim/deliveries").json()
@@ -105,51 +84,10 @@ class GoogleSimulator:
         return self.control("POST", f"/sim/calendars/{email}/events/{event_id}/cancel").json()
 
 
-def _read_first_line(process: subprocess.Popen, timeout: float) -> str | None:
-    lines: queue.Queue[str] = queue.Queue()
-    threading.Thread(target=lambda: lines.put(process.stdout.readline()), daemon=True).start()
-    try:
-        return lines.get(timeout=timeout)
-    except queue.Empty:
-        return None
-
-
 @pytest.fixture(scope="session")
 def google_sim() -> GoogleSimulator:
-    if not GOOGLE_SIM_BINARY.is_file() or not os.access(GOOGLE_SIM_BINARY, os.X_OK):
-        pytest.fail(
-            f"Google simulator binary not found at {GOOGLE_SIM_BINARY}; build it first with "
-            "`cargo build -p google-sim` (or run `make test-contract`)",
-            pytrace=False,
-        )
-    stderr_log = tempfile.TemporaryFile()
-    process = subprocess.Popen(
-        [str(GOOGLE_SIM_BINARY), "--addr", "127.0.0.1:0"],
-        stdout=subprocess.PIPE,
-        stderr=stderr_log,
-        text=True,
-    )
-    try:
-        line = _read_first_line(process, STARTUP_TIMEOUT_S)
-        if not line or not line.strip().startswith("http://"):
-            stderr_log.seek(0)
-            pytest.fail(
-                f"google-sim did not print its base URL within {STARTUP_TIMEOUT_S}s "
-                f"(first line {line!r}, exit code {process.poll()}); stderr:\n"
-                + stderr_log.read().decode(errors="replace"),
-                pytrace=False,
-            )
-        yield GoogleSimulator(line.strip(), process)
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
-        if process.stdout:
-            process.stdout.close()
-        stderr_log.close()
+    with running("google-sim") as (base_url, process):
+        yield GoogleSimulator(base_url, process)
 
 
 # ------------------------------------------------------------------ SDK clients

@@ -12,10 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
-import os
 import queue
-import subprocess
-import tempfile
 import threading
 import time
 import uuid
@@ -23,7 +20,6 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any, AsyncIterator, Awaitable, Callable, Optional
 from urllib.parse import parse_qs, urlsplit
 
@@ -46,12 +42,8 @@ from msgraph import graph_request_adapter
 from msgraph.generated.models.entity import Entity
 from msgraph.generated.models.o_data_errors.o_data_error import ODataError
 from msgraph_core import GraphClientFactory
+from simulators import ControlSurface, running
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-# As cargo places it: CARGO_TARGET_DIR if set (relative to the repository root, where make runs cargo).
-TARGET_DIR = REPO_ROOT / os.environ.get("CARGO_TARGET_DIR", "target")
-GRAPH_SIM_BINARY = TARGET_DIR / "debug" / "graph-sim"
-STARTUP_TIMEOUT_S = 20
 
 # The default seed (tests/graph-sim/src/seed.rs).
 TENANT_ID = "00000000-0000-0000-0000-0000000000aa"
@@ -64,23 +56,10 @@ AGENT1 = ("00000000-0000-0000-0000-00000000a001", "agent1@contoso.example")
 # ------------------------------------------------------------------ simulator process
 
 
-class GraphSimulator:
+class GraphSimulator(ControlSurface):
     """A running `graph-sim` process and its `/sim/` control surface (plain `requests`)."""
 
-    def __init__(self, base_url: str, process: subprocess.Popen):
-        self.base_url = base_url
-        self.process = process
-        self.http = requests.Session()
-
-    def control(self, method: str, path: str, body: Any = None) -> requests.Response:
-        response = self.http.request(method, self.base_url + path, json=body, timeout=15)
-        assert response.status_code < 300, (
-            f"control {method} {path} failed: {response.status_code} {response.text}"
-        )
-        return response
-
-    def requests_log(self) -> list[dict]:
-        return self.control("GET", "/sim/requests").json()
+    control_timeout_s = 15
 
     def now(self) -> datetime:
         """The simulator's clock (subscription lifetimes are checked against it)."""
@@ -97,51 +76,10 @@ class GraphSimulator:
         return self.control("POST", f"/sim/users/{user_id}/events", fields).json()
 
 
-def _read_first_line(process: subprocess.Popen, timeout: float) -> str | None:
-    lines: queue.Queue[str] = queue.Queue()
-    threading.Thread(target=lambda: lines.put(process.stdout.readline()), daemon=True).start()
-    try:
-        return lines.get(timeout=timeout)
-    except queue.Empty:
-        return None
-
-
 @pytest.fixture(scope="session")
 def graph_sim() -> GraphSimulator:
-    if not GRAPH_SIM_BINARY.is_file() or not os.access(GRAPH_SIM_BINARY, os.X_OK):
-        pytest.fail(
-            f"Graph simulator binary not found at {GRAPH_SIM_BINARY}; build it first with "
-            "`cargo build -p graph-sim` (or run `make test-contract`)",
-            pytrace=False,
-        )
-    stderr_log = tempfile.TemporaryFile()
-    process = subprocess.Popen(
-        [str(GRAPH_SIM_BINARY), "--addr", "127.0.0.1:0"],
-        stdout=subprocess.PIPE,
-        stderr=stderr_log,
-        text=True,
-    )
-    try:
-        line = _read_first_line(process, STARTUP_TIMEOUT_S)
-        if not line or not line.strip().startswith("http://"):
-            stderr_log.seek(0)
-            pytest.fail(
-                f"graph-sim did not print its base URL within {STARTUP_TIMEOUT_S}s "
-                f"(first line {line!r}, exit code {process.poll()}); stderr:\n"
-                + stderr_log.read().decode(errors="replace"),
-                pytrace=False,
-            )
-        yield GraphSimulator(line.strip(), process)
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
-        if process.stdout:
-            process.stdout.close()
-        stderr_log.close()
+    with running("graph-sim") as (base_url, process):
+        yield GraphSimulator(base_url, process)
 
 
 # ------------------------------------------------------------------ SDK client

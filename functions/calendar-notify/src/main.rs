@@ -3,7 +3,7 @@
 
 use calendar_notify::handler;
 use lambda_runtime::{LambdaEvent, service_fn};
-use presence_autopilot::compose::connector::{ConnectorSettings, notify_service};
+use presence_autopilot::compose::{self, connector::ConnectorSettings};
 use presence_autopilot::config::Env;
 
 #[tokio::main]
@@ -12,8 +12,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let env = Env::process();
     let settings = ConnectorSettings::from_env(&env)?;
     let queue_url = env.required("SYNC_QUEUE_URL")?;
-    let aws = presence_autopilot::tls::aws_config().await;
-    let service = notify_service(&aws, &settings, &queue_url).await?;
+    let service = compose::calendar_notify(&settings, &queue_url).await?;
     lambda_runtime::run(service_fn(
         |event: LambdaEvent<handler::FunctionUrlRequest>| handler::handle(&service, event),
     ))

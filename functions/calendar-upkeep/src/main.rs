@@ -3,7 +3,7 @@
 
 use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
 use presence_autopilot::clock::{Deadline, SystemClock};
-use presence_autopilot::compose::connector::{UpkeepFunctionSettings, upkeep_service};
+use presence_autopilot::compose::{self, connector::UpkeepFunctionSettings};
 use presence_autopilot::config::Env;
 use presence_autopilot::service::calendar_upkeep::UpkeepService;
 use presence_autopilot::telemetry;
@@ -33,8 +33,7 @@ async fn handle(service: &UpkeepService, event: LambdaEvent<Value>) -> Result<Va
 async fn main() -> Result<(), lambda_runtime::Error> {
     lambda_runtime::tracing::init_default_subscriber();
     let settings = UpkeepFunctionSettings::from_env(&Env::process())?;
-    let aws = presence_autopilot::tls::aws_config().await;
-    let service = upkeep_service(&aws, &settings).await?;
+    let service = compose::calendar_upkeep(&settings).await?;
     lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| {
         handle(&service, event)
     }))

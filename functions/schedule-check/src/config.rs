@@ -1,8 +1,7 @@
 //! Configuration from the environment, read once at cold start. Names match
 //! `infra/template.yaml` and the README's configuration table.
 
-use presence_autopilot::aws::scheduler::SchedulerTarget;
-use presence_autopilot::compose::TransitionSettings;
+use presence_autopilot::compose::{SchedulerTarget, TransitionSettings};
 use presence_autopilot::config::{ConfigError, Env};
 
 #[derive(Debug, Clone)]

@@ -8,9 +8,7 @@ use lambda_runtime::{Diagnostic, LambdaEvent};
 use presence_autopilot::clock::{Deadline, SystemClock};
 use presence_autopilot::delivery::RetrySchedule;
 use presence_autopilot::ports::MessageVisibility;
-use presence_autopilot::service::transition::{
-    Outcome, TransitionError, TransitionService,
-};
+use presence_autopilot::service::transition::{Outcome, TransitionError, TransitionService};
 use presence_autopilot::telemetry::{self, Unit};
 use tracing::Instrument;
 

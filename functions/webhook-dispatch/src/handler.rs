@@ -1,71 +1,10 @@
 //! SQS event → `Dispatcher` → `SqsBatchResponse` (ReportBatchItemFailures). Only translation
 //! lives here; the decisions are in `presence_autopilot::delivery`.
 
-use std::sync::{Arc, Mutex};
-
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use lambda_runtime::{Diagnostic, LambdaEvent};
-use presence_autopilot::aws::dynamo::DynamoStore;
-use presence_autopilot::aws::endpoints::DynamoEndpoints;
-use presence_autopilot::aws::secrets::secrets_manager_source;
-use presence_autopilot::aws::sqs::SqsVisibility;
-use presence_autopilot::clock::{Clock, Deadline, SystemClock};
-use presence_autopilot::delivery::http::{GuardedHttp, HttpLimits, TransportFailure};
-use presence_autopilot::delivery::slack::SlackClient;
-use presence_autopilot::delivery::ssrf::{SystemResolver, UrlPolicy};
-use presence_autopilot::delivery::teams::TeamsClient;
-use presence_autopilot::delivery::webhook::WebhookSender;
-use presence_autopilot::delivery::{DispatchError, DispatchSettings, Dispatcher, InboundRecord};
-
-use crate::config::Config;
-
-/// Builds every adapter once per container.
-pub fn build(config: &Config, aws: &aws_config::SdkConfig) -> Result<Dispatcher, TransportFailure> {
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let limits = HttpLimits {
-        timeout: config.delivery_timeout,
-        max_response_bytes: config.max_response_bytes,
-    };
-    let store = Arc::new(DynamoStore::new(
-        aws_sdk_dynamodb::Client::new(aws),
-        &config.table_name,
-        Arc::clone(&clock),
-    ));
-    let policy = UrlPolicy {
-        allow_loopback: config.allow_loopback_http,
-    };
-    Ok(Dispatcher {
-        secrets: Arc::new(secrets_manager_source(
-            aws_sdk_secretsmanager::Client::new(aws),
-            Arc::clone(&clock),
-            config.subscribers_cache,
-        )),
-        subscribers_secret: config.subscribers_secret_id.clone(),
-        webhooks: WebhookSender::new(
-            GuardedHttp::new(policy, Arc::new(SystemResolver), limits),
-            Arc::clone(&clock),
-        ),
-        slack: SlackClient::new(limits)?,
-        teams: TeamsClient::new(limits, Arc::clone(&clock))?,
-        audit: store.clone(),
-        markers: store,
-        endpoints: Arc::new(DynamoEndpoints::new(
-            aws_sdk_dynamodb::Client::new(aws),
-            &config.table_name,
-        )),
-        visibility: Arc::new(SqsVisibility::new(
-            aws_sdk_sqs::Client::new(aws),
-            &config.queue_url,
-        )),
-        clock,
-        settings: DispatchSettings {
-            schedule: config.schedule.clone(),
-            max_receive_count: config.max_receive_count,
-            ..DispatchSettings::default()
-        },
-        rng: Mutex::new(fastrand::Rng::new()),
-    })
-}
+use presence_autopilot::clock::Deadline;
+use presence_autopilot::delivery::{DispatchError, Dispatcher, InboundRecord};
 
 /// The service's view of the SQS records.
 pub fn records(event: SqsEvent) -> Vec<InboundRecord> {
@@ -115,6 +54,15 @@ mod tests {
     use chrono::DateTime;
     use lambda_runtime::Context;
     use presence_autopilot::clock::ManualClock;
+    use std::sync::{Arc, Mutex};
+
+    use presence_autopilot::clock::Clock;
+    use presence_autopilot::delivery::DispatchSettings;
+    use presence_autopilot::delivery::http::{GuardedHttp, HttpLimits};
+    use presence_autopilot::delivery::slack::SlackClient;
+    use presence_autopilot::delivery::ssrf::{SystemResolver, UrlPolicy};
+    use presence_autopilot::delivery::teams::TeamsClient;
+    use presence_autopilot::delivery::webhook::WebhookSender;
     use presence_autopilot::fakes::delivery::{FakeEndpoints, FakeVisibility};
     use presence_autopilot::fakes::{FakeSecrets, InMemoryStore};
     use presence_autopilot::model::UserId;

@@ -1,5 +1,5 @@
 //! The `webhook-dispatch` Lambda: SQS notifications → webhooks, Slack and Teams.
-//! `main.rs` wires it; `config` reads the environment; `handler` translates the SQS event.
+//! `main.rs` composes it (`presence_autopilot::compose::webhook_dispatch`, which also reads its
+//! settings); `handler` translates the SQS event.
 
-pub mod config;
 pub mod handler;

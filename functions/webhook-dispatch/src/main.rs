@@ -1,17 +1,17 @@
-//! Reads the configuration and builds the adapters once, then serves SQS batches.
+//! The `webhook-dispatch` Lambda: composed once at cold start, then serves SQS batches.
 
+use aws_lambda_events::sqs::SqsEvent;
 use lambda_runtime::{LambdaEvent, service_fn};
-use webhook_dispatch::{config::Config, handler};
+use presence_autopilot::compose::{self, WebhookDispatchSettings};
+use webhook_dispatch::handler;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     lambda_runtime::tracing::init_default_subscriber();
-    let config = Config::from_env()?;
-    let aws = presence_autopilot::tls::aws_config().await;
-    let dispatcher = handler::build(&config, &aws)?;
-    let dispatcher = &dispatcher;
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<_>| async move {
-        handler::handle(dispatcher, event).await
+    let settings = WebhookDispatchSettings::from_env()?;
+    let dispatcher = compose::webhook_dispatch(&settings).await?;
+    lambda_runtime::run(service_fn(|event: LambdaEvent<SqsEvent>| {
+        handler::handle(&dispatcher, event)
     }))
     .await
 }

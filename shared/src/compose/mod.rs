@@ -4,6 +4,15 @@
 //! (`AWS_ENDPOINT_URL`) and the Genesys secret (`apiBaseUrl`).
 
 pub mod connector;
+pub mod dispatch;
+mod functions;
+
+pub use crate::aws::scheduler::SchedulerTarget;
+pub use dispatch::WebhookDispatchSettings;
+pub use functions::{
+    TransitionFunction, calendar_notify, calendar_sync, calendar_upkeep, outbox_relay,
+    schedule_check, transition, webhook_dispatch,
+};
 
 use std::sync::Arc;
 use std::time::Duration;

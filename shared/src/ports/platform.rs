@@ -138,6 +138,19 @@ pub trait ShiftSource: Send + Sync + fmt::Debug {
     ) -> Result<HashMap<UserId, ShiftView>, PlatformError>;
 }
 
+/// Keeps the published schedules of active users cached ahead of their next decision (the
+/// sweep calls it each minute; implemented by `wfm::CachedShifts`).
+#[async_trait]
+pub trait ShiftRefresh: Send + Sync + fmt::Debug {
+    /// Fetches and caches the windows around `at` of `users`; how many were cached.
+    async fn refresh(
+        &self,
+        users: &[UserId],
+        at: DateTime<Utc>,
+        deadline: Deadline,
+    ) -> Result<usize, PlatformError>;
+}
+
 /// One agent who should be connected, as the roster names them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RosterMember {

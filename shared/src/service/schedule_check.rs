@@ -20,11 +20,11 @@ use crate::events::{
     FOCUS_ENDED, FOCUS_STARTED, InboundEvent, ParsedEvent,
 };
 use crate::model::UserId;
-use crate::ports::{PlannedSchedule, Schedules, StateStore, StoreError};
-use crate::service::transition::{TransitionError, TransitionService, bounded_event_id};
+use crate::policy::Policy;
+use crate::ports::{PlannedSchedule, Schedules, ShiftRefresh, StateStore, StoreError};
+use crate::service::transition::{TransitionError, Transitions, bounded_event_id};
 use crate::state::{TriggerKind, UserState};
 use crate::telemetry::{self, Unit};
-use crate::wfm::CachedShifts;
 
 /// The sweep stops taking new items when less than this is left before the deadline.
 const SWEEP_MARGIN: Duration = Duration::from_secs(2);
@@ -85,10 +85,13 @@ pub struct SweepReport {
 
 #[derive(Debug)]
 pub struct ScheduleCheck {
-    pub transition: Arc<TransitionService>,
+    /// Decisions (the sweep's re-evaluations), users by e-mail, audited refusals.
+    pub transition: Arc<dyn Transitions>,
+    /// The same policy the transition decides by (skips, subjects, the end grace).
+    pub policy: Arc<Policy>,
     pub schedules: Arc<dyn Schedules>,
     pub state: Arc<dyn StateStore>,
-    pub shifts: Option<Arc<CachedShifts>>,
+    pub shifts: Option<Arc<dyn ShiftRefresh>>,
     pub clock: Arc<dyn Clock>,
     /// Due items handled per sweep run at most.
     pub budget: usize,
@@ -148,8 +151,7 @@ impl ScheduleCheck {
                 schedules,
             };
         let now = self.clock.now();
-        let policy = &self.transition.deps().policy;
-        let skip = entry_skip(entry, policy, &user, entry.user.email.as_deref());
+        let skip = entry_skip(entry, &self.policy, &user, entry.user.email.as_deref());
         let unplan = match action {
             CalendarAction::Deleted => Some("the event was deleted".to_owned()),
             CalendarAction::Upserted => skip
@@ -282,10 +284,9 @@ impl ScheduleCheck {
             (_, TriggerKind::Meeting) => CALENDAR_EVENT_ENDED,
             (_, TriggerKind::Focus) => FOCUS_ENDED,
         };
-        let policy = &self.transition.deps().policy;
         let show_subject = match entry.kind {
-            TriggerKind::Meeting => policy.meeting.show_subject,
-            TriggerKind::Focus => policy.focus.show_subject,
+            TriggerKind::Meeting => self.policy.meeting.show_subject,
+            TriggerKind::Focus => self.policy.focus.show_subject,
         };
         // Our canonical event (docs/events.md): what the burst queue carries, whoever sent it.
         let body = json!({
@@ -307,8 +308,7 @@ impl ScheduleCheck {
             more: due.len() >= self.budget,
             ..SweepReport::default()
         };
-        let grace =
-            chrono::Duration::from_std(self.transition.deps().policy.end_grace).unwrap_or_default();
+        let grace = chrono::Duration::from_std(self.policy.end_grace).unwrap_or_default();
         // Users are independent: a few at a time; one user's work stays in one task.
         let results: Vec<(UserId, Option<Result<bool, ScheduleCheckError>>)> =
             futures::stream::iter(due)

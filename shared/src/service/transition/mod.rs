@@ -37,7 +37,7 @@ pub use targets::Targets;
 
 use crate::clock::{Clock, Deadline};
 use crate::decide::{Context, Operator, ShiftView, Trigger, decide, screen};
-use crate::events::{self, CalendarAction, EventError, InboundEvent, ParsedEvent};
+use crate::events::{self, CalendarAction, CalendarEntry, EventError, InboundEvent, ParsedEvent};
 use crate::model::{PresenceSnapshot, RoutingStatus, UserId};
 use crate::policy::{Policy, ResolvedTargets};
 use crate::ports::{AuditLog, EventRecord, IdempotencyStore, PresenceApi, ShiftSource, StateStore};
@@ -74,6 +74,78 @@ pub struct TransitionService {
     deps: TransitionDeps,
     /// E-mail → user id, for the life of the Lambda instance.
     users_by_email: Mutex<HashMap<String, UserId>>,
+}
+
+/// What the planner and the sweep ask of the transition use case (implemented by
+/// [`TransitionService`]): one copy of the rules, reached through a narrow port.
+#[async_trait::async_trait]
+pub trait Transitions: Send + Sync + std::fmt::Debug {
+    /// The Genesys user a calendar entry belongs to, or why it names none.
+    async fn resolve_user(
+        &self,
+        entry: &CalendarEntry,
+        deadline: Deadline,
+    ) -> Result<Result<UserId, EventError>, TransitionError>;
+
+    /// Handles an event once per event id (a start or end that is due now).
+    async fn handle(
+        &self,
+        parsed: ParsedEvent,
+        deadline: Deadline,
+    ) -> Result<Outcome, TransitionError>;
+
+    /// Decides again for `user` with no event of its own (a due deferral, a missed end).
+    async fn reevaluate(
+        &self,
+        user: &UserId,
+        trigger: &Trigger<'_>,
+        deadline: Deadline,
+    ) -> Result<Outcome, TransitionError>;
+
+    /// Refuses an event: one `Rejected` audit record naming the reason.
+    async fn reject(
+        &self,
+        event_id: Option<String>,
+        user: Option<UserId>,
+        error: &EventError,
+    ) -> Result<Outcome, TransitionError>;
+}
+
+#[async_trait::async_trait]
+impl Transitions for TransitionService {
+    async fn resolve_user(
+        &self,
+        entry: &CalendarEntry,
+        deadline: Deadline,
+    ) -> Result<Result<UserId, EventError>, TransitionError> {
+        TransitionService::resolve_user(self, entry, deadline).await
+    }
+
+    async fn handle(
+        &self,
+        parsed: ParsedEvent,
+        deadline: Deadline,
+    ) -> Result<Outcome, TransitionError> {
+        TransitionService::handle(self, parsed, deadline).await
+    }
+
+    async fn reevaluate(
+        &self,
+        user: &UserId,
+        trigger: &Trigger<'_>,
+        deadline: Deadline,
+    ) -> Result<Outcome, TransitionError> {
+        TransitionService::reevaluate(self, user, trigger, deadline).await
+    }
+
+    async fn reject(
+        &self,
+        event_id: Option<String>,
+        user: Option<UserId>,
+        error: &EventError,
+    ) -> Result<Outcome, TransitionError> {
+        TransitionService::reject(self, event_id, user, error).await
+    }
 }
 
 /// The inputs of a decision that need Genesys calls, fetched once per attempt.

@@ -51,6 +51,7 @@ impl Planner {
         };
         let check = ScheduleCheck {
             transition: h.service.clone(),
+            policy: h.service.deps().policy.clone(),
             schedules: Arc::new(EventBridgeSchedules::new(scheduler.clone(), target)),
             state: h.store.clone(),
             shifts: Some(h.shifts.clone()),
@@ -580,6 +581,7 @@ async fn a_thousand_due_items_with_a_budget_of_two_hundred_take_five_runs_none_t
     }));
     let schedules = Planner::start(200).await.check.schedules;
     let check = ScheduleCheck {
+        policy: transition.deps().policy.clone(),
         transition,
         schedules,
         state: store.clone(),

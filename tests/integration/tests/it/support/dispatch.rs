@@ -13,11 +13,11 @@ use lambda_runtime::{Context, LambdaEvent};
 use presence_autopilot::aws::dynamo::DynamoStore;
 use presence_autopilot::aws::sqs::SqsQueue;
 use presence_autopilot::clock::SystemClock;
+use presence_autopilot::compose::dispatch::{WebhookDispatchSettings, dispatcher};
 use presence_autopilot::delivery::{Dispatcher, RetrySchedule};
 use presence_autopilot::model::UserId;
 use presence_autopilot::ports::{AuditLog, NotificationQueue};
 use presence_autopilot::state::{AuditRecord, Notification, NotificationKind};
-use webhook_dispatch::config::Config;
 use webhook_dispatch::handler;
 
 use super::moto;
@@ -81,7 +81,7 @@ impl Harness {
             .await
             .expect("create secret");
 
-        let config = Config {
+        let config = WebhookDispatchSettings {
             table_name: table.clone(),
             queue_url: queue_url.clone(),
             subscribers_secret_id: secret_id.clone(),
@@ -100,7 +100,7 @@ impl Harness {
                 Duration::from_secs(3600),
             ),
         };
-        let dispatcher = handler::build(&config, &sdk_config()).expect("dispatcher");
+        let dispatcher = dispatcher(&sdk_config(), &config).expect("dispatcher");
         Self {
             sqs,
             queue_url,

@@ -1,13 +1,26 @@
-//! The function's configuration, read once from the environment (names as in `infra/` and
-//! docs/delivery.md). A missing or bad variable is an error that names it.
+//! webhook-dispatch's configuration, read once from the environment (names as in `infra/` and
+//! docs/delivery.md; a missing or bad variable is an error that names it), and the dispatcher
+//! built from it.
 
 use std::time::Duration;
 
-use presence_autopilot::config::{ConfigError, Env};
-use presence_autopilot::delivery::RetrySchedule;
+use std::sync::{Arc, Mutex};
+
+use crate::aws::dynamo::DynamoStore;
+use crate::aws::endpoints::DynamoEndpoints;
+use crate::aws::secrets::secrets_manager_source;
+use crate::aws::sqs::SqsVisibility;
+use crate::clock::{Clock, SystemClock};
+use crate::config::{ConfigError, Env};
+use crate::delivery::http::{GuardedHttp, HttpLimits, TransportFailure};
+use crate::delivery::slack::SlackClient;
+use crate::delivery::ssrf::{SystemResolver, UrlPolicy};
+use crate::delivery::teams::TeamsClient;
+use crate::delivery::webhook::WebhookSender;
+use crate::delivery::{DispatchSettings, Dispatcher, RetrySchedule};
 
 #[derive(Debug, Clone, PartialEq)]
-pub struct Config {
+pub struct WebhookDispatchSettings {
     /// `TABLE_NAME`: the state table (audit chain, delivery markers, disabled endpoints).
     pub table_name: String,
     /// `NOTIFICATIONS_QUEUE_URL`: the queue this function consumes (for visibility changes).
@@ -29,7 +42,7 @@ pub struct Config {
     pub schedule: RetrySchedule,
 }
 
-impl Config {
+impl WebhookDispatchSettings {
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from(&Env::process())
     }
@@ -99,6 +112,57 @@ impl Config {
     }
 }
 
+/// Every adapter of the dispatcher, built once per container.
+pub fn dispatcher(
+    aws: &aws_config::SdkConfig,
+    settings: &WebhookDispatchSettings,
+) -> Result<Dispatcher, TransportFailure> {
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let limits = HttpLimits {
+        timeout: settings.delivery_timeout,
+        max_response_bytes: settings.max_response_bytes,
+    };
+    let store = Arc::new(DynamoStore::new(
+        aws_sdk_dynamodb::Client::new(aws),
+        &settings.table_name,
+        Arc::clone(&clock),
+    ));
+    let policy = UrlPolicy {
+        allow_loopback: settings.allow_loopback_http,
+    };
+    Ok(Dispatcher {
+        secrets: Arc::new(secrets_manager_source(
+            aws_sdk_secretsmanager::Client::new(aws),
+            Arc::clone(&clock),
+            settings.subscribers_cache,
+        )),
+        subscribers_secret: settings.subscribers_secret_id.clone(),
+        webhooks: WebhookSender::new(
+            GuardedHttp::new(policy, Arc::new(SystemResolver), limits),
+            Arc::clone(&clock),
+        ),
+        slack: SlackClient::new(limits)?,
+        teams: TeamsClient::new(limits, Arc::clone(&clock))?,
+        audit: store.clone(),
+        markers: store,
+        endpoints: Arc::new(DynamoEndpoints::new(
+            aws_sdk_dynamodb::Client::new(aws),
+            &settings.table_name,
+        )),
+        visibility: Arc::new(SqsVisibility::new(
+            aws_sdk_sqs::Client::new(aws),
+            &settings.queue_url,
+        )),
+        clock,
+        settings: DispatchSettings {
+            schedule: settings.schedule.clone(),
+            max_receive_count: settings.max_receive_count,
+            ..DispatchSettings::default()
+        },
+        rng: Mutex::new(fastrand::Rng::new()),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::HashMap;
@@ -124,7 +188,7 @@ mod tests {
 
     #[test]
     fn defaults_apply_and_overrides_parse() {
-        let config = Config::from_lookup(lookup(&REQUIRED)).expect("valid");
+        let config = WebhookDispatchSettings::from_lookup(lookup(&REQUIRED)).expect("valid");
         assert_eq!(config.delivery_timeout, Duration::from_secs(15));
         assert!(!config.allow_loopback_http);
         assert_eq!(config.max_receive_count, 8);
@@ -136,7 +200,7 @@ mod tests {
             ("RETRY_SCHEDULE_SECONDS", "1, 2"),
             ("RETRY_JITTER", "0"),
         ]);
-        let config = Config::from_lookup(lookup(&pairs)).expect("valid");
+        let config = WebhookDispatchSettings::from_lookup(lookup(&pairs)).expect("valid");
         assert!(config.allow_loopback_http);
         assert_eq!(
             config.schedule.steps(),
@@ -146,19 +210,20 @@ mod tests {
 
     #[test]
     fn a_missing_or_bad_variable_is_named() {
-        let err = Config::from_lookup(lookup(&REQUIRED[..2])).expect_err("missing");
+        let err =
+            WebhookDispatchSettings::from_lookup(lookup(&REQUIRED[..2])).expect_err("missing");
         assert_eq!(
             err.to_string(),
             "environment variable SUBSCRIBERS_SECRET_ID: is required"
         );
         let mut pairs = REQUIRED.to_vec();
         pairs.push(("DELIVERY_TIMEOUT_MS", "soon"));
-        let err = Config::from_lookup(lookup(&pairs)).expect_err("bad");
+        let err = WebhookDispatchSettings::from_lookup(lookup(&pairs)).expect_err("bad");
         assert_eq!(err.variable, "DELIVERY_TIMEOUT_MS");
         let mut pairs = REQUIRED.to_vec();
         pairs.push(("ALLOW_LOOPBACK_HTTP", "yes"));
         assert_eq!(
-            Config::from_lookup(lookup(&pairs)).map_err(|e| e.variable),
+            WebhookDispatchSettings::from_lookup(lookup(&pairs)).map_err(|e| e.variable),
             Err("ALLOW_LOOPBACK_HTTP")
         );
     }
