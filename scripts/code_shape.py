@@ -19,6 +19,9 @@ FN = re.compile(r"^\s*(pub(\([^)]*\))?\s+)?(const\s+)?(async\s+)?(unsafe\s+)?fn\
 
 
 def production_lines(path):
+    # `#[cfg(test)] mod tests;` files are test code whole.
+    if path.stem == "tests":
+        return []
     lines = path.read_text().splitlines()
     for index, line in enumerate(lines):
         if line.strip() == "#[cfg(test)]":
@@ -135,9 +138,6 @@ def imported_paths(text, prefix):
 
 
 def code_of(path):
-    # `#[cfg(test)] mod tests;` files are test code whole.
-    if path.stem == "tests":
-        return ""
     return "\n".join(line.split("//")[0] for line in production_lines(path))
 
 

@@ -229,7 +229,7 @@ impl TransitionService {
         let event_id = Some(parsed.event_id.as_str());
         match self.subject(parsed, deadline).await? {
             Ok((user, email, trigger)) => {
-                self.decide_and_apply(&user, email, &trigger, (event_id, None), deadline)
+                self.decide_and_apply(&user, email, &trigger, event_id, deadline)
                     .await
             }
             Err((user, error)) => self.reject(event_id.map(str::to_owned), user, &error).await,
@@ -274,7 +274,7 @@ impl TransitionService {
         trigger: &Trigger<'_>,
         deadline: Deadline,
     ) -> Result<Outcome, TransitionError> {
-        self.decide_and_apply(user, None, trigger, (None, None), deadline)
+        self.decide_and_apply(user, None, trigger, None, deadline)
             .await
     }
 
@@ -286,14 +286,8 @@ impl TransitionService {
         operator: &Operator,
         deadline: Deadline,
     ) -> Result<Outcome, TransitionError> {
-        self.decide_and_apply(
-            user,
-            None,
-            &Trigger::Released(operator),
-            (None, None),
-            deadline,
-        )
-        .await
+        self.decide_and_apply(user, None, &Trigger::Released(operator), None, deadline)
+            .await
     }
 
     /// A decision with no event of its own to record (a sweep, a release, the bulk path's
@@ -303,10 +297,10 @@ impl TransitionService {
         user: &UserId,
         email: Option<&str>,
         trigger: &Trigger<'_>,
-        (event_id, hold): (Option<&str>, Option<&EventHold>),
+        event_id: Option<&str>,
         deadline: Deadline,
     ) -> Result<Outcome, TransitionError> {
-        self.decide_and_record(user, email, trigger, (event_id, hold), deadline)
+        self.decide_and_record(user, email, trigger, (event_id, None), deadline)
             .await
             .result
     }
