@@ -4,7 +4,7 @@
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use lambda_runtime::{Diagnostic, LambdaEvent};
 use presence_autopilot::clock::Deadline;
-use presence_autopilot::delivery::{DispatchError, Dispatcher, InboundRecord};
+use presence_autopilot::service::dispatch::{DispatchError, Dispatcher, InboundRecord};
 
 /// The service's view of the SQS records.
 pub fn records(event: SqsEvent) -> Vec<InboundRecord> {
@@ -57,7 +57,6 @@ mod tests {
     use std::sync::{Arc, Mutex};
 
     use presence_autopilot::clock::Clock;
-    use presence_autopilot::delivery::DispatchSettings;
     use presence_autopilot::delivery::http::{GuardedHttp, HttpLimits};
     use presence_autopilot::delivery::slack::SlackClient;
     use presence_autopilot::delivery::ssrf::{SystemResolver, UrlPolicy};
@@ -67,6 +66,7 @@ mod tests {
     use presence_autopilot::fakes::{FakeSecrets, InMemoryStore};
     use presence_autopilot::model::UserId;
     use presence_autopilot::ports::AuditLog;
+    use presence_autopilot::service::dispatch::DispatchSettings;
     use presence_autopilot::state::DecisionKind;
 
     use super::*;
@@ -81,12 +81,12 @@ mod tests {
         let dispatcher = Dispatcher {
             secrets: Arc::new(secrets),
             subscribers_secret: "subscribers".to_owned(),
-            webhooks: WebhookSender::new(
+            webhooks: Arc::new(WebhookSender::new(
                 GuardedHttp::new(UrlPolicy::default(), Arc::new(SystemResolver), limits),
                 Arc::clone(&clock),
-            ),
-            slack: SlackClient::new(limits).expect("client"),
-            teams: TeamsClient::new(limits, Arc::clone(&clock)).expect("client"),
+            )),
+            slack: Arc::new(SlackClient::new(limits).expect("client")),
+            teams: Arc::new(TeamsClient::new(limits, Arc::clone(&clock)).expect("client")),
             audit: store.clone(),
             markers: store.clone(),
             endpoints: Arc::new(FakeEndpoints::default()),
@@ -131,7 +131,7 @@ mod tests {
             vec![("handle-2".to_owned(), Duration::ZERO)]
         );
         let unattributed =
-            UserId::parse(presence_autopilot::delivery::dispatch::UNATTRIBUTED_USER).expect("id");
+            UserId::parse(presence_autopilot::service::dispatch::UNATTRIBUTED_USER).expect("id");
         let records = store.audit_records(&unattributed);
         assert_eq!(records.len(), 1);
         assert_eq!(records[0].kind, DecisionKind::DeliveryParked);

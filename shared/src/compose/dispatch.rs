@@ -12,12 +12,13 @@ use crate::aws::secrets::secrets_manager_source;
 use crate::aws::sqs::SqsVisibility;
 use crate::clock::{Clock, SystemClock};
 use crate::config::{ConfigError, Env};
+use crate::delivery::RetrySchedule;
 use crate::delivery::http::{GuardedHttp, HttpLimits, TransportFailure};
 use crate::delivery::slack::SlackClient;
 use crate::delivery::ssrf::{SystemResolver, UrlPolicy};
 use crate::delivery::teams::TeamsClient;
 use crate::delivery::webhook::WebhookSender;
-use crate::delivery::{DispatchSettings, Dispatcher, RetrySchedule};
+use crate::service::dispatch::{DispatchSettings, Dispatcher};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct WebhookDispatchSettings {
@@ -137,12 +138,12 @@ pub fn dispatcher(
             settings.subscribers_cache,
         )),
         subscribers_secret: settings.subscribers_secret_id.clone(),
-        webhooks: WebhookSender::new(
+        webhooks: Arc::new(WebhookSender::new(
             GuardedHttp::new(policy, Arc::new(SystemResolver), limits),
             Arc::clone(&clock),
-        ),
-        slack: SlackClient::new(limits)?,
-        teams: TeamsClient::new(limits, Arc::clone(&clock))?,
+        )),
+        slack: Arc::new(SlackClient::new(limits)?),
+        teams: Arc::new(TeamsClient::new(limits, Arc::clone(&clock))?),
         audit: store.clone(),
         markers: store,
         endpoints: Arc::new(DynamoEndpoints::new(

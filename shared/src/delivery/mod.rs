@@ -1,9 +1,11 @@
-//! Delivering notifications to the outside world: Standard Webhooks signing, the SSRF guard,
-//! Slack and Teams adapters, outcome classification and the retry schedule, and the dispatch
-//! use case that ties them together (docs/delivery.md).
+//! Delivering notifications to the outside world (docs/delivery.md): what each channel is sent
+//! (`messages`, from the subscriber document, `subscribers`), when to try again (`retry`), and
+//! the senders that implement the `Channel` port: Standard Webhooks signing through the SSRF
+//! guard (`webhook`, `signing`, `http`, `ssrf`), Slack and Teams. The dispatch use case that
+//! ties them together is `service::dispatch`.
 
-pub mod dispatch;
 pub mod http;
+pub mod messages;
 pub mod retry;
 pub mod signing;
 pub mod slack;
@@ -12,7 +14,4 @@ pub mod subscribers;
 pub mod teams;
 pub mod webhook;
 
-pub use dispatch::{
-    BatchReport, DispatchError, DispatchSettings, Dispatcher, InboundRecord, RecordVerdict,
-};
 pub use retry::{AttemptOutcome, RetrySchedule};

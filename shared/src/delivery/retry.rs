@@ -11,27 +11,9 @@ use std::time::Duration;
 
 use super::http::{GuardedError, HttpReply, TransportFailure};
 
-/// The result of one delivery attempt to one subscriber.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum AttemptOutcome {
-    Delivered {
-        status: u16,
-    },
-    /// 429, 5xx, timeouts, connection errors: try again later (not before `retry_after`).
-    Retryable {
-        reason: String,
-        retry_after: Option<Duration>,
-    },
-    /// Other 4xx, 3xx, refused URLs, bad configuration: retrying will not help.
-    Permanent {
-        reason: String,
-    },
-    /// 410: the receiver asks us to stop; the endpoint is disabled.
-    Gone {
-        reason: String,
-    },
-}
+pub use crate::ports::AttemptOutcome;
 
+/// How an attempt's answer is classified (the senders' side of [`AttemptOutcome`]).
 impl AttemptOutcome {
     pub fn retryable(reason: impl Into<String>) -> Self {
         Self::Retryable {

@@ -7,52 +7,15 @@ use serde::Deserialize;
 use url::Url;
 
 use super::http::{HttpLimits, TransportFailure, client_builder, read_reply};
+use async_trait::async_trait;
+
+use super::messages::{SlackMessage, SlackStatus};
 use super::retry::AttemptOutcome;
-use crate::model::SystemPresence;
-use crate::state::{ChangePayload, NotificationKind};
+use crate::ports::Channel;
 
 pub const DEFAULT_API_BASE: &str = "https://slack.com/api/";
-/// Slack's limit on `status_text`, in characters.
-pub const MAX_STATUS_TEXT: usize = 100;
-
-/// The profile fields we set.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SlackStatus {
-    pub text: String,
-    pub emoji: String,
-    /// Unix seconds; 0 = no expiry.
-    pub expiration: i64,
-}
-
+/// The request body of `users.profile.set`.
 impl SlackStatus {
-    /// The status for a change, or None when Slack has nothing to show (deferred, skipped).
-    /// A restore clears the status: we only ever own the status we set.
-    pub fn for_change(kind: NotificationKind, payload: &ChangePayload) -> Option<Self> {
-        match kind {
-            NotificationKind::PresenceApplied => {
-                let presence = &payload.presence;
-                let text = if presence.message.trim().is_empty() {
-                    presence.system_presence.rest_name().to_owned()
-                } else {
-                    presence.message.trim().to_owned()
-                };
-                Some(Self {
-                    text: text.chars().take(MAX_STATUS_TEXT).collect(),
-                    emoji: emoji(&presence.system_presence).to_owned(),
-                    expiration: payload.until.map_or(0, |until| until.timestamp()),
-                })
-            }
-            NotificationKind::PresenceRestored => Some(Self {
-                text: String::new(),
-                emoji: String::new(),
-                expiration: 0,
-            }),
-            NotificationKind::ChangeDeferred
-            | NotificationKind::ChangeSkipped
-            | NotificationKind::Test => None,
-        }
-    }
-
     fn body(&self) -> serde_json::Value {
         serde_json::json!({
             "profile": {
@@ -61,21 +24,6 @@ impl SlackStatus {
                 "status_expiration": self.expiration,
             }
         })
-    }
-}
-
-/// Genesys system presence → Slack emoji.
-pub fn emoji(presence: &SystemPresence) -> &'static str {
-    match presence {
-        SystemPresence::Meeting => ":calendar:",
-        SystemPresence::Busy => ":no_entry:",
-        SystemPresence::Away | SystemPresence::Idle => ":clock3:",
-        SystemPresence::Break => ":coffee:",
-        SystemPresence::Meal => ":fork_and_knife:",
-        SystemPresence::Training => ":books:",
-        SystemPresence::OnQueue => ":telephone_receiver:",
-        SystemPresence::Offline => ":zzz:",
-        SystemPresence::Available | SystemPresence::Other(_) => ":speech_balloon:",
     }
 }
 
@@ -186,11 +134,23 @@ impl SlackClient {
     }
 }
 
+#[async_trait]
+impl Channel<SlackMessage> for SlackClient {
+    async fn send(&self, message: &SlackMessage) -> AttemptOutcome {
+        let base = message.api_base_url.as_deref();
+        self.set_status(base, &message.token, &message.status, message.now)
+            .await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::delivery::messages::*;
     use crate::model::PresenceDefinitionId;
+    use crate::model::SystemPresence;
     use crate::state::PresenceView;
+    use crate::state::{ChangePayload, NotificationKind};
 
     fn payload(message: &str, until: Option<DateTime<Utc>>) -> ChangePayload {
         ChangePayload {

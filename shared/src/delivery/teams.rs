@@ -2,7 +2,6 @@
 //! `setPresence` / `clearPresence` on the app's own presence session and `setStatusMessage`.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use secrecy::{ExposeSecret, SecretString};
@@ -11,132 +10,18 @@ use url::Url;
 
 use super::http::{HttpLimits, TransportFailure, client_builder, read_reply};
 use super::retry::AttemptOutcome;
+use async_trait::async_trait;
+
+use super::messages::{TeamsCall, TeamsMessage};
 use super::subscribers::TeamsConfig;
 use crate::clock::Clock;
-use crate::model::SystemPresence;
-use crate::state::{ChangePayload, NotificationKind, TriggerKind};
+use crate::ports::Channel;
 
 pub const DEFAULT_GRAPH_BASE: &str = "https://graph.microsoft.com/";
 pub const DEFAULT_LOGIN_BASE: &str = "https://login.microsoftonline.com/";
 pub const SCOPE: &str = "https://graph.microsoft.com/.default";
-/// Graph's bounds for a presence session's `expirationDuration`.
-pub const MIN_EXPIRATION: Duration = Duration::from_secs(5 * 60);
-pub const MAX_EXPIRATION: Duration = Duration::from_secs(4 * 3600);
-/// Without a planned end, the session lapses after an hour unless renewed.
-pub const DEFAULT_EXPIRATION: Duration = Duration::from_secs(3600);
-
-/// An (availability, activity) pair `setPresence` accepts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TeamsPresence {
-    pub availability: &'static str,
-    pub activity: &'static str,
-}
-
-impl TeamsPresence {
-    const AVAILABLE: Self = Self::pair("Available", "Available");
-    const IN_A_CALL: Self = Self::pair("Busy", "InACall");
-    const IN_A_CONFERENCE_CALL: Self = Self::pair("Busy", "InAConferenceCall");
-    const AWAY: Self = Self::pair("Away", "Away");
-    const PRESENTING: Self = Self::pair("DoNotDisturb", "Presenting");
-
-    const fn pair(availability: &'static str, activity: &'static str) -> Self {
-        Self {
-            availability,
-            activity,
-        }
-    }
-
-    /// Genesys presence → the nearest allowed pair. "In a meeting" itself cannot be set by API
-    /// (it comes from the calendar), so a meeting is a conference call; focus time is
-    /// DoNotDisturb/Presenting, the only DND pair a session may set. None: nothing to mirror.
-    pub fn for_presence(presence: &SystemPresence, trigger: Option<TriggerKind>) -> Option<Self> {
-        Some(match (presence, trigger) {
-            (_, Some(TriggerKind::Focus)) => Self::PRESENTING,
-            (SystemPresence::Meeting | SystemPresence::Training, _) => Self::IN_A_CONFERENCE_CALL,
-            (SystemPresence::Busy, _) => Self::IN_A_CALL,
-            (
-                SystemPresence::Away
-                | SystemPresence::Break
-                | SystemPresence::Meal
-                | SystemPresence::Idle,
-                _,
-            ) => Self::AWAY,
-            (SystemPresence::Available | SystemPresence::OnQueue, _) => Self::AVAILABLE,
-            (SystemPresence::Offline | SystemPresence::Other(_), _) => return None,
-        })
-    }
-}
-
-/// `expirationDuration` as ISO-8601 (`PT1H30M`), clamped to Graph's PT5M..PT4H, whole minutes
-/// rounded up.
-pub fn expiration_duration(now: DateTime<Utc>, until: Option<DateTime<Utc>>) -> String {
-    let wanted = until
-        .map(|until| (until - now).to_std().unwrap_or(Duration::ZERO))
-        .unwrap_or(DEFAULT_EXPIRATION)
-        .clamp(MIN_EXPIRATION, MAX_EXPIRATION);
-    let minutes = wanted.as_secs().div_ceil(60);
-    let (hours, minutes) = (minutes / 60, minutes % 60);
-    match (hours, minutes) {
-        (0, m) => format!("PT{m}M"),
-        (h, 0) => format!("PT{h}H"),
-        (h, m) => format!("PT{h}H{m}M"),
-    }
-}
-
-/// The Graph calls for one change, in order.
-#[derive(Debug, Clone, PartialEq)]
-pub enum TeamsCall {
-    SetPresence {
-        presence: TeamsPresence,
-        expiration: String,
-    },
-    ClearPresence,
-    SetStatusMessage {
-        message: String,
-        expires: Option<DateTime<Utc>>,
-    },
-}
-
+/// The wire form of each call.
 impl TeamsCall {
-    /// Applied: the session presence plus the status message. Restored: the session is cleared
-    /// and the message emptied, so Teams falls back to what the user's other sessions say.
-    pub fn for_change(
-        kind: NotificationKind,
-        payload: &ChangePayload,
-        now: DateTime<Utc>,
-    ) -> Vec<Self> {
-        match kind {
-            NotificationKind::PresenceApplied => {
-                let Some(presence) = TeamsPresence::for_presence(
-                    &payload.presence.system_presence,
-                    payload.trigger_kind,
-                ) else {
-                    return Vec::new();
-                };
-                vec![
-                    Self::SetPresence {
-                        presence,
-                        expiration: expiration_duration(now, payload.until),
-                    },
-                    Self::SetStatusMessage {
-                        message: payload.presence.message.clone(),
-                        expires: payload.until,
-                    },
-                ]
-            }
-            NotificationKind::PresenceRestored => vec![
-                Self::ClearPresence,
-                Self::SetStatusMessage {
-                    message: String::new(),
-                    expires: None,
-                },
-            ],
-            NotificationKind::ChangeDeferred
-            | NotificationKind::ChangeSkipped
-            | NotificationKind::Test => Vec::new(),
-        }
-    }
-
     fn path(&self) -> &'static str {
         match self {
             Self::SetPresence { .. } => "setPresence",
@@ -413,9 +298,20 @@ fn urlencode(segment: &str) -> String {
     url::form_urlencoded::byte_serialize(segment.as_bytes()).collect()
 }
 
+#[async_trait]
+impl Channel<TeamsMessage> for TeamsClient {
+    async fn send(&self, message: &TeamsMessage) -> AttemptOutcome {
+        self.apply(&message.config, &message.object_id, &message.calls)
+            .await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::delivery::messages::*;
+    use crate::model::SystemPresence;
+    use crate::state::TriggerKind;
 
     fn at(text: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(text).expect("time").to_utc()

@@ -5,11 +5,15 @@ use std::sync::Arc;
 
 use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, USER_AGENT};
 
+use async_trait::async_trait;
+
 use super::http::GuardedHttp;
+use super::messages::WebhookMessage;
 use super::retry::AttemptOutcome;
 use super::signing::SignatureHeaders;
 use super::subscribers::WebhookSubscriber;
 use crate::clock::Clock;
+use crate::ports::Channel;
 use crate::state::Notification;
 
 pub const USER_AGENT_VALUE: &str = "presence-autopilot-webhooks/1";
@@ -72,5 +76,12 @@ impl WebhookSender {
             Ok(reply) => AttemptOutcome::from_status(&reply),
             Err(err) => AttemptOutcome::from_guarded(&err),
         }
+    }
+}
+#[async_trait]
+impl Channel<WebhookMessage> for WebhookSender {
+    async fn send(&self, message: &WebhookMessage) -> AttemptOutcome {
+        self.deliver(&message.subscriber, &message.notification)
+            .await
     }
 }

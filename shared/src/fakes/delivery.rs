@@ -7,7 +7,9 @@ use async_trait::async_trait;
 
 use crate::model::SubscriberId;
 use crate::ports::StoreError;
-use crate::ports::{DisabledEndpoint, EndpointRegistry, MessageVisibility};
+use crate::ports::{
+    AttemptOutcome, Channel, DisabledEndpoint, EndpointRegistry, MessageVisibility,
+};
 
 #[derive(Debug, Default)]
 pub struct FakeEndpoints {
@@ -64,5 +66,49 @@ impl MessageVisibility for FakeVisibility {
             changes.push((receipt_handle.to_owned(), after));
         }
         Ok(())
+    }
+}
+
+/// A channel that keeps what it was handed and answers the outcomes queued for it, then
+/// `Delivered` (HTTP 200).
+#[derive(Debug)]
+pub struct FakeChannel<M> {
+    sent: Mutex<Vec<M>>,
+    answers: Mutex<Vec<AttemptOutcome>>,
+}
+
+impl<M> Default for FakeChannel<M> {
+    fn default() -> Self {
+        Self {
+            sent: Mutex::new(Vec::new()),
+            answers: Mutex::new(Vec::new()),
+        }
+    }
+}
+
+impl<M: Clone> FakeChannel<M> {
+    /// Every message sent, in order.
+    pub fn sent(&self) -> Vec<M> {
+        self.sent.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    /// The next attempt answers `outcome` (queued: several answer in order).
+    pub fn answer_next(&self, outcome: AttemptOutcome) {
+        if let Ok(mut answers) = self.answers.lock() {
+            answers.push(outcome);
+        }
+    }
+}
+
+#[async_trait]
+impl<M: Clone + Send + Sync + std::fmt::Debug> Channel<M> for FakeChannel<M> {
+    async fn send(&self, message: &M) -> AttemptOutcome {
+        if let Ok(mut sent) = self.sent.lock() {
+            sent.push(message.clone());
+        }
+        match self.answers.lock() {
+            Ok(mut answers) if !answers.is_empty() => answers.remove(0),
+            _ => AttemptOutcome::Delivered { status: 200 },
+        }
     }
 }

@@ -1,4 +1,5 @@
-//! The two small ports webhook dispatch needs beyond `AuditLog` and `IdempotencyStore`.
+//! What webhook dispatch needs beyond `AuditLog` and `IdempotencyStore`: the channels a
+//! notification leaves by, the registry of disabled endpoints, the queue's visibility.
 
 use std::fmt;
 use std::time::Duration;
@@ -35,4 +36,32 @@ pub trait EndpointRegistry: Send + Sync + fmt::Debug {
 pub trait MessageVisibility: Send + Sync + fmt::Debug {
     async fn set_visibility(&self, receipt_handle: &str, after: Duration)
     -> Result<(), StoreError>;
+}
+
+/// The result of one delivery attempt to one subscriber.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AttemptOutcome {
+    Delivered {
+        status: u16,
+    },
+    /// 429, 5xx, timeouts, connection errors: try again later (not before `retry_after`).
+    Retryable {
+        reason: String,
+        retry_after: Option<Duration>,
+    },
+    /// Other 4xx, 3xx, refused URLs, bad configuration: retrying will not help.
+    Permanent {
+        reason: String,
+    },
+    /// 410: the receiver asks us to stop; the endpoint is disabled.
+    Gone {
+        reason: String,
+    },
+}
+
+/// A way out for notifications: the signed webhook sender, Slack, Teams. Each takes its own
+/// message (`delivery::messages`), decided by the dispatch use case, and makes one attempt.
+#[async_trait]
+pub trait Channel<M: Send + Sync>: Send + Sync + fmt::Debug {
+    async fn send(&self, message: &M) -> AttemptOutcome;
 }

@@ -5,6 +5,7 @@ pub mod calendar_notify;
 mod calendar_projection;
 pub mod calendar_sync;
 pub mod calendar_upkeep;
+pub mod dispatch;
 pub mod outbox_relay;
 pub mod schedule_check;
 pub mod transition;

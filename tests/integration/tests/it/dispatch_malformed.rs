@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use presence_autopilot::delivery::dispatch::UNATTRIBUTED_USER;
+use presence_autopilot::service::dispatch::UNATTRIBUTED_USER;
 use presence_autopilot::state::DecisionKind;
 use serde_json::json;
 

@@ -1,0 +1,150 @@
+//! The dispatch use case on fakes: the channels, the markers, the audit log and the queue's
+//! visibility in memory.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::DateTime;
+
+use super::*;
+use crate::clock::ManualClock;
+use crate::fakes::delivery::{FakeChannel, FakeEndpoints, FakeVisibility};
+use crate::fakes::{FakeSecrets, InMemoryStore};
+use crate::ports::AttemptOutcome;
+
+const SUBSCRIBERS: &str = r#"{
+  "webhooks": [{"id": "ops", "url": "https://hooks.example.com/presence",
+                "secrets": ["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"]}],
+  "slack": {"tokens": {"ada@example.com": "xoxp-test"}}
+}"#;
+
+struct World {
+    dispatcher: Dispatcher,
+    webhooks: Arc<FakeChannel<WebhookMessage>>,
+    slack: Arc<FakeChannel<SlackMessage>>,
+    store: Arc<InMemoryStore>,
+    visibility: Arc<FakeVisibility>,
+    clock: ManualClock,
+}
+
+fn world() -> World {
+    let start = DateTime::parse_from_rfc3339("2026-03-19T14:00:01Z").expect("valid");
+    let clock = ManualClock::starting_at(start.to_utc());
+    let shared: Arc<dyn Clock> = Arc::new(clock.clone());
+    let secrets = FakeSecrets::default();
+    secrets.set("subscribers", SUBSCRIBERS);
+    let store = Arc::new(InMemoryStore::new(shared.clone()));
+    let webhooks = Arc::new(FakeChannel::default());
+    let slack = Arc::new(FakeChannel::default());
+    let visibility = Arc::new(FakeVisibility::default());
+    let dispatcher = Dispatcher {
+        secrets: Arc::new(secrets),
+        subscribers_secret: "subscribers".to_owned(),
+        webhooks: webhooks.clone(),
+        slack: slack.clone(),
+        teams: Arc::new(FakeChannel::default()),
+        audit: store.clone(),
+        markers: store.clone(),
+        endpoints: Arc::new(FakeEndpoints::default()),
+        visibility: visibility.clone(),
+        clock: shared,
+        settings: DispatchSettings::default(),
+        rng: Mutex::new(fastrand::Rng::with_seed(7)),
+    };
+    World {
+        dispatcher,
+        webhooks,
+        slack,
+        store,
+        visibility,
+        clock,
+    }
+}
+
+fn record(receive_count: u32) -> InboundRecord {
+    InboundRecord {
+        message_id: "m-1".to_owned(),
+        receipt_handle: Some(format!("handle-{receive_count}")),
+        body: Some(include_str!("../../../../tests/fixtures/notification-applied.json").to_owned()),
+        receive_count,
+    }
+}
+
+impl World {
+    async fn dispatch(&self, receive_count: u32) -> RecordVerdict {
+        let deadline = Deadline::after(&self.clock, Duration::from_secs(60));
+        let report = self
+            .dispatcher
+            .dispatch_batch(vec![record(receive_count)], deadline)
+            .await
+            .expect("the subscriber document reads");
+        report.records[0].1.clone()
+    }
+
+    fn kinds(&self) -> Vec<DecisionKind> {
+        let ada = UserId::parse("9ed7d9f6-0c59-4360-ac54-40dd35eb9c2f").expect("valid");
+        let records = self.store.audit_records(&ada);
+        records.into_iter().map(|record| record.kind).collect()
+    }
+}
+
+#[tokio::test]
+async fn each_subscriber_gets_its_own_message_once_and_only_the_failed_one_is_retried() {
+    let world = world();
+    world
+        .webhooks
+        .answer_next(AttemptOutcome::retryable("HTTP 503"));
+
+    let first = world.dispatch(1).await;
+
+    assert!(matches!(first, RecordVerdict::Retry { .. }), "{first:?}");
+    let slack = world.slack.sent();
+    assert_eq!(slack.len(), 1);
+    assert_eq!(slack[0].status.emoji, ":calendar:");
+    assert_eq!(slack[0].status.text, "In a meeting until 14:30 UTC");
+    assert_eq!(world.webhooks.sent()[0].subscriber.id.as_str(), "ops");
+    assert_eq!(
+        world.visibility.changes().len(),
+        1,
+        "hidden until the retry"
+    );
+
+    // The next receive: Slack has it already (its marker says so); only the webhook is tried.
+    world.clock.advance(Duration::from_secs(30));
+    let second = world.dispatch(2).await;
+
+    assert_eq!(second, RecordVerdict::Done);
+    assert_eq!(world.slack.sent().len(), 1, "not sent to Slack twice");
+    assert_eq!(world.webhooks.sent().len(), 2);
+    let mut kinds = world.kinds();
+    kinds.sort_by_key(|kind| format!("{kind:?}"));
+    assert_eq!(
+        kinds,
+        [
+            DecisionKind::DeliveryDelivered,
+            DecisionKind::DeliveryDelivered,
+            DecisionKind::DeliveryRetryScheduled
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_permanent_refusal_parks_the_record_for_the_dead_letter_queue() {
+    let world = world();
+    world
+        .webhooks
+        .answer_next(AttemptOutcome::permanent("HTTP 400"));
+
+    let verdict = world.dispatch(1).await;
+
+    assert!(
+        matches!(&verdict, RecordVerdict::Parked { reason } if reason.contains("HTTP 400")),
+        "{verdict:?}"
+    );
+    // Visible again at once, so the queue's redrive moves it to the DLQ after its receives.
+    assert_eq!(
+        world.visibility.changes(),
+        [("handle-1".to_owned(), Duration::ZERO)]
+    );
+    assert!(world.kinds().contains(&DecisionKind::DeliveryParked));
+}
