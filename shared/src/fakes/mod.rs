@@ -2,8 +2,11 @@
 //! Secrets Manager and SQS adapters (version conflicts, one chain per user, Powertools takeover),
 //! for unit tests of services and handlers. Enabled by the `test-helpers` feature.
 
+pub mod calendar;
+pub mod contract;
 pub mod delivery;
 pub mod platform;
+pub mod world;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};

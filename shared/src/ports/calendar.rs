@@ -8,12 +8,12 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
+use super::Deadline;
 use super::StoreError;
 use crate::calendar::{
     CalendarError, Connection, CreatedSubscription, DeltaCursor, DeltaPage, NewSubscription,
     Provider, Subscription, SyncRequest,
 };
-use crate::clock::Deadline;
 use crate::model::UserId;
 
 /// What the connector needs of a calendar service (implemented by `graph::GraphClient` and

@@ -5,10 +5,12 @@
 //! - here: the stores (state, audit chain, idempotency, secrets, notification queue, schedules);
 //! - [`platform`]: Genesys Cloud presence, routing status, schedules, roster;
 //! - [`calendar`]: the calendar connectors;
+//! - [`clock`]: time and deadlines;
 //! - [`delivery`]: webhook dispatch;
 //! - [`dead_letters`]: the dead-letter queues, for replay by the people on call.
 
 mod calendar;
+mod clock;
 mod dead_letters;
 mod delivery;
 mod platform;
@@ -27,13 +29,13 @@ pub use delivery::*;
 pub use platform::*;
 pub use secret::SecretDocument;
 
-use crate::clock::Deadline;
 use crate::decide::ShiftWindow;
 use crate::model::UserId;
 use crate::state::{
     AuditEntry, AuditRecord, ChainBreak, ChainReport, Notification, NotificationId, TriggerId,
     UserState,
 };
+pub use clock::{Clock, Deadline};
 
 /// A lost optimistic-concurrency race: the stored version was not the one the caller read.
 /// The caller re-reads and re-decides; it never overwrites.

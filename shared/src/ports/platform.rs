@@ -9,7 +9,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use crate::clock::Deadline;
+use super::Deadline;
 use crate::decide::ShiftView;
 use crate::model::{PresenceDefinition, PresenceSnapshot, RoutingStatus, SnapshotTag, UserId};
 use crate::state::PresenceRef;

@@ -13,46 +13,32 @@ use crate::clock::ManualClock;
 use crate::events::parse_json;
 use crate::fakes::InMemoryStore;
 use crate::fakes::platform::{FakePlatform, PlatformCall};
+use crate::fakes::world::{ADA, FakeWorld, ada};
 use crate::model::SystemPresence;
-use crate::policy::DEFAULT_POLICY;
 use crate::ports::PlatformError;
 use crate::state::DecisionKind;
-
-const ADA: &str = "9ed7d9f6-0c59-4360-ac54-40dd35eb9c2f";
 
 struct World {
     clock: ManualClock,
     platform: FakePlatform,
     store: InMemoryStore,
-    service: TransitionService,
+    service: Arc<TransitionService>,
 }
 
 impl World {
     fn new() -> Self {
         let start = DateTime::parse_from_rfc3339("2026-03-19T14:00:00Z").expect("valid");
-        let clock = ManualClock::starting_at(start.to_utc());
-        let shared_clock: Arc<dyn Clock> = Arc::new(clock.clone());
-        let platform = FakePlatform::new(shared_clock.clone());
-        let store = InMemoryStore::new(shared_clock.clone());
-        let ada = ada();
-        platform.add_user(&ada, SystemPresence::OnQueue, RoutingStatus::Idle, None);
-        let service = TransitionService::new(TransitionDeps {
-            presence: Arc::new(platform.clone()),
-            shifts: Arc::new(platform.clone()),
-            state: Arc::new(store.clone()),
-            audit: Arc::new(store.clone()),
-            idempotency: Arc::new(store.clone()),
-            clock: shared_clock,
-            policy: Arc::new(Policy::from_toml(DEFAULT_POLICY).expect("default policy")),
-            targets: Arc::new(Targets::lazy()),
-            idempotency_ttl: Duration::from_secs(86_400),
-            presence_fresh_for: Duration::from_secs(1),
-        });
+        let FakeWorld {
+            clock,
+            platform,
+            store,
+            transition,
+        } = FakeWorld::starting_at(start.to_utc());
         Self {
             clock,
             platform,
             store,
-            service,
+            service: transition,
         }
     }
 
@@ -92,10 +78,6 @@ impl World {
         let records = self.store.audit_records(&ada());
         records.into_iter().map(|record| record.kind).collect()
     }
-}
-
-fn ada() -> UserId {
-    UserId::parse(ADA).expect("valid")
 }
 
 #[tokio::test]

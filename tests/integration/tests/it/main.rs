@@ -3,6 +3,7 @@
 
 mod burst;
 mod calendar;
+mod contracts;
 mod day_page;
 mod dead_letters;
 mod dispatch_delivery;

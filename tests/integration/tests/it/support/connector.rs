@@ -61,7 +61,7 @@ async fn queue(sqs: &aws_sdk_sqs::Client, prefix: &str) -> (String, String) {
 }
 
 /// A bus with one rule sending the connector's events to a queue; returns (bus, queue url).
-async fn bus_to_queue(sqs: &aws_sdk_sqs::Client) -> (String, String) {
+pub async fn bus_to_queue(sqs: &aws_sdk_sqs::Client) -> (String, String) {
     moto::bus_to_queue(sqs, json!({"source": [CALENDAR_SOURCE]})).await
 }
 

@@ -553,3 +553,6 @@ fn report(outcome: &'static str) -> SyncReport {
 fn chrono_duration(duration: Duration) -> chrono::Duration {
     chrono::Duration::from_std(duration).unwrap_or(chrono::Duration::MAX)
 }
+
+#[cfg(test)]
+mod tests;

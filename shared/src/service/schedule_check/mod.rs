@@ -425,3 +425,6 @@ impl ScheduleCheck {
         })
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,182 @@
+//! Contract tests of the ports: the same checks run against a fake here (unit tests) and against
+//! the real adapter on the stand-ins (`tests/integration`, `contracts.rs`), so a fake cannot
+//! drift from what it stands for. Each exercises the port through its own methods only, and
+//! panics naming what broke.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde_json::json;
+
+use crate::calendar::{Connection, Subscription};
+use crate::clock::{Clock, Deadline};
+use crate::model::UserId;
+use crate::ports::{
+    BusEntry, ConnectionStore, EventBus, MirroredEvent, PlannedSchedule, Schedules, StoreError,
+};
+
+fn at(raw: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(raw).expect("valid").to_utc()
+}
+
+/// One-time schedules: an upsert creates or moves (one schedule per name), a delete says
+/// whether there was one.
+pub async fn schedules(schedules: &dyn Schedules, name: &str) {
+    let planned = |when: &str| PlannedSchedule {
+        name: name.to_owned(),
+        at: at(when),
+        input: json!({"id": "contract", "detail-type": "Calendar Event Started", "detail": {}})
+            .to_string(),
+    };
+    schedules
+        .upsert(&planned("2030-01-14T10:00:00Z"))
+        .await
+        .expect("created");
+    schedules
+        .upsert(&planned("2030-01-14T10:30:00Z"))
+        .await
+        .expect("moved: an upsert of an existing name is not an error");
+    assert!(
+        schedules.delete(name).await.expect("deleted"),
+        "a planned schedule is there to delete"
+    );
+    assert!(
+        !schedules.delete(name).await.expect("answered"),
+        "moving made no second schedule, and a deleted one is gone"
+    );
+    assert!(
+        !schedules
+            .delete(&format!("{name}-never"))
+            .await
+            .expect("answered"),
+        "an unknown name is no error"
+    );
+}
+
+/// The bus takes more entries than one `PutEvents` call carries (10); returns what it was
+/// given, for the caller to compare with what it observes arriving.
+pub async fn event_bus(bus: &dyn EventBus, clock: &dyn Clock) -> Vec<BusEntry> {
+    let entries: Vec<BusEntry> = (0..23)
+        .map(|n| BusEntry {
+            detail_type: "Calendar Event Upserted",
+            detail: json!({"calendarEventId": format!("contract-{n}")}),
+        })
+        .collect();
+    let deadline = Deadline::after(clock, Duration::from_secs(30));
+    bus.publish(&entries, deadline)
+        .await
+        .expect("every entry published");
+    bus.publish(&[], deadline)
+        .await
+        .expect("nothing to publish is no error");
+    entries
+}
+
+fn mirrored(id: &str) -> MirroredEvent {
+    MirroredEvent {
+        event_id: id.to_owned(),
+        fingerprint: format!("{id}-v1"),
+        end: at("2030-01-14T11:00:00Z"),
+        detail: json!({"calendarEventId": id}),
+    }
+}
+
+fn is_conflict(result: &Result<impl std::fmt::Debug, StoreError>) -> bool {
+    matches!(result, Err(StoreError::Conflict(_)))
+}
+
+/// Connections: conditional by version, the subscription index in step, the mirror.
+pub async fn connection_store(store: &dyn ConnectionStore, user: UserId) {
+    assert!(store.get(&user).await.expect("read").is_none(), "fresh");
+    let fresh = Connection::new(user.clone(), "contract@example.com", "graph-contract");
+    let stored = store.put(&fresh).await.expect("created");
+    assert_eq!(stored.version, 1);
+    assert!(
+        is_conflict(&store.put(&fresh).await),
+        "a write on a stale version is refused"
+    );
+
+    let mut subscribed = stored.clone();
+    subscribed.subscription = Some(Subscription {
+        id: format!("sub-{user}"),
+        expires_at: at("2030-01-17T10:00:00Z"),
+        created_at: at("2030-01-14T10:00:00Z"),
+        nonce: "nonce-1".to_owned(),
+        resource_id: None,
+    });
+    let subscribed = store.put(&subscribed).await.expect("subscribed");
+    assert_eq!(subscribed.version, 2);
+    assert_eq!(
+        store.get(&user).await.expect("read"),
+        Some(subscribed.clone())
+    );
+    let sub = format!("sub-{user}");
+    let owners = store
+        .subscription_owners(&[sub.clone(), "sub-unknown".to_owned()])
+        .await
+        .expect("owners");
+    assert_eq!(owners.len(), 1, "unknown ids are left out: {owners:?}");
+    assert_eq!(owners[&sub].user_id, user);
+    assert_eq!(owners[&sub].nonce, "nonce-1");
+    store.forget_subscription(&sub).await.expect("forgotten");
+    assert!(
+        store
+            .subscription_owners(std::slice::from_ref(&sub))
+            .await
+            .expect("owners")
+            .is_empty(),
+        "a forgotten subscription has no owner"
+    );
+
+    store
+        .update_mirror(&user, &[mirrored("e-1"), mirrored("e-2")], &[])
+        .await
+        .expect("mirrored");
+    store
+        .update_mirror(&user, &[], &["e-1".to_owned()])
+        .await
+        .expect("removed");
+    let mirror = store.mirror(&user).await.expect("mirror");
+    assert_eq!(mirror.keys().collect::<Vec<_>>(), ["e-2"]);
+    assert_eq!(mirror["e-2"], mirrored("e-2"));
+    let listed = store.list().await.expect("listed");
+    assert!(listed.iter().any(|c| c.user_id == user), "{listed:?}");
+
+    assert!(
+        is_conflict(&store.delete(&stored).await),
+        "a delete on a stale version is refused"
+    );
+    store.delete(&subscribed).await.expect("deleted");
+    assert!(store.get(&user).await.expect("read").is_none());
+    assert!(store.mirror(&user).await.expect("mirror").is_empty());
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::fakes::calendar::{FakeBus, FakeConnections, FakeSchedules};
+
+    #[tokio::test]
+    async fn the_fake_schedules_keep_the_contract() {
+        let fake = FakeSchedules::default();
+        schedules(&fake, "pa-contract-start").await;
+        assert!(fake.planned().is_empty());
+    }
+
+    #[tokio::test]
+    async fn the_fake_bus_keeps_the_contract() {
+        let fake = FakeBus::default();
+        let clock = Arc::new(ManualClock::starting_at(at("2030-01-14T10:00:00Z")));
+        let published = event_bus(&fake, clock.as_ref()).await;
+        assert_eq!(fake.published(), published);
+    }
+
+    #[tokio::test]
+    async fn the_fake_connections_keep_the_contract() {
+        let user = UserId::parse("9ed7d9f6-0c59-4360-ac54-40dd35eb9c2f").expect("valid");
+        connection_store(&FakeConnections::default(), user).await;
+    }
+}

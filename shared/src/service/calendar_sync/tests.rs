@@ -1,0 +1,229 @@
+//! One agent's calendar sync on fakes: a calendar service with delta semantics, the
+//! connections, the bus, a manual clock.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use secrecy::SecretString;
+use serde_json::{Value, json};
+
+use super::*;
+use crate::clock::ManualClock;
+use crate::fakes::calendar::{FakeBus, FakeCalendar, FakeConnections};
+use crate::fakes::world::{ADA, ada};
+use crate::ports::CalendarApis;
+
+struct Sync {
+    calendar: FakeCalendar,
+    connections: FakeConnections,
+    bus: FakeBus,
+    clock: ManualClock,
+    service: SyncService,
+}
+
+fn sync_on_fakes(page_size: usize) -> Sync {
+    let start = DateTime::parse_from_rfc3339("2030-01-14T09:00:00Z").expect("valid");
+    let clock = ManualClock::starting_at(start.to_utc());
+    let calendar = FakeCalendar::new(page_size);
+    let connections = FakeConnections::default();
+    let bus = FakeBus::default();
+    let key = ClientStateKey::new(SecretString::from("unit-client-state-key-0123456789abcdef"))
+        .expect("key");
+    let service = SyncService {
+        calendars: CalendarApis {
+            microsoft: Some(Arc::new(calendar.clone())),
+            google: None,
+        },
+        connections: Arc::new(connections.clone()),
+        bus: Arc::new(bus.clone()),
+        key,
+        clock: Arc::new(clock.clone()),
+        settings: SyncSettings::default(),
+    };
+    Sync {
+        calendar,
+        connections,
+        bus,
+        clock,
+        service,
+    }
+}
+
+/// A Graph event of Ada's, `from`..`to` hours after 09:00 UTC on 2030-01-14.
+fn graph_event(id: &str, from: u32, to: u32, sensitivity: &str, version: &str) -> Value {
+    json!({
+        "id": id,
+        "changeKey": version,
+        "subject": "Quarterly planning",
+        "start": {"dateTime": format!("2030-01-14T{:02}:00:00.0000000", 9 + from), "timeZone": "UTC"},
+        "end": {"dateTime": format!("2030-01-14T{:02}:00:00.0000000", 9 + to), "timeZone": "UTC"},
+        "showAs": "busy",
+        "isAllDay": false,
+        "isCancelled": false,
+        "responseStatus": {"response": "accepted"},
+        "sensitivity": sensitivity,
+        "body": {"content": "never on the bus"},
+    })
+}
+
+impl Sync {
+    async fn connect(&self) {
+        let connection = Connection::new(ada(), "ada@example.com", "graph-ada");
+        self.connections.put(&connection).await.expect("connected");
+    }
+
+    async fn sync(&self, reason: SyncReason) -> SyncReport {
+        let request = SyncRequest {
+            user_id: ada(),
+            reason,
+        };
+        let deadline = Deadline::after(&self.clock, Duration::from_secs(60));
+        self.service.sync(&request, deadline).await.expect("synced")
+    }
+
+    /// What reached the bus since last asked, as (detail-type, event id, subject).
+    fn told(&self, since: usize) -> Vec<(&'static str, String, Option<String>)> {
+        self.bus.published()[since..]
+            .iter()
+            .map(|entry| {
+                (
+                    entry.detail_type,
+                    entry.detail["calendarEventId"]
+                        .as_str()
+                        .unwrap_or("?")
+                        .to_owned(),
+                    entry.detail["subject"].as_str().map(str::to_owned),
+                )
+            })
+            .collect()
+    }
+}
+
+#[tokio::test]
+async fn a_first_round_tells_every_event_then_only_what_changed() {
+    let s = sync_on_fakes(2);
+    s.connect().await;
+    s.calendar
+        .put_event(graph_event("e-1", 1, 2, "normal", "v1"));
+    s.calendar
+        .put_event(graph_event("e-2", 3, 4, "private", "v1"));
+    s.calendar
+        .put_event(graph_event("e-3", 5, 6, "normal", "v1"));
+
+    let first = s.sync(SyncReason::Upkeep).await;
+
+    assert!(
+        first.full,
+        "a connection without a link starts with the window: {first:?}"
+    );
+    assert_eq!((first.upserted, first.pages), (3, 2), "{first:?}");
+    let upserted = "Calendar Event Upserted";
+    let subject = Some("Quarterly planning".to_owned());
+    assert_eq!(
+        s.told(0),
+        [
+            (upserted, "e-1".to_owned(), subject.clone()),
+            (upserted, "e-2".to_owned(), None),
+            (upserted, "e-3".to_owned(), subject.clone())
+        ],
+        "a private event reaches the bus without its subject"
+    );
+    let detail = &s.bus.published()[0].detail;
+    assert_eq!(detail["userId"], ADA);
+    assert!(
+        detail.get("body").is_none(),
+        "only the fields the planner reads"
+    );
+    assert_eq!(
+        s.service
+            .connections
+            .mirror(&ada())
+            .await
+            .expect("mirror")
+            .len(),
+        3
+    );
+
+    // A change notification: the delta link answers only what changed since.
+    s.calendar
+        .put_event(graph_event("e-1", 1, 3, "normal", "v2"));
+    s.calendar
+        .put_event(graph_event("e-3", 5, 6, "normal", "v1"));
+    s.calendar.remove_event("e-2");
+    let second = s.sync(SyncReason::Changed).await;
+
+    assert!(!second.full, "{second:?}");
+    assert_eq!(
+        (second.upserted, second.deleted, second.unchanged),
+        (1, 1, 1),
+        "{second:?}"
+    );
+    assert_eq!(
+        s.told(3),
+        [
+            (upserted, "e-1".to_owned(), subject),
+            ("Calendar Event Deleted", "e-2".to_owned(), None)
+        ]
+    );
+}
+
+#[tokio::test]
+async fn an_expired_delta_link_starts_a_new_window_and_throttling_waits_its_retry_after() {
+    let s = sync_on_fakes(10);
+    s.connect().await;
+    s.calendar
+        .put_event(graph_event("e-1", 1, 2, "normal", "v1"));
+    s.sync(SyncReason::Upkeep).await;
+    s.calendar.fail_next(CalendarError::Throttled {
+        operation: "delta",
+        retry_after: Duration::from_secs(7),
+    });
+    s.calendar
+        .fail_next(CalendarError::SyncStateGone { operation: "delta" });
+
+    let report = s.sync(SyncReason::Changed).await;
+
+    assert!(
+        report.full,
+        "a gone link falls back to a full round: {report:?}"
+    );
+    assert_eq!(report.unchanged, 1, "the known event is not told again");
+    assert_eq!(
+        s.clock.sleeps(),
+        [Duration::from_secs(7)],
+        "waited exactly Retry-After"
+    );
+}
+
+#[tokio::test]
+async fn a_failed_publish_commits_no_link_so_the_next_round_tells_it_again() {
+    let s = sync_on_fakes(10);
+    s.connect().await;
+    s.calendar
+        .put_event(graph_event("e-1", 1, 2, "normal", "v1"));
+    s.bus.fail_next(StoreError::Throttled {
+        operation: "PutEvents",
+    });
+
+    let request = SyncRequest {
+        user_id: ada(),
+        reason: SyncReason::Upkeep,
+    };
+    let deadline = Deadline::after(&s.clock, Duration::from_secs(60));
+    let failed = s.service.sync(&request, deadline).await;
+    assert!(failed.is_err(), "{failed:?}");
+    let connection = s
+        .connections
+        .get(&ada())
+        .await
+        .expect("read")
+        .expect("kept");
+    assert!(
+        connection.delta_link.is_none(),
+        "no link moved past what the bus never got"
+    );
+    assert!(connection.lease.is_none(), "the lease is given back");
+
+    s.sync(SyncReason::Upkeep).await;
+    assert_eq!(s.told(0).len(), 1, "told on the next round");
+}
