@@ -65,7 +65,7 @@ mod tests {
     use presence_autopilot::fakes::delivery::{FakeEndpoints, FakeVisibility};
     use presence_autopilot::fakes::{FakeSecrets, InMemoryStore};
     use presence_autopilot::model::UserId;
-    use presence_autopilot::ports::AuditLog;
+    use presence_autopilot::ports::AuditQueries;
     use presence_autopilot::service::dispatch::DispatchSettings;
     use presence_autopilot::state::DecisionKind;
 

@@ -12,7 +12,7 @@ use super::output::{json, or_dash, table};
 use super::{CliError, Format, Operations, Verdict};
 use crate::operator::explain::{self, local, name_of};
 use crate::operator::timeline::{DayPage, render_day};
-use crate::ports::{AuditLog, ConnectionStore, ShiftCache, StateStore};
+use crate::ports::{AuditQueries, ConnectionStore, ShiftCache, StateStore};
 use crate::state::AuditRecord;
 
 pub async fn why(

@@ -20,8 +20,8 @@ use crate::clock::{Clock, Deadline};
 use crate::model::UserId;
 use crate::ports::SecretDocument;
 use crate::ports::{
-    AuditLog, Begin, Committed, Conflict, EventMark, EventRecord, IdempotencyStore, Lease,
-    MarkStatus, NotificationQueue, SecretSource, SendOutcome, StateStore, StoreError,
+    AuditLog, AuditQueries, Begin, Committed, Conflict, EventMark, EventRecord, IdempotencyStore,
+    Lease, MarkStatus, NotificationQueue, SecretSource, SendOutcome, StateStore, StoreError,
 };
 use crate::state::{
     AuditEntry, AuditRecord, ChainBreak, ChainHead, ChainReport, Notification, NotificationId,
@@ -277,7 +277,10 @@ impl AuditLog for InMemoryStore {
         self.write_mark(&mut tables, mark);
         Ok(record)
     }
+}
 
+#[async_trait]
+impl AuditQueries for InMemoryStore {
     async fn by_user(
         &self,
         user: &UserId,

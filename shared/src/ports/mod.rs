@@ -188,7 +188,7 @@ pub trait StateStore: Send + Sync + fmt::Debug {
     ) -> Result<Vec<(UserId, DateTime<Utc>)>, StoreError>;
 }
 
-/// The tamper-evident decision log.
+/// The tamper-evident decision log: every decision appends one record.
 #[async_trait]
 pub trait AuditLog: Send + Sync + fmt::Debug {
     /// Appends a record for a decision that changed no state.
@@ -202,7 +202,12 @@ pub trait AuditLog: Send + Sync + fmt::Debug {
         entry: AuditEntry,
         mark: Option<&EventMark>,
     ) -> Result<AuditRecord, StoreError>;
+}
 
+/// Reading the decision log: the operators' questions (`autopilot why`, `audit`, `day`), never
+/// on the hot path.
+#[async_trait]
+pub trait AuditQueries: Send + Sync + fmt::Debug {
     /// A user's records with `from <= at < to`, oldest first.
     async fn by_user(
         &self,

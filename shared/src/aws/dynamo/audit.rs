@@ -16,7 +16,7 @@ use super::{
 };
 use crate::aws::sdk_error;
 use crate::model::UserId;
-use crate::ports::{AuditLog, EventMark, StoreError};
+use crate::ports::{AuditLog, AuditQueries, EventMark, StoreError};
 use crate::state::{
     AuditEntry, AuditRecord, ChainBreak, ChainHead, ChainReport, TriggerId, UserState,
     verify_records,
@@ -261,7 +261,10 @@ impl AuditLog for DynamoStore {
     ) -> Result<AuditRecord, StoreError> {
         Ok(self.append_chained(entry, None, mark).await?.1)
     }
+}
 
+#[async_trait]
+impl AuditQueries for DynamoStore {
     async fn by_user(
         &self,
         user: &UserId,

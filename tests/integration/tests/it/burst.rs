@@ -16,7 +16,7 @@ use presence_autopilot::compose::{TransitionParts, assemble_transition};
 use presence_autopilot::fakes::InMemoryStore;
 use presence_autopilot::model::{SystemPresence, UserId};
 use presence_autopilot::policy::{DEFAULT_POLICY, Policy};
-use presence_autopilot::ports::{AuditLog, StateStore};
+use presence_autopilot::ports::{AuditQueries, StateStore};
 use presence_autopilot::service::transition::TransitionService;
 use presence_autopilot::state::{DecisionKind, NotificationKind, TriggerId};
 use serde_json::json;

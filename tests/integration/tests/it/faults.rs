@@ -11,7 +11,7 @@ use presence_autopilot::clock::SystemClock;
 use presence_autopilot::genesys::GenesysSecretCredentials;
 use presence_autopilot::genesys::{CredentialSource, GenesysError};
 use presence_autopilot::model::{SystemPresence, UserId};
-use presence_autopilot::ports::{AuditLog, SecretSource, StateStore, StoreError};
+use presence_autopilot::ports::{AuditQueries, SecretSource, StateStore, StoreError};
 use presence_autopilot::service::transition::{TransitionError, UNATTRIBUTED_USER};
 use presence_autopilot::state::{AuditEntry, DecisionKind, UserState};
 

@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use presence_autopilot::aws::dynamo::{DynamoStore, TTL_ATTRIBUTE};
 use presence_autopilot::clock::{ManualClock, SystemClock};
 use presence_autopilot::model::UserId;
-use presence_autopilot::ports::AuditLog;
+use presence_autopilot::ports::{AuditLog, AuditQueries};
 use presence_autopilot::state::{AuditEntry, ChainBreak, DecisionKind, TriggerId};
 
 use crate::support::moto;

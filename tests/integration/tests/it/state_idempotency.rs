@@ -11,8 +11,8 @@ use presence_autopilot::aws::dynamo::{DynamoStore, TTL_ATTRIBUTE};
 use presence_autopilot::clock::{Deadline, ManualClock, SystemClock};
 use presence_autopilot::model::UserId;
 use presence_autopilot::ports::{
-    AuditLog, Begin, EventMark, EventRecord, IdempotencyStore, Lease, MarkStatus, StateStore,
-    StoreError,
+    AuditLog, AuditQueries, Begin, EventMark, EventRecord, IdempotencyStore, Lease, MarkStatus,
+    StateStore, StoreError,
 };
 use presence_autopilot::state::{AuditEntry, DecisionKind, UserState};
 use tokio::sync::{Barrier, Notify};

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use presence_autopilot::aws::dynamo::DynamoStore;
 use presence_autopilot::clock::{Clock, SystemClock};
 use presence_autopilot::model::UserId;
-use presence_autopilot::ports::{AuditLog, Conflict, StateStore, StoreError};
+use presence_autopilot::ports::{AuditQueries, Conflict, StateStore, StoreError};
 use presence_autopilot::state::{
     ActiveTrigger, AuditEntry, DecisionKind, TriggerId, TriggerKind, UserState,
 };

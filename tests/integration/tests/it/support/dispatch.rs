@@ -16,7 +16,7 @@ use presence_autopilot::clock::SystemClock;
 use presence_autopilot::compose::dispatch::{WebhookDispatchSettings, dispatcher};
 use presence_autopilot::delivery::RetrySchedule;
 use presence_autopilot::model::UserId;
-use presence_autopilot::ports::{AuditLog, NotificationQueue};
+use presence_autopilot::ports::{AuditQueries, NotificationQueue};
 use presence_autopilot::service::dispatch::Dispatcher;
 use presence_autopilot::state::{AuditRecord, Notification, NotificationKind};
 use webhook_dispatch::handler;

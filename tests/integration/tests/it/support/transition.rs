@@ -11,7 +11,7 @@ use presence_autopilot::compose::{TransitionParts, assemble_transition};
 use presence_autopilot::genesys::GenesysClient;
 use presence_autopilot::model::UserId;
 use presence_autopilot::policy::{DEFAULT_POLICY, Policy};
-use presence_autopilot::ports::AuditLog;
+use presence_autopilot::ports::AuditQueries;
 use presence_autopilot::service::outbox_relay::OutboxRelay;
 use presence_autopilot::service::transition::TransitionService;
 use presence_autopilot::state::{AuditRecord, DecisionKind};
