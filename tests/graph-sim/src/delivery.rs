@@ -325,21 +325,15 @@ pub async fn wait(
     count: usize,
     timeout: Duration,
 ) -> Result<Vec<Delivery>, Vec<Delivery>> {
-    let deadline = tokio::time::Instant::now() + timeout;
-    loop {
-        let changed = sim.deliveries_changed.notified();
-        tokio::pin!(changed);
-        changed.as_mut().enable();
-        {
-            let state = sim.lock();
-            if state.deliveries.len() >= count {
-                return Ok(state.deliveries.clone());
-            }
+    sim_kit::wait_for(&sim.deliveries_changed, timeout, || {
+        let deliveries = sim.lock().deliveries.clone();
+        if deliveries.len() >= count {
+            Ok(deliveries)
+        } else {
+            Err(deliveries)
         }
-        if tokio::time::timeout_at(deadline, changed).await.is_err() {
-            return Err(sim.lock().deliveries.clone());
-        }
-    }
+    })
+    .await
 }
 
 #[cfg(test)]

@@ -2,6 +2,8 @@
 //! handle is dropped, and the binaries' command line (`--addr`, `--seed`,
 //! `--print-default-seed`; the base URL on the first line of stdout).
 
+pub mod control;
+
 use std::future::Future;
 use std::io::Write;
 use std::net::SocketAddr;
@@ -163,5 +165,37 @@ mod tests {
             parse::<Seed>("x-sim", args(&["--print-default-seed"])),
             Ok(Command::PrintDefaultSeed)
         ));
+    }
+}
+
+/// The token of an `Authorization: Bearer <token>` header (scheme in any case), if there is one.
+pub fn bearer(headers: &axum::http::HeaderMap) -> Option<String> {
+    headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim().to_owned())
+        .filter(|token| !token.is_empty())
+}
+
+/// Waits until `check` answers `Ok` (it is asked again each time `changed` is notified), or
+/// `timeout` passes: then `Err` with what `check` says last. A signal, not a poll.
+pub async fn wait_for<T>(
+    changed: &tokio::sync::Notify,
+    timeout: std::time::Duration,
+    mut check: impl FnMut() -> Result<T, T>,
+) -> Result<T, T> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let notified = changed.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        if let Ok(done) = check() {
+            return Ok(done);
+        }
+        if tokio::time::timeout_at(deadline, notified).await.is_err() {
+            return check();
+        }
     }
 }
