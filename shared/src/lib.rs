@@ -21,6 +21,7 @@ pub mod fakes;
 pub mod genesys;
 pub mod google;
 pub mod graph;
+pub mod ingress;
 pub mod model;
 pub mod operator;
 pub mod policy;

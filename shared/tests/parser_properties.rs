@@ -1,8 +1,10 @@
-//! Property tests of the inbound parsers: random JSON, random bytes and mutated fixtures never
-//! panic, and every refusal names a JSON path and stays small enough for its audit record.
+//! Property tests of the inbound parsers (the ingress for provider shapes, then the domain
+//! parser): random JSON, random bytes and mutated fixtures never panic, and every refusal names
+//! a JSON path and stays small enough for its audit record.
 //! `make test` runs a bounded number of cases; `make fuzz` runs many more (PROPTEST_CASES).
 
-use presence_autopilot::events::{self, EventError};
+use presence_autopilot::events::{self, EventError, ParsedEvent};
+use presence_autopilot::ingress;
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
 
@@ -39,7 +41,17 @@ fn names_a_path(error: &EventError) -> bool {
             && !error.field.contains(char::is_whitespace))
 }
 
-fn check(result: Result<events::ParsedEvent, EventError>) -> Result<(), TestCaseError> {
+/// An SQS body as the functions read it: the ingress (provider shapes), then the domain parser.
+fn arrive(raw: &str) -> Result<ParsedEvent, EventError> {
+    events::parse_json(&ingress::canonical_body(raw))
+}
+
+/// A decoded event as schedule-check reads it.
+fn arrive_decoded(event: Value) -> Result<ParsedEvent, EventError> {
+    events::parse_value(ingress::canonical_event(event))
+}
+
+fn check(result: Result<ParsedEvent, EventError>) -> Result<(), TestCaseError> {
     if let Err(error) = result {
         prop_assert!(names_a_path(&error), "no JSON path: {error:?}");
         prop_assert!(
@@ -140,13 +152,13 @@ proptest! {
 
     #[test]
     fn random_bytes_never_panic(raw in ".{0,400}") {
-        check(events::parse_json(&raw))?;
+        check(arrive(&raw))?;
     }
 
     #[test]
     fn random_json_never_panics(value in arb_json()) {
-        check(events::parse_json(&value.to_string()))?;
-        check(events::parse_value(value))?;
+        check(arrive(&value.to_string()))?;
+        check(arrive_decoded(value))?;
     }
 
     #[test]
@@ -159,7 +171,7 @@ proptest! {
         detail in arb_json(),
     ) {
         let event = json!({"id": "e-1", "detail-type": detail_type, "source": "test", "detail": detail});
-        check(events::parse_json(&event.to_string()))?;
+        check(arrive(&event.to_string()))?;
     }
 
     #[test]
@@ -173,8 +185,8 @@ proptest! {
         paths(&event, &mut Vec::new(), &mut all);
         let path = pick.get(&all).clone();
         mutate(&mut event, &path, replacement);
-        check(events::parse_json(&event.to_string()))?;
-        check(events::parse_value(event))?;
+        check(arrive(&event.to_string()))?;
+        check(arrive_decoded(event))?;
     }
 }
 
@@ -182,7 +194,7 @@ proptest! {
 fn oversized_values_are_refused_naming_the_field_with_a_bounded_reason() {
     let mut event: Value = serde_json::from_str(FIXTURES[0]).expect("fixture");
     event["detail"]["calendarEventId"] = Value::String("a".repeat(200_000));
-    let error = events::parse_json(&event.to_string()).expect_err("too long");
+    let error = arrive(&event.to_string()).expect_err("too long");
     assert_eq!(error.field, "detail.calendarEventId");
     assert!(
         error.reason.starts_with("longer than 1024 bytes"),
@@ -192,12 +204,12 @@ fn oversized_values_are_refused_naming_the_field_with_a_bounded_reason() {
 
     let mut event: Value = serde_json::from_str(FIXTURES[0]).expect("fixture");
     event["id"] = Value::String("i".repeat(3000));
-    let error = events::parse_json(&event.to_string()).expect_err("too long");
+    let error = arrive(&event.to_string()).expect_err("too long");
     assert_eq!(error.field, "id");
 
     let mut event: Value = serde_json::from_str(FIXTURES[0]).expect("fixture");
     event["detail"]["subject"] = Value::String("s".repeat(1_000_000));
-    let error = events::parse_json(&event.to_string()).expect_err("too big");
+    let error = arrive(&event.to_string()).expect_err("too big");
     assert_eq!(error.field, "(body)", "a 1 MB event is refused whole");
     assert!(error.reason.len() < 200);
 }

@@ -53,7 +53,7 @@ def test_imports_are_read_in_every_form():
         # A use case reaching for an adapter.
         ("shared/src/service/outbox_relay.rs", "use crate::aws::sqs::SqsQueue;", "crate::aws::sqs::SqsQueue"),
         # A use case naming a concrete sender inside a group.
-        ("shared/src/service/schedule_check.rs", "use crate::{model, delivery::slack::SlackClient};", "crate::delivery::slack::SlackClient"),
+        ("shared/src/service/schedule_check/mod.rs", "use crate::{model, delivery::slack::SlackClient};", "crate::delivery::slack::SlackClient"),
         # A function bypassing compose.
         ("functions/transition/src/main.rs", "use presence_autopilot::aws::dynamo::DynamoStore;", "presence_autopilot::aws::dynamo::DynamoStore"),
     ],

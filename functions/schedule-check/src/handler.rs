@@ -3,6 +3,7 @@
 
 use lambda_runtime::{Diagnostic, LambdaEvent};
 use presence_autopilot::clock::{Deadline, SystemClock};
+use presence_autopilot::ingress;
 use presence_autopilot::service::schedule_check::ScheduleCheck;
 use serde_json::Value;
 use tracing::Instrument;
@@ -29,7 +30,7 @@ pub async fn handle(
                 serde_json::to_value(report).unwrap_or_default()
             })
         } else {
-            service.plan_event(payload, deadline).await.map(|outcome| {
+            service.plan_event(ingress::canonical_event(payload), deadline).await.map(|outcome| {
                 tracing::info!(action = %outcome.action, reason = ?outcome.reason, schedules = outcome.schedules.len(), "planning event handled");
                 serde_json::to_value(outcome).unwrap_or_default()
             })

@@ -7,6 +7,7 @@ use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use lambda_runtime::{Diagnostic, LambdaEvent};
 use presence_autopilot::clock::{Deadline, SystemClock};
 use presence_autopilot::delivery::RetrySchedule;
+use presence_autopilot::ingress;
 use presence_autopilot::ports::MessageVisibility;
 use presence_autopilot::service::transition::{Outcome, TransitionError, TransitionService};
 use presence_autopilot::telemetry::{self, Unit};
@@ -93,8 +94,10 @@ pub async fn handle_batch(
             });
         };
         ids.push(id);
-        // An absent body is an empty one: rejected and audited like any malformed event.
-        bodies.push(record.body.clone().unwrap_or_default());
+        // An absent body is an empty one: rejected and audited like any malformed event. A
+        // forwarder's Graph- or Google-shaped event becomes our canonical one here, at the edge.
+        let body = record.body.as_deref().unwrap_or_default();
+        bodies.push(ingress::canonical_body(body).into_owned());
     }
     let span = tracing::info_span!("batch", request_id = %request_id, records = bodies.len());
     let results = service

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
+use crate::events::{CalendarEntry, EventError};
 use crate::model::UserId;
 
 pub use client_state::ClientStateKey;
@@ -220,13 +220,26 @@ pub enum DeltaCursor {
     Link(String),
 }
 
-/// One item of a delta page.
+/// One item of a delta page, in our own terms: the calendar's adapter read the service's shape.
 #[derive(Debug, Clone, PartialEq)]
 pub enum DeltaItem {
-    /// A new or changed event, as the calendar service sent it.
-    Changed(Value),
+    /// A new or changed event.
+    Changed(CalendarChange),
+    /// An event the adapter could not read: told to the planner, so the refusal is audited
+    /// naming the field.
+    Unreadable { id: String, error: EventError },
     /// An event gone from the window (deleted, cancelled out of a series, moved away).
     Removed { id: String },
+}
+
+/// A new or changed event of the agent whose calendar is read.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CalendarChange {
+    pub entry: CalendarEntry,
+    /// What identifies this version of the event (Graph's `changeKey`, Google's `etag`).
+    pub version: Option<String>,
+    /// Its subject never leaves the connector (Graph `sensitivity`, Google `visibility`).
+    pub private: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -1,9 +1,22 @@
 //! Small readers of JSON fields: each names the field and the problem when it fails.
 
-use super::*;
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+use super::{CalendarEntry, EventError, Response, ShowAs, UserRef, limits};
+use crate::model::{UserId, preview};
+use crate::state::{TriggerId, TriggerKind};
+
+/// A refusal naming `field`.
+pub(crate) fn error(field: impl Into<String>, reason: impl Into<String>) -> EventError {
+    EventError {
+        field: field.into(),
+        reason: reason.into(),
+    }
+}
 
 /// How a JSON value's type is named in a reason.
-pub(super) fn type_name(value: &Value) -> &'static str {
+pub(crate) fn type_name(value: &Value) -> &'static str {
     match value {
         Value::Null => "null",
         Value::Bool(_) => "true or false",
@@ -14,7 +27,7 @@ pub(super) fn type_name(value: &Value) -> &'static str {
     }
 }
 
-pub(super) fn too_long(field: impl Into<String>, value: &str, max: usize) -> EventError {
+pub(crate) fn too_long(field: impl Into<String>, value: &str, max: usize) -> EventError {
     error(
         field,
         format!("longer than {max} bytes ({} bytes)", value.len()),
@@ -22,7 +35,7 @@ pub(super) fn too_long(field: impl Into<String>, value: &str, max: usize) -> Eve
 }
 
 /// `base.path` as a field name (`base` empty for the envelope itself).
-pub(super) fn field_name(base: &str, path: &str) -> String {
+pub(crate) fn field_name(base: &str, path: &str) -> String {
     if base.is_empty() {
         path.to_owned()
     } else {
@@ -32,7 +45,7 @@ pub(super) fn field_name(base: &str, path: &str) -> String {
 
 /// The string at `path` (dot-separated) under `node`: absent, null or blank is `None`; any other
 /// type, or more than `max` bytes, is refused naming `base.path`.
-pub(super) fn text_in<'a>(
+pub(crate) fn text_in<'a>(
     node: &'a Value,
     base: &str,
     path: &str,
@@ -57,16 +70,16 @@ pub(super) fn text_in<'a>(
 }
 
 /// A short string under `detail`.
-pub(super) fn text<'a>(detail: &'a Value, path: &str) -> Result<Option<&'a str>, EventError> {
+pub(crate) fn text<'a>(detail: &'a Value, path: &str) -> Result<Option<&'a str>, EventError> {
     text_in(detail, "detail", path, limits::SHORT)
 }
 
-pub(super) fn required<'a>(detail: &'a Value, path: &str) -> Result<&'a str, EventError> {
+pub(crate) fn required<'a>(detail: &'a Value, path: &str) -> Result<&'a str, EventError> {
     text(detail, path)?.ok_or_else(|| error(format!("detail.{path}"), "is required"))
 }
 
 /// One of `allowed` (the wire spellings), or `None` when absent; anything else is refused.
-pub(super) fn one_of<T: Copy>(
+pub(crate) fn one_of<T: Copy>(
     detail: &Value,
     path: &str,
     allowed: &[(&str, T)],
@@ -87,7 +100,7 @@ pub(super) fn one_of<T: Copy>(
         })
 }
 
-pub(super) fn flag(detail: &Value, key: &str) -> Result<bool, EventError> {
+pub(crate) fn flag(detail: &Value, key: &str) -> Result<bool, EventError> {
     match detail.get(key) {
         None | Some(Value::Null) => Ok(false),
         Some(Value::Bool(value)) => Ok(*value),
@@ -98,7 +111,7 @@ pub(super) fn flag(detail: &Value, key: &str) -> Result<bool, EventError> {
     }
 }
 
-pub(super) fn timestamp(detail: &Value, path: &str) -> Result<DateTime<Utc>, EventError> {
+pub(crate) fn timestamp(detail: &Value, path: &str) -> Result<DateTime<Utc>, EventError> {
     let raw = required(detail, path)?;
     DateTime::parse_from_rfc3339(raw)
         .map(|t| t.to_utc())
@@ -110,7 +123,7 @@ pub(super) fn timestamp(detail: &Value, path: &str) -> Result<DateTime<Utc>, Eve
         })
 }
 
-pub(super) fn email_at(node: &Value, base: &str, key: &str) -> Result<Option<String>, EventError> {
+pub(crate) fn email_at(node: &Value, base: &str, key: &str) -> Result<Option<String>, EventError> {
     let Some(email) = text_in(node, base, key, limits::EMAIL)? else {
         return Ok(None);
     };
@@ -123,7 +136,7 @@ pub(super) fn email_at(node: &Value, base: &str, key: &str) -> Result<Option<Str
     Ok(Some(email.to_lowercase()))
 }
 
-pub(super) fn user_ref(
+pub(crate) fn user_ref(
     detail: &Value,
     id_key: &str,
     email_key: &str,
@@ -141,26 +154,26 @@ pub(super) fn user_ref(
     Ok(UserRef { user_id, email })
 }
 
-pub(super) fn ordered(start: DateTime<Utc>, end: DateTime<Utc>) -> Result<(), EventError> {
+pub(crate) fn ordered(start: DateTime<Utc>, end: DateTime<Utc>) -> Result<(), EventError> {
     if end <= start {
         return Err(error("detail.end", "must be after start"));
     }
     Ok(())
 }
 
-pub(super) fn trigger_id(detail: &Value, key: &str) -> Result<TriggerId, EventError> {
+pub(crate) fn trigger_id(detail: &Value, key: &str) -> Result<TriggerId, EventError> {
     let raw = text_in(detail, "detail", key, limits::TRIGGER_ID)?
         .ok_or_else(|| error(format!("detail.{key}"), "is required"))?;
     TriggerId::parse(raw).map_err(|e| error(format!("detail.{key}"), e.reason))
 }
 
-pub(super) fn subject(detail: &Value, key: &str) -> Result<Option<String>, EventError> {
+pub(crate) fn subject(detail: &Value, key: &str) -> Result<Option<String>, EventError> {
     Ok(text_in(detail, "detail", key, limits::SUBJECT)?.map(str::to_owned))
 }
 
 /// The entry from the fields the canonical and the Graph shapes name alike (owner, flags,
 /// subject); only the id's key differs.
-pub(super) fn with_common_fields(
+pub(crate) fn with_common_fields(
     detail: &Value,
     id_key: &str,
     (kind, start, end): (TriggerKind, DateTime<Utc>, DateTime<Utc>),

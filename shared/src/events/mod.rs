@@ -2,21 +2,16 @@
 //! Microsoft Graph `event`, a Google Calendar `Event`) and Genesys presence events. Every error
 //! names the field that was wrong.
 
-use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
+use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use crate::model::{PresenceDefinitionId, PresenceSnapshot, SystemPresence, UserId, preview};
 use crate::state::{TriggerId, TriggerKind};
 
-mod fields;
-mod google;
-mod graph;
+pub(crate) mod fields;
 mod presence;
 
 use fields::*;
-use google::*;
-use graph::*;
-pub use graph::{local_to_utc, time_zone};
 use presence::*;
 
 pub const CALENDAR_EVENT_STARTED: &str = "Calendar Event Started";
@@ -33,13 +28,6 @@ pub const GENESYS_PRESENCE: &str = "v2.users.{id}.presence";
 pub struct EventError {
     pub field: String,
     pub reason: String,
-}
-
-fn error(field: impl Into<String>, reason: impl Into<String>) -> EventError {
-    EventError {
-        field: field.into(),
-        reason: reason.into(),
-    }
 }
 
 /// Who a calendar event belongs to: a Genesys user id, an e-mail to look up, or both.
@@ -88,6 +76,20 @@ impl CalendarEntry {
     /// The entry as our canonical `detail` (docs/events.md), for `user`; the subject only when
     /// asked for (a planned event is stored by EventBridge Scheduler until it fires).
     pub fn canonical_detail(&self, user: &UserId, with_subject: bool) -> Value {
+        let owner = UserRef {
+            user_id: Some(user.clone()),
+            email: None,
+        };
+        self.canonical(&owner, with_subject, chrono::SecondsFormat::Secs)
+    }
+
+    /// The canonical `detail` naming `owner` by id and/or e-mail, times to `precision`.
+    pub fn canonical(
+        &self,
+        owner: &UserRef,
+        with_subject: bool,
+        precision: chrono::SecondsFormat,
+    ) -> Value {
         let show_as = match self.show_as {
             ShowAs::Free => "free",
             ShowAs::Tentative => "tentative",
@@ -104,16 +106,21 @@ impl CalendarEntry {
             Response::NotResponded => "notResponded",
         };
         let mut detail = serde_json::json!({
-            "userId": user.as_str(),
             "calendarEventId": self.trigger_id.as_str(),
-            "start": self.start.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-            "end": self.end.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            "start": self.start.to_rfc3339_opts(precision, true),
+            "end": self.end.to_rfc3339_opts(precision, true),
             "showAs": show_as,
             "isAllDay": self.all_day,
             "isCancelled": self.cancelled,
             "responseStatus": response,
             "kind": match self.kind { TriggerKind::Meeting => "meeting", TriggerKind::Focus => "focus" },
         });
+        if let Some(user) = &owner.user_id {
+            detail["userId"] = Value::String(user.to_string());
+        }
+        if let Some(email) = &owner.email {
+            detail["userEmail"] = Value::String(email.clone());
+        }
         if let (true, Some(subject)) = (with_subject, &self.subject) {
             detail["subject"] = Value::String(subject.clone());
         }
@@ -264,14 +271,23 @@ fn calendar(
     kind: TriggerKind,
     detail: &Value,
 ) -> Result<InboundEvent, EventError> {
-    let entry = if text(detail, "kind")? == Some("calendar#event") {
-        from_google(detail)?
-    } else if is_graph(detail) {
-        from_graph(kind, detail)?
-    } else {
-        from_canonical(kind, detail)?
-    };
+    if let Some(unreadable) = detail.get("unreadable") {
+        return Err(refusal(unreadable));
+    }
+    let entry = from_canonical(kind, detail)?;
     Ok(InboundEvent::Calendar { action, entry })
+}
+
+/// A calendar event its connector or ingress could not read travels as our canonical event with
+/// `unreadable: {field, reason}`, so the planner records the refusal naming the same field.
+fn refusal(unreadable: &Value) -> EventError {
+    let field = text_in(unreadable, "detail.unreadable", "field", limits::SHORT);
+    let reason = text_in(unreadable, "detail.unreadable", "reason", limits::SUBJECT);
+    match (field, reason) {
+        (Ok(Some(field)), Ok(Some(reason))) => error(field, reason),
+        (Err(wrong), _) | (_, Err(wrong)) => wrong,
+        _ => error("detail.unreadable", "must name a field and a reason"),
+    }
 }
 
 // ---------------------------------------------------------------- canonical
@@ -339,14 +355,23 @@ fn from_canonical(kind: TriggerKind, detail: &Value) -> Result<CalendarEntry, Ev
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::google::event::from_google;
+
+    /// What the domain parser makes of an event as it arrives: provider shapes (Graph, Google)
+    /// through the ingress first, as the functions pass them.
+    fn parse(raw: &str) -> Result<ParsedEvent, EventError> {
+        parse_json(&crate::ingress::canonical_body(raw))
+    }
 
     fn fixture(name: &str) -> String {
         let path = format!("{}/../tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
         std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
     }
 
+    /// A fixture as it reaches the domain parser: provider shapes through the ingress first.
     fn calendar_entry(name: &str) -> (CalendarAction, CalendarEntry) {
-        match parse_json(&fixture(name)).expect(name).event {
+        let raw = fixture(name);
+        match parse(&raw).expect(name).event {
             InboundEvent::Calendar { action, entry } => (action, entry),
             other => panic!("{name}: {other:?}"),
         }
@@ -455,7 +480,7 @@ mod tests {
 
     #[test]
     fn genesys_presence_event_reads_the_user_from_the_topic() {
-        let parsed = parse_json(&fixture("genesys-presence.json")).expect("valid");
+        let parsed = parse(&fixture("genesys-presence.json")).expect("valid");
         let InboundEvent::Presence(observation) = parsed.event else {
             panic!("presence event")
         };
@@ -479,10 +504,10 @@ mod tests {
         let with = |edit: &dyn Fn(&mut serde_json::Value)| {
             let mut event = base.clone();
             edit(&mut event);
-            parse_json(&event.to_string()).expect_err("invalid").field
+            parse(&event.to_string()).expect_err("invalid").field
         };
         assert_eq!(
-            parse_json(&fixture("malformed-missing-end.json"))
+            parse(&fixture("malformed-missing-end.json"))
                 .expect_err("no end")
                 .field,
             "detail.end"
@@ -539,10 +564,10 @@ mod tests {
         let mut mars = graph.clone();
         mars["detail"]["start"]["timeZone"] = "Mars Standard Time".into();
         assert_eq!(
-            parse_json(&mars.to_string()).expect_err("zone").field,
+            parse(&mars.to_string()).expect_err("zone").field,
             "detail.start.timeZone"
         );
-        assert_eq!(parse_json("not json").expect_err("garbage").field, "(body)");
+        assert_eq!(parse("not json").expect_err("garbage").field, "(body)");
     }
 
     #[test]
@@ -552,7 +577,7 @@ mod tests {
         let refuse = |edit: &dyn Fn(&mut serde_json::Value)| {
             let mut event = base.clone();
             edit(&mut event);
-            let error = parse_json(&event.to_string()).expect_err("refused");
+            let error = parse(&event.to_string()).expect_err("refused");
             (error.field, error.reason)
         };
         assert_eq!(
@@ -584,13 +609,13 @@ mod tests {
         let mut odd = graph.clone();
         odd["detail"]["showAs"] = "maybe".into();
         assert_eq!(
-            parse_json(&odd.to_string()).expect_err("showAs").field,
+            parse(&odd.to_string()).expect_err("showAs").field,
             "detail.showAs"
         );
         let mut unknown = graph.clone();
         unknown["detail"]["showAs"] = "unknown".into();
         assert!(
-            parse_json(&unknown.to_string()).is_ok(),
+            parse(&unknown.to_string()).is_ok(),
             "Graph's own `unknown` is accepted"
         );
 
@@ -600,13 +625,13 @@ mod tests {
         for key in ["attendees", "organizer", "creator", "userEmail", "userId"] {
             ownerless["detail"].as_object_mut().map(|d| d.remove(key));
         }
-        let error = parse_json(&ownerless.to_string()).expect_err("no owner");
+        let error = parse(&ownerless.to_string()).expect_err("no owner");
         assert_eq!(error.field, "detail.attendees");
         assert!(!error.reason.contains("userEmail"), "{}", error.reason);
         let mut odd_type = google.clone();
         odd_type["detail"]["eventType"] = "lunch".into();
         assert_eq!(
-            parse_json(&odd_type.to_string()).expect_err("type").field,
+            parse(&odd_type.to_string()).expect_err("type").field,
             "detail.eventType"
         );
     }
@@ -617,7 +642,7 @@ mod tests {
             serde_json::from_str(&fixture("calendar-event-started.json")).expect("json");
         let mut event = base.clone();
         event["detail"]["start"] = "y".repeat(200).into();
-        let error = parse_json(&event.to_string()).expect_err("bad start");
+        let error = parse(&event.to_string()).expect_err("bad start");
         assert!(error.reason.len() < 150, "{}", error.reason);
         assert!(error.reason.contains("(200 bytes)"), "{}", error.reason);
     }
@@ -687,7 +712,7 @@ mod tests {
             event["detail"]["start"] = serde_json::json!({"dateTime": wall, "timeZone": zone});
             event["detail"]["end"] =
                 serde_json::json!({"dateTime": "2026-12-31T00:00:00.0000000", "timeZone": zone});
-            let (_, entry) = match parse_json(&event.to_string()).expect(zone).event {
+            let (_, entry) = match parse(&event.to_string()).expect(zone).event {
                 InboundEvent::Calendar { action, entry } => (action, entry),
                 other => panic!("{other:?}"),
             };

@@ -9,15 +9,17 @@ use chrono::{DateTime, Utc};
 
 use super::lock;
 use crate::calendar::{
-    CalendarError, Connection, CreatedSubscription, DeltaCursor, DeltaItem, DeltaPage,
-    NewSubscription, Subscription, SyncRequest,
+    CalendarChange, CalendarError, Connection, CreatedSubscription, DeltaCursor, DeltaItem,
+    DeltaPage, NewSubscription, Subscription, SyncRequest,
 };
 use crate::clock::Deadline;
+use crate::events::{CalendarEntry, EventError, Response, ShowAs, UserRef};
 use crate::model::UserId;
 use crate::ports::{
     BusEntry, CalendarApi, Conflict, ConnectionStore, EventBus, MirroredEvent, PlannedSchedule,
     Schedules, StoreError, SubscriptionOwner, SyncQueue,
 };
+use crate::state::{TriggerId, TriggerKind};
 
 #[derive(Debug, Default)]
 struct Tables {
@@ -211,10 +213,34 @@ impl Schedules for FakeSchedules {
     }
 }
 
+/// A meeting on a fake calendar: busy, accepted, `subject`, `from`..`to` (the version and
+/// privacy as a test sets them).
+pub fn meeting(id: &str, subject: &str, from: DateTime<Utc>, to: DateTime<Utc>) -> CalendarChange {
+    CalendarChange {
+        entry: CalendarEntry {
+            user: UserRef {
+                user_id: None,
+                email: None,
+            },
+            trigger_id: TriggerId::parse(id).expect("a valid id"),
+            kind: TriggerKind::Meeting,
+            start: from,
+            end: to,
+            show_as: ShowAs::Busy,
+            all_day: false,
+            cancelled: false,
+            response: Response::Accepted,
+            subject: Some(subject.to_owned()),
+        },
+        version: None,
+        private: false,
+    }
+}
+
 #[derive(Debug, Default)]
 struct Calendar {
-    /// The events on the calendar now, by id (as the service would send them).
-    events: HashMap<String, serde_json::Value>,
+    /// The events on the calendar now, by id: read, or what reading them broke on.
+    events: HashMap<String, Result<CalendarChange, EventError>>,
     /// Changes since the last delta link was handed out.
     changed: Vec<String>,
     removed: Vec<String>,
@@ -241,12 +267,19 @@ impl FakeCalendar {
         }
     }
 
-    /// Adds or changes an event (a Graph- or Google-shaped JSON value with an `id`).
-    pub fn put_event(&self, event: serde_json::Value) {
-        let id = event["id"].as_str().expect("an event has an id").to_owned();
+    /// Adds or changes an event.
+    pub fn put_event(&self, change: CalendarChange) {
+        let id = change.entry.trigger_id.as_str().to_owned();
         let mut calendar = lock(&self.inner);
-        calendar.events.insert(id.clone(), event);
+        calendar.events.insert(id.clone(), Ok(change));
         calendar.changed.push(id);
+    }
+
+    /// Adds an event its adapter cannot read, for the reason given.
+    pub fn put_unreadable(&self, id: &str, error: EventError) {
+        let mut calendar = lock(&self.inner);
+        calendar.events.insert(id.to_owned(), Err(error));
+        calendar.changed.push(id.to_owned());
     }
 
     pub fn remove_event(&self, id: &str) {
@@ -293,6 +326,7 @@ fn page_link(link: u64, offset: usize) -> String {
 impl CalendarApi for FakeCalendar {
     async fn delta_page(
         &self,
+        owner: &UserId,
         cursor: &DeltaCursor,
         _deadline: Deadline,
     ) -> Result<DeltaPage, CalendarError> {
@@ -318,11 +352,17 @@ impl CalendarApi for FakeCalendar {
                 }
             }
         };
-        let mut items: Vec<DeltaItem> = calendar
-            .changed
-            .iter()
-            .filter_map(|id| calendar.events.get(id).cloned().map(DeltaItem::Changed))
-            .collect();
+        let read = |id: &String| match calendar.events.get(id)?.clone() {
+            Ok(mut change) => {
+                change.entry.user.user_id = Some(owner.clone());
+                Some(DeltaItem::Changed(change))
+            }
+            Err(error) => Some(DeltaItem::Unreadable {
+                id: id.clone(),
+                error,
+            }),
+        };
+        let mut items: Vec<DeltaItem> = calendar.changed.iter().filter_map(read).collect();
         items.extend(
             calendar
                 .removed

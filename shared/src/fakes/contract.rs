@@ -8,11 +8,12 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde_json::json;
 
-use crate::calendar::{Connection, Subscription};
+use crate::calendar::{Connection, DeltaCursor, DeltaItem, Subscription, SyncWindow};
 use crate::clock::{Clock, Deadline};
 use crate::model::UserId;
 use crate::ports::{
-    BusEntry, ConnectionStore, EventBus, MirroredEvent, PlannedSchedule, Schedules, StoreError,
+    BusEntry, CalendarApi, ConnectionStore, EventBus, MirroredEvent, PlannedSchedule, Schedules,
+    StoreError,
 };
 
 fn at(raw: &str) -> DateTime<Utc> {
@@ -151,13 +152,158 @@ pub async fn connection_store(store: &dyn ConnectionStore, user: UserId) {
     assert!(store.mirror(&user).await.expect("mirror").is_empty());
 }
 
+/// How a contract books and deletes events on the calendar behind a `CalendarApi` (the
+/// simulator's control surface, or the fake's own methods).
+#[async_trait::async_trait]
+pub trait CalendarDesk: Send + Sync {
+    /// Books a meeting `from`..`to`; returns the service's id of it.
+    async fn book(&self, subject: &str, from: DateTime<Utc>, to: DateTime<Utc>) -> String;
+    async fn delete(&self, id: &str);
+}
+
+/// Every page of a round from `cursor`: the items and the delta link it ends with.
+async fn round(
+    api: &dyn CalendarApi,
+    owner: &UserId,
+    mut cursor: DeltaCursor,
+    deadline: Deadline,
+) -> (Vec<DeltaItem>, String) {
+    let mut items = Vec::new();
+    for _ in 0..50 {
+        let page = api
+            .delta_page(owner, &cursor, deadline)
+            .await
+            .expect("a page");
+        items.extend(page.items);
+        match (page.next_link, page.delta_link) {
+            (Some(next), _) => cursor = DeltaCursor::Link(next),
+            (None, Some(delta)) => return (items, delta),
+            (None, None) => panic!("a page carries a next or a delta link"),
+        }
+    }
+    panic!("no delta link after 50 pages");
+}
+
+fn changed_ids(items: &[DeltaItem]) -> Vec<String> {
+    let mut ids: Vec<String> = items
+        .iter()
+        .filter_map(|item| match item {
+            DeltaItem::Changed(change) => Some(change.entry.trigger_id.as_str().to_owned()),
+            DeltaItem::Unreadable { .. } | DeltaItem::Removed { .. } => None,
+        })
+        .collect();
+    ids.sort();
+    ids
+}
+
+/// A calendar's delta rounds: a window round answers every event in it (over several pages), a
+/// delta link answers what changed since it was handed out, a deleted event comes back
+/// removed; a user nobody has is `None`.
+pub async fn calendar_api(
+    api: &dyn CalendarApi,
+    desk: &dyn CalendarDesk,
+    calendar_user_id: &str,
+    clock: &dyn Clock,
+) {
+    let owner = UserId::parse("9ed7d9f6-0c59-4360-ac54-40dd35eb9c2f").expect("valid");
+    let now = clock.now();
+    let deadline = Deadline::after(clock, Duration::from_secs(60));
+    let hour = chrono::Duration::hours(1);
+    let mut booked = Vec::new();
+    for n in 0..3 {
+        let from = now + hour * (n + 1);
+        booked.push(desk.book(&format!("contract {n}"), from, from + hour).await);
+    }
+    booked.sort();
+    let window = SyncWindow {
+        start: now - hour,
+        end: now + hour * 24,
+        baselined_at: now,
+    };
+    let cursor = DeltaCursor::Window {
+        calendar_user_id: calendar_user_id.to_owned(),
+        window,
+    };
+    let (items, link) = round(api, &owner, cursor, deadline).await;
+    assert_eq!(
+        changed_ids(&items),
+        booked,
+        "the window round answers every event"
+    );
+    for item in &items {
+        let DeltaItem::Changed(change) = item else {
+            panic!("{item:?}");
+        };
+        assert_eq!(
+            change.entry.user.user_id.as_ref(),
+            Some(&owner),
+            "read as the owner's"
+        );
+        assert!(
+            change
+                .entry
+                .subject
+                .as_deref()
+                .is_some_and(|s| s.starts_with("contract"))
+        );
+    }
+
+    let (quiet, link) = round(api, &owner, DeltaCursor::Link(link), deadline).await;
+    assert!(quiet.is_empty(), "nothing changed: {quiet:?}");
+
+    let later = now + hour * 5;
+    let added = desk.book("contract added", later, later + hour).await;
+    desk.delete(&booked[0]).await;
+    let (changes, _) = round(api, &owner, DeltaCursor::Link(link), deadline).await;
+    assert_eq!(changed_ids(&changes), [added], "only what changed");
+    assert!(
+        changes
+            .iter()
+            .any(|item| matches!(item, DeltaItem::Removed { id } if *id == booked[0])),
+        "a deleted event comes back removed: {changes:?}"
+    );
+    let nobody = api
+        .calendar_user_id("nobody-at-all@example.com", deadline)
+        .await
+        .expect("answered");
+    assert_eq!(nobody, None);
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
 
     use super::*;
     use crate::clock::ManualClock;
-    use crate::fakes::calendar::{FakeBus, FakeConnections, FakeSchedules};
+    use crate::fakes::calendar::{FakeBus, FakeCalendar, FakeConnections, FakeSchedules, meeting};
+
+    struct FakeDesk(FakeCalendar, std::sync::atomic::AtomicU32);
+
+    #[async_trait::async_trait]
+    impl CalendarDesk for FakeDesk {
+        async fn book(&self, subject: &str, from: DateTime<Utc>, to: DateTime<Utc>) -> String {
+            let n = self.1.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let id = format!("fake-event-{n}");
+            self.0.put_event(meeting(&id, subject, from, to));
+            id
+        }
+
+        async fn delete(&self, id: &str) {
+            self.0.remove_event(id);
+        }
+    }
+
+    #[tokio::test]
+    async fn the_fake_calendar_keeps_the_contract() {
+        let fake = FakeCalendar::new(2);
+        let desk = FakeDesk(fake.clone(), std::sync::atomic::AtomicU32::new(0));
+        let clock = ManualClock::starting_at(at("2030-01-14T09:00:00Z"));
+        calendar_api(&fake, &desk, "graph-ada", &clock).await;
+        assert!(
+            fake.pages_served() >= 4,
+            "the window round took several pages"
+        );
+    }
 
     #[tokio::test]
     async fn the_fake_schedules_keep_the_contract() {

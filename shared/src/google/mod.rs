@@ -4,6 +4,7 @@
 //! channels and `channels.stop`. Facts: `../shared/reference/calendar-apis.md` §5–§7.
 
 mod assertion;
+pub mod event;
 mod wire;
 
 use std::collections::HashMap;
@@ -24,6 +25,7 @@ use crate::calendar::{
 use crate::calendar_client::{transport, utc_time};
 use crate::clock::{Clock, Deadline};
 use crate::genesys::token::{AccessToken, Fetched, TokenCache};
+use crate::model::UserId;
 use crate::ports::{CalendarApi, SecretDocument, StoreError};
 
 use assertion::Signer;
@@ -321,6 +323,7 @@ fn protocol(operation: &'static str, message: String) -> CalendarError {
 impl CalendarApi for GoogleClient {
     async fn delta_page(
         &self,
+        owner: &UserId,
         cursor: &DeltaCursor,
         deadline: Deadline,
     ) -> Result<DeltaPage, CalendarError> {
@@ -345,7 +348,7 @@ impl CalendarApi for GoogleClient {
                 deadline,
             )
             .await?;
-        let page = wire::events_page(body)?;
+        let page = wire::events_page(body, owner)?;
         Ok(DeltaPage {
             items: page.items,
             next_link: page

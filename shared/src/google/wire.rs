@@ -9,6 +9,7 @@ use serde_json::Value;
 
 use crate::calendar::{CalendarError, CreatedSubscription, DeltaItem};
 use crate::calendar_client::{clipped, token_answer};
+use crate::model::UserId;
 
 /// Google sends no `Retry-After` on rate limits; this is the first backoff step.
 pub(super) const FIRST_BACKOFF: Duration = Duration::from_secs(1);
@@ -103,7 +104,7 @@ pub(super) struct EventsPage {
     pub next_sync_token: Option<String>,
 }
 
-pub(super) fn events_page(body: Value) -> Result<EventsPage, CalendarError> {
+pub(super) fn events_page(body: Value, owner: &UserId) -> Result<EventsPage, CalendarError> {
     const OPERATION: &str = "events.list";
     let protocol = |message: &str| CalendarError::Protocol {
         operation: OPERATION,
@@ -138,7 +139,7 @@ pub(super) fn events_page(body: Value) -> Result<EventsPage, CalendarError> {
         if value["status"].as_str() == Some("cancelled") {
             items.push(DeltaItem::Removed { id });
         } else {
-            items.push(DeltaItem::Changed(value));
+            items.push(super::event::read(owner, &value));
         }
     }
     Ok(EventsPage {
@@ -182,18 +183,23 @@ mod tests {
 
     use super::*;
 
+    fn owner() -> UserId {
+        UserId::parse("9ed7d9f6-0c59-4360-ac54-40dd35eb9c2f").expect("valid")
+    }
+
     #[test]
     fn cancelled_items_are_removals_and_the_sync_token_ends_the_round() {
         let page = events_page(json!({
             "kind": "calendar#events",
             "nextSyncToken": "CPDAlvWDx70CEPDAlvWDx70CGAU=",
             "items": [
-                {"kind": "calendar#event", "id": "a", "status": "confirmed"},
+                {"kind": "calendar#event", "id": "a", "status": "confirmed",
+                 "start": {"dateTime": "2026-03-19T10:00:00Z"}, "end": {"dateTime": "2026-03-19T11:00:00Z"}},
                 {"kind": "calendar#event", "id": "b", "status": "cancelled"},
                 {"kind": "calendar#event", "id": "c_20260319T090000Z", "status": "cancelled",
                  "recurringEventId": "c", "originalStartTime": {"dateTime": "2026-03-19T09:00:00Z"}}
             ]
-        }))
+        }), &owner())
         .expect("valid page");
         assert!(matches!(&page.items[0], DeltaItem::Changed(_)));
         assert!(matches!(&page.items[1], DeltaItem::Removed { id } if id == "b"));
@@ -215,7 +221,7 @@ mod tests {
             json!({"nextSyncToken": "b", "items": {}}),
         ] {
             assert!(matches!(
-                events_page(body),
+                events_page(body, &owner()),
                 Err(CalendarError::Protocol { .. })
             ));
         }

@@ -2,6 +2,7 @@
 //! (cached, single-flight), `calendarView/delta` pages in UTC, and event subscriptions.
 //! Facts: `../shared/reference/calendar-apis.md` §1–§3.
 
+pub mod event;
 mod wire;
 
 use std::collections::HashMap;
@@ -21,6 +22,7 @@ use crate::calendar::{
 use crate::calendar_client::{transport, utc_time};
 use crate::clock::{Clock, Deadline};
 use crate::genesys::token::{AccessToken, Fetched, TokenCache};
+use crate::model::UserId;
 use crate::ports::CalendarApi;
 use crate::ports::SecretDocument;
 use crate::ports::StoreError;
@@ -209,6 +211,7 @@ impl GraphClient {
 impl CalendarApi for GraphClient {
     async fn delta_page(
         &self,
+        owner: &UserId,
         cursor: &DeltaCursor,
         deadline: Deadline,
     ) -> Result<DeltaPage, CalendarError> {
@@ -251,7 +254,7 @@ impl CalendarApi for GraphClient {
         let (_, body) = self
             .call(OPERATION, Method::GET, &url, None, &prefer, deadline)
             .await?;
-        wire::delta_page(body)
+        wire::delta_page(body, owner)
     }
 
     async fn create_subscription(

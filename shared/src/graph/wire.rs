@@ -9,6 +9,7 @@ use serde_json::Value;
 
 use crate::calendar::{CalendarError, DeltaItem, DeltaPage};
 use crate::calendar_client::{TokenRefusal, clipped, token_answer};
+use crate::model::UserId;
 
 /// Used when a 429 carries no usable `Retry-After`.
 const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(5);
@@ -93,7 +94,7 @@ pub(super) async fn answer(
     })
 }
 
-pub(super) fn delta_page(body: Value) -> Result<DeltaPage, CalendarError> {
+pub(super) fn delta_page(body: Value, owner: &UserId) -> Result<DeltaPage, CalendarError> {
     const OPERATION: &str = "calendarView/delta";
     let protocol = |message: &str| CalendarError::Protocol {
         operation: OPERATION,
@@ -124,7 +125,7 @@ pub(super) fn delta_page(body: Value) -> Result<DeltaPage, CalendarError> {
         if value.get("@removed").is_some() {
             items.push(DeltaItem::Removed { id });
         } else {
-            items.push(DeltaItem::Changed(value));
+            items.push(super::event::read(owner, &value));
         }
     }
     Ok(DeltaPage {
@@ -156,6 +157,10 @@ mod tests {
 
     use super::*;
 
+    fn owner() -> UserId {
+        UserId::parse("9ed7d9f6-0c59-4360-ac54-40dd35eb9c2f").expect("valid")
+    }
+
     #[test]
     fn delta_pages_split_changes_from_removals() {
         let page = delta_page(json!({
@@ -164,7 +169,7 @@ mod tests {
                 {"id": "a", "subject": "Standup"},
                 {"@odata.type": "#microsoft.graph.event", "id": "b", "@removed": {"reason": "deleted"}}
             ]
-        }))
+        }), &owner())
         .expect("valid page");
         assert_eq!(page.items.len(), 2);
         assert!(matches!(&page.items[1], DeltaItem::Removed { id } if id == "b"));
@@ -180,7 +185,7 @@ mod tests {
             json!({"@odata.deltaLink": "b", "value": [{"subject": "no id"}]}),
         ] {
             assert!(matches!(
-                delta_page(body),
+                delta_page(body, &owner()),
                 Err(CalendarError::Protocol { .. })
             ));
         }

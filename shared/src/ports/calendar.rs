@@ -20,9 +20,10 @@ use crate::model::UserId;
 /// `google::GoogleClient`).
 #[async_trait]
 pub trait CalendarApi: Send + Sync + fmt::Debug {
-    /// One page of a delta round.
+    /// One page of a delta round on `owner`'s calendar, its events read into our own terms.
     async fn delta_page(
         &self,
+        owner: &UserId,
         cursor: &DeltaCursor,
         deadline: Deadline,
     ) -> Result<DeltaPage, CalendarError>;

@@ -142,32 +142,6 @@ where
     Ok(())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[derive(Debug, Default, serde::Deserialize)]
-    struct Seed {}
-
-    fn args(list: &[&str]) -> Vec<String> {
-        list.iter().map(|s| (*s).to_owned()).collect()
-    }
-
-    #[test]
-    fn the_command_line_names_what_is_wrong() {
-        let served = parse::<Seed>("x-sim", args(&["--addr", "127.0.0.1:9"])).expect("valid");
-        assert!(matches!(served, Command::Serve { addr, .. } if addr.port() == 9));
-        let bad = parse::<Seed>("x-sim", args(&["--addr", "nowhere"])).expect_err("refused");
-        assert!(bad.to_string().contains("--addr"));
-        let unknown = parse::<Seed>("x-sim", args(&["--verbose"])).expect_err("refused");
-        assert!(unknown.to_string().contains("usage: x-sim"));
-        assert!(matches!(
-            parse::<Seed>("x-sim", args(&["--print-default-seed"])),
-            Ok(Command::PrintDefaultSeed)
-        ));
-    }
-}
-
 /// The token of an `Authorization: Bearer <token>` header (scheme in any case), if there is one.
 pub fn bearer(headers: &axum::http::HeaderMap) -> Option<String> {
     headers
@@ -197,5 +171,31 @@ pub async fn wait_for<T>(
         if tokio::time::timeout_at(deadline, notified).await.is_err() {
             return check();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, Default, serde::Deserialize)]
+    struct Seed {}
+
+    fn args(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    #[test]
+    fn the_command_line_names_what_is_wrong() {
+        let served = parse::<Seed>("x-sim", args(&["--addr", "127.0.0.1:9"])).expect("valid");
+        assert!(matches!(served, Command::Serve { addr, .. } if addr.port() == 9));
+        let bad = parse::<Seed>("x-sim", args(&["--addr", "nowhere"])).expect_err("refused");
+        assert!(bad.to_string().contains("--addr"));
+        let unknown = parse::<Seed>("x-sim", args(&["--verbose"])).expect_err("refused");
+        assert!(unknown.to_string().contains("usage: x-sim"));
+        assert!(matches!(
+            parse::<Seed>("x-sim", args(&["--print-default-seed"])),
+            Ok(Command::PrintDefaultSeed)
+        ));
     }
 }

@@ -15,12 +15,12 @@ use crate::calendar::{
     Subscription, SyncLease, SyncReason, SyncRequest, SyncWindow,
 };
 use crate::clock::{Clock, Deadline};
-use crate::events::{CALENDAR_EVENT_DELETED, CALENDAR_EVENT_UPSERTED};
+use crate::events::CALENDAR_EVENT_DELETED;
 use crate::model::UserId;
 use crate::ports::{
     BusEntry, CalendarApi, CalendarApis, ConnectionStore, EventBus, MirroredEvent, StoreError,
 };
-use crate::service::calendar_projection::{changed_event, upserted};
+use crate::service::calendar_projection::{mirrored, unreadable, upserted};
 
 /// Claim attempts before giving up on a contended connection.
 const CLAIM_ATTEMPTS: u32 = 8;
@@ -399,7 +399,12 @@ impl SyncService {
         };
         let (items, delta_link, window, pages, full) = match continued {
             Some((link, window)) => match self
-                .pages(calendar, DeltaCursor::Link(link), deadline)
+                .pages(
+                    calendar,
+                    &connection.user_id,
+                    DeltaCursor::Link(link),
+                    deadline,
+                )
                 .await
             {
                 Ok((items, delta_link, pages)) => (items, delta_link, window, pages, false),
@@ -438,7 +443,9 @@ impl SyncService {
             calendar_user_id: connection.calendar_user_id.clone(),
             window,
         };
-        let (items, delta_link, pages) = self.pages(calendar, cursor, deadline).await?;
+        let (items, delta_link, pages) = self
+            .pages(calendar, &connection.user_id, cursor, deadline)
+            .await?;
         Ok((items, delta_link, window, pages, true))
     }
 
@@ -446,13 +453,14 @@ impl SyncService {
     async fn pages(
         &self,
         calendar: &dyn CalendarApi,
+        owner: &UserId,
         mut cursor: DeltaCursor,
         deadline: Deadline,
     ) -> Result<(Vec<DeltaItem>, String, u32), SyncError> {
         let mut items = Vec::new();
         let mut pages = 0;
         loop {
-            let page = match calendar.delta_page(&cursor, deadline).await {
+            let page = match calendar.delta_page(owner, &cursor, deadline).await {
                 Ok(page) => page,
                 Err(CalendarError::Throttled { retry_after, .. })
                     if retry_after + Duration::from_secs(1)
@@ -492,27 +500,21 @@ impl SyncService {
         let mut seen = HashSet::new();
         for item in items {
             match item {
-                DeltaItem::Changed(value) => {
-                    let id = value["id"].as_str().unwrap_or_default().to_owned();
-                    seen.insert(id.clone());
-                    match changed_event(user, &value) {
-                        Ok(mirrored)
-                            if mirror
-                                .get(&id)
-                                .is_some_and(|m| m.fingerprint == mirrored.fingerprint) =>
-                        {
-                            round.unchanged += 1;
-                        }
-                        Ok(mirrored) => {
-                            round.entries.push(upserted(&value, &mirrored));
-                            round.upserts.push(mirrored);
-                        }
-                        // The planner refuses it with a Rejected audit record naming the field.
-                        Err(detail) => round.entries.push(BusEntry {
-                            detail_type: CALENDAR_EVENT_UPSERTED,
-                            detail,
-                        }),
+                DeltaItem::Changed(change) => {
+                    let mirrored = mirrored(user, &change);
+                    seen.insert(mirrored.event_id.clone());
+                    let told = mirror.get(&mirrored.event_id);
+                    if told.is_some_and(|m| m.fingerprint == mirrored.fingerprint) {
+                        round.unchanged += 1;
+                    } else {
+                        round.entries.push(upserted(&change, &mirrored));
+                        round.upserts.push(mirrored);
                     }
+                }
+                // The planner refuses it with a Rejected audit record naming the field.
+                DeltaItem::Unreadable { id, error } => {
+                    round.entries.push(unreadable(user, &id, &error));
+                    seen.insert(id);
                 }
                 DeltaItem::Removed { id } => {
                     seen.insert(id.clone());

@@ -5,11 +5,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use secrecy::SecretString;
-use serde_json::{Value, json};
 
 use super::*;
+use crate::calendar::CalendarChange;
 use crate::clock::ManualClock;
-use crate::fakes::calendar::{FakeBus, FakeCalendar, FakeConnections};
+use crate::events::EventError;
+use crate::fakes::calendar::{FakeBus, FakeCalendar, FakeConnections, meeting};
 use crate::fakes::world::{ADA, ada};
 use crate::ports::CalendarApis;
 
@@ -49,21 +50,16 @@ fn sync_on_fakes(page_size: usize) -> Sync {
     }
 }
 
-/// A Graph event of Ada's, `from`..`to` hours after 09:00 UTC on 2030-01-14.
-fn graph_event(id: &str, from: u32, to: u32, sensitivity: &str, version: &str) -> Value {
-    json!({
-        "id": id,
-        "changeKey": version,
-        "subject": "Quarterly planning",
-        "start": {"dateTime": format!("2030-01-14T{:02}:00:00.0000000", 9 + from), "timeZone": "UTC"},
-        "end": {"dateTime": format!("2030-01-14T{:02}:00:00.0000000", 9 + to), "timeZone": "UTC"},
-        "showAs": "busy",
-        "isAllDay": false,
-        "isCancelled": false,
-        "responseStatus": {"response": "accepted"},
-        "sensitivity": sensitivity,
-        "body": {"content": "never on the bus"},
-    })
+/// A meeting of Ada's, `from`..`to` hours after 09:00 UTC on 2030-01-14.
+fn event(id: &str, from: i64, to: i64, private: bool, version: &str) -> CalendarChange {
+    let nine = DateTime::parse_from_rfc3339("2030-01-14T09:00:00Z")
+        .expect("valid")
+        .to_utc();
+    let hours = |n: i64| nine + chrono::Duration::hours(n);
+    let mut change = meeting(id, "Quarterly planning", hours(from), hours(to));
+    change.private = private;
+    change.version = Some(version.to_owned());
+    change
 }
 
 impl Sync {
@@ -103,12 +99,9 @@ impl Sync {
 async fn a_first_round_tells_every_event_then_only_what_changed() {
     let s = sync_on_fakes(2);
     s.connect().await;
-    s.calendar
-        .put_event(graph_event("e-1", 1, 2, "normal", "v1"));
-    s.calendar
-        .put_event(graph_event("e-2", 3, 4, "private", "v1"));
-    s.calendar
-        .put_event(graph_event("e-3", 5, 6, "normal", "v1"));
+    s.calendar.put_event(event("e-1", 1, 2, false, "v1"));
+    s.calendar.put_event(event("e-2", 3, 4, true, "v1"));
+    s.calendar.put_event(event("e-3", 5, 6, false, "v1"));
 
     let first = s.sync(SyncReason::Upkeep).await;
 
@@ -145,10 +138,8 @@ async fn a_first_round_tells_every_event_then_only_what_changed() {
     );
 
     // A change notification: the delta link answers only what changed since.
-    s.calendar
-        .put_event(graph_event("e-1", 1, 3, "normal", "v2"));
-    s.calendar
-        .put_event(graph_event("e-3", 5, 6, "normal", "v1"));
+    s.calendar.put_event(event("e-1", 1, 3, false, "v2"));
+    s.calendar.put_event(event("e-3", 5, 6, false, "v1"));
     s.calendar.remove_event("e-2");
     let second = s.sync(SyncReason::Changed).await;
 
@@ -171,8 +162,7 @@ async fn a_first_round_tells_every_event_then_only_what_changed() {
 async fn an_expired_delta_link_starts_a_new_window_and_throttling_waits_its_retry_after() {
     let s = sync_on_fakes(10);
     s.connect().await;
-    s.calendar
-        .put_event(graph_event("e-1", 1, 2, "normal", "v1"));
+    s.calendar.put_event(event("e-1", 1, 2, false, "v1"));
     s.sync(SyncReason::Upkeep).await;
     s.calendar.fail_next(CalendarError::Throttled {
         operation: "delta",
@@ -199,8 +189,7 @@ async fn an_expired_delta_link_starts_a_new_window_and_throttling_waits_its_retr
 async fn a_failed_publish_commits_no_link_so_the_next_round_tells_it_again() {
     let s = sync_on_fakes(10);
     s.connect().await;
-    s.calendar
-        .put_event(graph_event("e-1", 1, 2, "normal", "v1"));
+    s.calendar.put_event(event("e-1", 1, 2, false, "v1"));
     s.bus.fail_next(StoreError::Throttled {
         operation: "PutEvents",
     });
@@ -226,4 +215,37 @@ async fn a_failed_publish_commits_no_link_so_the_next_round_tells_it_again() {
 
     s.sync(SyncReason::Upkeep).await;
     assert_eq!(s.told(0).len(), 1, "told on the next round");
+}
+
+#[tokio::test]
+async fn an_event_the_adapter_cannot_read_reaches_the_planner_as_a_refusal_naming_the_field() {
+    let s = sync_on_fakes(10);
+    s.connect().await;
+    s.calendar.put_unreadable(
+        "e-odd",
+        EventError {
+            field: "detail.start.timeZone".to_owned(),
+            reason: "unknown time zone \"Atlantis\"".to_owned(),
+        },
+    );
+
+    s.sync(SyncReason::Upkeep).await;
+
+    let published = s.bus.published();
+    assert_eq!(published.len(), 1);
+    let event = serde_json::json!({
+        "id": "from-the-bus",
+        "detail-type": published[0].detail_type,
+        "detail": published[0].detail,
+    });
+    let refusal = crate::events::parse_value(event).expect_err("refused");
+    assert_eq!(refusal.field, "detail.start.timeZone");
+    assert!(
+        s.service
+            .connections
+            .mirror(&ada())
+            .await
+            .expect("mirror")
+            .is_empty()
+    );
 }

@@ -4,13 +4,16 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use presence_autopilot::aws::bus::EventBridgeBus;
 use presence_autopilot::aws::connections::DynamoConnections;
 use presence_autopilot::aws::scheduler::{EventBridgeSchedules, SchedulerTarget};
 use presence_autopilot::clock::SystemClock;
 use presence_autopilot::fakes::contract;
+use presence_autopilot::graph::{GraphClient, GraphSettings};
 use presence_autopilot::model::UserId;
-use serde_json::Value;
+use secrecy::SecretString;
+use serde_json::{Value, json};
 
 use crate::support::connector::bus_to_queue;
 use crate::support::dispatch::receive;
@@ -72,4 +75,70 @@ async fn dynamodb_keeps_the_connection_store_contract() {
     let (client, table) = moto::new_table().await;
     let user = UserId::parse("9ed7d9f6-0c59-4360-ac54-40dd35eb9c2f").expect("valid");
     contract::connection_store(&DynamoConnections::new(client, &table), user).await;
+}
+
+/// Books and deletes events in a graph-sim user's calendar through its control surface.
+struct GraphDesk {
+    base: String,
+    user: &'static str,
+    http: reqwest::Client,
+}
+
+#[async_trait::async_trait]
+impl contract::CalendarDesk for GraphDesk {
+    async fn book(&self, subject: &str, from: DateTime<Utc>, to: DateTime<Utc>) -> String {
+        let url = format!("{}/sim/users/{}/events", self.base, self.user);
+        let body = json!({"subject": subject, "start": from.to_rfc3339(), "end": to.to_rfc3339()});
+        let created: Value = self
+            .http
+            .post(url)
+            .json(&body)
+            .send()
+            .await
+            .expect("booked")
+            .json()
+            .await
+            .expect("json");
+        created["id"].as_str().expect("event id").to_owned()
+    }
+
+    async fn delete(&self, id: &str) {
+        let url = format!("{}/sim/users/{}/events/{id}", self.base, self.user);
+        let status = self
+            .http
+            .delete(url)
+            .send()
+            .await
+            .expect("deleted")
+            .status();
+        assert!(status.is_success(), "{status}");
+    }
+}
+
+#[tokio::test]
+async fn graph_keeps_the_calendar_contract_on_its_simulator() {
+    let graph = graph_sim::SimServer::start(
+        graph_sim::Seed::default(),
+        "127.0.0.1:0".parse().expect("addr"),
+    )
+    .await
+    .expect("graph simulator");
+    let clock = Arc::new(SystemClock);
+    let settings = GraphSettings {
+        tenant_id: graph_sim::seed::TENANT_ID.to_owned(),
+        client_id: graph_sim::seed::CLIENT_ID.to_owned(),
+        client_secret: SecretString::from(graph_sim::seed::CLIENT_SECRET),
+        graph_base_url: graph.base_url(),
+        login_base_url: graph.base_url(),
+        page_size: 2,
+        notification_url: "https://notify.example.com/graph/notify".to_owned(),
+        lifecycle_url: "https://notify.example.com/graph/lifecycle".to_owned(),
+    };
+    let api = GraphClient::new(settings, clock.clone()).expect("client");
+    let desk = GraphDesk {
+        base: graph.base_url(),
+        user: graph_sim::seed::AGENT4,
+        http: reqwest::Client::new(),
+    };
+    contract::calendar_api(&api, &desk, graph_sim::seed::AGENT4, clock.as_ref()).await;
 }

@@ -1,8 +1,14 @@
 //! The Google Calendar `Event` shape.
 
-use super::*;
+use chrono::{DateTime, NaiveDate, Utc};
+use serde_json::Value;
 
-pub(super) fn google_time(detail: &Value, key: &str) -> Result<(DateTime<Utc>, bool), EventError> {
+use crate::events::fields::*;
+use crate::events::{CalendarEntry, EventError, Response, ShowAs, UserRef, limits};
+use crate::model::{UserId, preview};
+use crate::state::TriggerKind;
+
+pub(crate) fn google_time(detail: &Value, key: &str) -> Result<(DateTime<Utc>, bool), EventError> {
     if let Some(raw) = text(detail, &format!("{key}.dateTime"))? {
         let at = DateTime::parse_from_rfc3339(raw).map_err(|_| {
             error(
@@ -24,7 +30,7 @@ pub(super) fn google_time(detail: &Value, key: &str) -> Result<(DateTime<Utc>, b
 }
 
 /// The attendee marked `self: true`, with its index for error paths.
-pub(super) fn google_self_attendee(detail: &Value) -> Result<Option<(usize, &Value)>, EventError> {
+pub(crate) fn google_self_attendee(detail: &Value) -> Result<Option<(usize, &Value)>, EventError> {
     let attendees = match detail.get("attendees") {
         None | Some(Value::Null) => return Ok(None),
         Some(Value::Array(attendees)) => attendees,
@@ -50,7 +56,7 @@ pub(super) fn google_self_attendee(detail: &Value) -> Result<Option<(usize, &Val
     Ok(None)
 }
 
-pub(super) fn from_google(detail: &Value) -> Result<CalendarEntry, EventError> {
+pub(crate) fn from_google(detail: &Value) -> Result<CalendarEntry, EventError> {
     let (start, all_day_start) = google_time(detail, "start")?;
     let (end, all_day_end) = google_time(detail, "end")?;
     ordered(start, end)?;
@@ -105,7 +111,7 @@ pub(super) fn from_google(detail: &Value) -> Result<CalendarEntry, EventError> {
 
 /// Whose calendar a Google event is in: named by the forwarder, else the attendee marked
 /// `self`, the organizer marked `self`, or the creator.
-pub(super) fn google_owner(
+pub(crate) fn google_owner(
     detail: &Value,
     me: Option<(usize, &Value)>,
     organizer_is_me: bool,
@@ -136,7 +142,7 @@ pub(super) fn google_owner(
 }
 
 /// The owner's own answer, if they are an attendee.
-pub(super) fn google_response(me: Option<(usize, &Value)>) -> Result<Option<Response>, EventError> {
+pub(crate) fn google_response(me: Option<(usize, &Value)>) -> Result<Option<Response>, EventError> {
     let Some((index, attendee)) = me else {
         return Ok(None);
     };
@@ -162,7 +168,7 @@ pub(super) fn google_response(me: Option<(usize, &Value)>) -> Result<Option<Resp
 }
 
 /// How the event shows the owner's time, and whether it is cancelled.
-pub(super) fn google_show_as(
+pub(crate) fn google_show_as(
     detail: &Value,
     event_type: &str,
 ) -> Result<(ShowAs, bool), EventError> {
@@ -192,4 +198,88 @@ pub(super) fn google_show_as(
         ShowAs::Busy
     };
     Ok((show_as, status == "cancelled"))
+}
+
+/// A changed event from `owner`'s calendar, read into our own terms; what cannot be read is
+/// named with the field it broke on.
+pub(crate) fn read(owner: &UserId, value: &Value) -> crate::calendar::DeltaItem {
+    use crate::calendar::{CalendarChange, DeltaItem};
+    let id = value["id"].as_str().unwrap_or_default().to_owned();
+    let mut detail = value.clone();
+    // The calendar's owner, for events whose attendees do not mark the agent as `self`.
+    detail["userId"] = Value::String(owner.to_string());
+    match from_google(&detail) {
+        Ok(entry) => DeltaItem::Changed(CalendarChange {
+            entry,
+            version: value["etag"].as_str().map(str::to_owned),
+            private: matches!(
+                value["visibility"].as_str(),
+                Some("private" | "confidential")
+            ),
+        }),
+        Err(error) => DeltaItem::Unreadable { id, error },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::calendar::DeltaItem;
+
+    fn owner() -> UserId {
+        UserId::parse("2b2e8fb3-2d8e-4a42-9f3f-2c5a7f0e4a11").expect("uuid")
+    }
+
+    fn google_event(visibility: &str) -> Value {
+        json!({
+            "kind": "calendar#event", "id": "ev1", "etag": "\"3\"", "status": "confirmed",
+            "summary": "Salary review", "visibility": visibility,
+            "description": "never read",
+            "start": {"dateTime": "2026-03-19T10:00:00Z"}, "end": {"dateTime": "2026-03-19T11:00:00Z"},
+            "organizer": {"email": "boss@example.com"},
+            "attendees": [
+                {"email": "boss@example.com", "responseStatus": "accepted"},
+                {"email": "me@example.com", "self": true, "responseStatus": "declined"}
+            ]
+        })
+    }
+
+    #[test]
+    fn the_agents_own_answer_and_the_version_are_read() {
+        let DeltaItem::Changed(change) = read(&owner(), &google_event("default")) else {
+            panic!("readable");
+        };
+        assert_eq!(
+            change.entry.response,
+            Response::Declined,
+            "the self attendee's"
+        );
+        assert_eq!(change.version.as_deref(), Some("\"3\""));
+        assert_eq!(change.entry.user.user_id, Some(owner()));
+        assert_eq!(change.entry.subject.as_deref(), Some("Salary review"));
+        assert!(!change.private);
+    }
+
+    #[test]
+    fn private_and_confidential_events_are_private() {
+        for visibility in ["private", "confidential"] {
+            let DeltaItem::Changed(change) = read(&owner(), &google_event(visibility)) else {
+                panic!("readable");
+            };
+            assert!(change.private, "{visibility}");
+        }
+    }
+
+    #[test]
+    fn what_cannot_be_read_is_named() {
+        let mut broken = google_event("default");
+        broken["start"] = json!({"dateTime": "the day after tomorrow"});
+        let DeltaItem::Unreadable { id, error } = read(&owner(), &broken) else {
+            panic!("unreadable");
+        };
+        assert_eq!(id, "ev1");
+        assert!(error.field.starts_with("detail.start"), "{error}");
+    }
 }

@@ -1,8 +1,14 @@
 //! The Microsoft Graph `event` shape.
 
-use super::*;
+use chrono::{DateTime, NaiveDateTime, Utc};
+use serde_json::Value;
 
-pub(super) fn is_graph(detail: &Value) -> bool {
+use crate::events::fields::*;
+use crate::events::{CalendarEntry, EventError, Response, ShowAs};
+use crate::model::preview;
+use crate::state::TriggerKind;
+
+pub(crate) fn is_graph(detail: &Value) -> bool {
     detail.get("@odata.etag").is_some()
         || detail
             .get("start")
@@ -15,7 +21,7 @@ pub(super) fn is_graph(detail: &Value) -> bool {
 /// name, or UTC. DST-correct through the IANA database; a time in a spring-forward gap is read
 /// with the offset before the gap (02:30 that never happened is 03:30), one in a fall-back
 /// overlap as the earlier instant.
-pub(super) fn graph_time(detail: &Value, key: &str) -> Result<DateTime<Utc>, EventError> {
+pub(crate) fn graph_time(detail: &Value, key: &str) -> Result<DateTime<Utc>, EventError> {
     let field = format!("detail.{key}");
     let raw = required(detail, &format!("{key}.dateTime"))?;
     let zone_name = text(detail, &format!("{key}.timeZone"))?.unwrap_or("UTC");
@@ -70,7 +76,7 @@ pub fn local_to_utc(zone: chrono_tz::Tz, local: NaiveDateTime) -> DateTime<Utc> 
     }
 }
 
-pub(super) fn from_graph(kind: TriggerKind, detail: &Value) -> Result<CalendarEntry, EventError> {
+pub(crate) fn from_graph(kind: TriggerKind, detail: &Value) -> Result<CalendarEntry, EventError> {
     let start = graph_time(detail, "start")?;
     let end = graph_time(detail, "end")?;
     ordered(start, end)?;
@@ -102,4 +108,24 @@ pub(super) fn from_graph(kind: TriggerKind, detail: &Value) -> Result<CalendarEn
     .unwrap_or(Response::None);
     // A Graph event does not say whose calendar it is in: the forwarder adds it.
     with_common_fields(detail, "id", (kind, start, end), show_as, response)
+}
+
+/// A changed event from `owner`'s calendar view, read into our own terms; what cannot be read
+/// is named with the field it broke on.
+pub(crate) fn read(owner: &crate::model::UserId, value: &Value) -> crate::calendar::DeltaItem {
+    use crate::calendar::{CalendarChange, DeltaItem};
+    let id = value["id"].as_str().unwrap_or_default().to_owned();
+    let mut detail = value.clone();
+    // The calendar's owner, which Graph's event does not carry.
+    detail["userId"] = Value::String(owner.to_string());
+    match from_graph(TriggerKind::Meeting, &detail) {
+        Ok(entry) => DeltaItem::Changed(CalendarChange {
+            entry,
+            version: value["changeKey"].as_str().map(str::to_owned),
+            private: value["sensitivity"]
+                .as_str()
+                .is_some_and(|sensitivity| sensitivity != "normal"),
+        }),
+        Err(error) => DeltaItem::Unreadable { id, error },
+    }
 }
