@@ -16,7 +16,7 @@ use crate::compose::genesys_client;
 use crate::genesys::GenesysClient;
 use crate::model::UserId;
 use crate::operator::explain::PresenceNames;
-use crate::ports::{ConnectionStore, PresenceApi, SecretSource};
+use crate::ports::{ConnectionStore, SecretSource, UserDirectory};
 
 /// How long one Genesys call may take from the command line.
 const CALL_BUDGET: Duration = Duration::from_secs(30);

@@ -193,6 +193,9 @@ where
         shift_cache,
     ));
     let deps = TransitionDeps {
+        routing: Arc::new(genesys.clone()),
+        users: Arc::new(genesys.clone()),
+        catalog: Arc::new(genesys.clone()),
         presence: Arc::new(genesys),
         shifts: shifts.clone(),
         state: store.clone(),

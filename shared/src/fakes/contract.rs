@@ -10,11 +10,14 @@ use serde_json::json;
 
 use crate::calendar::{Connection, DeltaCursor, DeltaItem, Subscription, SyncWindow};
 use crate::clock::{Clock, Deadline};
+use crate::model::SystemPresence;
 use crate::model::UserId;
+use crate::policy::{DEFAULT_POLICY, Policy};
 use crate::ports::{
-    BusEntry, CalendarApi, ConnectionStore, EventBus, MirroredEvent, PlannedSchedule, Schedules,
-    StoreError,
+    BusEntry, CalendarApi, CasOutcome, ConnectionStore, EventBus, MirroredEvent, PlannedSchedule,
+    PresenceApi, PresenceCatalog, RoutingStatuses, Schedules, StoreError, UserDirectory,
 };
+use crate::state::PresenceRef;
 
 fn at(raw: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(raw).expect("valid").to_utc()
@@ -269,6 +272,96 @@ pub async fn calendar_api(
     assert_eq!(nobody, None);
 }
 
+/// The Genesys platform, by concern, as one client serves it all.
+#[derive(Debug)]
+pub struct Platform<'a> {
+    pub presence: &'a dyn PresenceApi,
+    pub routing: &'a dyn RoutingStatuses,
+    pub users: &'a dyn UserDirectory,
+    pub catalog: &'a dyn PresenceCatalog,
+}
+
+/// The platform: the default policy resolves against the org's definitions; users are found by
+/// e-mail; a compare-and-set writes only on the tag it was given, and a stale tag is refused
+/// with what is there now; bulk reads and writes leave unknown users out.
+pub async fn platform(platform: &Platform<'_>, user: &UserId, email: &str, clock: &dyn Clock) {
+    let deadline = Deadline::after(clock, Duration::from_secs(30));
+    let definitions = platform
+        .catalog
+        .presence_definitions(deadline)
+        .await
+        .expect("definitions");
+    let targets = Policy::from_toml(DEFAULT_POLICY)
+        .expect("the default policy")
+        .resolve(&definitions)
+        .expect("the default policy's presences exist");
+    assert_eq!(targets.meeting.system_presence, SystemPresence::Meeting);
+
+    let found = platform.users.user_by_email(email, deadline).await;
+    assert_eq!(found.expect("answered").as_ref(), Some(user));
+    let nobody = platform
+        .users
+        .user_by_email("nobody-at-all@example.com", deadline)
+        .await;
+    assert_eq!(nobody.expect("answered"), None);
+
+    let before = platform
+        .presence
+        .presence(user, deadline)
+        .await
+        .expect("read");
+    let meeting = PresenceRef {
+        definition_id: targets.meeting.definition_id.clone(),
+        message: "In a meeting (contract)".to_owned(),
+    };
+    let written = platform
+        .presence
+        .compare_and_set(user, &before.tag(), &meeting, None, deadline)
+        .await
+        .expect("written");
+    let CasOutcome::Applied { after, .. } = written else {
+        panic!("the tag was current: {written:?}");
+    };
+    assert_eq!(after.definition_id, meeting.definition_id);
+    assert_eq!(after.message, meeting.message);
+    let stale = platform
+        .presence
+        .compare_and_set(user, &before.tag(), &meeting, None, deadline)
+        .await
+        .expect("answered");
+    assert!(
+        matches!(&stale, CasOutcome::Refused { current } if current.tag() == after.tag()),
+        "a stale tag is refused with what is there now: {stale:?}"
+    );
+
+    let unknown = UserId::parse("00000000-0000-0000-0000-0000000000ff").expect("valid");
+    let both = [user.clone(), unknown.clone()];
+    let read = platform
+        .presence
+        .presences(&both, deadline)
+        .await
+        .expect("bulk read");
+    assert_eq!(read.len(), 1, "unknown users are left out: {read:?}");
+    assert_eq!(read[0].1.tag(), after.tag());
+    let routing = platform
+        .routing
+        .routing_statuses(std::slice::from_ref(user), deadline)
+        .await
+        .expect("routing");
+    assert_eq!(routing.len(), 1);
+    let back = PresenceRef {
+        definition_id: before.definition_id.clone(),
+        message: String::new(),
+    };
+    let restored = platform
+        .presence
+        .set_presences(&[(user.clone(), back)], deadline)
+        .await
+        .expect("bulk write");
+    assert_eq!(restored.len(), 1);
+    assert_eq!(restored[0].1.definition_id, before.definition_id);
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
@@ -303,6 +396,29 @@ mod tests {
             fake.pages_served() >= 4,
             "the window round took several pages"
         );
+    }
+
+    #[tokio::test]
+    async fn the_fake_platform_keeps_the_contract() {
+        use crate::fakes::platform::FakePlatform;
+        use crate::model::RoutingStatus;
+
+        let clock = Arc::new(ManualClock::starting_at(at("2030-01-14T09:00:00Z")));
+        let fake = FakePlatform::new(clock.clone());
+        let ada = UserId::parse("9ed7d9f6-0c59-4360-ac54-40dd35eb9c2f").expect("valid");
+        fake.add_user(
+            &ada,
+            SystemPresence::OnQueue,
+            RoutingStatus::Idle,
+            Some("ada@example.com"),
+        );
+        let platform_ports = Platform {
+            presence: &fake,
+            routing: &fake,
+            users: &fake,
+            catalog: &fake,
+        };
+        platform(&platform_ports, &ada, "ada@example.com", clock.as_ref()).await;
     }
 
     #[tokio::test]

@@ -16,7 +16,10 @@ use crate::model::{
     PresenceDefinition, PresenceDefinitionId, PresenceSnapshot, RoutingStatus, SnapshotTag,
     SystemPresence, UserId,
 };
-use crate::ports::{CasOutcome, PlatformError, PresenceApi, ShiftSource};
+use crate::ports::{
+    CasOutcome, PlatformError, PresenceApi, PresenceCatalog, RoutingStatuses, ShiftSource,
+    UserDirectory,
+};
 use crate::state::PresenceRef;
 
 /// The calls a test can count or make fail.
@@ -247,7 +250,10 @@ impl PresenceApi for FakePlatform {
         }
         Ok(written)
     }
+}
 
+#[async_trait]
+impl RoutingStatuses for FakePlatform {
     async fn routing_statuses(
         &self,
         users: &[UserId],
@@ -260,7 +266,10 @@ impl PresenceApi for FakePlatform {
             .filter_map(|user| Some((user.clone(), platform.routing.get(user)?.clone())))
             .collect())
     }
+}
 
+#[async_trait]
+impl UserDirectory for FakePlatform {
     async fn user_by_email(
         &self,
         email: &str,
@@ -269,7 +278,10 @@ impl PresenceApi for FakePlatform {
         self.enter(PlatformCall::UserByEmail)?;
         Ok(lock(&self.inner).emails.get(email).cloned())
     }
+}
 
+#[async_trait]
+impl PresenceCatalog for FakePlatform {
     async fn presence_definitions(
         &self,
         _deadline: Deadline,

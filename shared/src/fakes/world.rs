@@ -39,6 +39,9 @@ impl FakeWorld {
         platform.add_user(&ada(), SystemPresence::OnQueue, RoutingStatus::Idle, None);
         let transition = Arc::new(TransitionService::new(TransitionDeps {
             presence: Arc::new(platform.clone()),
+            routing: Arc::new(platform.clone()),
+            users: Arc::new(platform.clone()),
+            catalog: Arc::new(platform.clone()),
             shifts: Arc::new(platform.clone()),
             state: Arc::new(store.clone()),
             audit: Arc::new(store.clone()),

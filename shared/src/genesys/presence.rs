@@ -6,7 +6,7 @@ use super::wire::PresenceChange;
 use super::{AuthTimings, CasOutcome, GenesysClient, GenesysError};
 use crate::clock::Deadline;
 use crate::model::{PresenceDefinition, PresenceSnapshot, RoutingStatus, SnapshotTag, UserId};
-use crate::ports::{PlatformError, PresenceApi};
+use crate::ports::{PlatformError, PresenceApi, PresenceCatalog, RoutingStatuses, UserDirectory};
 use crate::state::PresenceRef;
 
 fn change(to: &PresenceRef) -> PresenceChange {
@@ -56,6 +56,13 @@ impl PresenceApi for GenesysClient {
         Ok(self.bulk_put_presences(&changes, deadline).await?)
     }
 
+    fn take_auth_timings(&self) -> AuthTimings {
+        GenesysClient::take_auth_timings(self)
+    }
+}
+
+#[async_trait]
+impl RoutingStatuses for GenesysClient {
     async fn routing_statuses(
         &self,
         users: &[UserId],
@@ -63,18 +70,20 @@ impl PresenceApi for GenesysClient {
     ) -> Result<Vec<(UserId, RoutingStatus)>, PlatformError> {
         Ok(GenesysClient::routing_statuses(self, users, deadline).await?)
     }
+}
 
+#[async_trait]
+impl PresenceCatalog for GenesysClient {
     async fn presence_definitions(
         &self,
         deadline: Deadline,
     ) -> Result<Vec<PresenceDefinition>, PlatformError> {
         Ok(GenesysClient::presence_definitions(self, deadline).await?)
     }
+}
 
-    fn take_auth_timings(&self) -> AuthTimings {
-        GenesysClient::take_auth_timings(self)
-    }
-
+#[async_trait]
+impl UserDirectory for GenesysClient {
     async fn user_by_email(
         &self,
         email: &str,

@@ -68,7 +68,9 @@ pub struct AuthTimings {
     pub token_ms: u64,
 }
 
-/// What the services need of Genesys presence (implemented by `GenesysClient`).
+/// The Genesys platform, by concern: presences (this trait), routing statuses, the user
+/// directory and the org's presence definitions. One client implements them all
+/// (`GenesysClient`); each caller holds only the concern it uses.
 #[async_trait]
 pub trait PresenceApi: Send + Sync + fmt::Debug {
     async fn presence(
@@ -103,28 +105,39 @@ pub trait PresenceApi: Send + Sync + fmt::Debug {
         deadline: Deadline,
     ) -> Result<Vec<(UserId, PresenceSnapshot)>, PlatformError>;
 
+    /// Time spent authenticating since last asked (secret reads, token requests).
+    fn take_auth_timings(&self) -> AuthTimings {
+        AuthTimings::default()
+    }
+}
+
+/// Whether agents are on a call (Genesys routing status).
+#[async_trait]
+pub trait RoutingStatuses: Send + Sync + fmt::Debug {
     async fn routing_statuses(
         &self,
         users: &[UserId],
         deadline: Deadline,
     ) -> Result<Vec<(UserId, RoutingStatus)>, PlatformError>;
+}
 
+/// Genesys users by e-mail.
+#[async_trait]
+pub trait UserDirectory: Send + Sync + fmt::Debug {
     async fn user_by_email(
         &self,
         email: &str,
         deadline: Deadline,
     ) -> Result<Option<UserId>, PlatformError>;
+}
 
-    /// The org's presence definitions (system and secondary), to resolve the policy's names.
+/// The org's presence definitions (system and secondary), to resolve the policy's names.
+#[async_trait]
+pub trait PresenceCatalog: Send + Sync + fmt::Debug {
     async fn presence_definitions(
         &self,
         deadline: Deadline,
     ) -> Result<Vec<PresenceDefinition>, PlatformError>;
-
-    /// Time spent authenticating since last asked (secret reads, token requests).
-    fn take_auth_timings(&self) -> AuthTimings {
-        AuthTimings::default()
-    }
 }
 
 /// What the published WFM schedule says about a moment, per user.

@@ -299,7 +299,9 @@ impl TransitionService {
             targets,
             presences,
             read_at: self.deps.clock.now(),
-            routing: presence
+            routing: self
+                .deps
+                .routing
                 .routing_statuses(users, deadline)
                 .await?
                 .into_iter()

@@ -32,7 +32,7 @@ impl TransitionService {
         if let Some(user) = self.users_by_email.lock().await.get(email) {
             return Ok(Ok(user.clone()));
         }
-        match self.deps.presence.user_by_email(email, deadline).await? {
+        match self.deps.users.user_by_email(email, deadline).await? {
             Some(user) => {
                 self.users_by_email
                     .lock()

@@ -40,7 +40,10 @@ use crate::decide::{Context, Operator, ShiftView, Trigger, decide, screen};
 use crate::events::{self, CalendarAction, CalendarEntry, EventError, InboundEvent, ParsedEvent};
 use crate::model::{PresenceSnapshot, RoutingStatus, UserId};
 use crate::policy::{Policy, ResolvedTargets};
-use crate::ports::{AuditLog, EventRecord, IdempotencyStore, PresenceApi, ShiftSource, StateStore};
+use crate::ports::{
+    AuditLog, EventRecord, IdempotencyStore, PresenceApi, PresenceCatalog, RoutingStatuses,
+    ShiftSource, StateStore, UserDirectory,
+};
 use crate::state::UserState;
 use record::{Attempt, Persisted};
 
@@ -53,7 +56,11 @@ const MAX_ATTEMPTS: u32 = 16;
 
 #[derive(Debug, Clone)]
 pub struct TransitionDeps {
+    /// The Genesys platform, by concern (one client in production).
     pub presence: Arc<dyn PresenceApi>,
+    pub routing: Arc<dyn RoutingStatuses>,
+    pub users: Arc<dyn UserDirectory>,
+    pub catalog: Arc<dyn PresenceCatalog>,
     pub shifts: Arc<dyn ShiftSource>,
     pub state: Arc<dyn StateStore>,
     pub audit: Arc<dyn AuditLog>,
@@ -470,7 +477,7 @@ impl TransitionService {
         let users = std::slice::from_ref(user);
         let routing = self
             .deps
-            .presence
+            .routing
             .routing_statuses(users, deadline)
             .await?
             .into_iter()

@@ -38,7 +38,7 @@ impl TransitionService {
             .targets
             .resolved
             .get_or_try_init(|| async {
-                let definitions = self.deps.presence.presence_definitions(deadline).await?;
+                let definitions = self.deps.catalog.presence_definitions(deadline).await?;
                 Ok(self.deps.policy.resolve(&definitions)?)
             })
             .await

@@ -142,3 +142,19 @@ async fn graph_keeps_the_calendar_contract_on_its_simulator() {
     };
     contract::calendar_api(&api, &desk, graph_sim::seed::AGENT4, clock.as_ref()).await;
 }
+
+#[tokio::test]
+async fn genesys_keeps_the_platform_contract_on_its_simulator() {
+    use genesys_sim::seed::{DEMO_CLIENT_ID, DEMO_CLIENT_SECRET};
+
+    let sim = crate::support::sim::TestSim::start().await;
+    let (genesys, clock) = sim.client((DEMO_CLIENT_ID, DEMO_CLIENT_SECRET));
+    let ada = UserId::parse("9ed7d9f6-0c59-4360-ac54-40dd35eb9c2f").expect("valid");
+    let platform = contract::Platform {
+        presence: &genesys,
+        routing: &genesys,
+        users: &genesys,
+        catalog: &genesys,
+    };
+    contract::platform(&platform, &ada, "ada@example.com", &clock).await;
+}

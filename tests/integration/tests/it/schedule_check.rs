@@ -563,6 +563,9 @@ async fn a_thousand_due_items_with_a_budget_of_two_hundred_take_five_runs_none_t
     let targets = policy.resolve(&definitions).expect("targets");
     let transition = Arc::new(TransitionService::new(TransitionDeps {
         presence: Arc::new(genesys.clone()),
+        routing: Arc::new(genesys.clone()),
+        users: Arc::new(genesys.clone()),
+        catalog: Arc::new(genesys.clone()),
         shifts: Arc::new(presence_autopilot::wfm::WfmShifts::new(
             genesys.clone(),
             shared_clock.clone(),
