@@ -183,8 +183,12 @@ pub struct Fault {
     pub kind: FaultKind,
 }
 
-impl Fault {
-    pub fn matches(&self, method: &str, path: &str) -> bool {
+impl sim_kit::faults::FaultRule for Fault {
+    fn uses_left(&mut self) -> &mut u32 {
+        &mut self.count
+    }
+
+    fn matches(&self, method: &str, path: &str) -> bool {
         if let Some(wanted) = &self.method
             && !wanted.eq_ignore_ascii_case(method)
         {
@@ -511,17 +515,7 @@ impl SimState {
 
     /// Consumes one use of the first fault matching this call, if any.
     pub fn take_fault(&mut self, method: &str, path: &str) -> Option<FaultKind> {
-        let index = self
-            .faults
-            .iter()
-            .position(|f| f.count > 0 && f.matches(method, path))?;
-        let fault = &mut self.faults[index];
-        fault.count -= 1;
-        let kind = fault.kind.clone();
-        if fault.count == 0 {
-            self.faults.remove(index);
-        }
-        Some(kind)
+        sim_kit::faults::take(&mut self.faults, method, path).map(|fault| fault.kind)
     }
 
     pub fn record_request(&mut self, mut record: RequestRecord) {

@@ -42,7 +42,7 @@ fn one() -> u32 {
     1
 }
 
-impl Fault {
+impl sim_kit::faults::FaultRule for Fault {
     fn matches(&self, method: &str, path: &str) -> bool {
         let method_ok = self
             .method
@@ -55,6 +55,12 @@ impl Fault {
                 .any(|p| p.to_ascii_lowercase().contains(&wanted))
     }
 
+    fn uses_left(&mut self) -> &mut u32 {
+        &mut self.count
+    }
+}
+
+impl Fault {
     fn response(&self, path: &str) -> Response {
         let status = self
             .status
@@ -89,17 +95,7 @@ fn percent_decode(path: &str) -> String {
 
 impl SimState {
     fn take_fault(&mut self, method: &str, path: &str) -> Option<Fault> {
-        let index = self
-            .faults
-            .iter()
-            .position(|f| f.count > 0 && f.matches(method, path))?;
-        let fault = &mut self.faults[index];
-        fault.count -= 1;
-        let taken = fault.clone();
-        if fault.count == 0 {
-            self.faults.remove(index);
-        }
-        Some(taken)
+        sim_kit::faults::take(&mut self.faults, method, path)
     }
 
     /// Admits one request of `sub` into its sliding minute, or answers the limit's error.

@@ -42,7 +42,7 @@ fn one() -> u32 {
     1
 }
 
-impl Fault {
+impl sim_kit::faults::FaultRule for Fault {
     fn matches(&self, method: &str, path: &str) -> bool {
         let method_ok = self
             .method
@@ -54,6 +54,12 @@ impl Fault {
                 .contains(&self.path_contains.to_ascii_lowercase())
     }
 
+    fn uses_left(&mut self) -> &mut u32 {
+        &mut self.count
+    }
+}
+
+impl Fault {
     fn error(&self) -> GraphError {
         let status = self
             .status
@@ -76,17 +82,7 @@ impl Fault {
 
 impl SimState {
     fn take_fault(&mut self, method: &str, path: &str) -> Option<Fault> {
-        let index = self
-            .faults
-            .iter()
-            .position(|f| f.count > 0 && f.matches(method, path))?;
-        let fault = &mut self.faults[index];
-        fault.count -= 1;
-        let taken = fault.clone();
-        if fault.count == 0 {
-            self.faults.remove(index);
-        }
-        Some(taken)
+        sim_kit::faults::take(&mut self.faults, method, path)
     }
 
     /// The mailbox a `/v1.0/users/{id-or-upn}/...` path addresses: the user's id, or the raw

@@ -3,6 +3,7 @@
 //! `--print-default-seed`; the base URL on the first line of stdout).
 
 pub mod control;
+pub mod faults;
 
 use std::future::Future;
 use std::io::Write;
