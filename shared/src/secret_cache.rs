@@ -11,18 +11,13 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use secrecy::SecretString;
 
 use crate::clock::Clock;
 use crate::ports::{SecretSource, StoreError};
 
 use crate::ports::SecretDocument;
 
-/// Fetches one secret's raw value from wherever secrets live.
-#[async_trait]
-pub trait SecretFetcher: Send + Sync + fmt::Debug {
-    async fn fetch(&self, name: &str) -> Result<SecretString, StoreError>;
-}
+pub use crate::ports::SecretFetcher;
 
 /// A fetched secret and when it was fetched.
 type CachedSecret = (Arc<SecretDocument>, DateTime<Utc>);
@@ -96,6 +91,8 @@ impl<F: SecretFetcher> SecretSource for SecretCache<F> {
 
 #[cfg(test)]
 mod tests {
+    use secrecy::SecretString;
+
     use secrecy::ExposeSecret;
 
     use crate::genesys::GenesysCredentials;

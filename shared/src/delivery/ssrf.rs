@@ -80,11 +80,7 @@ pub enum Refusal {
     },
 }
 
-/// Resolves a host name; a seam so unit tests can answer with public addresses.
-#[async_trait]
-pub trait Resolve: Send + Sync + fmt::Debug {
-    async fn resolve(&self, host: &str, port: u16) -> std::io::Result<Vec<SocketAddr>>;
-}
+pub use crate::ports::Resolve;
 
 /// The operating system's resolver (tokio's `lookup_host`).
 #[derive(Debug, Default, Clone, Copy)]

@@ -65,3 +65,10 @@ pub enum AttemptOutcome {
 pub trait Channel<M: Send + Sync>: Send + Sync + fmt::Debug {
     async fn send(&self, message: &M) -> AttemptOutcome;
 }
+
+/// Resolves a host name before a webhook is sent (the SSRF guard checks every address); the
+/// operating system's resolver in production, fixed answers in tests.
+#[async_trait]
+pub trait Resolve: Send + Sync + fmt::Debug {
+    async fn resolve(&self, host: &str, port: u16) -> std::io::Result<Vec<std::net::SocketAddr>>;
+}

@@ -27,7 +27,7 @@ pub use calendar::*;
 pub use dead_letters::*;
 pub use delivery::*;
 pub use platform::*;
-pub use secret::SecretDocument;
+pub use secret::{SecretDocument, SecretFetcher};
 
 use crate::decide::ShiftWindow;
 use crate::model::UserId;

@@ -1,10 +1,19 @@
-//! One secret's JSON object, the domain type `SecretSource` hands out.
+//! One secret's JSON object, the domain type `SecretSource` hands out, and where raw secrets
+//! come from.
 
 use std::fmt;
 
+use async_trait::async_trait;
 use secrecy::{ExposeSecret, SecretString};
 
 use super::StoreError;
+
+/// Fetches one secret's raw value from wherever secrets live (Secrets Manager); the secret
+/// cache (`secret_cache`) makes a `SecretSource` of it.
+#[async_trait]
+pub trait SecretFetcher: Send + Sync + fmt::Debug {
+    async fn fetch(&self, name: &str) -> Result<SecretString, StoreError>;
+}
 
 /// One secret's JSON object. Fields are read on demand and handed out wrapped again.
 pub struct SecretDocument {
