@@ -284,7 +284,16 @@ fn refusal(unreadable: &Value) -> EventError {
     let field = text_in(unreadable, "detail.unreadable", "field", limits::SHORT);
     let reason = text_in(unreadable, "detail.unreadable", "reason", limits::SUBJECT);
     match (field, reason) {
-        (Ok(Some(field)), Ok(Some(reason))) => error(field, reason),
+        // Only a path into the detail: a sender cannot make the refusal name anything else.
+        (Ok(Some(field)), Ok(Some(reason)))
+            if field.starts_with("detail.") && !field.contains(char::is_whitespace) =>
+        {
+            error(field, crate::model::clipped(reason, 300))
+        }
+        (Ok(Some(_)), Ok(Some(_))) => error(
+            "detail.unreadable.field",
+            "must name a field of the event's detail",
+        ),
         (Err(wrong), _) | (_, Err(wrong)) => wrong,
         _ => error("detail.unreadable", "must name a field and a reason"),
     }
@@ -495,6 +504,29 @@ mod tests {
             observation.snapshot.modified_date,
             at("2026-03-19T14:10:48.120Z")
         );
+    }
+
+    #[test]
+    fn an_unreadable_event_is_refused_naming_its_field_and_nothing_else() {
+        let event = |field: &str, reason: &str| {
+            serde_json::json!({
+                "id": "e-1",
+                "detail-type": "Calendar Event Upserted",
+                "detail": {"userId": "9ed7d9f6-0c59-4360-ac54-40dd35eb9c2f",
+                           "calendarEventId": "m-1",
+                           "unreadable": {"field": field, "reason": reason}},
+            })
+            .to_string()
+        };
+        let refused = parse(&event("detail.start.timeZone", "unknown zone")).expect_err("refused");
+        assert_eq!(
+            (refused.field.as_str(), refused.reason.as_str()),
+            ("detail.start.timeZone", "unknown zone")
+        );
+        let forged = parse(&event("id", "x")).expect_err("refused");
+        assert_eq!(forged.field, "detail.unreadable.field");
+        let long = parse(&event("detail.end", &"r".repeat(900))).expect_err("refused");
+        assert!(long.reason.len() <= 310, "{}", long.reason.len());
     }
 
     #[test]
