@@ -9,7 +9,7 @@ use aws_sdk_eventbridge::Client;
 use aws_sdk_eventbridge::types::PutEventsRequestEntry;
 
 use crate::clock::{Clock, Deadline};
-use crate::ports::{BusEntry, EventBus, StoreError};
+use crate::ports::{BusEntry, EventBus, MessagingError};
 
 /// EventBridge accepts at most 10 entries per PutEvents.
 const MAX_BATCH: usize = 10;
@@ -46,14 +46,14 @@ impl EventBridgeBus {
     async fn send(
         &self,
         batch: Vec<PutEventsRequestEntry>,
-    ) -> Result<(Vec<PutEventsRequestEntry>, Option<String>), StoreError> {
+    ) -> Result<(Vec<PutEventsRequestEntry>, Option<String>), MessagingError> {
         let answer = self
             .client
             .put_events()
             .set_entries(Some(batch.clone()))
             .send()
             .await
-            .map_err(|e| super::sdk_error("PutEvents", e))?;
+            .map_err(|e| super::messaging_error("PutEvents", e))?;
         if answer.failed_entry_count() == 0 {
             return Ok((Vec::new(), None));
         }
@@ -74,7 +74,11 @@ impl EventBridgeBus {
 
 #[async_trait]
 impl EventBus for EventBridgeBus {
-    async fn publish(&self, entries: &[BusEntry], deadline: Deadline) -> Result<(), StoreError> {
+    async fn publish(
+        &self,
+        entries: &[BusEntry],
+        deadline: Deadline,
+    ) -> Result<(), MessagingError> {
         for chunk in entries.chunks(MAX_BATCH) {
             let mut pending: Vec<PutEventsRequestEntry> =
                 chunk.iter().map(|entry| self.entry(entry)).collect();
@@ -95,7 +99,7 @@ impl EventBus for EventBridgeBus {
                 last_reason = reason.or(last_reason);
             }
             if !pending.is_empty() {
-                return Err(StoreError::Sdk {
+                return Err(MessagingError::Sdk {
                     operation: "PutEvents",
                     message: format!(
                         "{} of {} entries still failed: {}",

@@ -61,6 +61,28 @@ where
     }
 }
 
+/// `sdk_error` for a queue, the bus or the scheduler.
+pub(crate) fn messaging_error<E, R>(
+    operation: &'static str,
+    err: SdkError<E, R>,
+) -> crate::ports::MessagingError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    use crate::ports::MessagingError;
+    match sdk_error(operation, err) {
+        StoreError::Throttled { operation } => MessagingError::Throttled { operation },
+        StoreError::Refused { operation, message } => {
+            MessagingError::Refused { operation, message }
+        }
+        other => MessagingError::Sdk {
+            operation,
+            message: other.to_string(),
+        },
+    }
+}
+
 /// For a cancelled `TransactWriteItems`, whether each item (in the request's order) failed its
 /// condition; `None` for any other failure.
 pub(crate) fn failed_conditions<R>(

@@ -10,7 +10,7 @@ use aws_sdk_scheduler::types::{
     RetryPolicy, Target,
 };
 
-use crate::ports::{PlannedSchedule, Schedules, StoreError};
+use crate::ports::{MessagingError, PlannedSchedule, Schedules};
 
 /// Where planned events go and how the service retries them.
 #[derive(Debug, Clone)]
@@ -34,7 +34,7 @@ impl EventBridgeSchedules {
         Self { client, target }
     }
 
-    fn target(&self, input: &str) -> Result<Target, StoreError> {
+    fn target(&self, input: &str) -> Result<Target, MessagingError> {
         let retry = RetryPolicy::builder()
             .maximum_retry_attempts(10)
             .maximum_event_age_in_seconds(3600)
@@ -50,7 +50,7 @@ impl EventBridgeSchedules {
                     .build(),
             )
             .build()
-            .map_err(|e| StoreError::Invalid(format!("schedule target: {e}")))
+            .map_err(|e| MessagingError::Invalid(format!("schedule target: {e}")))
     }
 }
 
@@ -61,11 +61,11 @@ fn at_expression(schedule: &PlannedSchedule) -> String {
 
 #[async_trait]
 impl Schedules for EventBridgeSchedules {
-    async fn upsert(&self, schedule: &PlannedSchedule) -> Result<(), StoreError> {
+    async fn upsert(&self, schedule: &PlannedSchedule) -> Result<(), MessagingError> {
         let window = FlexibleTimeWindow::builder()
             .mode(FlexibleTimeWindowMode::Off)
             .build()
-            .map_err(|e| StoreError::Invalid(format!("flexible time window: {e}")))?;
+            .map_err(|e| MessagingError::Invalid(format!("flexible time window: {e}")))?;
         let created = self
             .client
             .create_schedule()
@@ -98,14 +98,14 @@ impl Schedules for EventBridgeSchedules {
                     .target(self.target(&schedule.input)?)
                     .send()
                     .await
-                    .map_err(|err| super::sdk_error("UpdateSchedule", err))?;
+                    .map_err(|err| super::messaging_error("UpdateSchedule", err))?;
                 Ok(())
             }
-            Err(err) => Err(super::sdk_error("CreateSchedule", err)),
+            Err(err) => Err(super::messaging_error("CreateSchedule", err)),
         }
     }
 
-    async fn delete(&self, name: &str) -> Result<bool, StoreError> {
+    async fn delete(&self, name: &str) -> Result<bool, MessagingError> {
         match self
             .client
             .delete_schedule()
@@ -123,7 +123,7 @@ impl Schedules for EventBridgeSchedules {
             {
                 Ok(false)
             }
-            Err(err) => Err(super::sdk_error("DeleteSchedule", err)),
+            Err(err) => Err(super::messaging_error("DeleteSchedule", err)),
         }
     }
 }

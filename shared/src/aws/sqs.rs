@@ -8,9 +8,9 @@ use async_trait::async_trait;
 use aws_sdk_sqs::Client;
 use aws_sdk_sqs::types::{MessageAttributeValue, SendMessageBatchRequestEntry};
 
-use super::sdk_error;
+use super::messaging_error;
 use crate::clock::Clock;
-use crate::ports::{MessageVisibility, NotificationQueue, SendOutcome, StoreError};
+use crate::ports::{MessageVisibility, MessagingError, NotificationQueue, SendOutcome};
 use crate::state::Notification;
 
 /// SQS accepts at most 10 entries per SendMessageBatch.
@@ -41,16 +41,16 @@ impl SqsQueue {
         self
     }
 
-    fn entry(id: String, n: &Notification) -> Result<SendMessageBatchRequestEntry, StoreError> {
+    fn entry(id: String, n: &Notification) -> Result<SendMessageBatchRequestEntry, MessagingError> {
         let attr = |value: String| {
             MessageAttributeValue::builder()
                 .data_type("String")
                 .string_value(value)
                 .build()
-                .map_err(|err| StoreError::Invalid(err.to_string()))
+                .map_err(|err| MessagingError::Invalid(err.to_string()))
         };
         let body = serde_json::to_string(n)
-            .map_err(|err| StoreError::Invalid(format!("notification body: {err}")))?;
+            .map_err(|err| MessagingError::Invalid(format!("notification body: {err}")))?;
         SendMessageBatchRequestEntry::builder()
             .id(id)
             .message_body(body)
@@ -58,7 +58,7 @@ impl SqsQueue {
             .message_attributes("notificationKind", attr(n.kind.as_str().to_owned())?)
             .message_attributes("userId", attr(n.user_id.to_string())?)
             .build()
-            .map_err(|err| StoreError::Invalid(err.to_string()))
+            .map_err(|err| MessagingError::Invalid(err.to_string()))
     }
 }
 
@@ -86,7 +86,7 @@ trait BatchTransport: Send + Sync {
     async fn send_batch(
         &self,
         entries: Vec<(usize, &Notification)>,
-    ) -> Result<BatchReply, StoreError>;
+    ) -> Result<BatchReply, MessagingError>;
 }
 
 #[async_trait]
@@ -94,7 +94,7 @@ impl BatchTransport for SqsQueue {
     async fn send_batch(
         &self,
         entries: Vec<(usize, &Notification)>,
-    ) -> Result<BatchReply, StoreError> {
+    ) -> Result<BatchReply, MessagingError> {
         // Entry ids are positions in the caller's slice: unique within a batch even if the
         // caller passes the same notification twice.
         let entries = entries
@@ -108,7 +108,7 @@ impl BatchTransport for SqsQueue {
             .set_entries(Some(entries))
             .send()
             .await
-            .map_err(|err| sdk_error("SendMessageBatch", err))?;
+            .map_err(|err| messaging_error("SendMessageBatch", err))?;
         let mut reply = BatchReply::default();
         for ok in out.successful() {
             if let Ok(index) = ok.id().parse() {
@@ -136,7 +136,7 @@ async fn send_all(
     clock: &dyn Clock,
     max_attempts: u32,
     notifications: &[Notification],
-) -> Result<Vec<SendOutcome>, StoreError> {
+) -> Result<Vec<SendOutcome>, MessagingError> {
     let mut outcomes: Vec<Option<SendOutcome>> = vec![None; notifications.len()];
     let indexes: Vec<usize> = (0..notifications.len()).collect();
     for chunk in indexes.chunks(MAX_BATCH) {
@@ -200,7 +200,10 @@ async fn send_all(
 
 #[async_trait]
 impl NotificationQueue for SqsQueue {
-    async fn send(&self, notifications: &[Notification]) -> Result<Vec<SendOutcome>, StoreError> {
+    async fn send(
+        &self,
+        notifications: &[Notification],
+    ) -> Result<Vec<SendOutcome>, MessagingError> {
         send_all(self, self.clock.as_ref(), self.max_attempts, notifications).await
     }
 }
@@ -227,7 +230,7 @@ impl MessageVisibility for SqsVisibility {
         &self,
         receipt_handle: &str,
         after: Duration,
-    ) -> Result<(), StoreError> {
+    ) -> Result<(), MessagingError> {
         // SQS takes whole seconds up to 12 h; round up so a Retry-After is never cut short.
         let seconds = after.as_secs() + u64::from(after.subsec_nanos() > 0);
         let seconds = i32::try_from(seconds.min(43_200)).unwrap_or(43_200);
@@ -238,7 +241,7 @@ impl MessageVisibility for SqsVisibility {
             .visibility_timeout(seconds)
             .send()
             .await
-            .map_err(|err| sdk_error("ChangeMessageVisibility", err))?;
+            .map_err(|err| messaging_error("ChangeMessageVisibility", err))?;
         Ok(())
     }
 }
@@ -267,7 +270,7 @@ mod tests {
         async fn send_batch(
             &self,
             entries: Vec<(usize, &Notification)>,
-        ) -> Result<BatchReply, StoreError> {
+        ) -> Result<BatchReply, MessagingError> {
             let mut failures = self.failures.lock().expect("lock");
             self.calls
                 .lock()

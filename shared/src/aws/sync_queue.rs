@@ -6,9 +6,9 @@ use async_trait::async_trait;
 use aws_sdk_sqs::Client;
 use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
 
-use super::sdk_error;
+use super::messaging_error;
 use crate::calendar::SyncRequest;
-use crate::ports::{StoreError, SyncQueue};
+use crate::ports::{MessagingError, SyncQueue};
 
 const MAX_BATCH: usize = 10;
 const ATTEMPTS: u32 = 3;
@@ -30,17 +30,17 @@ impl SqsSyncQueue {
 
 #[async_trait]
 impl SyncQueue for SqsSyncQueue {
-    async fn enqueue(&self, requests: &[SyncRequest]) -> Result<(), StoreError> {
+    async fn enqueue(&self, requests: &[SyncRequest]) -> Result<(), MessagingError> {
         for chunk in requests.chunks(MAX_BATCH) {
             let mut pending = Vec::with_capacity(chunk.len());
             for (index, request) in chunk.iter().enumerate() {
                 let body = serde_json::to_string(request)
-                    .map_err(|e| StoreError::Invalid(format!("sync request: {e}")))?;
+                    .map_err(|e| MessagingError::Invalid(format!("sync request: {e}")))?;
                 let entry = SendMessageBatchRequestEntry::builder()
                     .id(index.to_string())
                     .message_body(body)
                     .build()
-                    .map_err(|e| StoreError::Invalid(e.to_string()))?;
+                    .map_err(|e| MessagingError::Invalid(e.to_string()))?;
                 pending.push(entry);
             }
             let mut last_failure = String::new();
@@ -55,7 +55,7 @@ impl SyncQueue for SqsSyncQueue {
                     .set_entries(Some(pending.clone()))
                     .send()
                     .await
-                    .map_err(|e| sdk_error("SendMessageBatch", e))?;
+                    .map_err(|e| messaging_error("SendMessageBatch", e))?;
                 let failed: Vec<&str> = answer.failed().iter().map(|f| f.id()).collect();
                 if let Some(first) = answer.failed().first() {
                     last_failure = format!("{}: {}", first.code(), first.message().unwrap_or(""));
@@ -63,7 +63,7 @@ impl SyncQueue for SqsSyncQueue {
                 pending.retain(|entry| failed.contains(&entry.id()));
             }
             if !pending.is_empty() {
-                return Err(StoreError::Sdk {
+                return Err(MessagingError::Sdk {
                     operation: "SendMessageBatch",
                     message: format!("{} entries unsent: {last_failure}", pending.len()),
                 });

@@ -48,6 +48,12 @@ impl From<crate::ports::StoreError> for CliError {
     }
 }
 
+impl From<crate::ports::MessagingError> for CliError {
+    fn from(error: crate::ports::MessagingError) -> Self {
+        Self::Service(error.to_string())
+    }
+}
+
 impl From<crate::ports::PlatformError> for CliError {
     fn from(error: crate::ports::PlatformError) -> Self {
         Self::Service(format!("Genesys Cloud: {error}"))

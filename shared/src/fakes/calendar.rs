@@ -16,8 +16,8 @@ use crate::clock::Deadline;
 use crate::events::{CalendarEntry, EventError, Response, ShowAs, UserRef};
 use crate::model::UserId;
 use crate::ports::{
-    BusEntry, CalendarApi, Conflict, ConnectionStore, EventBus, MirroredEvent, PlannedSchedule,
-    Schedules, StoreError, SubscriptionOwner, SyncQueue,
+    BusEntry, CalendarApi, Conflict, ConnectionStore, EventBus, MessagingError, MirroredEvent,
+    PlannedSchedule, Schedules, StoreError, SubscriptionOwner, SyncQueue,
 };
 use crate::state::{TriggerId, TriggerKind};
 
@@ -141,7 +141,7 @@ impl ConnectionStore for FakeConnections {
 #[derive(Debug, Clone, Default)]
 pub struct FakeBus {
     published: Arc<Mutex<Vec<BusEntry>>>,
-    failures: Arc<Mutex<Vec<StoreError>>>,
+    failures: Arc<Mutex<Vec<MessagingError>>>,
 }
 
 impl FakeBus {
@@ -149,14 +149,18 @@ impl FakeBus {
         lock(&self.published).clone()
     }
 
-    pub fn fail_next(&self, error: StoreError) {
+    pub fn fail_next(&self, error: MessagingError) {
         lock(&self.failures).push(error);
     }
 }
 
 #[async_trait]
 impl EventBus for FakeBus {
-    async fn publish(&self, entries: &[BusEntry], _deadline: Deadline) -> Result<(), StoreError> {
+    async fn publish(
+        &self,
+        entries: &[BusEntry],
+        _deadline: Deadline,
+    ) -> Result<(), MessagingError> {
         let mut failures = lock(&self.failures);
         if !failures.is_empty() {
             return Err(failures.remove(0));
@@ -180,7 +184,7 @@ impl FakeSyncQueue {
 
 #[async_trait]
 impl SyncQueue for FakeSyncQueue {
-    async fn enqueue(&self, requests: &[SyncRequest]) -> Result<(), StoreError> {
+    async fn enqueue(&self, requests: &[SyncRequest]) -> Result<(), MessagingError> {
         lock(&self.enqueued).extend_from_slice(requests);
         Ok(())
     }
@@ -203,12 +207,12 @@ impl FakeSchedules {
 
 #[async_trait]
 impl Schedules for FakeSchedules {
-    async fn upsert(&self, schedule: &PlannedSchedule) -> Result<(), StoreError> {
+    async fn upsert(&self, schedule: &PlannedSchedule) -> Result<(), MessagingError> {
         lock(&self.planned).insert(schedule.name.clone(), schedule.clone());
         Ok(())
     }
 
-    async fn delete(&self, name: &str) -> Result<bool, StoreError> {
+    async fn delete(&self, name: &str) -> Result<bool, MessagingError> {
         Ok(lock(&self.planned).remove(name).is_some())
     }
 }

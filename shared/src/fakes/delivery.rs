@@ -61,7 +61,7 @@ impl MessageVisibility for FakeVisibility {
         &self,
         receipt_handle: &str,
         after: Duration,
-    ) -> Result<(), StoreError> {
+    ) -> Result<(), crate::ports::MessagingError> {
         if let Ok(mut changes) = self.changes.lock() {
             changes.push((receipt_handle.to_owned(), after));
         }

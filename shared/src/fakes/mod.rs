@@ -460,7 +460,10 @@ impl FakeQueue {
 
 #[async_trait]
 impl NotificationQueue for FakeQueue {
-    async fn send(&self, notifications: &[Notification]) -> Result<Vec<SendOutcome>, StoreError> {
+    async fn send(
+        &self,
+        notifications: &[Notification],
+    ) -> Result<Vec<SendOutcome>, crate::ports::MessagingError> {
         let failing = lock(&self.failing).clone();
         let mut sent = lock(&self.sent);
         Ok(notifications

@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use super::Deadline;
-use super::StoreError;
+use super::{MessagingError, StoreError};
 use crate::calendar::{
     CalendarError, Connection, CreatedSubscription, DeltaCursor, DeltaPage, NewSubscription,
     Provider, Subscription, SyncRequest,
@@ -144,7 +144,7 @@ pub trait ConnectionStore: Send + Sync + fmt::Debug {
 #[async_trait]
 pub trait SyncQueue: Send + Sync + fmt::Debug {
     /// Enqueues every request or fails (the caller answers 5xx so the sender retries).
-    async fn enqueue(&self, requests: &[SyncRequest]) -> Result<(), StoreError>;
+    async fn enqueue(&self, requests: &[SyncRequest]) -> Result<(), MessagingError>;
 }
 
 /// An event for the bus (`detail-type` + `detail`).
@@ -158,5 +158,6 @@ pub struct BusEntry {
 #[async_trait]
 pub trait EventBus: Send + Sync + fmt::Debug {
     /// Puts every entry, retrying the ones the bus reports failed, or fails.
-    async fn publish(&self, entries: &[BusEntry], deadline: Deadline) -> Result<(), StoreError>;
+    async fn publish(&self, entries: &[BusEntry], deadline: Deadline)
+    -> Result<(), MessagingError>;
 }

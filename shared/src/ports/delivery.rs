@@ -34,8 +34,11 @@ pub trait EndpointRegistry: Send + Sync + fmt::Debug {
 /// Control over when the queue hands a received message back (SQS ChangeMessageVisibility).
 #[async_trait]
 pub trait MessageVisibility: Send + Sync + fmt::Debug {
-    async fn set_visibility(&self, receipt_handle: &str, after: Duration)
-    -> Result<(), StoreError>;
+    async fn set_visibility(
+        &self,
+        receipt_handle: &str,
+        after: Duration,
+    ) -> Result<(), super::MessagingError>;
 }
 
 /// The result of one delivery attempt to one subscriber.

@@ -93,6 +93,34 @@ pub enum StoreError {
     Invalid(String),
 }
 
+/// A failed call to a queue, the event bus or the scheduler, as the services see it: what may
+/// be done next. (The table's and the secrets' failures are `StoreError`.)
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MessagingError {
+    #[error("{operation}: throttled by the service")]
+    Throttled { operation: &'static str },
+    /// Refused as such (malformed, too large): the same call can never succeed.
+    #[error("{operation} refused: {message}")]
+    Refused {
+        operation: &'static str,
+        message: String,
+    },
+    #[error("{operation} failed: {message}")]
+    Sdk {
+        operation: &'static str,
+        message: String,
+    },
+    #[error("invalid input: {0}")]
+    Invalid(String),
+}
+
+impl MessagingError {
+    /// Whether trying the same call again later may succeed.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Self::Throttled { .. } | Self::Sdk { .. })
+    }
+}
+
 impl StoreError {
     /// Whether trying the same call again later may succeed.
     pub fn is_retryable(&self) -> bool {
@@ -321,7 +349,10 @@ impl SendOutcome {
 pub trait NotificationQueue: Send + Sync + fmt::Debug {
     /// Sends every notification; one outcome per notification, in input order. Entries the
     /// service rejects are retried a bounded number of times before they are reported `Failed`.
-    async fn send(&self, notifications: &[Notification]) -> Result<Vec<SendOutcome>, StoreError>;
+    async fn send(
+        &self,
+        notifications: &[Notification],
+    ) -> Result<Vec<SendOutcome>, MessagingError>;
 }
 
 /// Published schedules kept in the table, so transitions rarely call WFM.
@@ -349,7 +380,7 @@ pub struct PlannedSchedule {
 #[async_trait]
 pub trait Schedules: Send + Sync + fmt::Debug {
     /// Creates the schedule, or moves it if one of that name exists.
-    async fn upsert(&self, schedule: &PlannedSchedule) -> Result<(), StoreError>;
+    async fn upsert(&self, schedule: &PlannedSchedule) -> Result<(), MessagingError>;
     /// Deletes it; `false` if there was none.
-    async fn delete(&self, name: &str) -> Result<bool, StoreError>;
+    async fn delete(&self, name: &str) -> Result<bool, MessagingError>;
 }

@@ -12,7 +12,7 @@ use serde_json::Value;
 use crate::calendar::{
     ClientStateKey, GOOGLE_NOTIFY_PATH, LIFECYCLE_PATH, NOTIFY_PATH, SyncReason, SyncRequest,
 };
-use crate::ports::{ConnectionStore, StoreError, SyncQueue};
+use crate::ports::{ConnectionStore, MessagingError, StoreError, SyncQueue};
 
 /// Largest body accepted. Graph batches notifications, each well under 1 KiB without resource
 /// data; this leaves room for hundreds.
@@ -123,8 +123,17 @@ fn reason_for(lifecycle_event: Option<&str>) -> Option<SyncReason> {
     }
 }
 
+/// Why a notification could not be taken: the endpoint answers 503, so the sender retries.
+#[derive(Debug, thiserror::Error)]
+pub enum NotifyError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Queue(#[from] MessagingError),
+}
+
 impl NotifyService {
-    pub async fn handle(&self, request: &EndpointRequest) -> Result<Handled, StoreError> {
+    pub async fn handle(&self, request: &EndpointRequest) -> Result<Handled, NotifyError> {
         let mut report = NotifyReport::default();
         let plain = |status, body: &str| Handled {
             response: EndpointResponse::text(status, body),
@@ -177,7 +186,7 @@ impl NotifyService {
     /// and `not_exists` (something changed) enqueue a sync of the channel's agent. Unknown
     /// (stale) channels and wrong tokens are counted and answered 200, so Google does not
     /// retry them and a forger learns nothing.
-    async fn google(&self, request: &EndpointRequest) -> Result<Handled, StoreError> {
+    async fn google(&self, request: &EndpointRequest) -> Result<Handled, NotifyError> {
         let mut report = NotifyReport::default();
         let refuse = |status, body: &str| {
             Ok(Handled {

@@ -12,7 +12,9 @@ use crate::clock::{Clock, Deadline};
 use crate::model::UserId;
 use crate::policy::Policy;
 use crate::ports::PlatformError;
-use crate::ports::{CalendarApis, ConnectionStore, Roster, RosterMember, StoreError, SyncQueue};
+use crate::ports::{
+    CalendarApis, ConnectionStore, MessagingError, Roster, RosterMember, StoreError, SyncQueue,
+};
 
 /// Work stops while this much time is left, so the run ends cleanly.
 const RESERVE: Duration = Duration::from_secs(2);
@@ -25,6 +27,8 @@ pub enum UpkeepError {
     Calendar(#[from] CalendarError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Queue(#[from] MessagingError),
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -18,7 +18,8 @@ use crate::clock::{Clock, Deadline};
 use crate::events::CALENDAR_EVENT_DELETED;
 use crate::model::UserId;
 use crate::ports::{
-    BusEntry, CalendarApi, CalendarApis, ConnectionStore, EventBus, MirroredEvent, StoreError,
+    BusEntry, CalendarApi, CalendarApis, ConnectionStore, EventBus, MessagingError, MirroredEvent,
+    StoreError,
 };
 use crate::service::calendar_projection::{mirrored, unreadable, upserted};
 
@@ -54,6 +55,8 @@ pub enum SyncError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Calendar(#[from] CalendarError),
+    #[error(transparent)]
+    Bus(#[from] MessagingError),
     #[error("user {0}: the sync lease was taken over before the commit")]
     LeaseLost(UserId),
     #[error("user {0}: connection still contended after {CLAIM_ATTEMPTS} attempts")]
@@ -66,6 +69,7 @@ impl SyncError {
         match self {
             Self::Store(error) => error.is_retryable(),
             Self::Calendar(error) => error.is_retryable(),
+            Self::Bus(error) => error.is_retryable(),
             Self::LeaseLost(_) | Self::Contended(_) => true,
         }
     }

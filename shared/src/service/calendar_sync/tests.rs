@@ -190,7 +190,7 @@ async fn a_failed_publish_commits_no_link_so_the_next_round_tells_it_again() {
     let s = sync_on_fakes(10);
     s.connect().await;
     s.calendar.put_event(event("e-1", 1, 2, false, "v1"));
-    s.bus.fail_next(StoreError::Throttled {
+    s.bus.fail_next(crate::ports::MessagingError::Throttled {
         operation: "PutEvents",
     });
 

@@ -21,7 +21,9 @@ use crate::events::{
 };
 use crate::model::UserId;
 use crate::policy::Policy;
-use crate::ports::{PlannedSchedule, Schedules, ShiftRefresh, StateStore, StoreError};
+use crate::ports::{
+    MessagingError, PlannedSchedule, Schedules, ShiftRefresh, StateStore, StoreError,
+};
 use crate::service::transition::{TransitionError, Transitions, bounded_event_id};
 use crate::state::{TriggerKind, UserState};
 use crate::telemetry::{self, Unit};
@@ -37,6 +39,8 @@ pub enum ScheduleCheckError {
     Transition(#[from] TransitionError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Schedules(#[from] MessagingError),
 }
 
 impl ScheduleCheckError {
@@ -44,6 +48,7 @@ impl ScheduleCheckError {
         match self {
             Self::Transition(error) => error.is_retryable(),
             Self::Store(error) => error.is_retryable(),
+            Self::Schedules(error) => error.is_retryable(),
         }
     }
 }
