@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use crate::clock::Clock;
-use crate::ports::{SecretSource, StoreError};
+use crate::ports::{SecretError, SecretSource};
 
 use crate::ports::SecretDocument;
 
@@ -59,7 +59,7 @@ impl<F: SecretFetcher> SecretCache<F> {
         &self.fetcher
     }
 
-    async fn load(&self, name: &str, force: bool) -> Result<Arc<SecretDocument>, StoreError> {
+    async fn load(&self, name: &str, force: bool) -> Result<Arc<SecretDocument>, SecretError> {
         let mut entries = self.entries.lock().await;
         let now = self.clock.now();
         let ttl = chrono::Duration::from_std(self.ttl).unwrap_or(chrono::Duration::MAX);
@@ -80,11 +80,11 @@ impl<F: SecretFetcher> SecretCache<F> {
 
 #[async_trait]
 impl<F: SecretFetcher> SecretSource for SecretCache<F> {
-    async fn get(&self, name: &str) -> Result<Arc<SecretDocument>, StoreError> {
+    async fn get(&self, name: &str) -> Result<Arc<SecretDocument>, SecretError> {
         self.load(name, false).await
     }
 
-    async fn force_refresh(&self, name: &str) -> Result<Arc<SecretDocument>, StoreError> {
+    async fn force_refresh(&self, name: &str) -> Result<Arc<SecretDocument>, SecretError> {
         self.load(name, true).await
     }
 }
@@ -109,11 +109,11 @@ mod tests {
 
     #[async_trait]
     impl SecretFetcher for Counting {
-        async fn fetch(&self, name: &str) -> Result<SecretString, StoreError> {
+        async fn fetch(&self, name: &str) -> Result<SecretString, SecretError> {
             *self.calls.lock().expect("lock") += 1;
             let value = self.value.lock().expect("lock").clone();
             if value.is_empty() {
-                return Err(StoreError::SecretMissing {
+                return Err(SecretError::Missing {
                     secret: name.to_owned(),
                 });
             }

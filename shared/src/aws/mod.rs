@@ -61,6 +61,25 @@ where
     }
 }
 
+/// `sdk_error` for Secrets Manager.
+pub(crate) fn secret_error<E, R>(
+    operation: &'static str,
+    err: SdkError<E, R>,
+) -> crate::ports::SecretError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    use crate::ports::SecretError;
+    match sdk_error(operation, err) {
+        StoreError::Throttled { operation } => SecretError::Throttled { operation },
+        other => SecretError::Sdk {
+            operation,
+            message: other.to_string(),
+        },
+    }
+}
+
 /// `sdk_error` for a queue, the bus or the scheduler.
 pub(crate) fn messaging_error<E, R>(
     operation: &'static str,

@@ -8,9 +8,9 @@ use aws_sdk_secretsmanager::Client;
 use aws_sdk_secretsmanager::operation::get_secret_value::GetSecretValueError;
 use secrecy::SecretString;
 
-use super::sdk_error;
+use super::secret_error;
 use crate::clock::Clock;
-use crate::ports::StoreError;
+use crate::ports::SecretError;
 use crate::secret_cache::{SecretCache, SecretFetcher};
 
 /// Reads a secret's current (`AWSCURRENT`) string value.
@@ -38,7 +38,7 @@ pub fn secrets_manager_source(
 
 #[async_trait]
 impl SecretFetcher for SecretsManagerFetcher {
-    async fn fetch(&self, name: &str) -> Result<SecretString, StoreError> {
+    async fn fetch(&self, name: &str) -> Result<SecretString, SecretError> {
         let out = match self.client.get_secret_value().secret_id(name).send().await {
             Ok(out) => out,
             Err(err)
@@ -47,16 +47,16 @@ impl SecretFetcher for SecretsManagerFetcher {
                     Some(GetSecretValueError::ResourceNotFoundException(_))
                 ) =>
             {
-                return Err(StoreError::SecretMissing {
+                return Err(SecretError::Missing {
                     secret: name.to_owned(),
                 });
             }
-            Err(err) => return Err(sdk_error("GetSecretValue", err)),
+            Err(err) => return Err(secret_error("GetSecretValue", err)),
         };
         // Move the string out instead of copying it, so only one plain copy ever exists.
         out.secret_string
             .map(SecretString::from)
-            .ok_or_else(|| StoreError::SecretField {
+            .ok_or_else(|| SecretError::Field {
                 secret: name.to_owned(),
                 field: "(root)".to_owned(),
                 reason: "no string value (binary secrets are not supported)".to_owned(),

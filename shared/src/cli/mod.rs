@@ -54,6 +54,12 @@ impl From<crate::ports::MessagingError> for CliError {
     }
 }
 
+impl From<crate::ports::SecretError> for CliError {
+    fn from(error: crate::ports::SecretError) -> Self {
+        Self::Service(error.to_string())
+    }
+}
+
 impl From<crate::ports::PlatformError> for CliError {
     fn from(error: crate::ports::PlatformError) -> Self {
         Self::Service(format!("Genesys Cloud: {error}"))

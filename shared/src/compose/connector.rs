@@ -15,7 +15,7 @@ use crate::config::{ConfigError, Env};
 use crate::genesys::GroupRoster;
 use crate::google::{GoogleClient, GoogleSettings};
 use crate::graph::{GraphClient, GraphSettings};
-use crate::ports::{CalendarApis, SecretDocument, SecretSource, StoreError};
+use crate::ports::{CalendarApis, SecretDocument, SecretError, SecretSource};
 use crate::service::calendar_notify::NotifyService;
 use crate::service::calendar_sync::{SyncService, SyncSettings};
 use crate::service::calendar_upkeep::UpkeepService;
@@ -23,7 +23,7 @@ use crate::service::calendar_upkeep::UpkeepService;
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectorBootError {
     #[error("connector secret: {0}")]
-    Secret(#[from] StoreError),
+    Secret(#[from] SecretError),
     #[error("connector secret: field clientStateKey: {0}")]
     ClientStateKey(String),
     #[error("calendar client: {0}")]

@@ -22,7 +22,7 @@ use crate::aws::secrets::secrets_manager_source;
 use crate::clock::{Clock, SystemClock};
 use crate::genesys::{GenesysClient, GenesysConfig, GenesysError, GenesysSecretCredentials};
 use crate::policy::{DEFAULT_POLICY, Policy, PolicyError};
-use crate::ports::{AuditLog, IdempotencyStore, SecretSource, ShiftCache, StateStore, StoreError};
+use crate::ports::{AuditLog, IdempotencyStore, SecretError, SecretSource, ShiftCache, StateStore};
 use crate::service::transition::{Targets, TransitionDeps};
 use crate::wfm::{CachedShifts, WfmShifts};
 
@@ -33,7 +33,7 @@ pub enum BootError {
     #[error(transparent)]
     Policy(#[from] PolicyError),
     #[error("Genesys secret: {0}")]
-    Secret(#[from] StoreError),
+    Secret(#[from] SecretError),
     #[error("Genesys: {0}")]
     Genesys(#[from] GenesysError),
 }

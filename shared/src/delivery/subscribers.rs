@@ -12,7 +12,7 @@ use url::Url;
 
 use super::signing::WebhookSecret;
 use crate::model::UserId;
-use crate::ports::{SecretSource, StoreError};
+use crate::ports::{SecretError, SecretSource};
 
 pub use crate::model::SubscriberId;
 
@@ -130,14 +130,14 @@ pub struct SubscriberConfig {
 
 impl SubscriberConfig {
     /// Reads and validates the document; errors name the secret and field, never a value.
-    pub async fn load(source: &dyn SecretSource, secret: &str) -> Result<Self, StoreError> {
+    pub async fn load(source: &dyn SecretSource, secret: &str) -> Result<Self, SecretError> {
         let document = source.get(secret).await?;
         let config: Self = document.deserialize()?;
         config.validate(secret)
     }
 
-    fn validate(mut self, secret: &str) -> Result<Self, StoreError> {
-        let field_error = |field: String, reason: &str| StoreError::SecretField {
+    fn validate(mut self, secret: &str) -> Result<Self, SecretError> {
+        let field_error = |field: String, reason: &str| SecretError::Field {
             secret: secret.to_owned(),
             field,
             reason: reason.to_owned(),
@@ -226,7 +226,7 @@ mod tests {
                   "users": {"9ED7D9F6-0C59-4360-AC54-40DD35EB9C2F": "aad-1"}}
     }"#;
 
-    fn parse(json: &str) -> Result<SubscriberConfig, StoreError> {
+    fn parse(json: &str) -> Result<SubscriberConfig, SecretError> {
         let doc = SecretDocument::parse("subs", SecretString::from(json.to_owned()))?;
         doc.deserialize::<SubscriberConfig>()?.validate("subs")
     }

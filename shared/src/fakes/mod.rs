@@ -414,14 +414,12 @@ impl FakeSecrets {
         lock(&self.forced_refreshes).clone()
     }
 
-    fn read(&self, name: &str) -> Result<Arc<SecretDocument>, StoreError> {
-        let raw =
-            lock(&self.values)
-                .get(name)
-                .cloned()
-                .ok_or_else(|| StoreError::SecretMissing {
-                    secret: name.to_owned(),
-                })?;
+    fn read(&self, name: &str) -> Result<Arc<SecretDocument>, crate::ports::SecretError> {
+        let raw = lock(&self.values).get(name).cloned().ok_or_else(|| {
+            crate::ports::SecretError::Missing {
+                secret: name.to_owned(),
+            }
+        })?;
         Ok(Arc::new(SecretDocument::parse(
             name,
             SecretString::from(raw),
@@ -431,11 +429,14 @@ impl FakeSecrets {
 
 #[async_trait]
 impl SecretSource for FakeSecrets {
-    async fn get(&self, name: &str) -> Result<Arc<SecretDocument>, StoreError> {
+    async fn get(&self, name: &str) -> Result<Arc<SecretDocument>, crate::ports::SecretError> {
         self.read(name)
     }
 
-    async fn force_refresh(&self, name: &str) -> Result<Arc<SecretDocument>, StoreError> {
+    async fn force_refresh(
+        &self,
+        name: &str,
+    ) -> Result<Arc<SecretDocument>, crate::ports::SecretError> {
         lock(&self.forced_refreshes).push(name.to_owned());
         self.read(name)
     }

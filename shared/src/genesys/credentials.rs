@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use secrecy::{ExposeSecret, SecretString};
 
 use super::{GenesysError, GenesysHosts};
-use crate::ports::{SecretDocument, SecretSource, StoreError};
+use crate::ports::{SecretDocument, SecretError, SecretSource};
 
 #[derive(Debug, Clone)]
 pub struct ClientCredentials {
@@ -59,7 +59,7 @@ pub struct GenesysCredentials {
 }
 
 impl GenesysCredentials {
-    pub fn from_document(doc: &SecretDocument) -> Result<Self, StoreError> {
+    pub fn from_document(doc: &SecretDocument) -> Result<Self, SecretError> {
         let plain = |field: &str| doc.string(field).map(|s| s.expose_secret().to_owned());
         let optional_plain = |field: &str| {
             doc.optional_string(field)
@@ -86,7 +86,7 @@ impl GenesysCredentials {
         })
     }
 
-    pub async fn load(source: &dyn SecretSource, secret_name: &str) -> Result<Self, StoreError> {
+    pub async fn load(source: &dyn SecretSource, secret_name: &str) -> Result<Self, SecretError> {
         Self::from_document(&*source.get(secret_name).await?)
     }
 }

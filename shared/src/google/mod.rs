@@ -26,7 +26,7 @@ use crate::calendar_client::{transport, utc_time};
 use crate::clock::{Clock, Deadline};
 use crate::genesys::token::{AccessToken, Fetched, TokenCache};
 use crate::model::UserId;
-use crate::ports::{CalendarApi, SecretDocument, StoreError};
+use crate::ports::{CalendarApi, SecretDocument, SecretError};
 
 use assertion::Signer;
 
@@ -55,7 +55,7 @@ pub struct GoogleSettings {
 
 impl GoogleSettings {
     pub fn from_secret(doc: &SecretDocument) -> Result<Self, CalendarError> {
-        let secret = |error: StoreError| CalendarError::Auth {
+        let secret = |error: SecretError| CalendarError::Auth {
             operation: "service account",
             message: error.to_string(),
         };

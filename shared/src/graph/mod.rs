@@ -25,7 +25,7 @@ use crate::genesys::token::{AccessToken, Fetched, TokenCache};
 use crate::model::UserId;
 use crate::ports::CalendarApi;
 use crate::ports::SecretDocument;
-use crate::ports::StoreError;
+use crate::ports::SecretError;
 
 pub const GRAPH_BASE_URL: &str = "https://graph.microsoft.com";
 pub const LOGIN_BASE_URL: &str = "https://login.microsoftonline.com";
@@ -51,7 +51,7 @@ pub struct GraphSettings {
 impl GraphSettings {
     /// The app's settings from its secret; notification URLs empty until
     /// `with_notification_base` sets them (only the sync worker creates subscriptions).
-    pub fn from_secret(doc: &SecretDocument) -> Result<Self, StoreError> {
+    pub fn from_secret(doc: &SecretDocument) -> Result<Self, SecretError> {
         let plain = |field: &str| doc.string(field).map(|s| s.expose_secret().to_owned());
         let optional = |field: &str, default: &str| {
             doc.optional_string(field).map(|value| {

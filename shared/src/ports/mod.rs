@@ -80,17 +80,36 @@ pub enum StoreError {
         field: String,
         reason: String,
     },
+    #[error("invalid input: {0}")]
+    Invalid(String),
+}
+
+/// A secret that could not be had, as the services see it. Never carries the secret's value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SecretError {
     #[error("secret {secret} not found")]
-    SecretMissing { secret: String },
-    /// A secret exists but a field is absent or of the wrong type. Never carries the value.
+    Missing { secret: String },
+    /// The secret exists but a field is absent or of the wrong type.
     #[error("secret {secret}: field {field}: {reason}")]
-    SecretField {
+    Field {
         secret: String,
         field: String,
         reason: String,
     },
-    #[error("invalid input: {0}")]
-    Invalid(String),
+    #[error("{operation}: throttled by the service")]
+    Throttled { operation: &'static str },
+    #[error("{operation} failed: {message}")]
+    Sdk {
+        operation: &'static str,
+        message: String,
+    },
+}
+
+impl SecretError {
+    /// Whether trying the same call again later may succeed.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Self::Throttled { .. } | Self::Sdk { .. })
+    }
 }
 
 /// A failed call to a queue, the event bus or the scheduler, as the services see it: what may
@@ -306,11 +325,13 @@ pub trait IdempotencyStore: Send + Sync + fmt::Debug {
 #[async_trait]
 pub trait SecretSource: Send + Sync + fmt::Debug {
     /// The secret, from the cache while it is fresh.
-    async fn get(&self, name: &str) -> Result<std::sync::Arc<SecretDocument>, StoreError>;
+    async fn get(&self, name: &str) -> Result<std::sync::Arc<SecretDocument>, SecretError>;
 
     /// Fetches the secret again now (after a 401: the secret was rotated).
-    async fn force_refresh(&self, name: &str)
-    -> Result<std::sync::Arc<SecretDocument>, StoreError>;
+    async fn force_refresh(
+        &self,
+        name: &str,
+    ) -> Result<std::sync::Arc<SecretDocument>, SecretError>;
 }
 
 /// How one notification of a batch fared.

@@ -6,13 +6,13 @@ use std::fmt;
 use async_trait::async_trait;
 use secrecy::{ExposeSecret, SecretString};
 
-use super::StoreError;
+use super::SecretError;
 
 /// Fetches one secret's raw value from wherever secrets live (Secrets Manager); the secret
 /// cache (`secret_cache`) makes a `SecretSource` of it.
 #[async_trait]
 pub trait SecretFetcher: Send + Sync + fmt::Debug {
-    async fn fetch(&self, name: &str) -> Result<SecretString, StoreError>;
+    async fn fetch(&self, name: &str) -> Result<SecretString, SecretError>;
 }
 
 /// One secret's JSON object. Fields are read on demand and handed out wrapped again.
@@ -32,19 +32,19 @@ impl fmt::Debug for SecretDocument {
 
 impl SecretDocument {
     /// Accepts only a JSON object; the error names the secret, never its content.
-    pub fn parse(name: &str, raw: SecretString) -> Result<Self, StoreError> {
+    pub fn parse(name: &str, raw: SecretString) -> Result<Self, SecretError> {
         match serde_json::from_str::<serde_json::Value>(raw.expose_secret()) {
             Ok(serde_json::Value::Object(_)) => Ok(Self {
                 name: name.to_owned(),
                 raw,
             }),
-            Ok(_) => Err(StoreError::SecretField {
+            Ok(_) => Err(SecretError::Field {
                 secret: name.to_owned(),
                 field: "(root)".to_owned(),
                 reason: "expected a JSON object".to_owned(),
             }),
             // serde_json's syntax errors carry a position, not the input; keep only that anyway.
-            Err(err) => Err(StoreError::SecretField {
+            Err(err) => Err(SecretError::Field {
                 secret: name.to_owned(),
                 field: "(root)".to_owned(),
                 reason: format!("not JSON (line {}, column {})", err.line(), err.column()),
@@ -57,9 +57,9 @@ impl SecretDocument {
     }
 
     /// A required string field.
-    pub fn string(&self, field: &str) -> Result<SecretString, StoreError> {
+    pub fn string(&self, field: &str) -> Result<SecretString, SecretError> {
         self.optional_string(field)?
-            .ok_or_else(|| StoreError::SecretField {
+            .ok_or_else(|| SecretError::Field {
                 secret: self.name.clone(),
                 field: field.to_owned(),
                 reason: "missing".to_owned(),
@@ -67,14 +67,12 @@ impl SecretDocument {
     }
 
     /// An optional string field: absent or null is None, any other type is an error.
-    pub fn optional_string(&self, field: &str) -> Result<Option<SecretString>, StoreError> {
+    pub fn optional_string(&self, field: &str) -> Result<Option<SecretString>, SecretError> {
         let parsed: serde_json::Value =
-            serde_json::from_str(self.raw.expose_secret()).map_err(|_| {
-                StoreError::SecretField {
-                    secret: self.name.clone(),
-                    field: "(root)".to_owned(),
-                    reason: "not JSON".to_owned(),
-                }
+            serde_json::from_str(self.raw.expose_secret()).map_err(|_| SecretError::Field {
+                secret: self.name.clone(),
+                field: "(root)".to_owned(),
+                reason: "not JSON".to_owned(),
             })?;
         match parsed.get(field) {
             None | Some(serde_json::Value::Null) => Ok(None),
@@ -92,7 +90,7 @@ impl SecretDocument {
     /// The whole document as `T`. Errors name the secret, the position and what was expected,
     /// never the offending value (serde's "invalid type/value" messages quote it, so those are
     /// cut to their "expected ..." part).
-    pub fn deserialize<T: serde::de::DeserializeOwned>(&self) -> Result<T, StoreError> {
+    pub fn deserialize<T: serde::de::DeserializeOwned>(&self) -> Result<T, SecretError> {
         serde_json::from_str(self.raw.expose_secret()).map_err(|err| {
             let message = err.to_string();
             let message = message
@@ -108,7 +106,7 @@ impl SecretDocument {
             } else {
                 message
             };
-            StoreError::SecretField {
+            SecretError::Field {
                 secret: self.name.clone(),
                 field: format!("(line {}, column {})", err.line(), err.column()),
                 reason,
@@ -116,8 +114,8 @@ impl SecretDocument {
         })
     }
 
-    fn field_error(&self, field: &str, reason: &str) -> StoreError {
-        StoreError::SecretField {
+    fn field_error(&self, field: &str, reason: &str) -> SecretError {
+        SecretError::Field {
             secret: self.name.clone(),
             field: field.to_owned(),
             reason: reason.to_owned(),

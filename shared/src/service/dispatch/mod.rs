@@ -29,8 +29,8 @@ use crate::delivery::retry::RetrySchedule;
 use crate::delivery::subscribers::SubscriberConfig;
 use crate::model::UserId;
 use crate::ports::{
-    AuditLog, Begin, Channel, EndpointRegistry, IdempotencyStore, MessageVisibility, SecretSource,
-    StoreError,
+    AuditLog, Begin, Channel, EndpointRegistry, IdempotencyStore, MessageVisibility, SecretError,
+    SecretSource,
 };
 use crate::state::{AuditEntry, DecisionKind};
 use subscriber::TargetResult;
@@ -115,7 +115,7 @@ impl BatchReport {
 pub enum DispatchError {
     /// Without subscribers nothing can be decided; the whole batch is retried.
     #[error("subscriber configuration: {0}")]
-    Subscribers(#[source] StoreError),
+    Subscribers(#[source] SecretError),
 }
 
 impl DispatchError {

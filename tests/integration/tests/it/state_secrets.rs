@@ -6,7 +6,7 @@ use std::time::Duration;
 use presence_autopilot::aws::secrets::secrets_manager_source;
 use presence_autopilot::clock::SystemClock;
 use presence_autopilot::genesys::GenesysCredentials;
-use presence_autopilot::ports::{SecretSource, StoreError};
+use presence_autopilot::ports::{SecretError, SecretSource};
 use secrecy::ExposeSecret;
 
 use crate::support::moto;
@@ -90,7 +90,7 @@ async fn a_missing_secret_or_field_names_the_secret_and_field() {
 
     let missing = source.get(&absent).await.expect_err("missing");
     assert!(
-        matches!(&missing, StoreError::SecretMissing { secret } if *secret == absent),
+        matches!(&missing, SecretError::Missing { secret } if *secret == absent),
         "{missing}"
     );
 
