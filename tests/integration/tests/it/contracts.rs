@@ -158,3 +158,68 @@ async fn genesys_keeps_the_platform_contract_on_its_simulator() {
     };
     contract::platform(&platform, &ada, "ada@example.com", &clock).await;
 }
+
+/// Books and cancels events in a google-sim user's calendar through its control surface (a
+/// cancelled event is Google's deletion: it comes back in the next incremental sync).
+struct GoogleDesk {
+    base: String,
+    user: &'static str,
+    http: reqwest::Client,
+}
+
+#[async_trait::async_trait]
+impl contract::CalendarDesk for GoogleDesk {
+    async fn book(&self, subject: &str, from: DateTime<Utc>, to: DateTime<Utc>) -> String {
+        let url = format!("{}/sim/calendars/{}/events", self.base, self.user);
+        let body = json!({"summary": subject, "start": from.to_rfc3339(), "end": to.to_rfc3339()});
+        let created: Value = self
+            .http
+            .post(url)
+            .json(&body)
+            .send()
+            .await
+            .expect("booked")
+            .json()
+            .await
+            .expect("json");
+        created["id"].as_str().expect("event id").to_owned()
+    }
+
+    async fn delete(&self, id: &str) {
+        let url = format!(
+            "{}/sim/calendars/{}/events/{id}/cancel",
+            self.base, self.user
+        );
+        let status = self
+            .http
+            .post(url)
+            .send()
+            .await
+            .expect("cancelled")
+            .status();
+        assert!(status.is_success(), "{status}");
+    }
+}
+
+#[tokio::test]
+async fn google_keeps_the_calendar_contract_on_its_simulator() {
+    let google = google_sim::SimServer::start(
+        google_sim::Seed::default(),
+        "127.0.0.1:0".parse().expect("addr"),
+    )
+    .await
+    .expect("google simulator");
+    let clock = Arc::new(SystemClock);
+    let api = crate::support::connector::google_client(
+        &google,
+        "https://notify.example.com",
+        2,
+        clock.clone(),
+    );
+    let desk = GoogleDesk {
+        base: google.base_url(),
+        user: google_sim::seed::AGENT2,
+        http: reqwest::Client::new(),
+    };
+    contract::calendar_api(&api, &desk, google_sim::seed::AGENT2, clock.as_ref()).await;
+}
