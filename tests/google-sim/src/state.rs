@@ -4,7 +4,6 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
-use base64::Engine as _;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sha2::Digest as _;
@@ -142,12 +141,7 @@ pub fn rfc1123(at: DateTime<Utc>) -> String {
 }
 
 /// A random opaque token, base64url without padding (sync and page tokens).
-pub fn random_token(uuids: usize) -> String {
-    let bytes: Vec<u8> = (0..uuids)
-        .flat_map(|_| *uuid::Uuid::new_v4().as_bytes())
-        .collect();
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
-}
+pub use sim_kit::random_token;
 
 const BASE32HEX: &[u8; 32] = b"0123456789abcdefghijklmnopqrstuv";
 

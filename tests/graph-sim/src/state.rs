@@ -3,7 +3,6 @@
 
 use std::collections::HashMap;
 
-use base64::Engine as _;
 use chrono::{DateTime, Timelike, Utc};
 use serde::Serialize;
 use sha2::Digest as _;
@@ -172,12 +171,7 @@ pub fn parse_time(text: &str) -> Option<DateTime<Utc>> {
 }
 
 /// A random opaque string, base64url without padding.
-pub fn random_token(uuids: usize) -> String {
-    let bytes: Vec<u8> = (0..uuids)
-        .flat_map(|_| *uuid::Uuid::new_v4().as_bytes())
-        .collect();
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
-}
+pub use sim_kit::random_token;
 
 /// A stable UUID-shaped id derived from `text` (service principal ids for `creatorId`).
 pub fn derived_uuid(text: &str) -> String {

@@ -143,6 +143,15 @@ where
     Ok(())
 }
 
+/// A fresh random token: `uuids` × 16 random bytes, base64url without padding.
+pub fn random_token(uuids: usize) -> String {
+    use base64::Engine;
+    let bytes: Vec<u8> = (0..uuids)
+        .flat_map(|_| *uuid::Uuid::new_v4().as_bytes())
+        .collect();
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
 /// The token of an `Authorization: Bearer <token>` header (scheme in any case), if there is one.
 pub fn bearer(headers: &axum::http::HeaderMap) -> Option<String> {
     headers
