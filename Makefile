@@ -4,6 +4,8 @@ VENV := .venv
 # The infrastructure linters live in their own venv: checkov pins boto3 and packaging to versions
 # that conflict with moto/boto3/pytest in .venv (requirements-lint.txt).
 LINT_VENV := .venv-lint
+# The SAM CLI: its pins conflict with the Genesys SDK's in .venv (requirements-sam.txt).
+SAM_VENV := .venv-sam
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export CARGO_TERM_COLOR ?= never
 
@@ -12,7 +14,7 @@ export CARGO_TERM_COLOR ?= never
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
-setup: $(VENV)/.installed $(LINT_VENV)/.installed chromium ## create .venv (moto, cargo-lambda, Genesys, Microsoft Graph and Google SDKs, test tools) and .venv-lint (cfn-lint, checkov); install Debian's chromium
+setup: $(VENV)/.installed $(LINT_VENV)/.installed $(SAM_VENV)/.installed chromium ## create .venv (moto, cargo-lambda, Genesys, Microsoft Graph and Google SDKs, test tools), .venv-lint (cfn-lint, checkov) and .venv-sam (SAM CLI); install Debian's chromium
 
 # The day-page test renders `autopilot day` in headless Chromium (Debian's package, /usr/bin/chromium).
 # Without apt (not Debian) it only warns: the demo needs no browser, and the test says what is missing.
@@ -32,6 +34,11 @@ $(VENV)/.installed: requirements-dev.txt
 $(LINT_VENV)/.installed: requirements-lint.txt
 	python3 -m venv $(LINT_VENV)
 	$(LINT_VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-lint.txt
+	touch $@
+
+$(SAM_VENV)/.installed: requirements-sam.txt
+	python3 -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-sam.txt
 	touch $@
 
 test: setup ## Rust unit + integration tests (simulator, moto), the official-SDK contract test, the cargo-lambda smoke test
@@ -65,7 +72,8 @@ lint: setup lint-infra ## cfn-lint + checkov on infra/, rustfmt check, clippy wi
 	cargo clippy --workspace --all-targets --locked -- -D warnings
 	python3 scripts/code_shape.py --check
 
-lint-infra: $(LINT_VENV)/.installed ## cfn-lint and checkov on infra/template.yaml (offline)
+lint-infra: $(LINT_VENV)/.installed $(SAM_VENV)/.installed ## sam validate --lint, cfn-lint and checkov on infra/template.yaml (offline)
+	SAM_CLI_TELEMETRY=0 $(SAM_VENV)/bin/sam validate --lint --template-file infra/template.yaml --region us-east-1
 	$(LINT_VENV)/bin/cfn-lint infra/template.yaml
 	$(LINT_VENV)/bin/checkov -f infra/template.yaml --framework cloudformation --quiet --compact --skip-download
 
