@@ -77,21 +77,32 @@ async fn dynamodb_keeps_the_connection_store_contract() {
     contract::connection_store(&DynamoConnections::new(client, &table), user).await;
 }
 
-/// Books and deletes events in a graph-sim user's calendar through its control surface.
-struct GraphDesk {
-    base: String,
-    user: &'static str,
+/// Books and removes events in a simulator user's calendar through its control surface:
+/// graph-sim deletes an event, google-sim cancels it (Google's deletion).
+struct SimDesk {
+    /// `.../sim/users/{user}/events` (Graph) or `.../sim/calendars/{email}/events` (Google).
+    events_url: String,
+    /// The event's title field: `subject` (Graph) or `summary` (Google).
+    title: &'static str,
+    removal: Removal,
     http: reqwest::Client,
 }
 
+enum Removal {
+    /// `DELETE {events}/{id}`.
+    Delete,
+    /// `POST {events}/{id}/cancel`.
+    Cancel,
+}
+
 #[async_trait::async_trait]
-impl contract::CalendarDesk for GraphDesk {
+impl contract::CalendarDesk for SimDesk {
     async fn book(&self, subject: &str, from: DateTime<Utc>, to: DateTime<Utc>) -> String {
-        let url = format!("{}/sim/users/{}/events", self.base, self.user);
-        let body = json!({"subject": subject, "start": from.to_rfc3339(), "end": to.to_rfc3339()});
+        let mut body = json!({"start": from.to_rfc3339(), "end": to.to_rfc3339()});
+        body[self.title] = Value::String(subject.to_owned());
         let created: Value = self
             .http
-            .post(url)
+            .post(&self.events_url)
             .json(&body)
             .send()
             .await
@@ -103,14 +114,12 @@ impl contract::CalendarDesk for GraphDesk {
     }
 
     async fn delete(&self, id: &str) {
-        let url = format!("{}/sim/users/{}/events/{id}", self.base, self.user);
-        let status = self
-            .http
-            .delete(url)
-            .send()
-            .await
-            .expect("deleted")
-            .status();
+        let url = format!("{}/{id}", self.events_url);
+        let request = match self.removal {
+            Removal::Delete => self.http.delete(url),
+            Removal::Cancel => self.http.post(format!("{url}/cancel")),
+        };
+        let status = request.send().await.expect("removed").status();
         assert!(status.is_success(), "{status}");
     }
 }
@@ -135,9 +144,14 @@ async fn graph_keeps_the_calendar_contract_on_its_simulator() {
         lifecycle_url: "https://notify.example.com/graph/lifecycle".to_owned(),
     };
     let api = GraphClient::new(settings, clock.clone()).expect("client");
-    let desk = GraphDesk {
-        base: graph.base_url(),
-        user: graph_sim::seed::AGENT4,
+    let desk = SimDesk {
+        events_url: format!(
+            "{}/sim/users/{}/events",
+            graph.base_url(),
+            graph_sim::seed::AGENT4
+        ),
+        title: "subject",
+        removal: Removal::Delete,
         http: reqwest::Client::new(),
     };
     contract::calendar_api(&api, &desk, graph_sim::seed::AGENT4, clock.as_ref()).await;
@@ -159,48 +173,6 @@ async fn genesys_keeps_the_platform_contract_on_its_simulator() {
     contract::platform(&platform, &ada, "ada@example.com", &clock).await;
 }
 
-/// Books and cancels events in a google-sim user's calendar through its control surface (a
-/// cancelled event is Google's deletion: it comes back in the next incremental sync).
-struct GoogleDesk {
-    base: String,
-    user: &'static str,
-    http: reqwest::Client,
-}
-
-#[async_trait::async_trait]
-impl contract::CalendarDesk for GoogleDesk {
-    async fn book(&self, subject: &str, from: DateTime<Utc>, to: DateTime<Utc>) -> String {
-        let url = format!("{}/sim/calendars/{}/events", self.base, self.user);
-        let body = json!({"summary": subject, "start": from.to_rfc3339(), "end": to.to_rfc3339()});
-        let created: Value = self
-            .http
-            .post(url)
-            .json(&body)
-            .send()
-            .await
-            .expect("booked")
-            .json()
-            .await
-            .expect("json");
-        created["id"].as_str().expect("event id").to_owned()
-    }
-
-    async fn delete(&self, id: &str) {
-        let url = format!(
-            "{}/sim/calendars/{}/events/{id}/cancel",
-            self.base, self.user
-        );
-        let status = self
-            .http
-            .post(url)
-            .send()
-            .await
-            .expect("cancelled")
-            .status();
-        assert!(status.is_success(), "{status}");
-    }
-}
-
 #[tokio::test]
 async fn google_keeps_the_calendar_contract_on_its_simulator() {
     let google = google_sim::SimServer::start(
@@ -216,9 +188,14 @@ async fn google_keeps_the_calendar_contract_on_its_simulator() {
         2,
         clock.clone(),
     );
-    let desk = GoogleDesk {
-        base: google.base_url(),
-        user: google_sim::seed::AGENT2,
+    let desk = SimDesk {
+        events_url: format!(
+            "{}/sim/calendars/{}/events",
+            google.base_url(),
+            google_sim::seed::AGENT2
+        ),
+        title: "summary",
+        removal: Removal::Cancel,
         http: reqwest::Client::new(),
     };
     contract::calendar_api(&api, &desk, google_sim::seed::AGENT2, clock.as_ref()).await;
