@@ -55,8 +55,11 @@ from http import HTTPStatus
 from pathlib import Path
 from typing import Any, Callable
 
+from iam_gate import IamGate  # beside this file
+
 CONTROL_PATH = "/_standin/faults"
 CALLS_PATH = "/_standin/calls"
+IAM_PATH = "/_standin/iam"
 TRANSACT_WRITE = "DynamoDB_20120810.TransactWriteItems"
 BATCH_GET = "DynamoDB_20120810.BatchGetItem"
 TOKEN_TTL_SECONDS = 600  # DynamoDB's idempotency window for ClientRequestToken
@@ -216,6 +219,7 @@ class StandIn:
         self.tokens: dict[str, Remembered] = {}  # insertion order is expiry order
         self.ids = itertools.count(1)
         self.counters: dict[str, CallCounter] = {}
+        self.gate = IamGate()
 
     def __call__(self, environ: dict, start_response: Callable) -> list[bytes]:
         body = take_body(environ)  # read outside the lock: a slow client must not stall others
@@ -233,7 +237,14 @@ class StandIn:
             return self.control(environ.get("REQUEST_METHOD", "GET"), path, environ.get("QUERY_STRING", ""), body)
         if path == CALLS_PATH or path.startswith(CALLS_PATH + "/"):
             return self.calls(environ.get("REQUEST_METHOD", "GET"), path[len(CALLS_PATH) + 1:], body)
+        if path == IAM_PATH:
+            return json_answer(200, self.gate.view())
         target = environ.get("HTTP_X_AMZ_TARGET", "")
+        denial = self.gate.check(environ, body)
+        if denial is not None:
+            if target:
+                return aws_error(target, "AccessDeniedException", denial)
+            return json_answer(403, {"Message": denial}, headers=[("x-amzn-ErrorType", "AccessDeniedException")])
         for counter in self.counters.values():
             counter.count(target, body)
         fault = next((f for f in self.faults if f.matches(target, body)), None) if target else None
