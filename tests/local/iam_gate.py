@@ -138,6 +138,8 @@ def json_protocol_calls(region: str, target: str, request: dict) -> list[Call]:
     if prefix == "DynamoDBStreams_20120810":
         if operation == "ListStreams":
             return [Call("dynamodb:ListStreams", "*")]
+        if operation == "GetRecords":  # the iterator names its stream: "<stream arn>|1|<id>"
+            return [Call("dynamodb:GetRecords", request["ShardIterator"].split("|", 1)[0])]
         return [Call(f"dynamodb:{operation}", request["StreamArn"])]
     if prefix == "AmazonSQS":
         if operation == "GetQueueUrl":

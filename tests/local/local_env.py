@@ -25,12 +25,27 @@ import sys
 import time
 from pathlib import Path
 
-import aws_standin  # beside this file; importers put tests/local on sys.path for both
+import urllib.request
+
+import aws_standin  # beside this file; importers put tests/local on sys.path for all three
+import runner
+import stack
 
 ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = ROOT / ".venv" / "bin"
 # A relative CARGO_TARGET_DIR is relative to the repository root, where make runs cargo.
 TARGET = ROOT / os.environ.get("CARGO_TARGET_DIR", "target")
+# Each run's allowed calls, read by scripts/privilege_report.py after the test run.
+PRIVILEGE_LOG = Path(os.environ.get("PRIVILEGE_LOG_DIR", str(TARGET / "privilege-log")))
+STACK_NAME = "presence-autopilot"
+# The functions the template declares (Metadata.BuildProperties.Binary), each built by make.
+FUNCTION_BINARIES = ("transition", "outbox-relay", "webhook-dispatch", "schedule-check", "calendar-notify",
+                     "calendar-sync", "calendar-upkeep")
+# The local deploy's parameters: the calendar connector on, for the simulators' roster and domain.
+LOCAL_PARAMETERS = {
+    "RosterGroupId": "9c2f4e1a-7b3d-4c5e-8f6a-1b2c3d4e5f60",  # genesys-sim's default roster group
+    "GoogleWorkspaceDomains": "workspace.example.com",  # google-sim's domain
+}
 
 
 def free_port() -> int:
@@ -51,21 +66,31 @@ def wait_for_port(port: int, process: subprocess.Popen, what: str, timeout: floa
 
 
 class LocalEnv:
-    """Starts everything on enter, stops everything on exit (also on errors and Ctrl-C)."""
+    """Starts everything on enter, stops everything on exit (also on errors and Ctrl-C).
 
-    def __init__(self, log_dir: Path | None = None, subscribers: dict | None = None) -> None:
+    The AWS side is the stack deployed from `template` (`stack.py`); `start_functions` hands it to
+    the runner (`runner.py`), which plays the Lambda service from the stack. On exit, a call the
+    stack's roles did not allow fails the run, naming role, action and resource, and the calls that
+    were allowed are written for the least-privilege report (scripts/privilege_report.py)."""
+
+    def __init__(self, log_dir: Path | None = None, subscribers: dict | None = None, template: Path = stack.TEMPLATE,
+                 parameters: dict[str, str] | None = None, expect_denials: bool = False) -> None:
         """`subscribers`: the subscriber document (docs/delivery.md) stored in the subscribers
-        secret; none by default."""
+        secret; none by default. `parameters` add to or override the local deploy's."""
         self.processes: list[tuple[str, subprocess.Popen]] = []
         self.log_dir = log_dir or Path(os.environ.get("TMPDIR", "/tmp")) / f"presence-autopilot-{os.getpid()}"
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self.subscribers = subscribers if subscribers is not None else {"webhooks": []}
+        self.template = template
+        self.parameters = {**LOCAL_PARAMETERS, **(parameters or {})}
+        self.expect_denials = expect_denials
         self.aws_env: dict[str, str] = {}
-        self.resources: dict[str, str] = {}
         self.sim_url = ""
         self.graph_url = ""
         self.google_url = ""
-        self.invoke_port = 0
+        self.stack: stack.Stack | None = None
+        self.runner: runner.Runner | None = None
+        self.ports: dict[str, int] = {}
 
     def __enter__(self) -> "LocalEnv":
         try:
@@ -75,8 +100,12 @@ class LocalEnv:
             raise
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, exc_type, *exc) -> None:
+        denied = self.denials() if self.aws_env else []
         self.close()
+        if exc_type is None and denied and not self.expect_denials:
+            raise runner.RunFailure("calls the stack's roles do not allow:\n" + "\n".join(
+                f"  {d['role']}: {d['action']} on {d['resource']} ({d['why']})" for d in denied))
 
     def _spawn(self, name: str, args: list[str], env: dict[str, str] | None = None, stdout=None) -> subprocess.Popen:
         log = open(self.log_dir / f"{name}.log", "w")
@@ -91,6 +120,14 @@ class LocalEnv:
         )
         self.processes.append((name, process))
         return process
+
+    def _simulator(self, name: str) -> str:
+        process = self._spawn(name, [str(TARGET / "debug" / name), "--addr", "127.0.0.1:0"], stdout=subprocess.PIPE)
+        assert process.stdout is not None
+        url = process.stdout.readline().strip()
+        if not url.startswith("http://"):
+            raise RuntimeError(f"{name} did not print its URL (got {url!r}); see {self.log_dir}")
+        return url
 
     def _start(self) -> None:
         # --parent-pid: the stand-in ends with this process even if close() never runs (SIGKILL).
@@ -108,25 +145,54 @@ class LocalEnv:
             "AWS_REGION": "us-east-1",
             "AWS_DEFAULT_REGION": "us-east-1",
         }
-        sim = self._spawn("genesys-sim", [str(TARGET / "debug" / "genesys-sim"), "--addr", "127.0.0.1:0"], stdout=subprocess.PIPE)
-        assert sim.stdout is not None
-        self.sim_url = sim.stdout.readline().strip()
-        if not self.sim_url.startswith("http://"):
-            raise RuntimeError(f"genesys-sim did not print its URL (got {self.sim_url!r}); see {self.log_dir}")
-        provisioned = subprocess.run(
-            [str(TARGET / "debug" / "examples" / "provision"), "--genesys-base-url", self.sim_url],
-            cwd=ROOT,
-            env={**os.environ, **self.aws_env},
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        self.resources = json.loads(provisioned.stdout)
-        self._provision_events_and_scheduler()
-        self._provision_calendar()
+        self.sim_url = self._simulator("genesys-sim")
+        self.graph_url = self._simulator("graph-sim")
+        self.google_url = self._simulator("google-sim")
+        self.ports = {binary: free_port() for binary in FUNCTION_BINARIES}
+        urls = {f"{STACK_NAME}-{b}": f"http://127.0.0.1:{p}/lambda-url/{b}/" for b, p in self.ports.items()}
+        self.stack = stack.deploy(stack.boto_clients(moto_url), self.parameters, STACK_NAME, self.template, urls)
+        (self.log_dir / "stack.json").write_text(json.dumps(self.stack.to_json(), indent=1, default=str))
+        self._put_secret_values()
+
+    def _put_secret_values(self) -> None:
+        """What the operator does after `sam deploy` (docs/deploy.md): the secrets' real values,
+        here pointing at the simulators. The Graph secret keeps its generated clientStateKey."""
+        secrets = self.client("secretsmanager")
+
+        def put(output: str, value: dict) -> None:
+            secrets.put_secret_value(SecretId=self.output(output), SecretString=json.dumps(value))
+
+        put("GenesysOAuthSecretArn", {"clientId": "demo-client", "clientSecret": "demo-secret", "region": "mypurecloud.com",
+                                      "apiBaseUrl": self.sim_url})
+        put("SubscribersSecretArn", self.subscribers)
+        graph = json.loads(secrets.get_secret_value(SecretId=self.output("GraphSecretArn"))["SecretString"])
+        put("GraphSecretArn", {**graph, "tenantId": "00000000-0000-0000-0000-0000000000aa", "clientId": "graph-client",
+                               "clientSecret": "graph-secret", "graphBaseUrl": self.graph_url, "loginBaseUrl": self.graph_url})
+        key_file = json.loads((ROOT / "tests" / "fixtures" / "google" / "test-service-account.json").read_text())
+        put("GoogleSecretArn", {**key_file, "token_uri": f"{self.google_url}/token", "apiBaseUrl": self.google_url})
+
+    def output(self, name: str) -> str:
+        assert self.stack is not None
+        if name not in self.stack.outputs:
+            raise KeyError(f"the stack has no output {name} (infra/template.yaml, Outputs)")
+        return self.stack.outputs[name]
+
+    @property
+    def resources(self) -> dict[str, str]:
+        """The names the demo and the local walk print, read from the stack's outputs."""
+        return {
+            "TABLE_NAME": self.output("TableName"),
+            "EVENT_BUS_NAME": self.output("EventBusName"),
+            "BURST_QUEUE_URL": self.output("BurstQueueUrl"),
+            "NOTIFICATIONS_QUEUE_URL": self.output("NotificationsQueueUrl"),
+            "SYNC_QUEUE_URL": self.output("SyncQueueUrl"),
+            "SCHEDULE_GROUP_NAME": self.output("ScheduleGroupName"),
+            "GENESYS_SECRET_ID": self.output("GenesysOAuthSecretArn"),
+            "ROSTER_GROUP_ID": self.parameters["RosterGroupId"],
+        }
 
     def client(self, service: str):
-        """A boto3 client for moto."""
+        """A boto3 client for the stand-in with its own key (not a role: inspection only)."""
         import boto3  # the project venv has it; imported late so `--help`-style use stays light
 
         return boto3.client(
@@ -137,195 +203,66 @@ class LocalEnv:
             aws_secret_access_key=self.aws_env["AWS_SECRET_ACCESS_KEY"],
         )
 
-    def _provision_events_and_scheduler(self, prefix: str = "presence-autopilot") -> None:
-        sqs = self.client("sqs")
-        arn = lambda url: sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]  # noqa: E731
-        self.resources["EVENTS_QUEUE_ARN"] = arn(self.resources["EVENTS_QUEUE_URL"])
-        rule_dlq = sqs.create_queue(QueueName=f"{prefix}-events-rule-dlq")["QueueUrl"]
-        scheduler_dlq = sqs.create_queue(QueueName=f"{prefix}-scheduler-dlq")["QueueUrl"]
-        self.resources["SCHEDULER_DLQ_ARN"] = arn(scheduler_dlq)
+    def function_env(self, binary: str) -> dict[str, str]:
+        """The environment the runner gives `binary`: the stack's, its role's credentials and the
+        local endpoint overrides."""
+        assert self.runner is not None, "start_functions() first"
+        return dict(self.runner.host(binary).environment)
 
-        secret = f"{prefix}/subscribers"
-        self.client("secretsmanager").create_secret(Name=secret, SecretString=json.dumps(self.subscribers))
-        self.resources["SUBSCRIBERS_SECRET_ID"] = secret
-
-        events = self.client("events")
-        bus = events.create_event_bus(Name=prefix)["EventBusArn"]
-        events.put_rule(
-            Name=f"{prefix}-triggers",
-            EventBusName=prefix,
-            EventPattern=json.dumps(
-                {"detail-type": ["Calendar Event Started", "Calendar Event Ended", "Focus Started", "Focus Ended"]}
-            ),
-            State="ENABLED",
-        )
-        events.put_targets(
-            Rule=f"{prefix}-triggers",
-            EventBusName=prefix,
-            Targets=[
-                {
-                    "Id": "burst-queue",
-                    "Arn": self.resources["EVENTS_QUEUE_ARN"],
-                    "DeadLetterConfig": {"Arn": arn(rule_dlq)},
-                }
-            ],
-        )
-        self.resources["EVENT_BUS_NAME"] = prefix
-        self.resources["EVENT_BUS_ARN"] = bus
-
-        self.client("scheduler").create_schedule_group(Name=prefix)
-        self.resources["SCHEDULE_GROUP_NAME"] = prefix
-        # moto checks neither; the names are the template's shape.
-        self.resources["SCHEDULER_ROLE_ARN"] = f"arn:aws:iam::123456789012:role/{prefix}-scheduler"
-        # Schedules send to the burst queue, as the bus rule does (the template's wiring).
-        self.resources["BURST_QUEUE_ARN"] = self.resources["EVENTS_QUEUE_ARN"]
-
-    def _provision_calendar(self, prefix: str = "presence-autopilot") -> None:
-        graph = self._spawn("graph-sim", [str(TARGET / "debug" / "graph-sim"), "--addr", "127.0.0.1:0"], stdout=subprocess.PIPE)
-        assert graph.stdout is not None
-        self.graph_url = graph.stdout.readline().strip()
-        if not self.graph_url.startswith("http://"):
-            raise RuntimeError(f"graph-sim did not print its URL (got {self.graph_url!r}); see {self.log_dir}")
-        sqs = self.client("sqs")
-        self.resources["SYNC_QUEUE_URL"] = sqs.create_queue(QueueName=f"{prefix}-calendar-sync")["QueueUrl"]
-        changes = sqs.create_queue(QueueName=f"{prefix}-calendar-changes")["QueueUrl"]
-        self.resources["CALENDAR_CHANGES_QUEUE_URL"] = changes
-        changes_arn = sqs.get_queue_attributes(QueueUrl=changes, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-        events = self.client("events")
-        events.put_rule(
-            Name=f"{prefix}-calendar-changes",
-            EventBusName=prefix,
-            EventPattern=json.dumps({"detail-type": ["Calendar Event Upserted", "Calendar Event Deleted"]}),
-            State="ENABLED",
-        )
-        events.put_targets(
-            Rule=f"{prefix}-calendar-changes", EventBusName=prefix, Targets=[{"Id": "schedule-check", "Arn": changes_arn}]
-        )
-        secret = f"{prefix}/graph"
-        self.client("secretsmanager").create_secret(
-            Name=secret,
-            SecretString=json.dumps(
-                {
-                    "tenantId": "00000000-0000-0000-0000-0000000000aa",
-                    "clientId": "graph-client",
-                    "clientSecret": "graph-secret",
-                    "clientStateKey": os.urandom(24).hex(),
-                    "graphBaseUrl": self.graph_url,
-                    "loginBaseUrl": self.graph_url,
-                }
-            ),
-        )
-        self.resources["GRAPH_SECRET_ID"] = secret
-        self._provision_google(prefix)
-        # The genesys-sim default seed's roster group (all demo agents).
-        self.resources["ROSTER_GROUP_ID"] = "9c2f4e1a-7b3d-4c5e-8f6a-1b2c3d4e5f60"
-
-    def _provision_google(self, prefix: str) -> None:
-        """The Google simulator plays Google Workspace for one domain; the secret is the test
-        service account's key file (tests/fixtures/google) pointed at it."""
-        google = self._spawn("google-sim", [str(TARGET / "debug" / "google-sim"), "--addr", "127.0.0.1:0"], stdout=subprocess.PIPE)
-        assert google.stdout is not None
-        self.google_url = google.stdout.readline().strip()
-        if not self.google_url.startswith("http://"):
-            raise RuntimeError(f"google-sim did not print its URL (got {self.google_url!r}); see {self.log_dir}")
-        key_file = json.loads((ROOT / "tests" / "fixtures" / "google" / "test-service-account.json").read_text())
-        key_file["token_uri"] = f"{self.google_url}/token"
-        key_file["apiBaseUrl"] = self.google_url
-        secret = f"{prefix}/google"
-        self.client("secretsmanager").create_secret(Name=secret, SecretString=json.dumps(key_file))
-        self.resources["GOOGLE_SECRET_ID"] = secret
-        self.resources["GOOGLE_WORKSPACE_DOMAINS"] = "workspace.example.com"
-
-    def function_env(self) -> dict[str, str]:
-        """The union of the functions' configuration (every workspace binary runs under one
-        `cargo lambda watch`): the names `infra/template.yaml` sets."""
-        return {
-            **self.aws_env,
-            # transition, schedule-check; outbox-relay sends to the notifications queue
-            "TABLE_NAME": self.resources["TABLE_NAME"],
-            "NOTIFICATIONS_QUEUE_URL": self.resources["NOTIFICATIONS_QUEUE_URL"],
-            "GENESYS_SECRET_ID": self.resources["GENESYS_SECRET_ID"],
-            # webhook-dispatch; MAX_RECEIVE_COUNT equals the notifications queue's redrive (provision.rs)
-            "SUBSCRIBERS_SECRET_ID": self.resources["SUBSCRIBERS_SECRET_ID"],
-            "MAX_RECEIVE_COUNT": "4",
-            # schedule-check
-            "SCHEDULE_GROUP_NAME": self.resources["SCHEDULE_GROUP_NAME"],
-            "SCHEDULER_ROLE_ARN": self.resources["SCHEDULER_ROLE_ARN"],
-            "BURST_QUEUE_ARN": self.resources["BURST_QUEUE_ARN"],
-            "SCHEDULER_DLQ_ARN": self.resources["SCHEDULER_DLQ_ARN"],
-            # calendar-notify, calendar-sync, calendar-upkeep; Graph posts to cargo lambda
-            # watch's Function URL emulation of calendar-notify
-            "GRAPH_SECRET_ID": self.resources["GRAPH_SECRET_ID"],
-            "GOOGLE_SECRET_ID": self.resources["GOOGLE_SECRET_ID"],
-            "GOOGLE_WORKSPACE_DOMAINS": self.resources["GOOGLE_WORKSPACE_DOMAINS"],
-            "SYNC_QUEUE_URL": self.resources["SYNC_QUEUE_URL"],
-            "EVENT_BUS_NAME": self.resources["EVENT_BUS_NAME"],
-            "NOTIFICATION_BASE_URL": self.function_url("calendar-notify"),
-            "ROSTER_GROUP_ID": self.resources["ROSTER_GROUP_ID"],
-            "AWS_LAMBDA_LOG_FORMAT": "JSON",
-            "AWS_LAMBDA_LOG_LEVEL": os.environ.get("AWS_LAMBDA_LOG_LEVEL", "info"),
-        }
-
-    def function_url(self, function: str) -> str:
-        """Where `cargo lambda watch` serves a function as its Function URL (its default port
-        9000 when the developer starts it by hand)."""
-        return f"http://127.0.0.1:{self.invoke_port or 9000}/lambda-url/{function}"
+    def function_url(self, binary: str) -> str:
+        return f"http://127.0.0.1:{self.ports[binary]}/lambda-url/{binary}"
 
     def start_functions(self, extra_env: dict[str, str] | None = None) -> None:
-        """`cargo lambda watch` serving every function of the workspace. `extra_env` adds or
-        overrides variables (e.g. POLICY_PATH, or ALLOW_LOOPBACK_HTTP for a local receiver)."""
-        self.invoke_port = self.invoke_port or free_port()
-        env = {
-            **os.environ,
-            **self.function_env(),
-            **(extra_env or {}),
-            "PATH": f"{VENV_BIN}:{os.environ.get('PATH', '')}",
-        }
-        watch = self._spawn(
-            "cargo-lambda-watch",
-            ["cargo", "lambda", "watch", "--ignore-changes", "--invoke-address", "127.0.0.1", "--invoke-port", str(self.invoke_port)],
-            env=env,
-        )
-        wait_for_port(self.invoke_port, watch, "cargo lambda watch", timeout=600)
+        """The runner: each function under its own `cargo lambda watch`, its role and the stack's
+        environment. `extra_env` may only set local endpoint overrides (runner.ENDPOINT_OVERRIDES),
+        e.g. ALLOW_LOOPBACK_HTTP for a local receiver or POLICY_PATH."""
+        assert self.stack is not None
+        extra = dict(extra_env or {})
+        extra.setdefault("AWS_LAMBDA_LOG_LEVEL", os.environ.get("AWS_LAMBDA_LOG_LEVEL", "info"))
 
-    def invoke(self, function: str, payload: dict | str, timeout: float = 600) -> dict:
-        """`cargo lambda invoke`. Fails at once (with the log) if the function process exits
-        meanwhile — the emulator would otherwise wait for it until the timeout."""
-        data = payload if isinstance(payload, str) else json.dumps(payload)
-        env = {**os.environ, "PATH": f"{VENV_BIN}:{os.environ.get('PATH', '')}"}
-        watch_log = self.log_dir / "cargo-lambda-watch.log"
-        log_offset = watch_log.stat().st_size if watch_log.exists() else 0
-        process = subprocess.Popen(
-            ["cargo", "lambda", "invoke", function, "--invoke-address", "127.0.0.1", "--invoke-port", str(self.invoke_port), "--data-ascii", data],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                stdout, stderr = process.communicate(timeout=0.2)
-                break
-            except subprocess.TimeoutExpired:
-                crashed = ""
-                if watch_log.exists():
-                    with open(watch_log, errors="replace") as log:
-                        log.seek(log_offset)
-                        new = log.read()
-                    if "command exited" in new:
-                        crashed = new
-                if crashed or time.monotonic() > deadline:
-                    process.kill()
-                    process.communicate()
-                    why = f"the function exited:\n{crashed[-3000:]}" if crashed else f"no answer within {timeout:.0f} s"
-                    raise RuntimeError(f"invoke {function} failed: {why}") from None
-        if process.returncode != 0:
-            raise RuntimeError(f"invoke {function} failed: {stdout}{stderr}")
-        return json.loads(stdout)
+        def overrides(binary: str, declared: dict[str, str]) -> dict[str, str]:
+            local = dict(extra)
+            if "NOTIFICATION_BASE_URL" in declared:  # Graph posts to calendar-notify's local URL
+                local["NOTIFICATION_BASE_URL"] = self.function_url("calendar-notify")
+            return local
+
+        self.runner = runner.Runner(self.stack, self.aws_env["AWS_ENDPOINT_URL"], self.log_dir, overrides, self.ports)
+        self.runner.start()
+        for binary, process in self.runner.processes():
+            self.processes.append((f"watch-{binary}", process))
+        for binary, process in self.runner.processes():
+            wait_for_port(self.ports[binary], process, f"cargo lambda watch -p {binary}", timeout=600)
+
+    def invoke(self, binary: str, payload: dict | str, timeout: float | None = None) -> dict:
+        """A direct invoke of one function (what `cargo lambda invoke` does); a function error
+        raises with what the function said."""
+        assert self.runner is not None, "start_functions() first"
+        ok, answer = self.runner.host(binary).invoke(json.loads(payload) if isinstance(payload, str) else payload, timeout)
+        if not ok:
+            raise RuntimeError(f"invoke {binary} failed: {answer}")
+        return answer
+
+    def denials(self) -> list[dict]:
+        with urllib.request.urlopen(self.aws_env["AWS_ENDPOINT_URL"] + "/_standin/iam", timeout=30) as answer:
+            return json.load(answer)["denied"]
+
+    def record_privileges(self) -> None:
+        """The calls each role made, for scripts/privilege_report.py (one file per run)."""
+        with urllib.request.urlopen(self.aws_env["AWS_ENDPOINT_URL"] + "/_standin/iam", timeout=30) as answer:
+            seen = json.load(answer)
+        assert self.stack is not None
+        roles = {r.physical_id: r.logical_id for r in self.stack.of_type("AWS::IAM::Role")}
+        calls = [{**c, "role": roles.get(c["role"], c["role"])} for c in seen["allowed"]]
+        PRIVILEGE_LOG.mkdir(parents=True, exist_ok=True)
+        test = os.environ.get("PYTEST_CURRENT_TEST", "").split(" ")[0] or Path(sys.argv[0]).name
+        (PRIVILEGE_LOG / f"{os.getpid()}-{time.monotonic_ns()}.json").write_text(json.dumps({"run": test, "calls": calls}))
 
     def close(self) -> None:
+        if self.runner is not None:
+            self.runner.stop()
+            if not self.expect_denials:
+                with contextlib.suppress(Exception):
+                    self.record_privileges()
         for name, process in reversed(self.processes):
             if process.poll() is None:
                 with contextlib.suppress(ProcessLookupError):
