@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
 """`make demo`: a scripted day of Presence Autopilot against local stand-ins, narrated.
 
-Starts (on loopback) moto, the Genesys simulator, a webhook receiver that verifies Standard
-Webhooks signatures, provisions what infra/template.yaml names, runs every function under one
-`cargo lambda watch`, and plays the day. The demo is the glue AWS would be: it puts events on the
-bus, drains the queues and invokes the functions with the SQS batch (the Lambda poller), and fires
-Scheduler schedules (moto never does). Every process it started is stopped on exit, Ctrl-C or
+Starts (on loopback) the AWS stand-in, the Genesys, Graph and Google simulators and a webhook
+receiver that verifies Standard Webhooks signatures; deploys infra/template.yaml on the stand-in;
+runs each function under its own `cargo lambda watch` with its own role, and plays the day. The
+stack's own wiring carries every step (tests/local/runner.py plays the Lambda service from it): the
+demo only puts events on the bus, edits calendars, and tells the runner's clock when a scheduled
+rule or a Scheduler schedule is due. Every process it started is stopped on exit, Ctrl-C or
 failure; function logs go to the log dir (printed on failure). See docs/demo.md."""
 
 from __future__ import annotations
@@ -136,13 +137,8 @@ class Day:
     def __init__(self, env: LocalEnv, receiver: Receiver) -> None:
         self.env = env
         self.receiver = receiver
-        self.sqs = env.client("sqs")
         self.events = env.client("events")
         self.dynamodb = env.client("dynamodb")
-        self.streams = env.client("dynamodbstreams")
-        # The last record of the table's stream handed to outbox-relay.
-        self.relayed_up_to: str | None = None
-        self.scheduler = env.client("scheduler")
         self.audit_seen: dict[str, int] = {}
         # Whose audit trail `show_audit` prints and `expect_audit` checks.
         self.agent = ADA
@@ -234,132 +230,40 @@ class Day:
         expect(answer["FailedEntryCount"] == 0, f"PutEvents failed: {answer}")
         say(f"calendar → bus: {bold(detail_type)} {detail['calendarEventId']!r}")
 
-    def drain(self, queue_url: str, at_least: int, wait: float) -> list[dict]:
-        messages: list[dict] = []
+    def settle(self, until=None, what: str = "", wait: float = 15.0) -> int:
+        """The runner plays Lambda from the deployed stack until nothing moves: the bus rules'
+        targets, the queues' event source mappings, the table stream's mapping. `until`: a signal
+        to wait for first (an HTTP push that has not arrived yet)."""
+        runner = self.env.runner
         deadline = time.monotonic() + wait
-        while True:
-            got = self.sqs.receive_message(
-                QueueUrl=queue_url,
-                MaxNumberOfMessages=10,
-                WaitTimeSeconds=0,
-                AttributeNames=["All"],
-                MessageAttributeNames=["All"],
-            ).get("Messages", [])
-            messages.extend(got)
-            if got:
-                continue
-            if len(messages) >= at_least or time.monotonic() >= deadline:
-                return messages
-            time.sleep(0.1)
-
-    @staticmethod
-    def sqs_event(messages: list[dict], queue_arn: str) -> dict:
-        return {
-            "Records": [
-                {
-                    "messageId": m["MessageId"],
-                    "receiptHandle": m["ReceiptHandle"],
-                    "body": m["Body"],
-                    "attributes": m.get("Attributes", {}),
-                    "messageAttributes": {
-                        name: {
-                            "stringValue": value.get("StringValue"),
-                            "stringListValues": [],
-                            "binaryListValues": [],
-                            "dataType": value["DataType"],
-                        }
-                        for name, value in m.get("MessageAttributes", {}).items()
-                    },
-                    "md5OfBody": m["MD5OfBody"],
-                    "eventSource": "aws:sqs",
-                    "eventSourceARN": queue_arn,
-                    "awsRegion": "us-east-1",
-                }
-                for m in messages
-            ]
-        }
-
-    def poll(self, function: str, queue_url: str, at_least: int, wait: float) -> int:
-        """One Lambda poller round: receive, invoke with the batch, delete what succeeded."""
-        messages = self.drain(queue_url, at_least, wait)
-        if not messages:
-            return 0
-        arn = self.sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-        answer = self.env.invoke(function, self.sqs_event(messages, arn))
-        failed = {f["itemIdentifier"] for f in (answer or {}).get("batchItemFailures", [])}
-        for m in messages:
-            if m["MessageId"] not in failed:
-                self.sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=m["ReceiptHandle"])
-        note = f", {len(failed)} reported failed" if failed else ""
-        say(dim(f"{function} ← SQS batch of {len(messages)} message(s){note}"))
-        expect(not failed, f"{function} reported batch item failures: {sorted(failed)}")
-        return len(messages)
+        moved = 0
+        while until is not None and not until():
+            expect(time.monotonic() < deadline, f"{what} did not happen within {wait:.0f} s")
+            moved += runner.pump()
+            time.sleep(0.05)
+        moved += runner.settle()
+        expect(not runner.failures(), f"a function failed: {runner.failures()}")
+        return moved
 
     def transition_from_bus(self) -> None:
-        count = self.poll("transition", self.env.resources["EVENTS_QUEUE_URL"], at_least=1, wait=10)
-        expect(count >= 1, "the event never reached the events queue (bus rule → SQS)")
+        before = self.mapping("TransitionBurstQueueMapping").delivered
+        self.settle()
+        expect(self.mapping("TransitionBurstQueueMapping").delivered > before,
+               "the event never reached transition (bus rule → burst queue → event source mapping)")
         self.show_audit()
 
-    def relay_outbox(self) -> int:
-        """The table's stream mapping: the state changes since the last round → outbox-relay
-        (with the mapping's filter: user state items, inserted or modified)."""
-        table = self.env.resources["TABLE_NAME"]
-        arn = self.dynamodb.describe_table(TableName=table)["Table"]["LatestStreamArn"]
-        records: list[dict] = []
-        for shard in self.streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"]:
-            where = (
-                {"ShardIteratorType": "AFTER_SEQUENCE_NUMBER", "SequenceNumber": self.relayed_up_to}
-                if self.relayed_up_to
-                else {"ShardIteratorType": "TRIM_HORIZON"}
-            )
-            iterator = self.streams.get_shard_iterator(StreamArn=arn, ShardId=shard["ShardId"], **where)["ShardIterator"]
-            while True:
-                page = self.streams.get_records(ShardIterator=iterator)
-                if not page["Records"]:
-                    break
-                records.extend(page["Records"])
-                iterator = page["NextShardIterator"]
-        if not records:
-            return 0
-        self.relayed_up_to = records[-1]["dynamodb"]["SequenceNumber"]
-        state_changes = [
-            r for r in records if r["eventName"] in ("INSERT", "MODIFY") and r["dynamodb"]["Keys"]["sk"]["S"] == "STATE"
-        ]
-        if not state_changes:
-            return 0
-        event = {"Records": [self.stream_record(r, arn) for r in state_changes]}
-        answer = self.env.invoke("outbox-relay", event)
-        failed = (answer or {}).get("batchItemFailures", [])
-        expect(not failed, f"outbox-relay reported failed records: {failed}")
-        say(dim(f"outbox-relay ← table stream batch of {len(state_changes)} state change(s)"))
-        return len(state_changes)
-
-    @staticmethod
-    def stream_record(record: dict, stream_arn: str) -> dict:
-        change = dict(record["dynamodb"])
-        created = change.get("ApproximateCreationDateTime")
-        if isinstance(created, dt.datetime):
-            change["ApproximateCreationDateTime"] = created.timestamp()
-        return {
-            "eventID": record["eventID"],
-            "eventName": record["eventName"],
-            "eventVersion": record.get("eventVersion", "1.1"),
-            "eventSource": "aws:dynamodb",
-            "awsRegion": record.get("awsRegion", "us-east-1"),
-            "dynamodb": change,
-            "eventSourceARN": stream_arn,
-        }
+    def mapping(self, logical_id: str):
+        return next(m for m in self.env.runner.sqs_mappings + self.env.runner.stream_mappings if m.logical_id == logical_id)
 
     def notify(self, expect_delivery: bool = True) -> None:
-        """Relays the committed notifications (table stream → outbox-relay → notifications queue),
-        drains that queue into webhook-dispatch and shows what the receiver got."""
-        self.relay_outbox()
-        count = self.poll("webhook-dispatch", self.env.resources["NOTIFICATIONS_QUEUE_URL"], at_least=0, wait=0.5)
-        if count == 0:
-            say(dim("no notification was queued"))
+        """The committed notifications went table stream → outbox-relay → notifications queue →
+        webhook-dispatch (the stack's mappings); shows what the receiver got."""
+        self.settle()
         with self.receiver.lock:
             new = self.receiver.deliveries[self.delivered_seen :]
             self.delivered_seen = len(self.receiver.deliveries)
+        if not new:
+            say(dim("no webhook was sent"))
         for delivery in new:
             payload = delivery["payload"] or {}
             if delivery["verified"]:
@@ -446,29 +350,16 @@ class Day:
                 },
             ),
         ]
-        if HAS_SCHEDULE_CHECK:
-            functions.append(("schedule-check", self.sweep_event()))
         took = []
         for function, payload in functions:
             began = time.monotonic()
             self.env.invoke(function, payload, timeout=300)
             took.append(f"{function} {time.monotonic() - began:.1f} s")
+        if HAS_SCHEDULE_CHECK:
+            began = time.monotonic()
+            self.env.runner.fire_rule("SweepRule")
+            took.append(f"schedule-check {time.monotonic() - began:.1f} s")
         say(dim("functions started: " + ", ".join(took)))
-
-    @staticmethod
-    def sweep_event() -> dict:
-        """What the every-minute EventBridge rule sends to schedule-check."""
-        return {
-            "version": "0",
-            "id": str(uuid.uuid4()),
-            "detail-type": "Scheduled Event",
-            "source": "aws.events",
-            "account": "123456789012",
-            "time": iso(now()),
-            "region": "us-east-1",
-            "resources": [],
-            "detail": {},
-        }
 
     # ---- the calendar (the Graph simulator plays Microsoft 365) -------------------------------
 
@@ -487,27 +378,30 @@ class Day:
     def calendar_to_presence(self) -> None:
         """Graph's notification → calendar-notify (Function URL) → sync queue → calendar-sync →
         bus → schedule-check, which starts or ends the meeting now (transition, in-process)."""
-        self.poll("calendar-sync", self.env.resources["SYNC_QUEUE_URL"], at_least=1, wait=15)
-        changes = self.env.resources["CALENDAR_CHANGES_QUEUE_URL"]
-        messages = self.drain(changes, at_least=1, wait=10)
-        expect(messages, "calendar-sync put nothing on the bus (bus rule → calendar changes queue)")
-        for message in messages:
-            envelope = json.loads(message["Body"])
-            detail = envelope["detail"]
-            say(f"bus → schedule-check: {bold(envelope['detail-type'])} {detail.get('calendarEventId', '?')[:24]}…")
-            answer = self.env.invoke("schedule-check", envelope)
-            say(dim(f"schedule-check: action {answer.get('action')!r}, reason {answer.get('reason')!r}"))
-            self.sqs.delete_message(QueueUrl=changes, ReceiptHandle=message["ReceiptHandle"])
+        sync = self.mapping("CalendarSyncQueueMapping")
+        before, tapped = sync.delivered, sum(h.invocations for h in self.schedule_check_hosts())
+        self.settle(until=lambda: sync.delivered > before, what="a sync request from calendar-notify")
+        after = sum(h.invocations for h in self.schedule_check_hosts())
+        expect(after > tapped, "calendar-sync put nothing on the bus that reached schedule-check (CalendarChangeRule)")
+        say(f"sync queue → calendar-sync → bus → {bold('CalendarChangeRule')} → schedule-check ({after - tapped} event(s))")
         self.show_audit()
+
+    def schedule_check_hosts(self):
+        return [self.env.runner.host("schedule-check")]
+
+    def upkeep(self) -> dict:
+        """The CalendarUpkeepRule's tick (its rate, fast-forwarded): calendar-upkeep connects the roster."""
+        answer = self.env.runner.fire_rule("CalendarUpkeepRule")[0] or {}
+        say(dim(f"CalendarUpkeepRule → calendar-upkeep: {json.dumps(answer)}"))
+        return answer
 
     def meeting_booked_in_outlook(self) -> None:
         step("0", "A meeting booked in Ada's Outlook calendar: notification → delta → planner → presence")
         self._graph("POST", "/sim/users", {"user_principal_name": ADA_EMAIL, "mail": ADA_EMAIL, "display_name": "Ada Agent"})
         say("Microsoft 365 (the Graph simulator) has a mailbox for ada@example.com; the Genesys roster group holds the demo agents")
-        answer = self.env.invoke("calendar-upkeep", {})
-        say(dim(f"calendar-upkeep: {json.dumps(answer)}"))
+        answer = self.upkeep()
         expect(answer.get("connected") == 1, f"calendar-upkeep did not connect Ada: {answer}")
-        self.poll("calendar-sync", self.env.resources["SYNC_QUEUE_URL"], at_least=1, wait=10)
+        self.settle()
         subscriptions = [s for s in self._graph("GET", "/sim/subscriptions") if not s.get("expired")]
         expect(len(subscriptions) == 1, f"expected one Graph subscription, got {subscriptions}")
         say(
@@ -527,7 +421,7 @@ class Day:
         took = time.monotonic() - booked
         self.expect_audit("applied")
         self.show_presence("after", "Meeting")
-        say(ok(f"calendar edit → presence Meeting in {took * 1000:.0f} ms") + dim(" (the demo plays the SQS poller and the bus target)"))
+        say(ok(f"calendar edit → presence Meeting in {took * 1000:.0f} ms") + dim(" (the stack's mappings and rules, played by the runner)"))
         self.notify()
         cancelled = time.monotonic()
         self._graph("DELETE", f"/sim/users/{ADA_EMAIL}/events/{event['id']}")
@@ -561,10 +455,9 @@ class Day:
         self._http("PUT", f"/sim/groups/{self.env.resources['ROSTER_GROUP_ID']}/members", {"memberIds": [*DEMO_AGENT_IDS, GWEN]})
         self._google("POST", "/sim/users", {"email": GWEN_EMAIL})
         say(f"Gwen ({GWEN_EMAIL}) joins the roster group; her domain is on Google Workspace (the Google simulator)")
-        answer = self.env.invoke("calendar-upkeep", {})
-        say(dim(f"calendar-upkeep: {json.dumps(answer)}"))
+        answer = self.upkeep()
         expect(answer.get("connected") == 1, f"calendar-upkeep did not connect Gwen: {answer}")
-        self.poll("calendar-sync", self.env.resources["SYNC_QUEUE_URL"], at_least=1, wait=10)
+        self.settle()
         channels = [c for c in self._google("GET", "/sim/channels") if not c["stopped"] and c["calendar"] == GWEN_EMAIL]
         expect(len(channels) == 1, f"expected one Google channel on Gwen's calendar, got {channels}")
         first = self.google_deliveries(1)[0]
@@ -605,53 +498,37 @@ class Day:
         step("0b", "A meeting is planned: schedule-check turns it into Scheduler schedules, the start fires")
         trigger = "demo-planned-sync"
         start, end = now() + dt.timedelta(seconds=3), now() + dt.timedelta(minutes=30)
-        event = {
-            "version": "0",
-            "id": str(uuid.uuid4()),
-            "detail-type": "Calendar Event Upserted",
-            "source": "presence-autopilot.calendar",
-            "account": "123456789012",
-            "time": iso(now()),
-            "region": "us-east-1",
-            "resources": [],
-            "detail": self.calendar_event(trigger, start, end, "Weekly sync"),
-        }
         self.show_presence("before", "Available")
-        say(f"calendar → schedule-check: {bold('Calendar Event Upserted')} {trigger!r} {start:%H:%M:%S}–{end:%H:%M} UTC")
-        answer = self.env.invoke("schedule-check", event)
-        say(dim(f"schedule-check: action {answer.get('action')!r}, reason {answer.get('reason')!r}"))
-        group = self.env.resources["SCHEDULE_GROUP_NAME"]
-        schedules = {}
-        for summary in self.scheduler.list_schedules(GroupName=group).get("Schedules", []):
-            schedule = self.scheduler.get_schedule(GroupName=group, Name=summary["Name"])
-            schedules[schedule["Name"]] = schedule
-            target = json.loads(schedule["Target"]["Input"])
+        self.put_on_bus("Calendar Event Upserted", self.calendar_event(trigger, start, end, "Weekly sync"))
+        self.settle()
+        say(f"bus → {bold('CalendarChangeRule')} → schedule-check: {start:%H:%M:%S}–{end:%H:%M} UTC planned")
+        burst = self.env.stack.resources["BurstQueue"].attributes["Arn"]
+        planned = {}
+        for schedule in self.env.runner.schedules():
+            target = schedule["Target"]
+            detail_type = json.loads(target["Input"]).get("detail-type", "?")
             say(
                 f"Scheduler: {schedule['Name']} {schedule['ScheduleExpression']}"
-                f" {schedule.get('ScheduleExpressionTimezone') or 'UTC'} → burst queue"
-                f" ({target.get('detail-type', '?')})"
+                f" {schedule.get('ScheduleExpressionTimezone') or 'UTC'} → burst queue ({detail_type})"
             )
-        planned = {s.get("detailType", ""): s for s in answer.get("schedules", [])}
-        expect("Calendar Event Started" in planned, f"schedule-check planned no start schedule: {answer}")
-        expect("Calendar Event Ended" in planned, f"schedule-check planned no end schedule: {answer}")
-        for detail_type, summary in planned.items():
-            expect(summary["name"] in schedules, f"{detail_type} schedule {summary['name']} is not in group {group}")
+            expect(target["Arn"] == burst, f"the schedule targets {target['Arn']}, not the burst queue {burst}")
+            planned[detail_type] = schedule
+        expect("Calendar Event Started" in planned, f"schedule-check planned no start schedule: {planned}")
+        expect("Calendar Event Ended" in planned, f"schedule-check planned no end schedule: {planned}")
 
         def fire(detail_type: str, early: bool = False) -> None:
-            schedule = schedules[planned[detail_type]["name"]]
-            due = dt.datetime.fromisoformat(planned[detail_type]["at"].replace("Z", "+00:00"))
+            schedule = planned[detail_type]
+            due = dt.datetime.fromisoformat(schedule["ScheduleExpression"][3:-1]).replace(tzinfo=dt.timezone.utc)
             wait = (due - now()).total_seconds()
             if early:
-                say(dim(f"(fast-forward: the demo fires the end schedule, due {due:%H:%M:%S}, now)"))
+                say(dim(f"(fast-forward: the runner's Scheduler is told it is {due:%H:%M:%S}, the end's time)"))
             elif wait > 0:
                 expect(wait < 15, f"the start schedule is due in {wait:.0f} s; the demo waits at most 15 s")
-                say(dim(f"(moto never fires schedules: the demo plays the Scheduler and waits {wait:.1f} s)"))
+                say(dim(f"(the runner's Scheduler fires at the schedule's time: {wait:.1f} s from now)"))
                 time.sleep(wait)
-            target = schedule["Target"]
-            burst = self.env.resources["EVENTS_QUEUE_ARN"]
-            expect(target["Arn"] == burst, f"the schedule targets {target['Arn']}, not the burst queue {burst}")
-            say(f"Scheduler fires {schedule['Name']} → burst queue → transition")
-            self.sqs.send_message(QueueUrl=self.env.resources["EVENTS_QUEUE_URL"], MessageBody=target["Input"])
+            fired = self.env.runner.fire_schedules(now=max(due, now()))
+            expect(fired >= 1, f"the {detail_type} schedule did not fire")
+            say(f"Scheduler fires {schedule['Name']} with SchedulerRole → burst queue → transition")
             self.transition_from_bus()
 
         fire("Calendar Event Started")
@@ -709,10 +586,10 @@ class Day:
         self.routing_becomes("IDLE")
         if HAS_SCHEDULE_CHECK:
             time.sleep(1.2)  # the demo policy rechecks after 1 s (agents.interaction_recheck_seconds)
-            sweep = self.sweep_event()
-            say("the every-minute sweep runs: schedule-check ← Scheduled Event")
-            answer = self.env.invoke("schedule-check", sweep)
+            say("the every-minute sweep runs: SweepRule → schedule-check (Scheduled Event)")
+            answer = self.env.runner.fire_rule("SweepRule")[0]
             say(dim(f"schedule-check answered {json.dumps(answer)}"))
+            self.settle()
             expect(not (answer or {}).get("errors"), f"the sweep reported errors: {answer}")
             self.show_audit()
             self.expect_audit("applied")
@@ -806,18 +683,20 @@ def main() -> int:
     receiver = Receiver()
     failed = True
     try:
-        with LocalEnv(log_dir=LOG_DIR, subscribers=receiver.subscribers()) as env:
+        with LocalEnv(log_dir=LOG_DIR, subscribers=receiver.subscribers(), parameters={"PolicyPath": str(policy)}) as env:
             say(
                 f"moto {env.aws_env['AWS_ENDPOINT_URL']}, Genesys simulator {env.sim_url}, "
                 f"Graph simulator {env.graph_url}, Google simulator {env.google_url}, webhook receiver {receiver.url}"
             )
+            created = [r for r in env.stack.resources.values() if r.created]
             say(
-                "provisioned on moto: table {TABLE_NAME}, bus {EVENT_BUS_NAME} (rule → events queue), "
-                "events + notifications queues with DLQs, Genesys and subscribers secrets, "
-                "Scheduler group {SCHEDULE_GROUP_NAME}".format(**env.resources)
+                f"deployed infra/template.yaml on the stand-in in {env.stack.seconds:.1f} s: {len(created)} resources created "
+                f"(table {env.resources['TABLE_NAME']}, bus {env.resources['EVENT_BUS_NAME']}, queues, secrets, roles, rules), "
+                f"{len(env.stack.resources) - len(created)} played by the runner or checked by lint only"
             )
-            env.start_functions({"POLICY_PATH": str(policy), "ALLOW_LOOPBACK_HTTP": "true"})
-            say(dim(f"cargo lambda watch serving the functions on 127.0.0.1:{env.invoke_port} (local only: ALLOW_LOOPBACK_HTTP=true)"))
+            env.start_functions({"ALLOW_LOOPBACK_HTTP": "true"})
+            say(dim("each function under its own cargo lambda watch, its own role and the stack's environment "
+                    "(local only: ALLOW_LOOPBACK_HTTP=true; the demo policy through the PolicyPath parameter)"))
             day = Day(env, receiver)
             day.warm_up()
             if HAS_SCHEDULE_CHECK:

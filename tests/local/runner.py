@@ -40,7 +40,7 @@ from stack import ACCOUNT, REGION, Resource, Stack
 ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = ROOT / ".venv" / "bin"
 # What the local run may add to a function's environment: where the stand-ins are, nothing else.
-ENDPOINT_OVERRIDES = ("AWS_ENDPOINT_URL", "NOTIFICATION_BASE_URL", "ALLOW_LOOPBACK_HTTP", "AWS_LAMBDA_LOG_LEVEL", "POLICY_PATH")
+ENDPOINT_OVERRIDES = ("AWS_ENDPOINT_URL", "NOTIFICATION_BASE_URL", "ALLOW_LOOPBACK_HTTP", "AWS_LAMBDA_LOG_LEVEL")
 
 
 class RunFailure(RuntimeError):
@@ -119,6 +119,11 @@ class Clients:
         if role_arn not in self.credentials:
             self.credentials[role_arn] = self.admin("sts").assume_role(RoleArn=role_arn, RoleSessionName=session, DurationSeconds=43200)["Credentials"]
         return self.credentials[role_arn]
+
+    def queue_url(self, arn: str) -> str:
+        """A queue's URL from its ARN: AWS's services address queues by ARN, so the lookup is the
+        runner's, made with the stand-in's key, not a call of the role."""
+        return self.admin("sqs").get_queue_url(QueueName=arn.rsplit(":", 1)[-1])["QueueUrl"]
 
     def as_role(self, role_arn: str, service: str) -> Any:
         return self._client(role_arn, service)
@@ -272,6 +277,7 @@ class StreamMapping:
     report_failures: bool
     max_retries: int  # -1: until the record expires
     on_failure: str | None  # an SQS queue ARN
+    failure_url: str | None  # its URL
     streams: Any  # dynamodbstreams, with the function role's credentials
     sqs: Any  # for the on-failure destination, with the function role's credentials
     positions: dict[str, str | None] = field(default_factory=dict)  # shard → last sequence consumed
@@ -354,8 +360,7 @@ class StreamMapping:
                 "streamArn": self.stream_arn,
             },
         }
-        url = self.sqs.get_queue_url(QueueName=self.on_failure.rsplit(":", 1)[-1])["QueueUrl"]
-        self.sqs.send_message(QueueUrl=url, MessageBody=json.dumps(record))
+        self.sqs.send_message(QueueUrl=self.failure_url, MessageBody=json.dumps(record))
         self.sent_to_failure_destination += 1
 
 
@@ -381,13 +386,15 @@ class RuleTap:
         return len(messages)
 
 
-def invoke_async(host: FunctionHost, payload: Any, retries: int, lost: list[str]) -> None:
-    """Lambda's asynchronous invoke: the first try and `retries` more (EventInvokeConfig)."""
+def invoke_async(host: FunctionHost, payload: Any, retries: int, lost: list[str]) -> Any:
+    """Lambda's asynchronous invoke: the first try and `retries` more (EventInvokeConfig). The
+    answer is returned for the local log only: an asynchronous caller never sees it."""
     for _ in range(retries + 1):
         ok, answer = host.invoke(payload)
         if ok:
-            return
+            return answer
     lost.append(f"{host.binary}: {str(answer)[:300]}")
+    return None
 
 
 class Runner:
@@ -487,18 +494,18 @@ class Runner:
         reports = "ReportBatchItemFailures" in p.get("FunctionResponseTypes", [])
         patterns = lambda_event_pattern(p.get("FilterCriteria"))
         if source.startswith("arn:aws:sqs:"):
-            name = source.rsplit(":", 1)[-1]
-            url = self.clients.admin("sqs").get_queue_url(QueueName=name)["QueueUrl"]
+            url = self.clients.queue_url(source)
             self.sqs_mappings.append(
                 SqsMapping(mapping.logical_id, host, url, source, int(p.get("BatchSize", 10)),
                            float(p.get("MaximumBatchingWindowInSeconds", 0)), patterns, reports,
                            self.clients.as_role(role, "sqs"))
             )
         elif ":dynamodb:" in source and "/stream/" in source:
+            on_failure = p.get("DestinationConfig", {}).get("OnFailure", {}).get("Destination")
             self.stream_mappings.append(
                 StreamMapping(mapping.logical_id, host, source, int(p.get("BatchSize", 100)), p["StartingPosition"], patterns,
                               reports, int(p.get("MaximumRetryAttempts", -1)),
-                              p.get("DestinationConfig", {}).get("OnFailure", {}).get("Destination"),
+                              on_failure, on_failure and self.clients.queue_url(on_failure),
                               self.clients.as_role(role, "dynamodbstreams"), self.clients.as_role(role, "sqs"))
             )
         else:
@@ -520,7 +527,7 @@ class Runner:
         events.put_targets(Rule=rule.physical_id, EventBusName=bus.rsplit("/", 1)[-1], Targets=[{"Id": f"runner-{target['Id']}"[:64], "Arn": arn}])
         self.taps.append(RuleTap(rule.logical_id, host, url, target.get("Input"), self._async_retries(host), sqs, self.lost))
 
-    def fire_rule(self, logical_id: str, at: dt.datetime | None = None) -> None:
+    def fire_rule(self, logical_id: str, at: dt.datetime | None = None) -> list[Any]:
         """A scheduled rule's tick: each Lambda target gets the Scheduled Event (or its Input)."""
         rule = self.stack.resources[logical_id]
         if "ScheduleExpression" not in rule.properties:
@@ -537,10 +544,13 @@ class Runner:
             "resources": [rule.attributes["Arn"]],
             "detail": {},
         }
-        for target in rule.properties.get("Targets", []):
-            host = next(h for h in self.hosts.values() if target["Arn"] in (h.arn, h.name))
-            payload = json.loads(target["Input"]) if "Input" in target else event
-            invoke_async(host, payload, self._async_retries(host), self.lost)
+        answers = []
+        with self._lock:
+            for target in rule.properties.get("Targets", []):
+                host = next(h for h in self.hosts.values() if target["Arn"] in (h.arn, h.name))
+                payload = json.loads(target["Input"]) if "Input" in target else event
+                answers.append(invoke_async(host, payload, self._async_retries(host), self.lost))
+        return answers
 
     def fire_schedules(self, now: dt.datetime | None = None) -> int:
         """Sends every due one-time schedule's input to its target with the schedule's role."""
@@ -554,17 +564,14 @@ class Runner:
                     continue
                 target = schedule["Target"]
                 sqs = self.clients.as_role(target["RoleArn"], "sqs")
-                queue = target["Arn"].rsplit(":", 1)[-1]
                 try:
-                    url = sqs.get_queue_url(QueueName=queue)["QueueUrl"]
-                    sqs.send_message(QueueUrl=url, MessageBody=target.get("Input", ""))
+                    sqs.send_message(QueueUrl=self.clients.queue_url(target["Arn"]), MessageBody=target.get("Input", ""))
                 except Exception as err:  # noqa: BLE001 - Scheduler sends it to the DLQ instead
                     dlq = target.get("DeadLetterConfig", {}).get("Arn")
                     if not dlq:
                         self.lost.append(f"schedule {summary['Name']}: {err}")
                     else:
-                        dlq_url = sqs.get_queue_url(QueueName=dlq.rsplit(":", 1)[-1])["QueueUrl"]
-                        sqs.send_message(QueueUrl=dlq_url, MessageBody=target.get("Input", ""))
+                        sqs.send_message(QueueUrl=self.clients.queue_url(dlq), MessageBody=target.get("Input", ""))
                 if schedule.get("ActionAfterCompletion") == "DELETE":
                     scheduler.delete_schedule(GroupName=group.physical_id, Name=summary["Name"])
                 fired += 1
