@@ -9,7 +9,7 @@ SAM_VENV := .venv-sam
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: help setup chromium test test-rust test-contract lint lint-infra fmt demo bench build flake-check fuzz
+.PHONY: help setup chromium test test-rust test-contract lint lint-infra fmt demo package bench build flake-check fuzz
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -41,17 +41,23 @@ $(SAM_VENV)/.installed: requirements-sam.txt
 	$(SAM_VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-sam.txt
 	touch $@
 
-test: setup ## Rust unit + integration tests (simulator, moto), the official-SDK contract test, the cargo-lambda smoke test
+test: setup ## Rust unit + integration tests, the official-SDK contract tests, the stack deployed from infra/template.yaml (whole flow, template mutations, roles), least privilege
 	cargo test --workspace --locked
 	$(LOCAL_BUILD)
 	cargo build --locked -p peers
-	$(VENV)/bin/pytest -q tests/contract tests/smoke tests/layering
+	rm -rf $${CARGO_TARGET_DIR:-target}/privilege-log
+	$(VENV)/bin/pytest -q tests/contract tests/smoke tests/stack tests/layering
+	$(VENV)/bin/python scripts/privilege_report.py --check >/dev/null
 
-# The README's local walk builds exactly these; the smoke test and the demo use them the same way.
+# The functions infra/template.yaml declares (Metadata.BuildProperties.Binary).
+FUNCTIONS := transition outbox-relay webhook-dispatch schedule-check calendar-notify calendar-sync calendar-upkeep
+
+# The README's local walk builds exactly these; the tests and the demo use them the same way. One
+# package per build, as `cargo lambda watch -p NAME` builds each function, so it finds them fresh.
 define LOCAL_BUILD
 cargo build --locked -p genesys-sim -p graph-sim -p google-sim
-	cargo build --locked -p integration-tests --example provision
 	cargo build --locked -p presence-autopilot --features cli --bin autopilot
+	@for f in $(FUNCTIONS); do cargo build --locked -p $$f || exit 1; done
 endef
 
 test-rust: setup ## only the Rust tests
@@ -80,14 +86,12 @@ lint-infra: $(LINT_VENV)/.installed $(SAM_VENV)/.installed ## sam validate --lin
 fmt: ## format the code
 	cargo fmt --all
 
-# One package per build, as `cargo lambda watch` builds each function (`cargo run --bin NAME`), so
-# the watch finds them fresh. schedule-check joins when the workspace has it.
-DEMO_FUNCTIONS := transition outbox-relay webhook-dispatch calendar-notify calendar-sync calendar-upkeep $(if $(wildcard functions/schedule-check/Cargo.toml),schedule-check)
-
-demo: setup ## the scripted day on local stand-ins: moto, Genesys simulator, webhook receiver, the functions (docs/demo.md)
+demo: setup ## the scripted day on the stack deployed from infra/template.yaml: stand-in, simulators, webhook receiver, each function under its role (docs/demo.md)
 	$(LOCAL_BUILD)
-	@for f in $(DEMO_FUNCTIONS); do cargo build --locked -p $$f || exit 1; done
 	$(VENV)/bin/python scripts/demo.py
+
+package: setup ## docs/deploy.md's `sam build` (arm64, cargo-lambda): every function's zip, with its size and the build's time
+	$(VENV)/bin/python scripts/package.py
 
 bench: setup ## cold start, first invoke, CPU and peak RSS of the release transition beside a minimal Lambda; the all-hands burst; the pure stages; the connector; the stand-in; the arm64 zip (docs/benchmarks.md)
 	cargo bench --locked -p presence-autopilot --bench transition

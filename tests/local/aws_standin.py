@@ -14,7 +14,10 @@ One more correction: moto backs a transaction up by deep-copying each table it t
 cost grew with the table (140 ms for one item on a 3,370-item table). Under the one lock an
 item-level backup gives the same all-or-nothing result; `install_item_level_rollback` swaps it in.
 
-Also added, because moto has neither:
+Also added, because moto has none of them:
+- An IAM gate (`iam_gate.py`): every call signed with an assumed role's credentials is authorised
+  against that role's policies by action and resource before moto runs it; `GET /_standin/iam`
+  lists what was allowed and denied (docs/local-aws.md, "Every function under its own role").
 - Call counting: `POST /_standin/calls {"body_contains": X}` counts, by operation, the requests
   whose body contains X (a test's own table name or queue URL); `GET`/`DELETE /_standin/calls/ID`.
 - Fault injection (moto never throttles nor loses a response): `POST /_standin/faults` arms an

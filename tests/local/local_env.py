@@ -1,21 +1,15 @@
-"""Local stand-ins for the cloud, started by the project itself on loopback: moto (DynamoDB, SQS,
-Secrets Manager, EventBridge, Scheduler) behind `aws_standin.py`, which makes every request atomic
-(docs/local-aws.md), the Genesys simulator, and the functions under `cargo lambda watch`. Used by
-`make demo` and the smoke test; every process is stopped on exit (also on SIGTERM when run as a
-script).
-
-Provisioning creates what `infra/template.yaml` names, on moto: the `provision` example (Rust SDK)
-makes the table, the events (burst) queue and the notifications queue with their DLQs and the
-Genesys secret; `_provision_events_and_scheduler` (boto3) adds the subscribers secret, the
-`presence-autopilot` bus with the trigger rule routing Calendar/Focus Started/Ended to the events
-queue, the rule-target and Scheduler DLQs, and the Scheduler group; `_provision_calendar` adds the
-Microsoft 365 connector's side: the Graph simulator, the Graph secret pointing at it, the sync
-queue, and a rule copying Calendar Event Upserted/Deleted to a queue (where AWS would invoke
-schedule-check, the demo plays that target)."""
+"""The local stack, started by the project itself on loopback: the AWS stand-in (moto behind
+`aws_standin.py`, every request atomic, every assumed-role call authorised by action and resource),
+the Genesys, Graph and Google simulators, `infra/template.yaml` deployed on the stand-in
+(`stack.py`), and the functions run by `runner.py` from that stack, each under its own
+`cargo lambda watch` and role. Used by `make demo`, the smoke and stack tests and the README's local
+walk (`python tests/local/local_env.py`); every process is stopped on exit (also on SIGTERM when run
+as a script). docs/local-aws.md says what is emulated and how."""
 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import os
 import signal
@@ -23,9 +17,8 @@ import socket
 import subprocess
 import sys
 import time
-from pathlib import Path
-
 import urllib.request
+from pathlib import Path
 
 import aws_standin  # beside this file; importers put tests/local on sys.path for all three
 import runner
@@ -38,6 +31,7 @@ TARGET = ROOT / os.environ.get("CARGO_TARGET_DIR", "target")
 # Each run's allowed calls, read by scripts/privilege_report.py after the test run.
 PRIVILEGE_LOG = Path(os.environ.get("PRIVILEGE_LOG_DIR", str(TARGET / "privilege-log")))
 STACK_NAME = "presence-autopilot"
+RUNS = itertools.count(1)  # one log dir per environment in a process
 # The functions the template declares (Metadata.BuildProperties.Binary), each built by make.
 FUNCTION_BINARIES = ("transition", "outbox-relay", "webhook-dispatch", "schedule-check", "calendar-notify",
                      "calendar-sync", "calendar-upkeep")
@@ -78,7 +72,7 @@ class LocalEnv:
         """`subscribers`: the subscriber document (docs/delivery.md) stored in the subscribers
         secret; none by default. `parameters` add to or override the local deploy's."""
         self.processes: list[tuple[str, subprocess.Popen]] = []
-        self.log_dir = log_dir or Path(os.environ.get("TMPDIR", "/tmp")) / f"presence-autopilot-{os.getpid()}"
+        self.log_dir = log_dir or Path(os.environ.get("TMPDIR", "/tmp")) / f"presence-autopilot-{os.getpid()}-{next(RUNS)}"
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self.subscribers = subscribers if subscribers is not None else {"webhooks": []}
         self.template = template
@@ -254,13 +248,13 @@ class LocalEnv:
         roles = {r.physical_id: r.logical_id for r in self.stack.of_type("AWS::IAM::Role")}
         calls = [{**c, "role": roles.get(c["role"], c["role"])} for c in seen["allowed"]]
         PRIVILEGE_LOG.mkdir(parents=True, exist_ok=True)
-        test = os.environ.get("PYTEST_CURRENT_TEST", "").split(" ")[0] or Path(sys.argv[0]).name
+        test = os.environ.get("PYTEST_CURRENT_TEST", "").split("::")[0] or Path(sys.argv[0]).name
         (PRIVILEGE_LOG / f"{os.getpid()}-{time.monotonic_ns()}.json").write_text(json.dumps({"run": test, "calls": calls}))
 
     def close(self) -> None:
         if self.runner is not None:
             self.runner.stop()
-            if not self.expect_denials:
+            if not self.expect_denials and self.template == stack.TEMPLATE:  # what we ship only
                 with contextlib.suppress(Exception):
                     self.record_privileges()
         for name, process in reversed(self.processes):
@@ -283,15 +277,48 @@ def _stop_on_sigterm(*_) -> None:
     raise KeyboardInterrupt
 
 
+def connect_one_agent(env: LocalEnv) -> None:
+    """Gives Ada a Microsoft 365 mailbox in the Graph simulator, then runs the CalendarUpkeepRule
+    once: of the roster group's members, those with a mailbox (or a Google Workspace domain) are
+    connected; the others are reported `unmatched`."""
+    request = urllib.request.Request(
+        f"{env.graph_url}/sim/users",
+        data=json.dumps({"user_principal_name": "ada@example.com", "mail": "ada@example.com", "display_name": "Ada Agent"}).encode(),
+        headers={"content-type": "application/json"},
+        method="POST",
+    )
+    urllib.request.urlopen(request, timeout=10).close()
+    assert env.runner is not None
+    answer = env.runner.fire_rule("CalendarUpkeepRule")[0]
+    env.runner.settle()
+    print(f"# CalendarUpkeepRule → calendar-upkeep: {json.dumps(answer)}")
+    print("#   connected: ada@example.com (a Graph mailbox); unmatched: roster members with no mailbox in the Graph"
+          " simulator and no Google Workspace domain; add one with POST $GRAPH_SIM_URL/sim/users")
+
+
 if __name__ == "__main__":
-    # Local development: the stand-ins stay up, with the functions' environment printed as
-    # `export` lines, until Ctrl-C or SIGTERM.
+    # The README's local walk: the stack stays up with Lambda's pollers, the scheduled rules and the
+    # Scheduler running in the background, until Ctrl-C or SIGTERM.
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
     try:
         with LocalEnv() as env:
-            for name, value in {**env.function_env(), "GENESYS_SIM_URL": env.sim_url, "GRAPH_SIM_URL": env.graph_url}.items():
+            print(f"# infra/template.yaml deployed on the stand-in in {env.stack.seconds:.1f} s; outputs:")
+            for name, value in env.stack.outputs.items():
+                print(f"#   {name} = {value}")
+            print("# starting each function under its own cargo lambda watch and role (the first call of each starts it;"
+                  " after a code change it also compiles it)", flush=True)
+            env.start_functions({"ALLOW_LOOPBACK_HTTP": "true"})
+            connect_one_agent(env)
+            env.runner.run_in_background()
+            exports = {**env.aws_env, "GENESYS_SIM_URL": env.sim_url, "GRAPH_SIM_URL": env.graph_url,
+                       "GOOGLE_SIM_URL": env.google_url, "EVENT_BUS_NAME": env.output("EventBusName"),
+                       "TABLE_NAME": env.output("TableName")}
+            exports.update({f"{b.upper().replace('-', '_')}_PORT": str(p) for b, p in env.ports.items()})
+            print("# paste these into another shell (AWS_* is the stand-in's own key: for looking, not a function's role):")
+            for name, value in exports.items():
                 print(f"export {name}={value}")
-            print("# stand-ins running; Ctrl-C stops them", flush=True)
+            print("# stack running (pollers every 0.5 s, SweepRule every minute, schedules at their time); Ctrl-C stops it",
+                  flush=True)
             while True:
                 time.sleep(3600)
     except KeyboardInterrupt:

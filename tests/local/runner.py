@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import http.client
 import json
 import os
 import subprocess
@@ -68,12 +69,14 @@ class FunctionHost:
     port: int
     environment: dict[str, str]
     timeout: int
+    log: Path
     process: subprocess.Popen | None = None
     invocations: int = 0
     errors: list[str] = field(default_factory=list)
 
     def invoke(self, payload: Any, timeout: float | None = None) -> tuple[bool, Any]:
-        """(succeeded, answer). A function error or a timeout is (False, what it said)."""
+        """(succeeded, answer). A function error, a timeout or a process that exits (a failed
+        cold start: Lambda's Runtime.ExitError) is (False, what it said)."""
         self.invocations += 1
         request = urllib.request.Request(
             f"http://127.0.0.1:{self.port}/2015-03-31/functions/{self.binary}/invocations",
@@ -81,16 +84,28 @@ class FunctionHost:
             headers={"Content-Type": "application/json"},
             method="POST",
         )
-        # The first call compiles nothing (make builds first) but starts the process: allow for it.
+        offset = self.log.stat().st_size if self.log.exists() else 0
+        outcome: dict[str, Any] = {}
+
+        def call() -> None:
+            try:
+                with urllib.request.urlopen(request, timeout=wait) as answer:
+                    outcome["body"], outcome["failed"] = answer.read(), answer.headers.get("X-Amz-Function-Error")
+            except urllib.error.HTTPError as err:
+                outcome["body"], outcome["failed"] = err.read(), f"HTTP {err.code}"
+            except (OSError, http.client.HTTPException) as err:  # timeouts, refused, the process gone
+                outcome["body"], outcome["failed"] = str(err).encode(), "no answer"
+
+        # The first call starts the process (make built it already): allow for that.
         wait = timeout if timeout is not None else max(self.timeout, 60) + 240
-        try:
-            with urllib.request.urlopen(request, timeout=wait) as answer:
-                body = answer.read()
-                failed = answer.headers.get("X-Amz-Function-Error")
-        except urllib.error.HTTPError as err:
-            body, failed = err.read(), f"HTTP {err.code}"
-        except (TimeoutError, urllib.error.URLError) as err:
-            body, failed = str(err).encode(), "no answer"
+        caller = threading.Thread(target=call, daemon=True)
+        caller.start()
+        while caller.is_alive():
+            caller.join(0.1)
+            if caller.is_alive() and "command exited" in self._log_since(offset):
+                self.errors.append(f"Runtime.ExitError: {self._log_since(offset)[-1500:]}")
+                return False, {"errorType": "Runtime.ExitError", "errorMessage": self._log_since(offset)[-1500:]}
+        body, failed = outcome["body"], outcome["failed"]
         try:
             parsed = json.loads(body) if body else None
         except ValueError:
@@ -99,6 +114,13 @@ class FunctionHost:
             self.errors.append(f"{failed or 'error'}: {str(parsed)[:500]}")
             return False, parsed
         return True, parsed
+
+    def _log_since(self, offset: int) -> str:
+        if not self.log.exists():
+            return ""
+        with open(self.log, errors="replace") as log:
+            log.seek(offset)
+            return log.read()
 
 
 class Clients:
@@ -444,7 +466,8 @@ class Runner:
             }
         )
         return FunctionHost(
-            function.logical_id, binary, function.physical_id, function.attributes["Arn"], ports[binary], environment, int(p.get("Timeout", 3))
+            function.logical_id, binary, function.physical_id, function.attributes["Arn"], ports[binary], environment,
+            int(p.get("Timeout", 3)), self.log_dir / f"{binary}.log",
         )
 
     def start(self) -> None:
@@ -452,7 +475,7 @@ class Runner:
         inherited = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
         for host in self.hosts.values():
             env = {**inherited, **host.environment, "PATH": f"{VENV_BIN}:{os.environ.get('PATH', '')}"}
-            log = open(self.log_dir / f"{host.binary}.log", "w")
+            log = open(host.log, "w")
             host.process = subprocess.Popen(
                 ["cargo", "lambda", "watch", "--ignore-changes", "-p", host.binary, "--invoke-address", "127.0.0.1",
                  "--invoke-port", str(host.port)],
@@ -495,10 +518,12 @@ class Runner:
         patterns = lambda_event_pattern(p.get("FilterCriteria"))
         if source.startswith("arn:aws:sqs:"):
             url = self.clients.queue_url(source)
+            sqs = self.clients.as_role(role, "sqs")
+            # Lambda reads the queue's settings with the execution role when the mapping starts.
+            sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["VisibilityTimeout", "RedrivePolicy"])
             self.sqs_mappings.append(
                 SqsMapping(mapping.logical_id, host, url, source, int(p.get("BatchSize", 10)),
-                           float(p.get("MaximumBatchingWindowInSeconds", 0)), patterns, reports,
-                           self.clients.as_role(role, "sqs"))
+                           float(p.get("MaximumBatchingWindowInSeconds", 0)), patterns, reports, sqs)
             )
         elif ":dynamodb:" in source and "/stream/" in source:
             on_failure = p.get("DestinationConfig", {}).get("OnFailure", {}).get("Destination")

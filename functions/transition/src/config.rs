@@ -9,7 +9,8 @@ pub struct Config {
     pub transition: TransitionSettings,
     /// The burst queue: a record that failed for a retryable reason is made visible again
     /// after a short backoff (or Genesys's `Retry-After`), not after the queue's 730 s.
-    pub burst_queue_url: Option<String>,
+    /// Required: a misspelt name must stop the cold start, not quietly slow every retry.
+    pub burst_queue_url: String,
 }
 
 impl Config {
@@ -20,7 +21,7 @@ impl Config {
     pub fn from(env: &Env<'_>) -> Result<Self, ConfigError> {
         Ok(Self {
             transition: TransitionSettings::from_env(env)?,
-            burst_queue_url: env.optional("BURST_QUEUE_URL"),
+            burst_queue_url: env.required("BURST_QUEUE_URL")?,
         })
     }
 }
@@ -35,7 +36,11 @@ mod tests {
         Env::from_pairs(pairs)
     }
 
-    const REQUIRED: [(&str, &str); 2] = [("TABLE_NAME", "t"), ("GENESYS_SECRET_ID", "s")];
+    const REQUIRED: [(&str, &str); 3] = [
+        ("TABLE_NAME", "t"),
+        ("GENESYS_SECRET_ID", "s"),
+        ("BURST_QUEUE_URL", "https://sqs.example/q"),
+    ];
 
     #[test]
     fn defaults_apply() {
@@ -50,6 +55,8 @@ mod tests {
     fn errors_name_the_variable() {
         let error = Config::from(&env(&REQUIRED[..1])).expect_err("missing");
         assert_eq!(error.variable, "GENESYS_SECRET_ID");
+        let error = Config::from(&env(&REQUIRED[..2])).expect_err("missing");
+        assert_eq!(error.variable, "BURST_QUEUE_URL");
         let mut bad = REQUIRED.to_vec();
         bad.push(("AUDIT_RETENTION_DAYS", "forever"));
         assert_eq!(

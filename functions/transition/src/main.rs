@@ -12,7 +12,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     lambda_runtime::tracing::init_default_subscriber();
     let config = config::Config::from_env()?;
     let function =
-        compose::transition(&config.transition, config.burst_queue_url.as_deref()).await?;
+        compose::transition(&config.transition, Some(&config.burst_queue_url)).await?;
     let redelivery = function.burst_queue.map(handler::Redelivery::on);
     lambda_runtime::run(service_fn(|event: LambdaEvent<SqsEvent>| {
         handler::handle(&function.service, redelivery.as_ref(), event)

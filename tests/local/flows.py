@@ -1,0 +1,125 @@
+"""Whole-flow checks on the deployed stack, shared by the stack tests and the template mutation
+tests: the same check passes on infra/template.yaml and must fail on each broken copy."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import urllib.request
+from pathlib import Path
+
+from local_env import ROOT, LocalEnv
+
+ADA = "9ed7d9f6-0c59-4360-ac54-40dd35eb9c2f"
+
+
+def live_meeting(trigger: str) -> dict:
+    """A calendar start whose meeting is on now, as the calendar connectors put it on the bus."""
+    now = dt.datetime.now(dt.timezone.utc)
+    detail = json.loads((ROOT / "tests/fixtures/calendar-event-started.json").read_text())["detail"]
+    detail["calendarEventId"] = trigger
+    detail["start"] = (now - dt.timedelta(minutes=1)).isoformat()
+    detail["end"] = (now + dt.timedelta(minutes=30)).isoformat()
+    return detail
+
+
+def put_on_bus(env: LocalEnv, detail_type: str, detail: dict) -> None:
+    answer = env.client("events").put_events(
+        Entries=[{"EventBusName": env.output("EventBusName"), "Source": "presence-autopilot.calendar",
+                  "DetailType": detail_type, "Detail": json.dumps(detail)}]
+    )
+    assert answer["FailedEntryCount"] == 0, answer
+
+
+def presence_changes(env: LocalEnv, user: str) -> list[dict]:
+    mutations = json.load(urllib.request.urlopen(f"{env.sim_url}/sim/mutations", timeout=10))
+    return [m for m in mutations if m["userId"] == user]
+
+
+def audit_kinds(env: LocalEnv, user: str) -> list[str]:
+    page = env.client("dynamodb").query(
+        TableName=env.output("TableName"),
+        KeyConditionExpression="pk = :pk AND begins_with(sk, :audit)",
+        ExpressionAttributeValues={":pk": {"S": f"USER#{user}"}, ":audit": {"S": "AUDIT#"}},
+        ConsistentRead=True,
+    )
+    return [item["kind"]["S"] for item in page["Items"]]
+
+
+def meeting_reaches_presence_and_webhook(env: LocalEnv, deliveries: list) -> list[str]:
+    """Bus → TriggerRule → burst queue → transition → presence Meeting, audit `applied` → table
+    stream → outbox-relay → notifications queue → webhook-dispatch → the receiver. Returns what
+    went wrong, in words; empty when the whole path held."""
+    put_on_bus(env, "Calendar Event Started", live_meeting("flow-check"))
+    problems = []
+    try:
+        env.runner.settle()
+    except Exception as err:  # noqa: BLE001 - a denied call surfaces here first
+        problems.append(f"the runner stopped: {err}")
+    problems += [f"function failure: {f}" for f in env.runner.failures()]
+    problems += [f"denied: {d['role']} {d['action']} on {d['resource']}" for d in env.denials()]
+    if "applied" not in audit_kinds(env, ADA):
+        problems.append(f"no `applied` audit record for Ada (audit: {audit_kinds(env, ADA)})")
+    if not presence_changes(env, ADA):
+        problems.append("Genesys never saw a presence change for Ada")
+    if not deliveries:
+        problems.append("no webhook reached the receiver")
+    return problems
+
+
+def reported_failure_stays_queued(env: LocalEnv) -> list[str]:
+    """The `sqs-batch.json` fixture on the burst queue: its second record lacks `end`, transition
+    reports it failed, so the mapping must leave it on the queue (to come back, then go to the
+    DLQ); the other two are consumed."""
+    batch = json.loads((ROOT / "tests/fixtures/sqs-batch.json").read_text())
+    sqs = env.client("sqs")
+    url = env.output("BurstQueueUrl")
+    for record in batch["Records"]:
+        sqs.send_message(QueueUrl=url, MessageBody=record["body"])
+    env.runner.settle()
+    problems = [f"function failure: {f}" for f in env.runner.failures()]
+    counts = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages",
+                                                                    "ApproximateNumberOfMessagesNotVisible"])["Attributes"]
+    left = int(counts["ApproximateNumberOfMessages"]) + int(counts["ApproximateNumberOfMessagesNotVisible"])
+    if left != 1:
+        problems.append(f"{left} message(s) left on the burst queue after the batch; expected the 1 reported failure")
+    return problems
+
+
+class Receiver:
+    """A loopback webhook receiver that records every POST (no signature check: the demo's does)."""
+
+    def __init__(self) -> None:
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.deliveries: list[bytes] = []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+                outer.deliveries.append(self.rfile.read(int(self.headers.get("content-length", 0))))
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_port}/hook"
+
+    def subscribers(self) -> dict:
+        import base64
+        import secrets
+
+        secret = "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+        return {"webhooks": [{"id": "flow-check", "url": self.url, "secrets": [secret]}]}
+
+    def close(self) -> None:
+        self.server.shutdown()
+
+
+def started(template: Path | None = None, receiver: Receiver | None = None, expect_denials: bool = False) -> LocalEnv:
+    kwargs = {"template": template} if template is not None else {}
+    return LocalEnv(subscribers=receiver.subscribers() if receiver else None, expect_denials=expect_denials, **kwargs)
