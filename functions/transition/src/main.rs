@@ -11,8 +11,7 @@ use presence_autopilot::compose;
 async fn main() -> Result<(), lambda_runtime::Error> {
     lambda_runtime::tracing::init_default_subscriber();
     let config = config::Config::from_env()?;
-    let function =
-        compose::transition(&config.transition, Some(&config.burst_queue_url)).await?;
+    let function = compose::transition(&config.transition, Some(&config.burst_queue_url)).await?;
     let redelivery = function.burst_queue.map(handler::Redelivery::on);
     lambda_runtime::run(service_fn(|event: LambdaEvent<SqsEvent>| {
         handler::handle(&function.service, redelivery.as_ref(), event)
