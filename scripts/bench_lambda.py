@@ -284,7 +284,8 @@ def main() -> int:
         print(f"build first: cargo build --release -p transition -p yardstick (missing {missing})", file=sys.stderr)
         return 1
     with LocalEnv() as env:
-        function_env = {**env.function_env(), "ALLOW_LOOPBACK_HTTP": "true"}
+        # transition's environment and role from the stack deployed from infra/template.yaml
+        function_env = env.function_env("transition", {"ALLOW_LOOPBACK_HTTP": "true"})
         runs: dict[str, list[dict]] = {name: [] for name in binaries}
         # Interleaved, so both see the same machine load.
         for _ in range(COLD_STARTS):

@@ -197,10 +197,11 @@ class LocalEnv:
             aws_secret_access_key=self.aws_env["AWS_SECRET_ACCESS_KEY"],
         )
 
-    def function_env(self, binary: str) -> dict[str, str]:
+    def function_env(self, binary: str, extra_env: dict[str, str] | None = None) -> dict[str, str]:
         """The environment the runner gives `binary`: the stack's, its role's credentials and the
-        local endpoint overrides."""
-        assert self.runner is not None, "start_functions() first"
+        local endpoint overrides (for running a binary outside the runner, as `make bench` does)."""
+        if self.runner is None:
+            self.runner = self._runner(extra_env)
         return dict(self.runner.host(binary).environment)
 
     def function_url(self, binary: str) -> str:
@@ -209,7 +210,15 @@ class LocalEnv:
     def start_functions(self, extra_env: dict[str, str] | None = None) -> None:
         """The runner: each function under its own `cargo lambda watch`, its role and the stack's
         environment. `extra_env` may only set local endpoint overrides (runner.ENDPOINT_OVERRIDES),
-        e.g. ALLOW_LOOPBACK_HTTP for a local receiver or POLICY_PATH."""
+        e.g. ALLOW_LOOPBACK_HTTP for a local receiver."""
+        self.runner = self._runner(extra_env)
+        self.runner.start()
+        for binary, process in self.runner.processes():
+            self.processes.append((f"watch-{binary}", process))
+        for binary, process in self.runner.processes():
+            wait_for_port(self.ports[binary], process, f"cargo lambda watch -p {binary}", timeout=600)
+
+    def _runner(self, extra_env: dict[str, str] | None) -> runner.Runner:
         assert self.stack is not None
         extra = dict(extra_env or {})
         extra.setdefault("AWS_LAMBDA_LOG_LEVEL", os.environ.get("AWS_LAMBDA_LOG_LEVEL", "info"))
@@ -220,12 +229,7 @@ class LocalEnv:
                 local["NOTIFICATION_BASE_URL"] = self.function_url("calendar-notify")
             return local
 
-        self.runner = runner.Runner(self.stack, self.aws_env["AWS_ENDPOINT_URL"], self.log_dir, overrides, self.ports)
-        self.runner.start()
-        for binary, process in self.runner.processes():
-            self.processes.append((f"watch-{binary}", process))
-        for binary, process in self.runner.processes():
-            wait_for_port(self.ports[binary], process, f"cargo lambda watch -p {binary}", timeout=600)
+        return runner.Runner(self.stack, self.aws_env["AWS_ENDPOINT_URL"], self.log_dir, overrides, self.ports)
 
     def invoke(self, binary: str, payload: dict | str, timeout: float | None = None) -> dict:
         """A direct invoke of one function (what `cargo lambda invoke` does); a function error
