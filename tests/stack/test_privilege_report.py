@@ -1,10 +1,13 @@
 """The least-privilege check can fail: an unexercised grant that docs/deploy.md does not list, and a
 listed one that is exercised, each fail `scripts/privilege_report.py --check`."""
 
-import json
-import subprocess
 import sys
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "local"))
+
+import json
+import subprocess
 
 from local_env import LOCAL_PARAMETERS, ROOT
 

@@ -2,7 +2,10 @@
 checkov and `sam validate` all accept, deploys the copy, and expects the whole-flow check that
 passes on the real template (test_whole_flow.py) to fail, for that reason."""
 
+import sys
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "local"))
 
 from flows import Receiver, meeting_reaches_presence_and_webhook, reported_failure_stays_queued, started
 from stack import TEMPLATE

@@ -1,8 +1,12 @@
 """The whole flow on the stack deployed from infra/template.yaml, every function under its own
 role: what the template wires is what runs (tests/local/runner.py)."""
 
-import subprocess
 import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "local"))
+
+import subprocess
 
 import pytest
 
