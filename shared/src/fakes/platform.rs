@@ -51,6 +51,35 @@ struct Platform {
 pub struct FakePlatform {
     inner: Arc<Mutex<Platform>>,
     clock: Arc<dyn Clock>,
+    read_gate: Arc<Mutex<Option<Arc<ReadGate>>>>,
+}
+
+/// Holds every single-user presence read until opened, counting the reads held at once: a test
+/// sees whether calls overlap by a signal, not by timing.
+#[derive(Debug)]
+pub struct ReadGate {
+    held: tokio::sync::watch::Sender<usize>,
+    open: tokio::sync::watch::Sender<bool>,
+}
+
+impl ReadGate {
+    /// Returns once `count` reads are held at the same time.
+    pub async fn until_held(&self, count: usize) {
+        let mut held = self.held.subscribe();
+        let _ = held.wait_for(|now| *now >= count).await;
+    }
+
+    /// Lets every held read (and every later one) through.
+    pub fn open(&self) {
+        self.open.send_replace(true);
+    }
+
+    async fn pass(&self) {
+        self.held.send_modify(|now| *now += 1);
+        let mut open = self.open.subscribe();
+        let _ = open.wait_for(|open| *open).await;
+        self.held.send_modify(|now| *now -= 1);
+    }
 }
 
 impl FakePlatform {
@@ -58,7 +87,18 @@ impl FakePlatform {
         Self {
             inner: Arc::default(),
             clock,
+            read_gate: Arc::default(),
         }
+    }
+
+    /// From now on, single-user presence reads wait at the returned gate.
+    pub fn hold_presence_reads(&self) -> Arc<ReadGate> {
+        let gate = Arc::new(ReadGate {
+            held: tokio::sync::watch::Sender::new(0),
+            open: tokio::sync::watch::Sender::new(false),
+        });
+        *lock(&self.read_gate) = Some(gate.clone());
+        gate
     }
 
     /// The definition id of a system presence's primary definition.
@@ -196,6 +236,10 @@ impl PresenceApi for FakePlatform {
         user: &UserId,
         _deadline: Deadline,
     ) -> Result<PresenceSnapshot, PlatformError> {
+        let gate = lock(&self.read_gate).clone();
+        if let Some(gate) = gate {
+            gate.pass().await;
+        }
         self.enter(PlatformCall::Presence)?;
         self.current(user).ok_or_else(|| unknown(user))
     }

@@ -27,8 +27,31 @@ type Handled = (usize, Result<Outcome, TransitionError>);
 /// independent (one start per user takes the bulk path); one at a time, a batch of 100 waited
 /// for some 500 DynamoDB round trips in a row.
 const STORE_CONCURRENCY: usize = 16;
+/// How many users' events of a batch (those not in the bulk start) run at once. Each is a few
+/// DynamoDB and Genesys round trips; one after another, ten ends waited for each other.
+const EVENT_CONCURRENCY: usize = 8;
 /// An event of the batch with its position.
 type Indexed = (usize, ParsedEvent);
+
+/// Whose events must keep their batch order: a user (by id, else e-mail); an event naming
+/// neither stands alone.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Owner {
+    User(UserId),
+    Email(String),
+    Alone(usize),
+}
+
+fn owner_of(index: usize, event: &ParsedEvent) -> Owner {
+    match &event.event {
+        InboundEvent::Presence(observed) => Owner::User(observed.user_id.clone()),
+        InboundEvent::Calendar { entry, .. } => match (&entry.user.user_id, &entry.user.email) {
+            (Some(user), _) => Owner::User(user.clone()),
+            (None, Some(email)) => Owner::Email(email.to_ascii_lowercase()),
+            (None, None) => Owner::Alone(index),
+        },
+    }
+}
 
 /// A start of the batch whose event id is claimed and whose state is read.
 struct BulkItem {
@@ -147,16 +170,12 @@ impl TransitionService {
             .collect()
     }
 
-    /// Starts that name only an e-mail get their user id (looked up once per container), so
-    /// they can share the bulk calls too. An e-mail no user has is left for the one-event path,
-    /// which refuses it with the field named.
+    /// Calendar events that name only an e-mail get their user id (looked up once per
+    /// container), so starts can share the bulk calls and one user's events keep their order. An
+    /// e-mail no user has is left for the one-event path, which refuses it with the field named.
     async fn name_owners(&self, mut events: Vec<Indexed>, deadline: Deadline) -> Vec<Indexed> {
         for (_, event) in &mut events {
-            let InboundEvent::Calendar {
-                action: CalendarAction::Started,
-                entry,
-            } = &mut event.event
-            else {
+            let InboundEvent::Calendar { entry, .. } = &mut event.event else {
                 continue;
             };
             if entry.user.user_id.is_some() || entry.user.email.is_none() {
@@ -166,23 +185,43 @@ impl TransitionService {
                 Ok(Ok(user)) => entry.user.user_id = Some(user),
                 Ok(Err(_)) => {}
                 Err(error) => {
-                    tracing::warn!(%error, "user lookup failed; the start takes the one-event path");
+                    tracing::warn!(%error, "user lookup failed; the event takes the one-event path");
                 }
             }
         }
         events
     }
 
+    /// The one-event path for each event: different users' events at once
+    /// (`EVENT_CONCURRENCY` users), one user's events in batch order, so a start and its end
+    /// keep their order.
     async fn handle_each(
         &self,
         events: Vec<(usize, ParsedEvent)>,
         deadline: Deadline,
     ) -> Vec<Handled> {
-        let mut handled = Vec::with_capacity(events.len());
+        let mut groups: Vec<Vec<Indexed>> = Vec::new();
+        let mut group_of: HashMap<Owner, usize> = HashMap::new();
         for (index, event) in events {
-            handled.push((index, self.handle(event, deadline).await));
+            let next = groups.len();
+            let group = *group_of.entry(owner_of(index, &event)).or_insert(next);
+            if group == next {
+                groups.push(Vec::new());
+            }
+            groups[group].push((index, event));
         }
-        handled
+        let handled: Vec<Vec<Handled>> = stream::iter(groups)
+            .map(|group| async move {
+                let mut handled = Vec::with_capacity(group.len());
+                for (index, event) in group {
+                    handled.push((index, self.handle(event, deadline).await));
+                }
+                handled
+            })
+            .buffer_unordered(EVENT_CONCURRENCY)
+            .collect()
+            .await;
+        handled.into_iter().flatten().collect()
     }
 
     async fn handle_bulk_starts(

@@ -189,3 +189,77 @@ async fn an_agent_on_a_call_is_deferred_not_pulled_off_it() {
     assert_eq!(world.presence(), SystemPresence::OnQueue);
     assert_eq!(world.platform.calls(PlatformCall::CompareAndSet), 0);
 }
+
+/// A canonical event body for `handle_batch`: one of `user`'s meetings, begun a minute ago.
+fn meeting_body(world: &World, user: &str, detail_type: &str, event_id: &str) -> String {
+    let now = world.clock.now();
+    json!({
+        "id": event_id,
+        "detail-type": detail_type,
+        "source": "tests",
+        "detail": {
+            "userId": user,
+            "calendarEventId": format!("m-{user}"),
+            "start": (now - chrono::Duration::minutes(1)).to_rfc3339(),
+            "end": (now + chrono::Duration::minutes(30)).to_rfc3339(),
+        },
+    })
+    .to_string()
+}
+
+#[tokio::test]
+async fn a_batch_runs_different_agents_at_once_and_one_agents_events_in_order() {
+    let world = World::new();
+    const BOB: &str = "2b0c7a1e-5d4f-4e3a-9b8c-7d6e5f4a3b2c";
+    let bob = UserId::parse(BOB).expect("valid");
+    world.platform.add_user(
+        &bob,
+        SystemPresence::OnQueue,
+        crate::model::RoutingStatus::Idle,
+        None,
+    );
+    // Two events per agent: none takes the bulk start, all take the one-event path.
+    let bodies = vec![
+        meeting_body(&world, ADA, events::CALENDAR_EVENT_STARTED, "ada-start"),
+        meeting_body(&world, BOB, events::CALENDAR_EVENT_STARTED, "bob-start"),
+        meeting_body(&world, ADA, events::CALENDAR_EVENT_ENDED, "ada-end"),
+        meeting_body(&world, BOB, events::CALENDAR_EVENT_ENDED, "bob-end"),
+    ];
+    let gate = world.platform.hold_presence_reads();
+    let service = world.service.clone();
+    let deadline = world.deadline();
+    let batch = tokio::spawn(async move { service.handle_batch(&bodies, deadline).await });
+
+    // Both agents' starts read their presence at the same time: one did not wait for the other.
+    tokio::time::timeout(Duration::from_secs(10), gate.until_held(2))
+        .await
+        .expect("the two agents' events never overlapped");
+    gate.open();
+    let results = batch.await.expect("the batch ran");
+
+    let decisions: Vec<OutcomeKind> = results
+        .into_iter()
+        .map(|result| result.expect("handled").decision)
+        .collect();
+    assert_eq!(
+        decisions,
+        [
+            OutcomeKind::Applied,
+            OutcomeKind::Applied,
+            OutcomeKind::Restored,
+            OutcomeKind::Restored
+        ]
+    );
+    // Each agent's start was decided before its end.
+    assert_eq!(
+        world.kinds(),
+        [DecisionKind::Applied, DecisionKind::Restored]
+    );
+    let bobs: Vec<DecisionKind> = world
+        .store
+        .audit_records(&bob)
+        .into_iter()
+        .map(|record| record.kind)
+        .collect();
+    assert_eq!(bobs, [DecisionKind::Applied, DecisionKind::Restored]);
+}
