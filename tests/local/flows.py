@@ -86,6 +86,27 @@ def reported_failure_stays_queued(env: LocalEnv) -> list[str]:
     return problems
 
 
+def refused_delivery_waits_for_its_retry(env: LocalEnv, receiver: "Receiver") -> list[str]:
+    """The meeting of `meeting_reaches_presence_and_webhook` ends while the subscriber answers
+    503: webhook-dispatch keeps the notification and sets when it comes back (its retry
+    schedule, through the message's visibility), so it is neither lost nor retried at once."""
+    receiver.status = 503
+    before = len(receiver.deliveries)
+    detail = live_meeting("flow-check")
+    put_on_bus(env, "Calendar Event Ended", detail)
+    env.runner.settle()
+    problems = [f"function failure: {f}" for f in env.runner.failures()]
+    if len(receiver.deliveries) == before:
+        problems.append("webhook-dispatch never tried the refused delivery")
+    counts = env.client("sqs").get_queue_attributes(
+        QueueUrl=env.output("NotificationsQueueUrl"),
+        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+    )["Attributes"]
+    if counts != {"ApproximateNumberOfMessages": "0", "ApproximateNumberOfMessagesNotVisible": "1"}:
+        problems.append(f"expected the refused notification in flight, waiting for its retry: {counts}")
+    return problems
+
+
 class Receiver:
     """A loopback webhook receiver that records every POST (no signature check: the demo's does)."""
 
@@ -94,12 +115,13 @@ class Receiver:
         from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
         self.deliveries: list[bytes] = []
+        self.status = 204  # what the receiver answers; a test sets 503 to refuse deliveries
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:  # noqa: N802 (http.server's name)
                 outer.deliveries.append(self.rfile.read(int(self.headers.get("content-length", 0))))
-                self.send_response(204)
+                self.send_response(outer.status)
                 self.end_headers()
 
             def log_message(self, *args) -> None:

@@ -10,7 +10,13 @@ import subprocess
 
 import pytest
 
-from flows import Receiver, meeting_reaches_presence_and_webhook, reported_failure_stays_queued, started
+from flows import (
+    Receiver,
+    meeting_reaches_presence_and_webhook,
+    refused_delivery_waits_for_its_retry,
+    reported_failure_stays_queued,
+    started,
+)
 from local_env import ROOT
 
 
@@ -34,6 +40,10 @@ def test_a_meeting_on_the_bus_reaches_presence_and_the_webhook(env, receiver):
 
 def test_a_reported_batch_failure_stays_on_the_queue_and_the_rest_is_consumed(env):
     assert reported_failure_stays_queued(env) == []
+
+
+def test_a_refused_webhook_delivery_waits_for_its_retry(env, receiver):
+    assert refused_delivery_waits_for_its_retry(env, receiver) == []
 
 
 def test_each_function_gets_only_the_stacks_environment_and_its_role(env):
