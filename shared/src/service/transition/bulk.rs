@@ -4,6 +4,8 @@
 //! The bulk path is the write protocol with step 2 done once for every claimed user: claim the
 //! event ids → one bulk read → decide → claim each apply → one bulk write → settle each.
 
+mod restore;
+
 use std::collections::HashMap;
 use std::time::Instant;
 
@@ -66,13 +68,33 @@ impl BulkItem {
     fn entry(&self) -> &CalendarEntry {
         match &self.event.event {
             InboundEvent::Calendar { entry, .. } => entry,
-            InboundEvent::Presence(_) => unreachable!("only calendar starts take the bulk path"),
+            InboundEvent::Presence(_) => {
+                unreachable!("only calendar starts and ends take the bulk path")
+            }
         }
     }
 }
 
 impl BulkItem {
-    /// The decision context of this start, for recording it.
+    /// The decision context of an event decided on its stored state alone (no Genesys read).
+    fn attempt_without_live<'a>(
+        &'a self,
+        trigger: &'a Trigger<'a>,
+        deadline: Deadline,
+    ) -> Attempt<'a> {
+        Attempt {
+            user: &self.user,
+            email: self.entry().user.email.as_deref(),
+            trigger,
+            event_id: Some(&self.event.event_id),
+            hold: None,
+            read: &self.state,
+            live: None,
+            deadline,
+        }
+    }
+
+    /// The decision context of this event, for recording it.
     fn attempt<'a>(
         &'a self,
         trigger: &'a Trigger<'a>,
@@ -148,16 +170,22 @@ impl TransitionService {
             }
         }
         let parsed = self.name_owners(parsed, deadline).await;
-        let (bulk, single) = split_bulk_starts(parsed);
-        let handled = if bulk.len() >= 2 {
-            self.handle_bulk_starts(bulk, deadline).await
+        let (starts, ends, mut single) = split_bulk(parsed);
+        let mut handled = Vec::new();
+        // Each bulk path only pays with two or more; its users have no other event in the batch.
+        if starts.len() >= 2 {
+            handled.extend(self.handle_bulk_starts(starts, deadline).await);
         } else {
-            self.handle_each(bulk, deadline).await
-        };
-        for (index, result) in handled
-            .into_iter()
-            .chain(self.handle_each(single, deadline).await)
-        {
+            single.extend(starts);
+        }
+        if ends.len() >= 2 {
+            handled.extend(self.handle_bulk_ends(ends, deadline).await);
+        } else {
+            single.extend(ends);
+        }
+        single.sort_by_key(|(index, _)| *index);
+        handled.extend(self.handle_each(single, deadline).await);
+        for (index, result) in handled {
             results[index] = Some(result);
         }
         results
@@ -503,8 +531,9 @@ impl TransitionService {
     }
 }
 
-/// Starts naming a user id, one per user in the batch, can share bulk calls; the rest cannot.
-fn split_bulk_starts(parsed: Vec<(usize, ParsedEvent)>) -> (Vec<Indexed>, Vec<Indexed>) {
+/// Starts, and ends, naming a user id, one event per user in the batch, can share bulk calls;
+/// the rest cannot: (starts, ends, the rest).
+fn split_bulk(parsed: Vec<(usize, ParsedEvent)>) -> (Vec<Indexed>, Vec<Indexed>, Vec<Indexed>) {
     let mut per_user: HashMap<UserId, usize> = HashMap::new();
     for (_, event) in &parsed {
         if let InboundEvent::Calendar { entry, .. } = &event.event
@@ -513,17 +542,22 @@ fn split_bulk_starts(parsed: Vec<(usize, ParsedEvent)>) -> (Vec<Indexed>, Vec<In
             *per_user.entry(user.clone()).or_default() += 1;
         }
     }
-    parsed
-        .into_iter()
-        .partition(|(_, event)| match &event.event {
-            InboundEvent::Calendar {
-                action: CalendarAction::Started,
-                entry,
-            } => entry
+    let (mut starts, mut ends, mut rest) = (Vec::new(), Vec::new(), Vec::new());
+    for (index, event) in parsed {
+        let bulk = match &event.event {
+            InboundEvent::Calendar { action, entry } => entry
                 .user
                 .user_id
                 .as_ref()
-                .is_some_and(|user| per_user.get(user) == Some(&1)),
-            _ => false,
-        })
+                .filter(|user| per_user.get(*user) == Some(&1))
+                .map(|_| *action),
+            InboundEvent::Presence(_) => None,
+        };
+        match bulk {
+            Some(CalendarAction::Started) => starts.push((index, event)),
+            Some(CalendarAction::Ended) => ends.push((index, event)),
+            _ => rest.push((index, event)),
+        }
+    }
+    (starts, ends, rest)
 }

@@ -11,7 +11,7 @@ use super::{Live, Outcome, OutcomeKind, TransitionError, TransitionService};
 use crate::clock::Deadline;
 use crate::decide::{Decided, Decision, SkipReason, Trigger};
 use crate::model::{PresenceSnapshot, RoutingStatus, SnapshotTag, SystemPresence, UserId};
-use crate::ports::{CasOutcome, EventMark, StoreError};
+use crate::ports::{CasOutcome, EventMark, PlatformError, StoreError};
 use crate::state::{
     AuditEntry, ChangePayload, DecisionKind, NotificationKind, PresenceRef, PresenceView,
     TriggerId, UserState,
@@ -251,11 +251,6 @@ impl TransitionService {
         expected: &SnapshotTag,
         to: &PresenceRef,
     ) -> Result<Persisted, TransitionError> {
-        let ended_by = match at.trigger {
-            Trigger::EndInferred => "the end was inferred by the sweep".to_owned(),
-            Trigger::Released(operator) => format!("released by {}", operator.0),
-            _ => "the trigger ended".to_owned(),
-        };
         let started = Instant::now();
         let written = self
             .deps
@@ -263,6 +258,25 @@ impl TransitionService {
             .compare_and_set(at.user, expected, to, self.fresh(at.live), at.deadline)
             .await;
         let write_ms = started.elapsed().as_millis() as u64;
+        self.settle_restore(at, claim, to, written, write_ms).await
+    }
+
+    /// A restore's write settled: restored (audit, notification, state), skipped because the
+    /// presence is no longer ours, or failed with the claim given back (a redelivery restores).
+    /// The bulk restore arrives here too, with the guard it checked on its bulk read.
+    pub(super) async fn settle_restore(
+        &self,
+        at: &Attempt<'_>,
+        claim: Claim,
+        to: &PresenceRef,
+        written: Result<CasOutcome, PlatformError>,
+        write_ms: u64,
+    ) -> Result<Persisted, TransitionError> {
+        let ended_by = match at.trigger {
+            Trigger::EndInferred => "the end was inferred by the sweep".to_owned(),
+            Trigger::Released(operator) => format!("released by {}", operator.0),
+            _ => "the trigger ended".to_owned(),
+        };
         let mut entry = at.entry();
         match written {
             Ok(CasOutcome::Applied { before, after }) => {

@@ -263,3 +263,138 @@ async fn a_batch_runs_different_agents_at_once_and_one_agents_events_in_order() 
         .collect();
     assert_eq!(bobs, [DecisionKind::Applied, DecisionKind::Restored]);
 }
+
+/// Ada, Bob and Cy each in a meeting applied one by one; Dee on queue with none.
+async fn three_in_a_meeting(world: &World) -> Vec<UserId> {
+    const OTHERS: [&str; 3] = [
+        "2b0c7a1e-5d4f-4e3a-9b8c-7d6e5f4a3b2c",
+        "3c1d8b2f-6e5a-4f4b-8c9d-8e7f6a5b4c3d",
+        "4d2e9c3a-7f6b-4a5c-9dae-9f8a7b6c5d4e",
+    ];
+    let mut users = vec![ada()];
+    for id in OTHERS {
+        let user = UserId::parse(id).expect("valid");
+        world.platform.add_user(
+            &user,
+            SystemPresence::OnQueue,
+            crate::model::RoutingStatus::Idle,
+            None,
+        );
+        users.push(user);
+    }
+    for user in &users[..3] {
+        let body = meeting_body(
+            world,
+            user.as_str(),
+            events::CALENDAR_EVENT_STARTED,
+            &format!("start-{user}"),
+        );
+        let start = parse_json(&body).expect("a canonical event");
+        let applied = world.handle(&start).await.expect("handled");
+        assert_eq!(applied.decision, OutcomeKind::Applied);
+    }
+    users
+}
+
+fn ends(world: &World, users: &[UserId]) -> Vec<String> {
+    users
+        .iter()
+        .map(|user| {
+            meeting_body(
+                world,
+                user.as_str(),
+                events::CALENDAR_EVENT_ENDED,
+                &format!("end-{user}"),
+            )
+        })
+        .collect()
+}
+
+fn system_of(world: &World, user: &UserId) -> SystemPresence {
+    world.platform.current(user).expect("known").system_presence
+}
+
+#[tokio::test]
+async fn a_batch_of_ends_restores_with_one_bulk_read_and_one_bulk_write() {
+    let world = World::new();
+    let users = three_in_a_meeting(&world).await;
+    // Bob changes his presence by hand during the meeting: it must not be restored.
+    world
+        .platform
+        .set_by_hand(&users[1], SystemPresence::Busy, "");
+    let (reads, writes) = (
+        world.platform.calls(PlatformCall::Presence),
+        world.platform.calls(PlatformCall::CompareAndSet),
+    );
+    let (bulk_reads, bulk_writes) = (
+        world.platform.calls(PlatformCall::Presences),
+        world.platform.calls(PlatformCall::SetPresences),
+    );
+
+    let results = world
+        .service
+        .handle_batch(&ends(&world, &users), world.deadline())
+        .await;
+
+    let decisions: Vec<OutcomeKind> = results
+        .into_iter()
+        .map(|result| result.expect("handled").decision)
+        .collect();
+    assert_eq!(
+        decisions,
+        [
+            OutcomeKind::Restored,
+            OutcomeKind::Skipped,
+            OutcomeKind::Restored,
+            OutcomeKind::Skipped
+        ]
+    );
+    assert_eq!(system_of(&world, &users[0]), SystemPresence::OnQueue);
+    assert_eq!(system_of(&world, &users[1]), SystemPresence::Busy);
+    assert_eq!(system_of(&world, &users[2]), SystemPresence::OnQueue);
+    assert_eq!(system_of(&world, &users[3]), SystemPresence::OnQueue);
+    // One bulk read and one bulk write for the batch; no single-user call. Dee (nothing to
+    // restore) was decided on the stored state alone.
+    assert_eq!(
+        world.platform.calls(PlatformCall::Presences),
+        bulk_reads + 1
+    );
+    assert_eq!(
+        world.platform.calls(PlatformCall::SetPresences),
+        bulk_writes + 1
+    );
+    assert_eq!(world.platform.calls(PlatformCall::Presence), reads);
+    assert_eq!(world.platform.calls(PlatformCall::CompareAndSet), writes);
+    let bobs: Vec<DecisionKind> = world
+        .store
+        .audit_records(&users[1])
+        .into_iter()
+        .map(|record| record.kind)
+        .collect();
+    assert_eq!(bobs, [DecisionKind::Applied, DecisionKind::Skipped]);
+}
+
+#[tokio::test]
+async fn an_unanswered_bulk_restore_gives_each_end_back_and_the_redelivery_restores() {
+    let world = World::new();
+    let users = three_in_a_meeting(&world).await;
+    let batch = ends(&world, &users[..3]);
+    let lost = PlatformError::Unanswered {
+        message: "no answer".to_owned(),
+    };
+    world.platform.fail_next(PlatformCall::SetPresences, lost);
+
+    let first = world.service.handle_batch(&batch, world.deadline()).await;
+    assert!(first.iter().all(Result::is_err), "{first:?}");
+
+    // SQS redelivers the batch: nobody stays in Meeting because an answer was lost.
+    let again = world.service.handle_batch(&batch, world.deadline()).await;
+    let decisions: Vec<OutcomeKind> = again
+        .into_iter()
+        .map(|result| result.expect("handled").decision)
+        .collect();
+    assert_eq!(decisions, [OutcomeKind::Restored; 3]);
+    for user in &users[..3] {
+        assert_eq!(system_of(&world, user), SystemPresence::OnQueue);
+    }
+}

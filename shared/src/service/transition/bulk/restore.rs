@@ -1,0 +1,291 @@
+//! Ends of many users in one batch restore with bulk calls, as starts apply with them: claim the
+//! event ids → screen each on its stored state → one bulk presence read for the rest → decide →
+//! claim each restore → the guard → one bulk write for those still ours → settle each.
+//!
+//! The guard is the one-event path's: `decide` restores only if the state says the presence is
+//! ours and the live presence, read moments ago in bulk, still carries our write's tag. A bulk PUT
+//! cannot be conditional (docs/genesys-client.md), so a presence changed by hand between that read
+//! and the write is the one window the one-event path (compare-and-set) does not have; it is as
+//! long as the bulk start's.
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use futures::stream::{self, StreamExt};
+
+use super::{BulkItem, Handled, STORE_CONCURRENCY};
+use crate::clock::Deadline;
+use crate::decide::{Context, Decided, Decision, Trigger, decide, screen};
+use crate::events::EventError;
+use crate::model::{PresenceSnapshot, UserId};
+use crate::ports::{CasOutcome, PlatformError};
+use crate::service::transition::protocol::Claim;
+use crate::service::transition::record::{Attempt, Persisted};
+use crate::service::transition::{Live, Outcome, TransitionError, TransitionService};
+use crate::state::PresenceRef;
+
+/// An end whose state claim was won and whose presence is still ours: it joins the bulk write.
+struct ClaimedRestore {
+    item: BulkItem,
+    live: Live,
+    claim: Claim,
+    to: PresenceRef,
+}
+
+impl TransitionService {
+    pub(super) async fn handle_bulk_ends(
+        &self,
+        events: Vec<(usize, crate::events::ParsedEvent)>,
+        deadline: Deadline,
+    ) -> Vec<Handled> {
+        let mut done: Vec<Handled> = Vec::new();
+        let pending = self.claim_events(events, deadline, &mut done).await;
+        let now = self.deps.clock.now();
+        let targets = match self.targets(deadline).await {
+            Ok(targets) => targets.clone(),
+            Err(error) => {
+                tracing::warn!(%error, "presence targets unknown; handling the ends one at a time");
+                return self.one_by_one(pending, done, deadline).await;
+            }
+        };
+        let mut needs_live = Vec::new();
+        for item in pending {
+            let trigger = Trigger::Ended(item.entry());
+            let base = Context {
+                now,
+                policy: &self.deps.policy,
+                targets: &targets,
+                state: &item.state,
+                email: item.entry().user.email.as_deref(),
+                current: None,
+                routing: None,
+                shift: None,
+            };
+            match screen(&trigger, &base) {
+                Some(decided) => done.push(self.record_screened(item, decided, deadline).await),
+                None => needs_live.push(item),
+            }
+        }
+        if needs_live.is_empty() {
+            return done;
+        }
+        let users: Vec<UserId> = needs_live.iter().map(|item| item.user.clone()).collect();
+        let presences: HashMap<UserId, PresenceSnapshot> = match self
+            .deps
+            .presence
+            .presences(&users, deadline)
+            .await
+        {
+            Ok(read) => read.into_iter().collect(),
+            Err(error) => {
+                tracing::warn!(%error, "bulk presence read failed; handling the ends one at a time");
+                return self.one_by_one(needs_live, done, deadline).await;
+            }
+        };
+        let read_at = self.deps.clock.now();
+        let steps: Vec<Result<ClaimedRestore, Handled>> = stream::iter(needs_live)
+            .map(|item| {
+                let current = presences.get(&item.user).cloned();
+                self.decide_end(item, current, read_at, &targets, deadline)
+            })
+            .buffered(STORE_CONCURRENCY)
+            .collect()
+            .await;
+        let mut claims = Vec::new();
+        for step in steps {
+            match step {
+                Ok(claimed) => claims.push(claimed),
+                Err(handled) => done.push(handled),
+            }
+        }
+        done.extend(self.restore_and_settle(claims, deadline).await);
+        done
+    }
+
+    /// The bulk read failed: each end reports its own error (or succeeds, if the cause was brief).
+    async fn one_by_one(
+        &self,
+        items: Vec<BulkItem>,
+        mut done: Vec<Handled>,
+        deadline: Deadline,
+    ) -> Vec<Handled> {
+        for item in items {
+            let _ = self.deps.idempotency.release(&item.lease).await;
+            done.push((item.index, self.handle(item.event, deadline).await));
+        }
+        done
+    }
+
+    async fn record_screened(
+        &self,
+        item: BulkItem,
+        decided: Decided,
+        deadline: Deadline,
+    ) -> Handled {
+        let trigger = Trigger::Ended(item.entry());
+        let at = item.attempt_without_live(&trigger, deadline);
+        let result = self.recorded(&item, &at, decided, deadline).await;
+        self.finish_quietly(&item.lease, &result).await;
+        (item.index, result)
+    }
+
+    /// One end decided on the bulk-read presence; a restore still ours is claimed and returned
+    /// for the bulk write, anything else is recorded on its own (`Err`: handled).
+    async fn decide_end(
+        &self,
+        item: BulkItem,
+        current: Option<PresenceSnapshot>,
+        read_at: chrono::DateTime<chrono::Utc>,
+        targets: &crate::policy::ResolvedTargets,
+        deadline: Deadline,
+    ) -> Result<ClaimedRestore, Handled> {
+        let Some(current) = current else {
+            let error = EventError {
+                field: "detail.userId".to_owned(),
+                reason: format!("no Genesys Cloud user {}", item.user),
+            };
+            let event_id = Some(item.event.event_id.clone());
+            let result = self.reject(event_id, Some(item.user.clone()), &error).await;
+            self.finish_quietly(&item.lease, &result).await;
+            return Err((item.index, result));
+        };
+        let live = Live {
+            current,
+            read_at,
+            routing: None,
+            shift: None,
+        };
+        let trigger = Trigger::Ended(item.entry());
+        let cx = Context {
+            now: self.deps.clock.now(),
+            policy: &self.deps.policy,
+            targets,
+            state: &item.state,
+            email: item.entry().user.email.as_deref(),
+            current: Some(&live.current),
+            routing: None,
+            shift: None,
+        };
+        let decided = decide(&trigger, &cx);
+        let restore = match (&decided.decision, &decided.next) {
+            (Decision::Restore { to }, Some(next)) => Some((to.clone(), next.clone())),
+            _ => None,
+        };
+        let result = match restore {
+            // `decide` restores only if the bulk-read presence still carries our write's tag
+            // (or, for a claim that never settled, our target): the guard of the one-event path.
+            Some((to, next)) => match self.claim(&item.state, &next, None).await {
+                Ok(Some(claim)) => {
+                    return Ok(ClaimedRestore {
+                        item,
+                        live,
+                        claim,
+                        to,
+                    });
+                }
+                Ok(None) => self.process(&item.event, deadline).await,
+                Err(error) => Err(error),
+            },
+            None => {
+                let trigger = Trigger::Ended(item.entry());
+                let at = item.attempt(&trigger, &live, deadline);
+                self.recorded(&item, &at, decided, deadline).await
+            }
+        };
+        self.finish_quietly(&item.lease, &result).await;
+        Err((item.index, result))
+    }
+
+    /// A decision recorded for one end, as the one-event path would.
+    async fn recorded(
+        &self,
+        item: &BulkItem,
+        at: &Attempt<'_>,
+        decided: Decided,
+        deadline: Deadline,
+    ) -> Result<Outcome, TransitionError> {
+        let persisted = self.persist(at, decided).await;
+        self.concluded(item, persisted, deadline).await
+    }
+
+    /// What recording came to: done, or lost a race (the one-event path decides again).
+    async fn concluded(
+        &self,
+        item: &BulkItem,
+        persisted: Result<Persisted, TransitionError>,
+        deadline: Deadline,
+    ) -> Result<Outcome, TransitionError> {
+        match persisted? {
+            Persisted::Done { outcome, .. } => Ok(outcome),
+            Persisted::Retry { .. } => self.process(&item.event, deadline).await,
+            Persisted::Failed { error, .. } => Err(error),
+        }
+    }
+
+    /// One bulk write for every end still ours, then each settled on its own.
+    async fn restore_and_settle(
+        &self,
+        claims: Vec<ClaimedRestore>,
+        deadline: Deadline,
+    ) -> Vec<Handled> {
+        if claims.is_empty() {
+            return Vec::new();
+        }
+        let changes: Vec<(UserId, PresenceRef)> = claims
+            .iter()
+            .map(|c| (c.item.user.clone(), c.to.clone()))
+            .collect();
+        let started = Instant::now();
+        let written = self.deps.presence.set_presences(&changes, deadline).await;
+        let write_ms = started.elapsed().as_millis() as u64;
+        let after: Result<HashMap<UserId, PresenceSnapshot>, PlatformError> =
+            written.map(|after| after.into_iter().collect());
+        stream::iter(claims)
+            .map(|claimed| async {
+                let (index, lease) = (claimed.item.index, claimed.item.lease.clone());
+                let result = self
+                    .settle_one_restore(claimed, &after, write_ms, deadline)
+                    .await;
+                self.finish_quietly(&lease, &result).await;
+                (index, result)
+            })
+            .buffered(STORE_CONCURRENCY)
+            .collect()
+            .await
+    }
+
+    async fn settle_one_restore(
+        &self,
+        claimed: ClaimedRestore,
+        after: &Result<HashMap<UserId, PresenceSnapshot>, PlatformError>,
+        write_ms: u64,
+        deadline: Deadline,
+    ) -> Result<Outcome, TransitionError> {
+        let ClaimedRestore {
+            item,
+            live,
+            claim,
+            to,
+        } = claimed;
+        let written = match after {
+            Ok(after) => match after.get(&item.user) {
+                Some(written) => Ok(CasOutcome::Applied {
+                    before: live.current.clone(),
+                    after: written.clone(),
+                }),
+                None => Err(PlatformError::Refused {
+                    message: format!("bulk PUT returned no presence for {}", item.user),
+                }),
+            },
+            // An uncertain bulk write gives the claim back: a redelivery restores again, so no
+            // agent stays off queue because an answer was lost.
+            Err(error) => Err(error.clone()),
+        };
+        let trigger = Trigger::Ended(item.entry());
+        let at = item.attempt(&trigger, &live, deadline);
+        let settled = self
+            .settle_restore(&at, claim, &to, written, write_ms)
+            .await;
+        self.concluded(&item, settled, deadline).await
+    }
+}
