@@ -76,29 +76,12 @@ impl BulkItem {
 }
 
 impl BulkItem {
-    /// The decision context of an event decided on its stored state alone (no Genesys read).
-    fn attempt_without_live<'a>(
-        &'a self,
-        trigger: &'a Trigger<'a>,
-        deadline: Deadline,
-    ) -> Attempt<'a> {
-        Attempt {
-            user: &self.user,
-            email: self.entry().user.email.as_deref(),
-            trigger,
-            event_id: Some(&self.event.event_id),
-            hold: None,
-            read: &self.state,
-            live: None,
-            deadline,
-        }
-    }
-
-    /// The decision context of this event, for recording it.
+    /// The decision context of this event, for recording it (`live`: None when the stored state
+    /// decided alone).
     fn attempt<'a>(
         &'a self,
         trigger: &'a Trigger<'a>,
-        live: &'a Live,
+        live: Option<&'a Live>,
         deadline: Deadline,
     ) -> Attempt<'a> {
         Attempt {
@@ -109,7 +92,7 @@ impl BulkItem {
             // The bulk path takes its events' keys up front (`claim_events`).
             hold: None,
             read: &self.state,
-            live: Some(live),
+            live,
             deadline,
         }
     }
@@ -264,13 +247,8 @@ impl TransitionService {
         let read = match self.bulk_read(&users, now, deadline).await {
             Ok(read) => read,
             Err(error) => {
-                // Each event then reports its own error (or succeeds, if the cause was brief).
                 tracing::warn!(%error, "bulk read failed; handling the batch one event at a time");
-                for item in pending {
-                    let _ = self.deps.idempotency.release(&item.lease).await;
-                    done.push((item.index, self.handle(item.event, deadline).await));
-                }
-                return done;
+                return self.one_by_one(pending, done, deadline).await;
             }
         };
         let decided: Vec<Result<ClaimedApply, Handled>> = stream::iter(pending)
@@ -286,6 +264,21 @@ impl TransitionService {
             }
         }
         done.extend(self.write_and_settle(claims, deadline).await);
+        done
+    }
+
+    /// A bulk read failed: each event gives its key back and takes the one-event path, reporting
+    /// its own error (or succeeding, if the cause was brief).
+    async fn one_by_one(
+        &self,
+        items: Vec<BulkItem>,
+        mut done: Vec<Handled>,
+        deadline: Deadline,
+    ) -> Vec<Handled> {
+        for item in items {
+            let _ = self.deps.idempotency.release(&item.lease).await;
+            done.push((item.index, self.handle(item.event, deadline).await));
+        }
         done
     }
 
@@ -428,7 +421,7 @@ impl TransitionService {
                 }
             }
             _ => {
-                let at = item.attempt(&trigger, &live, deadline);
+                let at = item.attempt(&trigger, Some(&live), deadline);
                 match self.persist(&at, decided).await {
                     Ok(Persisted::Done { outcome, .. }) => Ok(outcome),
                     Ok(Persisted::Retry { .. }) => self.process(&item.event, deadline).await,
@@ -455,11 +448,9 @@ impl TransitionService {
             .iter()
             .map(|c| (c.item.user.clone(), c.target.clone()))
             .collect();
-        let started = Instant::now();
-        let written = self.deps.presence.set_presences(&changes, deadline).await;
-        let write_ms = started.elapsed().as_millis() as u64;
-        let after: HashMap<UserId, PresenceSnapshot> = match written {
-            Ok(after) => after.into_iter().collect(),
+        let (written, write_ms) = self.bulk_write(&changes, deadline).await;
+        let after = match written {
+            Ok(after) => after,
             Err(error) => {
                 return stream::iter(claims)
                     .map(|claimed| self.fail_one(claimed, error.clone()))
@@ -478,6 +469,21 @@ impl TransitionService {
             .buffered(STORE_CONCURRENCY)
             .collect()
             .await
+    }
+
+    /// One bulk PUT of `changes`: each user's presence after it, and how long it took.
+    async fn bulk_write(
+        &self,
+        changes: &[(UserId, PresenceRef)],
+        deadline: Deadline,
+    ) -> (
+        Result<HashMap<UserId, PresenceSnapshot>, PlatformError>,
+        u64,
+    ) {
+        let started = Instant::now();
+        let written = self.deps.presence.set_presences(changes, deadline).await;
+        let write_ms = started.elapsed().as_millis() as u64;
+        (written.map(|after| after.into_iter().collect()), write_ms)
     }
 
     /// A claimed apply whose bulk write failed: the claim is kept (the write may have landed).
@@ -510,7 +516,7 @@ impl TransitionService {
             return Err(PlatformError::Refused { message }.into());
         };
         let trigger = Trigger::Started(item.entry());
-        let at = item.attempt(&trigger, &live, deadline);
+        let at = item.attempt(&trigger, Some(&live), deadline);
         let write = AppliedWrite {
             target: &target,
             restore_to: &restore_to,

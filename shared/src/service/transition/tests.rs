@@ -75,9 +75,21 @@ impl World {
     }
 
     fn kinds(&self) -> Vec<DecisionKind> {
-        let records = self.store.audit_records(&ada());
+        self.kinds_of(&ada())
+    }
+
+    fn kinds_of(&self, user: &UserId) -> Vec<DecisionKind> {
+        let records = self.store.audit_records(user);
         records.into_iter().map(|record| record.kind).collect()
     }
+}
+
+/// Each result's decision; every event must have been handled.
+fn decisions(results: Vec<Result<Outcome, TransitionError>>) -> Vec<OutcomeKind> {
+    results
+        .into_iter()
+        .map(|result| result.expect("handled").decision)
+        .collect()
 }
 
 #[tokio::test]
@@ -237,12 +249,8 @@ async fn a_batch_runs_different_agents_at_once_and_one_agents_events_in_order() 
     gate.open();
     let results = batch.await.expect("the batch ran");
 
-    let decisions: Vec<OutcomeKind> = results
-        .into_iter()
-        .map(|result| result.expect("handled").decision)
-        .collect();
     assert_eq!(
-        decisions,
+        decisions(results),
         [
             OutcomeKind::Applied,
             OutcomeKind::Applied,
@@ -255,13 +263,10 @@ async fn a_batch_runs_different_agents_at_once_and_one_agents_events_in_order() 
         world.kinds(),
         [DecisionKind::Applied, DecisionKind::Restored]
     );
-    let bobs: Vec<DecisionKind> = world
-        .store
-        .audit_records(&bob)
-        .into_iter()
-        .map(|record| record.kind)
-        .collect();
-    assert_eq!(bobs, [DecisionKind::Applied, DecisionKind::Restored]);
+    assert_eq!(
+        world.kinds_of(&bob),
+        [DecisionKind::Applied, DecisionKind::Restored]
+    );
 }
 
 /// Ada, Bob and Cy each in a meeting applied one by one; Dee on queue with none.
@@ -336,12 +341,8 @@ async fn a_batch_of_ends_restores_with_one_bulk_read_and_one_bulk_write() {
         .handle_batch(&ends(&world, &users), world.deadline())
         .await;
 
-    let decisions: Vec<OutcomeKind> = results
-        .into_iter()
-        .map(|result| result.expect("handled").decision)
-        .collect();
     assert_eq!(
-        decisions,
+        decisions(results),
         [
             OutcomeKind::Restored,
             OutcomeKind::Skipped,
@@ -365,13 +366,10 @@ async fn a_batch_of_ends_restores_with_one_bulk_read_and_one_bulk_write() {
     );
     assert_eq!(world.platform.calls(PlatformCall::Presence), reads);
     assert_eq!(world.platform.calls(PlatformCall::CompareAndSet), writes);
-    let bobs: Vec<DecisionKind> = world
-        .store
-        .audit_records(&users[1])
-        .into_iter()
-        .map(|record| record.kind)
-        .collect();
-    assert_eq!(bobs, [DecisionKind::Applied, DecisionKind::Skipped]);
+    assert_eq!(
+        world.kinds_of(&users[1]),
+        [DecisionKind::Applied, DecisionKind::Skipped]
+    );
 }
 
 #[tokio::test]
@@ -389,11 +387,7 @@ async fn an_unanswered_bulk_restore_gives_each_end_back_and_the_redelivery_resto
 
     // SQS redelivers the batch: nobody stays in Meeting because an answer was lost.
     let again = world.service.handle_batch(&batch, world.deadline()).await;
-    let decisions: Vec<OutcomeKind> = again
-        .into_iter()
-        .map(|result| result.expect("handled").decision)
-        .collect();
-    assert_eq!(decisions, [OutcomeKind::Restored; 3]);
+    assert_eq!(decisions(again), [OutcomeKind::Restored; 3]);
     for user in &users[..3] {
         assert_eq!(system_of(&world, user), SystemPresence::OnQueue);
     }

@@ -152,23 +152,17 @@ async fn run(agents: usize, window: (u32, u32)) -> (Burst, Burst) {
         json!({"requestsPerWindow": requests_per_window, "windowSeconds": window_seconds}),
     )
     .await;
-    sim.control(reqwest::Method::DELETE, "/sim/requests", json!({}))
-        .await;
     let now = manual.now();
-    let starts: Vec<String> = users
-        .iter()
-        .enumerate()
-        .map(|(i, user)| edge_event(i, user, now, "Started"))
-        .collect();
-    let waits_before = manual.sleeps().len();
-    let started = Instant::now();
-    let deliveries = deliver(&service, &manual, starts, "applied").await;
-    let working = started.elapsed();
-    let requests = sim.server.sim.lock().requests.clone();
-    let api: Vec<_> = requests
-        .iter()
-        .filter(|r| r.path != "/oauth/token")
-        .collect();
+    let meeting = AllHands {
+        sim: &sim,
+        service: &service,
+        manual: &manual,
+        users: &users,
+        now,
+    };
+    let starts = meeting
+        .play("Started", "applied", minimum_calls(agents))
+        .await;
     assert_eq!(
         sim.server.sim.lock().mutations.len(),
         agents,
@@ -187,41 +181,14 @@ async fn run(agents: usize, window: (u32, u32)) -> (Burst, Burst) {
         notified += 1;
     }
     assert_eq!(notified, agents, "one notification each");
-    for user in [&users[0], &users[agents - 1]] {
-        let presence = genesys
-            .get_presence(user, Deadline::after(&manual, INVOCATION))
-            .await
-            .expect("presence");
-        assert_eq!(presence.system_presence, SystemPresence::Meeting);
+    for presence in first_and_last(&genesys, &manual, &users).await {
+        assert_eq!(presence, SystemPresence::Meeting);
     }
-    let starts = Burst {
-        edge: "starts",
-        agents,
-        minimum: minimum_calls(agents),
-        calls: api.len(),
-        refused: api.iter().filter(|r| r.status == 429).count(),
-        deliveries,
-        waits: manual.sleeps()[waits_before..].to_vec(),
-        working,
-    };
 
     // The meeting ends for everyone at the same minute.
-    sim.control(reqwest::Method::DELETE, "/sim/requests", json!({}))
+    let ends = meeting
+        .play("Ended", "restored", minimum_restore_calls(agents))
         .await;
-    let ends: Vec<String> = users
-        .iter()
-        .enumerate()
-        .map(|(i, user)| edge_event(i, user, now, "Ended"))
-        .collect();
-    let waits_before = manual.sleeps().len();
-    let started = Instant::now();
-    let deliveries = deliver(&service, &manual, ends, "restored").await;
-    let working = started.elapsed();
-    let requests = sim.server.sim.lock().requests.clone();
-    let api: Vec<_> = requests
-        .iter()
-        .filter(|r| r.path != "/oauth/token")
-        .collect();
     assert_eq!(
         sim.server.sim.lock().mutations.len(),
         2 * agents,
@@ -235,24 +202,71 @@ async fn run(agents: usize, window: (u32, u32)) -> (Burst, Burst) {
             .count(),
         agents
     );
-    for user in [&users[0], &users[agents - 1]] {
+    for presence in first_and_last(&genesys, &manual, &users).await {
+        assert_ne!(presence, SystemPresence::Meeting);
+    }
+    (starts, ends)
+}
+
+/// One meeting of every agent, against the simulator.
+struct AllHands<'a> {
+    sim: &'a TestSim,
+    service: &'a TransitionService,
+    manual: &'a presence_autopilot::clock::ManualClock,
+    users: &'a [UserId],
+    now: chrono::DateTime<chrono::Utc>,
+}
+
+impl AllHands<'_> {
+    /// One edge (`edge`: "Started" or "Ended") for every agent, delivered as the burst queue
+    /// does; every outcome must be `outcome`. What it cost in Genesys calls, waits and time.
+    async fn play(&self, edge: &'static str, outcome: &str, minimum: usize) -> Burst {
+        let (sim, service, manual, users, now) =
+            (self.sim, self.service, self.manual, self.users, self.now);
+        sim.control(reqwest::Method::DELETE, "/sim/requests", json!({}))
+            .await;
+        let events: Vec<String> = users
+            .iter()
+            .enumerate()
+            .map(|(i, user)| edge_event(i, user, now, edge))
+            .collect();
+        let waits_before = manual.sleeps().len();
+        let started = Instant::now();
+        let deliveries = deliver(service, manual, events, outcome).await;
+        let working = started.elapsed();
+        let requests = sim.server.sim.lock().requests.clone();
+        let api: Vec<_> = requests
+            .iter()
+            .filter(|r| r.path != "/oauth/token")
+            .collect();
+        Burst {
+            edge: if edge == "Started" { "starts" } else { "ends" },
+            agents: users.len(),
+            minimum,
+            calls: api.len(),
+            refused: api.iter().filter(|r| r.status == 429).count(),
+            deliveries,
+            waits: manual.sleeps()[waits_before..].to_vec(),
+            working,
+        }
+    }
+}
+
+/// The first and the last agent's presence, as Genesys holds it.
+async fn first_and_last(
+    genesys: &presence_autopilot::genesys::GenesysClient,
+    manual: &presence_autopilot::clock::ManualClock,
+    users: &[UserId],
+) -> Vec<SystemPresence> {
+    let mut found = Vec::new();
+    for user in [&users[0], &users[users.len() - 1]] {
         let presence = genesys
-            .get_presence(user, Deadline::after(&manual, INVOCATION))
+            .get_presence(user, Deadline::after(manual, INVOCATION))
             .await
             .expect("presence");
-        assert_ne!(presence.system_presence, SystemPresence::Meeting, "{user}");
+        found.push(presence.system_presence);
     }
-    let ends = Burst {
-        edge: "ends",
-        agents,
-        minimum: minimum_restore_calls(agents),
-        calls: api.len(),
-        refused: api.iter().filter(|r| r.status == 429).count(),
-        deliveries,
-        waits: manual.sleeps()[waits_before..].to_vec(),
-        working,
-    };
-    (starts, ends)
+    found
 }
 
 /// The events, `BATCH` at a time, as the burst queue delivers them; a record that failed

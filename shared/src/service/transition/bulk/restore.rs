@@ -9,7 +9,6 @@
 //! long as the bulk start's.
 
 use std::collections::HashMap;
-use std::time::Instant;
 
 use futures::stream::{self, StreamExt};
 
@@ -102,20 +101,6 @@ impl TransitionService {
         done
     }
 
-    /// The bulk read failed: each end reports its own error (or succeeds, if the cause was brief).
-    async fn one_by_one(
-        &self,
-        items: Vec<BulkItem>,
-        mut done: Vec<Handled>,
-        deadline: Deadline,
-    ) -> Vec<Handled> {
-        for item in items {
-            let _ = self.deps.idempotency.release(&item.lease).await;
-            done.push((item.index, self.handle(item.event, deadline).await));
-        }
-        done
-    }
-
     async fn record_screened(
         &self,
         item: BulkItem,
@@ -123,7 +108,7 @@ impl TransitionService {
         deadline: Deadline,
     ) -> Handled {
         let trigger = Trigger::Ended(item.entry());
-        let at = item.attempt_without_live(&trigger, deadline);
+        let at = item.attempt(&trigger, None, deadline);
         let result = self.recorded(&item, &at, decided, deadline).await;
         self.finish_quietly(&item.lease, &result).await;
         (item.index, result)
@@ -188,7 +173,7 @@ impl TransitionService {
             },
             None => {
                 let trigger = Trigger::Ended(item.entry());
-                let at = item.attempt(&trigger, &live, deadline);
+                let at = item.attempt(&trigger, Some(&live), deadline);
                 self.recorded(&item, &at, decided, deadline).await
             }
         };
@@ -235,11 +220,7 @@ impl TransitionService {
             .iter()
             .map(|c| (c.item.user.clone(), c.to.clone()))
             .collect();
-        let started = Instant::now();
-        let written = self.deps.presence.set_presences(&changes, deadline).await;
-        let write_ms = started.elapsed().as_millis() as u64;
-        let after: Result<HashMap<UserId, PresenceSnapshot>, PlatformError> =
-            written.map(|after| after.into_iter().collect());
+        let (after, write_ms) = self.bulk_write(&changes, deadline).await;
         stream::iter(claims)
             .map(|claimed| async {
                 let (index, lease) = (claimed.item.index, claimed.item.lease.clone());
@@ -282,7 +263,7 @@ impl TransitionService {
             Err(error) => Err(error.clone()),
         };
         let trigger = Trigger::Ended(item.entry());
-        let at = item.attempt(&trigger, &live, deadline);
+        let at = item.attempt(&trigger, Some(&live), deadline);
         let settled = self
             .settle_restore(&at, claim, &to, written, write_ms)
             .await;
