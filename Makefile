@@ -98,7 +98,7 @@ bench: setup ## cold start, first invoke, CPU and peak RSS of the release transi
 	$(LOCAL_BUILD)
 	cargo build --locked --release -p transition -p yardstick
 	$(VENV)/bin/python scripts/bench_lambda.py
-	@echo "| agents | rate window | Genesys calls | 429s | deliveries | time |"; echo "|---|---|---|---|---|---|"
+	@echo "| agents, step | rate window | Genesys calls | 429s | token requests | deliveries | time |"; echo "|---|---|---|---|---|---|---|"
 	@cargo test --locked -q -p integration-tests --test it burst -- --include-ignored --nocapture --test-threads=1 2>&1 | grep -o '| [0-9].*'
 	cargo build --locked -p integration-tests --example connector_bench
 	$(VENV)/bin/python scripts/bench_connector.py
