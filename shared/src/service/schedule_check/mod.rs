@@ -14,7 +14,7 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use crate::clock::{Clock, Deadline};
-use crate::decide::{Trigger, entry_skip};
+use crate::decide::entry_skip;
 use crate::events::{
     self, CALENDAR_EVENT_ENDED, CALENDAR_EVENT_STARTED, CalendarAction, CalendarEntry, EventError,
     FOCUS_ENDED, FOCUS_STARTED, InboundEvent, ParsedEvent,
@@ -24,13 +24,15 @@ use crate::policy::Policy;
 use crate::ports::{
     MessagingError, PlannedSchedule, Schedules, ShiftRefresh, StateStore, StoreError,
 };
-use crate::service::transition::{TransitionError, Transitions, bounded_event_id};
+use crate::service::transition::{Edge, TransitionError, Transitions, bounded_event_id};
 use crate::state::{TriggerKind, UserState};
 use crate::telemetry::{self, Unit};
 
 /// The sweep stops taking new items when less than this is left before the deadline.
 const SWEEP_MARGIN: Duration = Duration::from_secs(2);
-/// Due users handled at once by a sweep run.
+/// A due user's state, as read, and the edge that is due.
+type Due = (UserState, Edge);
+/// Due users whose state a sweep run reads at once.
 const SWEEP_CONCURRENCY: usize = 8;
 
 #[derive(Debug, thiserror::Error)]
@@ -86,6 +88,14 @@ pub struct SweepReport {
     /// The budget was used up: more may be due.
     pub more: bool,
     pub shifts_refreshed: usize,
+}
+
+impl SweepReport {
+    /// A due user that failed: logged, counted; it stays due for the next run.
+    fn fail(&mut self, user: &UserId, error: &ScheduleCheckError) {
+        self.errors += 1;
+        tracing::error!(user_id = %user, %error, "sweep item failed; it stays due");
+    }
 }
 
 #[derive(Debug)]
@@ -304,7 +314,9 @@ impl ScheduleCheck {
         (body.to_string(), detail_type.to_owned())
     }
 
-    /// One sweep run: due deferrals and missed ends, within the budget and the deadline.
+    /// One sweep run: due deferrals and missed ends, within the budget and the deadline. Each
+    /// due user's state is read (a few at a time), then every one with an edge due is decided
+    /// in one go, sharing bulk Genesys calls.
     pub async fn sweep(&self, deadline: Deadline) -> Result<SweepReport, ScheduleCheckError> {
         let now = self.clock.now();
         let due = self.state.due(now, self.budget).await?;
@@ -314,35 +326,38 @@ impl ScheduleCheck {
             ..SweepReport::default()
         };
         let grace = chrono::Duration::from_std(self.policy.end_grace).unwrap_or_default();
-        // Users are independent: a few at a time; one user's work stays in one task.
-        let results: Vec<(UserId, Option<Result<bool, ScheduleCheckError>>)> =
+        let looked: Vec<(UserId, Result<Option<Due>, ScheduleCheckError>)> =
             futures::stream::iter(due)
                 .map(|(user, _)| async move {
-                    if deadline.remaining(self.clock.as_ref()) < SWEEP_MARGIN {
-                        return (user, None);
-                    }
-                    let result = self.sweep_one(&user, now, grace, deadline).await;
-                    (user, Some(result))
+                    let edge = self.due_edge(&user, now, grace).await;
+                    (user, edge)
                 })
                 .buffer_unordered(SWEEP_CONCURRENCY)
                 .collect()
                 .await;
-        let mut still_active = Vec::new();
-        for (user, result) in results {
-            match result {
-                None => report.left += 1,
-                Some(Ok(active)) => {
-                    report.processed += 1;
-                    if active {
-                        still_active.push(user);
-                    }
-                }
-                Some(Err(error)) => {
-                    report.errors += 1;
-                    tracing::error!(user_id = %user, %error, "sweep item failed; it stays due");
-                }
+        let mut decide = Vec::new();
+        let mut settled = Vec::new();
+        for (user, looked) in looked {
+            match looked {
+                Ok(Some(due)) => decide.push(due),
+                Ok(None) => settled.push(user),
+                Err(error) => report.fail(&user, &error),
             }
         }
+        if !decide.is_empty() && deadline.remaining(self.clock.as_ref()) < SWEEP_MARGIN {
+            report.left = decide.len();
+            decide.clear();
+        }
+        let users: Vec<UserId> = decide.iter().map(|(s, _)| s.user_id.clone()).collect();
+        let results = self.transition.reevaluate_due(decide, deadline).await;
+        for (user, result) in users.into_iter().zip(results) {
+            match result {
+                Ok(_) => settled.push(user),
+                Err(error) => report.fail(&user, &ScheduleCheckError::from(error)),
+            }
+        }
+        report.processed = settled.len();
+        let still_active = self.still_active(settled).await;
         if let (Some(shifts), false) = (&self.shifts, still_active.is_empty()) {
             match shifts.refresh(&still_active, now, deadline).await {
                 Ok(count) => report.shifts_refreshed = count,
@@ -363,40 +378,50 @@ impl ScheduleCheck {
         Ok(report)
     }
 
-    /// Handles one due user; returns whether triggers are still active afterwards.
-    async fn sweep_one(
+    /// What is due for `user`: a deferred start, a missed end (past its grace), or nothing (its
+    /// due time is then forgotten).
+    async fn due_edge(
         &self,
         user: &UserId,
         now: DateTime<Utc>,
         grace: chrono::Duration,
-        deadline: Deadline,
-    ) -> Result<bool, ScheduleCheckError> {
+    ) -> Result<Option<Due>, ScheduleCheckError> {
         let Some(state) = self.state.get(user).await? else {
-            return Ok(false);
+            return Ok(None);
         };
-        let trigger = if state.applied.is_none() && state.deferred_until.is_some_and(|at| at <= now)
-        {
-            Some(Trigger::Reevaluate)
-        } else if state
+        if state.applied.is_none() && state.deferred_until.is_some_and(|at| at <= now) {
+            return Ok(Some((state, Edge::Start)));
+        }
+        if state
             .active_triggers
             .values()
             .any(|t| t.ends_at + grace <= now)
         {
-            Some(Trigger::EndInferred)
-        } else {
-            None
-        };
-        match trigger {
-            Some(trigger) => {
-                self.transition.reevaluate(user, &trigger, deadline).await?;
-            }
-            None => self.clear_due(state).await?,
+            return Ok(Some((state, Edge::End)));
         }
-        Ok(self
-            .state
-            .get(user)
-            .await?
-            .is_some_and(|s| !s.active_triggers.is_empty()))
+        self.clear_due(state).await?;
+        Ok(None)
+    }
+
+    /// The users among `handled` whose triggers are still active, whose schedules the sweep
+    /// keeps cached (best effort: a user whose state cannot be read is left out this run).
+    async fn still_active(&self, handled: Vec<UserId>) -> Vec<UserId> {
+        let states: Vec<Result<Option<UserState>, StoreError>> = futures::stream::iter(handled)
+            .map(|user| async move { self.state.get(&user).await })
+            .buffer_unordered(SWEEP_CONCURRENCY)
+            .collect()
+            .await;
+        let mut active = Vec::new();
+        for state in states {
+            match state {
+                Ok(Some(state)) if !state.active_triggers.is_empty() => active.push(state.user_id),
+                Ok(_) => {}
+                Err(error) => {
+                    tracing::warn!(%error, "state unreadable; its schedule is not refreshed")
+                }
+            }
+        }
+        active
     }
 
     /// A due time with nothing to do (e.g. the work was done by an event): forget it.

@@ -10,7 +10,8 @@ use serde_json::{Value, json};
 use super::*;
 use crate::fakes::calendar::FakeSchedules;
 use crate::fakes::world::{ADA, FakeWorld, ada};
-use crate::model::{RoutingStatus, SystemPresence};
+use crate::model::{RoutingStatus, SystemPresence, UserId};
+use crate::service::transition::OutcomeKind;
 
 struct Planner {
     world: FakeWorld,
@@ -146,6 +147,138 @@ async fn a_meeting_already_running_starts_now_through_the_transition() {
         1,
         "only the end is left to fire"
     );
+}
+
+/// Agents on a call when the meeting `m-1` started (deferred): Ada and `count - 1` more.
+async fn deferred_agents(p: &Planner, count: usize) -> Vec<UserId> {
+    let mut users = vec![ada()];
+    for index in 1..count {
+        let user = UserId::parse(&format!("00000000-0000-4000-8000-{index:012}")).expect("id");
+        p.world.platform.add_user(
+            &user,
+            SystemPresence::OnQueue,
+            RoutingStatus::Interacting,
+            None,
+        );
+        users.push(user);
+    }
+    p.world
+        .platform
+        .set_routing(&ada(), RoutingStatus::Interacting);
+    for (index, user) in users.iter().enumerate() {
+        let outcome = p
+            .world
+            .transition
+            .handle_json(&meeting_edge(p, "Started", index, user), p.world.deadline())
+            .await
+            .expect("handled");
+        assert_eq!(outcome.decision, OutcomeKind::Deferred, "{outcome:?}");
+    }
+    users
+}
+
+fn meeting_edge(p: &Planner, edge: &str, index: usize, user: &UserId) -> String {
+    let now = p.world.clock.now();
+    json!({
+        "id": format!("{edge}-{index}"), "detail-type": format!("Calendar Event {edge}"),
+        "source": "presence-autopilot.test",
+        "detail": {
+            "userId": user.as_str(), "calendarEventId": "m-1",
+            "start": (now - chrono::Duration::minutes(1)).to_rfc3339(),
+            "end": (now + chrono::Duration::minutes(30)).to_rfc3339(),
+        },
+    })
+    .to_string()
+}
+
+#[tokio::test]
+async fn the_sweep_applies_many_deferred_starts_with_one_bulk_read_and_one_bulk_write() {
+    use crate::fakes::platform::PlatformCall::{
+        CompareAndSet, Presence, Presences, RoutingStatuses, SetPresences,
+    };
+    let p = planner();
+    let users = deferred_agents(&p, 4).await;
+    for user in &users {
+        p.world.platform.set_routing(user, RoutingStatus::Idle);
+    }
+    p.world.clock.advance(Duration::from_secs(120));
+    let calls = [
+        Presence,
+        Presences,
+        CompareAndSet,
+        SetPresences,
+        RoutingStatuses,
+    ];
+    let before: Vec<usize> = calls.iter().map(|c| p.world.platform.calls(*c)).collect();
+
+    let report = p.check.sweep(p.world.deadline()).await.expect("swept");
+
+    assert_eq!((report.due, report.processed, report.errors), (4, 4, 0));
+    let made: Vec<usize> = calls
+        .iter()
+        .zip(before)
+        .map(|(c, before)| p.world.platform.calls(*c) - before)
+        .collect();
+    assert_eq!(
+        made,
+        [0, 1, 0, 1, 1],
+        "one bulk read, one routing read, one bulk write"
+    );
+    for user in &users {
+        let presence = p.world.platform.current(user).expect("known");
+        assert_eq!(presence.system_presence, SystemPresence::Meeting, "{user}");
+    }
+}
+
+/// The sweep read a deferred state; the meeting's end came before the sweep's claim. The claim
+/// is conditional on what was read: it loses, the user is decided again, and nothing applies.
+#[tokio::test]
+async fn an_end_that_lands_after_the_sweep_read_the_state_wins() {
+    let p = planner();
+    let users = deferred_agents(&p, 2).await;
+    for user in &users {
+        p.world.platform.set_routing(user, RoutingStatus::Idle);
+    }
+    p.world.clock.advance(Duration::from_secs(120));
+    let read: Vec<UserState> = futures::future::join_all(
+        users
+            .iter()
+            .map(|u| async { p.world.store.get(u).await.expect("read").expect("stored") }),
+    )
+    .await;
+    let ended = p
+        .world
+        .transition
+        .handle_json(&meeting_edge(&p, "Ended", 0, &users[0]), p.world.deadline())
+        .await
+        .expect("end handled");
+    assert_ne!(ended.decision, OutcomeKind::Applied, "{ended:?}");
+
+    let due = read.into_iter().map(|state| (state, Edge::Start)).collect();
+    let results = p
+        .world
+        .transition
+        .reevaluate_due(due, p.world.deadline())
+        .await;
+
+    let decisions: Vec<OutcomeKind> = results
+        .into_iter()
+        .map(|r| r.expect("decided").decision)
+        .collect();
+    assert_eq!(decisions, [OutcomeKind::Skipped, OutcomeKind::Applied]);
+    let presence = |user: &UserId| {
+        p.world
+            .platform
+            .current(user)
+            .expect("known")
+            .system_presence
+    };
+    assert_eq!(
+        presence(&users[0]),
+        SystemPresence::OnQueue,
+        "the ended meeting is not applied"
+    );
+    assert_eq!(presence(&users[1]), SystemPresence::Meeting);
 }
 
 #[tokio::test]

@@ -5,6 +5,7 @@
 //! event ids → one bulk read → decide → claim each apply → one bulk write → settle each.
 
 mod restore;
+mod sweep;
 
 use std::collections::HashMap;
 use std::time::Instant;
@@ -55,28 +56,65 @@ fn owner_of(index: usize, event: &ParsedEvent) -> Owner {
     }
 }
 
-/// A start of the batch whose event id is claimed and whose state is read.
+/// What a bulk item answers to.
+enum Source {
+    /// An event of the batch, its key taken up front (`claim_events`).
+    Event {
+        event: Box<ParsedEvent>,
+        lease: Lease,
+    },
+    /// The sweep: a due deferral or a missed end, with no event of its own.
+    Sweep,
+}
+
+/// Which edge of an override a bulk path decides.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Edge {
+    Start,
+    End,
+}
+
+/// A user of the batch whose event id (if any) is claimed and whose state is read.
 struct BulkItem {
     index: usize,
-    event: ParsedEvent,
-    lease: Lease,
+    source: Source,
     user: UserId,
     state: UserState,
 }
 
 impl BulkItem {
-    fn entry(&self) -> &CalendarEntry {
-        match &self.event.event {
-            InboundEvent::Calendar { entry, .. } => entry,
-            InboundEvent::Presence(_) => {
-                unreachable!("only calendar starts and ends take the bulk path")
-            }
+    fn entry(&self) -> Option<&CalendarEntry> {
+        match &self.source {
+            Source::Event { event, .. } => match &event.event {
+                InboundEvent::Calendar { entry, .. } => Some(entry),
+                InboundEvent::Presence(_) => None,
+            },
+            Source::Sweep => None,
         }
     }
-}
 
-impl BulkItem {
-    /// The decision context of this event, for recording it (`live`: None when the stored state
+    /// What this item decides on: its event's start or end, or the sweep's look again.
+    fn trigger(&self, edge: Edge) -> Trigger<'_> {
+        match (self.entry(), edge) {
+            (Some(entry), Edge::Start) => Trigger::Started(entry),
+            (Some(entry), Edge::End) => Trigger::Ended(entry),
+            (None, Edge::Start) => Trigger::Reevaluate,
+            (None, Edge::End) => Trigger::EndInferred,
+        }
+    }
+
+    fn email(&self) -> Option<&str> {
+        self.entry().and_then(|entry| entry.user.email.as_deref())
+    }
+
+    fn event_id(&self) -> Option<&str> {
+        match &self.source {
+            Source::Event { event, .. } => Some(&event.event_id),
+            Source::Sweep => None,
+        }
+    }
+
+    /// The decision context of this item, for recording it (`live`: None when the stored state
     /// decided alone).
     fn attempt<'a>(
         &'a self,
@@ -86,9 +124,9 @@ impl BulkItem {
     ) -> Attempt<'a> {
         Attempt {
             user: &self.user,
-            email: self.entry().user.email.as_deref(),
+            email: self.email(),
             trigger,
-            event_id: Some(&self.event.event_id),
+            event_id: self.event_id(),
             // The bulk path takes its events' keys up front (`claim_events`).
             hold: None,
             read: &self.state,
@@ -168,17 +206,7 @@ impl TransitionService {
         }
         single.sort_by_key(|(index, _)| *index);
         handled.extend(self.handle_each(single, deadline).await);
-        for (index, result) in handled {
-            results[index] = Some(result);
-        }
-        results
-            .into_iter()
-            .map(|result| {
-                result.unwrap_or_else(|| {
-                    Err(StoreError::Invalid("event left unhandled".to_owned()).into())
-                })
-            })
-            .collect()
+        in_order(results, handled, "event")
     }
 
     /// Calendar events that name only an e-mail get their user id (looked up once per
@@ -242,13 +270,27 @@ impl TransitionService {
     ) -> Vec<Handled> {
         let mut done: Vec<Handled> = Vec::new();
         let pending = self.claim_events(events, deadline, &mut done).await;
+        self.bulk_starts(pending, done, deadline).await
+    }
+
+    /// Starts (or the sweep's deferred starts) whose keys are held and states read: one bulk
+    /// read → decide → claim each apply → one bulk write → settle each.
+    async fn bulk_starts(
+        &self,
+        pending: Vec<BulkItem>,
+        mut done: Vec<Handled>,
+        deadline: Deadline,
+    ) -> Vec<Handled> {
+        if pending.is_empty() {
+            return done;
+        }
         let users: Vec<UserId> = pending.iter().map(|item| item.user.clone()).collect();
         let now = self.deps.clock.now();
         let read = match self.bulk_read(&users, now, deadline).await {
             Ok(read) => read,
             Err(error) => {
                 tracing::warn!(%error, "bulk read failed; handling the batch one event at a time");
-                return self.one_by_one(pending, done, deadline).await;
+                return self.one_by_one(pending, done, Edge::Start, deadline).await;
             }
         };
         let decided: Vec<Result<ClaimedApply, Handled>> = stream::iter(pending)
@@ -273,13 +315,51 @@ impl TransitionService {
         &self,
         items: Vec<BulkItem>,
         mut done: Vec<Handled>,
+        edge: Edge,
         deadline: Deadline,
     ) -> Vec<Handled> {
         for item in items {
-            let _ = self.deps.idempotency.release(&item.lease).await;
-            done.push((item.index, self.handle(item.event, deadline).await));
+            let result = match item.source {
+                Source::Event { event, lease } => {
+                    let _ = self.deps.idempotency.release(&lease).await;
+                    self.handle(*event, deadline).await
+                }
+                Source::Sweep => {
+                    let trigger = if edge == Edge::Start {
+                        Trigger::Reevaluate
+                    } else {
+                        Trigger::EndInferred
+                    };
+                    self.reevaluate(&item.user, &trigger, deadline).await
+                }
+            };
+            done.push((item.index, result));
         }
         done
+    }
+
+    /// The item's event key completed with `result`, or given back after a failure (the sweep
+    /// holds none).
+    async fn conclude_item(&self, item: &BulkItem, result: &Result<Outcome, TransitionError>) {
+        if let Source::Event { lease, .. } = &item.source {
+            self.finish_quietly(lease, result).await;
+        }
+    }
+
+    /// The one-event path for this item, which reads and decides again (after a lost race).
+    async fn decide_alone(
+        &self,
+        item: &BulkItem,
+        edge: Edge,
+        deadline: Deadline,
+    ) -> Result<Outcome, TransitionError> {
+        match &item.source {
+            Source::Event { event, .. } => self.process(event, deadline).await,
+            Source::Sweep => {
+                self.reevaluate(&item.user, &item.trigger(edge), deadline)
+                    .await
+            }
+        }
     }
 
     /// Step 1: each event id claimed (duplicates answered from their stored outcome), each
@@ -328,8 +408,10 @@ impl TransitionService {
         match self.read_state(&user).await {
             Ok(state) => Ok(Some(BulkItem {
                 index,
-                event,
-                lease,
+                source: Source::Event {
+                    event: Box::new(event),
+                    lease,
+                },
                 user,
                 state,
             })),
@@ -384,19 +466,18 @@ impl TransitionService {
                 field: "detail.userId".to_owned(),
                 reason: format!("no Genesys Cloud user {}", item.user),
             };
-            let event_id = Some(item.event.event_id.clone());
+            let event_id = item.event_id().map(str::to_owned);
             let result = self.reject(event_id, Some(item.user.clone()), &error).await;
-            self.finish_quietly(&item.lease, &result).await;
+            self.conclude_item(&item, &result).await;
             return Err((item.index, result));
         };
-        let entry = item.entry();
-        let trigger = Trigger::Started(entry);
+        let trigger = item.trigger(Edge::Start);
         let cx = Context {
             now,
             policy: &self.deps.policy,
             targets: &read.targets,
             state: &item.state,
-            email: entry.user.email.as_deref(),
+            email: item.email(),
             current: Some(&live.current),
             routing: live.routing.as_ref(),
             shift: live.shift,
@@ -416,7 +497,7 @@ impl TransitionService {
                         });
                     }
                     // A lost race: the one-event path re-reads and decides again.
-                    Ok(None) => self.process(&item.event, deadline).await,
+                    Ok(None) => self.decide_alone(&item, Edge::Start, deadline).await,
                     Err(error) => Err(error),
                 }
             }
@@ -424,12 +505,14 @@ impl TransitionService {
                 let at = item.attempt(&trigger, Some(&live), deadline);
                 match self.persist(&at, decided).await {
                     Ok(Persisted::Done { outcome, .. }) => Ok(outcome),
-                    Ok(Persisted::Retry { .. }) => self.process(&item.event, deadline).await,
+                    Ok(Persisted::Retry { .. }) => {
+                        self.decide_alone(&item, Edge::Start, deadline).await
+                    }
                     Ok(Persisted::Failed { error, .. }) | Err(error) => Err(error),
                 }
             }
         };
-        self.finish_quietly(&item.lease, &result).await;
+        self.conclude_item(&item, &result).await;
         Err((item.index, result))
     }
 
@@ -461,10 +544,9 @@ impl TransitionService {
         };
         stream::iter(claims)
             .map(|claimed| async {
-                let (index, lease) = (claimed.item.index, claimed.item.lease.clone());
-                let result = self.settle_one(claimed, &after, write_ms, deadline).await;
-                self.finish_quietly(&lease, &result).await;
-                (index, result)
+                let (result, item) = self.settle_one(claimed, &after, write_ms, deadline).await;
+                self.conclude_item(&item, &result).await;
+                (item.index, result)
             })
             .buffered(STORE_CONCURRENCY)
             .collect()
@@ -492,17 +574,18 @@ impl TransitionService {
             .fail_write(&claimed.claim, error, OnUncertainWrite::KeepClaim)
             .await;
         let result = Err(failed);
-        self.finish_quietly(&claimed.item.lease, &result).await;
+        self.conclude_item(&claimed.item, &result).await;
         (claimed.item.index, result)
     }
 
+    /// One claimed apply settled on the bulk write's answer; the item comes back for its key.
     async fn settle_one(
         &self,
         claimed: ClaimedApply,
         after: &HashMap<UserId, PresenceSnapshot>,
         write_ms: u64,
         deadline: Deadline,
-    ) -> Result<Outcome, TransitionError> {
+    ) -> (Result<Outcome, TransitionError>, BulkItem) {
         let ClaimedApply {
             item,
             live,
@@ -510,31 +593,55 @@ impl TransitionService {
             target,
             restore_to,
         } = claimed;
-        let Some(written) = after.get(&item.user) else {
-            self.release_claim(&claim).await?;
-            let message = format!("bulk PUT returned no presence for {}", item.user);
-            return Err(PlatformError::Refused { message }.into());
-        };
-        let trigger = Trigger::Started(item.entry());
-        let at = item.attempt(&trigger, Some(&live), deadline);
-        let write = AppliedWrite {
-            target: &target,
-            restore_to: &restore_to,
-            live: &live,
-            after: written,
-            write_ms,
-        };
-        let mut audit = at.entry();
-        let payload = write.record(&mut audit, &at, &claim.claimed);
-        self.settle_apply(&item.user, claim.claimed, written, audit, payload, None)
-            .await?;
-        Ok(Outcome::new(
-            OutcomeKind::Applied,
-            Some(&item.event.event_id),
-            Some(&item.user),
-            None,
-        ))
+        let result = async {
+            let Some(written) = after.get(&item.user) else {
+                self.release_claim(&claim).await?;
+                let message = format!("bulk PUT returned no presence for {}", item.user);
+                return Err(PlatformError::Refused { message }.into());
+            };
+            let trigger = item.trigger(Edge::Start);
+            let at = item.attempt(&trigger, Some(&live), deadline);
+            let write = AppliedWrite {
+                target: &target,
+                restore_to: &restore_to,
+                live: &live,
+                after: written,
+                write_ms,
+            };
+            let mut audit = at.entry();
+            let payload = write.record(&mut audit, &at, &claim.claimed);
+            self.settle_apply(&item.user, claim.claimed, written, audit, payload, None)
+                .await?;
+            Ok(Outcome::new(
+                OutcomeKind::Applied,
+                item.event_id(),
+                Some(&item.user),
+                None,
+            ))
+        }
+        .await;
+        (result, item)
     }
+}
+
+/// The results by position, filled from `handled`; a position nothing answered for is an
+/// error naming `what` was left (never read as a success).
+fn in_order(
+    mut results: Vec<Option<Result<Outcome, TransitionError>>>,
+    handled: Vec<Handled>,
+    what: &str,
+) -> Vec<Result<Outcome, TransitionError>> {
+    for (index, result) in handled {
+        results[index] = Some(result);
+    }
+    results
+        .into_iter()
+        .map(|result| {
+            result.unwrap_or_else(|| {
+                Err(StoreError::Invalid(format!("{what} left unhandled")).into())
+            })
+        })
+        .collect()
 }
 
 /// Starts, and ends, naming a user id, one event per user in the batch, can share bulk calls;

@@ -30,6 +30,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use tokio::sync::Mutex;
 
+pub use bulk::Edge;
 pub use inbound::{UNATTRIBUTED_USER, bounded_event_id, event_id_of};
 use ledger::{EventHold, Handled, RecordWrites};
 pub use outcome::{Outcome, OutcomeKind, StageTimings, TransitionError};
@@ -101,13 +102,13 @@ pub trait Transitions: Send + Sync + std::fmt::Debug {
         deadline: Deadline,
     ) -> Result<Outcome, TransitionError>;
 
-    /// Decides again for `user` with no event of its own (a due deferral, a missed end).
-    async fn reevaluate(
+    /// Decides again, with no event of their own, for the sweep's due users (a deferred start,
+    /// a missed end), sharing bulk calls; one result per user, in order.
+    async fn reevaluate_due(
         &self,
-        user: &UserId,
-        trigger: &Trigger<'_>,
+        due: Vec<(UserState, Edge)>,
         deadline: Deadline,
-    ) -> Result<Outcome, TransitionError>;
+    ) -> Vec<Result<Outcome, TransitionError>>;
 
     /// Refuses an event: one `Rejected` audit record naming the reason.
     async fn reject(
@@ -136,13 +137,12 @@ impl Transitions for TransitionService {
         TransitionService::handle(self, parsed, deadline).await
     }
 
-    async fn reevaluate(
+    async fn reevaluate_due(
         &self,
-        user: &UserId,
-        trigger: &Trigger<'_>,
+        due: Vec<(UserState, Edge)>,
         deadline: Deadline,
-    ) -> Result<Outcome, TransitionError> {
-        TransitionService::reevaluate(self, user, trigger, deadline).await
+    ) -> Vec<Result<Outcome, TransitionError>> {
+        TransitionService::reevaluate_due(self, due, deadline).await
     }
 
     async fn reject(

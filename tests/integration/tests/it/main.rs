@@ -1,6 +1,7 @@
 //! One integration-test binary: each module starts the real servers it needs on loopback
 //! (the Genesys simulator in-process, the local AWS stand-in as a child process).
 
+mod bulk_faults;
 mod burst;
 mod calendar;
 mod contracts;

@@ -616,15 +616,33 @@ async fn a_thousand_due_items_with_a_budget_of_two_hundred_take_five_runs_none_t
         })
         .count();
     assert_eq!(once, 1000, "every user restored exactly once");
-    let patches = sim
-        .server
-        .sim
-        .lock()
+    let state = sim.server.sim.lock();
+    let writes = |user: &UserId| {
+        state
+            .mutations
+            .iter()
+            .filter(|m| m.user_id == user.as_str())
+            .count()
+    };
+    assert!(
+        users.iter().all(|u| writes(u) == 2),
+        "each user written twice: the seeded override, then one restore"
+    );
+    let bulk_writes = state
         .requests
         .iter()
-        .filter(|r| r.method == "PATCH")
+        .filter(|r| r.method == "PUT" && r.path == "/api/v2/users/presences/bulk")
         .count();
-    assert_eq!(patches, 1000);
+    // 20 seeded the overrides; the sweep's five runs of 200 restore with four writes of 50 each.
+    assert_eq!(bulk_writes, 20 + 5 * 4, "the sweep restores in bulk");
+    assert_eq!(
+        state
+            .requests
+            .iter()
+            .filter(|r| r.method == "PATCH")
+            .count(),
+        0
+    );
 }
 
 #[tokio::test]

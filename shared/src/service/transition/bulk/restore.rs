@@ -12,9 +12,9 @@ use std::collections::HashMap;
 
 use futures::stream::{self, StreamExt};
 
-use super::{BulkItem, Handled, STORE_CONCURRENCY};
+use super::{BulkItem, Edge, Handled, STORE_CONCURRENCY};
 use crate::clock::Deadline;
-use crate::decide::{Context, Decided, Decision, Trigger, decide, screen};
+use crate::decide::{Context, Decided, Decision, decide, screen};
 use crate::events::EventError;
 use crate::model::{PresenceSnapshot, UserId};
 use crate::ports::{CasOutcome, PlatformError};
@@ -39,23 +39,37 @@ impl TransitionService {
     ) -> Vec<Handled> {
         let mut done: Vec<Handled> = Vec::new();
         let pending = self.claim_events(events, deadline, &mut done).await;
+        self.bulk_ends(pending, done, deadline).await
+    }
+
+    /// Ends (or the sweep's missed ends) whose keys are held and states read: screen → one
+    /// bulk presence read → decide → claim each restore → one bulk write → settle each.
+    pub(super) async fn bulk_ends(
+        &self,
+        pending: Vec<BulkItem>,
+        mut done: Vec<Handled>,
+        deadline: Deadline,
+    ) -> Vec<Handled> {
+        if pending.is_empty() {
+            return done;
+        }
         let now = self.deps.clock.now();
         let targets = match self.targets(deadline).await {
             Ok(targets) => targets.clone(),
             Err(error) => {
                 tracing::warn!(%error, "presence targets unknown; handling the ends one at a time");
-                return self.one_by_one(pending, done, deadline).await;
+                return self.one_by_one(pending, done, Edge::End, deadline).await;
             }
         };
         let mut needs_live = Vec::new();
         for item in pending {
-            let trigger = Trigger::Ended(item.entry());
+            let trigger = item.trigger(Edge::End);
             let base = Context {
                 now,
                 policy: &self.deps.policy,
                 targets: &targets,
                 state: &item.state,
-                email: item.entry().user.email.as_deref(),
+                email: item.email(),
                 current: None,
                 routing: None,
                 shift: None,
@@ -78,7 +92,7 @@ impl TransitionService {
             Ok(read) => read.into_iter().collect(),
             Err(error) => {
                 tracing::warn!(%error, "bulk presence read failed; handling the ends one at a time");
-                return self.one_by_one(needs_live, done, deadline).await;
+                return self.one_by_one(needs_live, done, Edge::End, deadline).await;
             }
         };
         let read_at = self.deps.clock.now();
@@ -107,10 +121,10 @@ impl TransitionService {
         decided: Decided,
         deadline: Deadline,
     ) -> Handled {
-        let trigger = Trigger::Ended(item.entry());
+        let trigger = item.trigger(Edge::End);
         let at = item.attempt(&trigger, None, deadline);
         let result = self.recorded(&item, &at, decided, deadline).await;
-        self.finish_quietly(&item.lease, &result).await;
+        self.conclude_item(&item, &result).await;
         (item.index, result)
     }
 
@@ -129,9 +143,9 @@ impl TransitionService {
                 field: "detail.userId".to_owned(),
                 reason: format!("no Genesys Cloud user {}", item.user),
             };
-            let event_id = Some(item.event.event_id.clone());
+            let event_id = item.event_id().map(str::to_owned);
             let result = self.reject(event_id, Some(item.user.clone()), &error).await;
-            self.finish_quietly(&item.lease, &result).await;
+            self.conclude_item(&item, &result).await;
             return Err((item.index, result));
         };
         let live = Live {
@@ -140,13 +154,13 @@ impl TransitionService {
             routing: None,
             shift: None,
         };
-        let trigger = Trigger::Ended(item.entry());
+        let trigger = item.trigger(Edge::End);
         let cx = Context {
             now: self.deps.clock.now(),
             policy: &self.deps.policy,
             targets,
             state: &item.state,
-            email: item.entry().user.email.as_deref(),
+            email: item.email(),
             current: Some(&live.current),
             routing: None,
             shift: None,
@@ -168,16 +182,16 @@ impl TransitionService {
                         to,
                     });
                 }
-                Ok(None) => self.process(&item.event, deadline).await,
+                Ok(None) => self.decide_alone(&item, Edge::End, deadline).await,
                 Err(error) => Err(error),
             },
             None => {
-                let trigger = Trigger::Ended(item.entry());
+                let trigger = item.trigger(Edge::End);
                 let at = item.attempt(&trigger, Some(&live), deadline);
                 self.recorded(&item, &at, decided, deadline).await
             }
         };
-        self.finish_quietly(&item.lease, &result).await;
+        self.conclude_item(&item, &result).await;
         Err((item.index, result))
     }
 
@@ -202,7 +216,7 @@ impl TransitionService {
     ) -> Result<Outcome, TransitionError> {
         match persisted? {
             Persisted::Done { outcome, .. } => Ok(outcome),
-            Persisted::Retry { .. } => self.process(&item.event, deadline).await,
+            Persisted::Retry { .. } => self.decide_alone(item, Edge::End, deadline).await,
             Persisted::Failed { error, .. } => Err(error),
         }
     }
@@ -223,12 +237,11 @@ impl TransitionService {
         let (after, write_ms) = self.bulk_write(&changes, deadline).await;
         stream::iter(claims)
             .map(|claimed| async {
-                let (index, lease) = (claimed.item.index, claimed.item.lease.clone());
-                let result = self
+                let (result, item) = self
                     .settle_one_restore(claimed, &after, write_ms, deadline)
                     .await;
-                self.finish_quietly(&lease, &result).await;
-                (index, result)
+                self.conclude_item(&item, &result).await;
+                (item.index, result)
             })
             .buffered(STORE_CONCURRENCY)
             .collect()
@@ -241,7 +254,7 @@ impl TransitionService {
         after: &Result<HashMap<UserId, PresenceSnapshot>, PlatformError>,
         write_ms: u64,
         deadline: Deadline,
-    ) -> Result<Outcome, TransitionError> {
+    ) -> (Result<Outcome, TransitionError>, BulkItem) {
         let ClaimedRestore {
             item,
             live,
@@ -262,11 +275,12 @@ impl TransitionService {
             // agent stays off queue because an answer was lost.
             Err(error) => Err(error.clone()),
         };
-        let trigger = Trigger::Ended(item.entry());
+        let trigger = item.trigger(Edge::End);
         let at = item.attempt(&trigger, Some(&live), deadline);
         let settled = self
             .settle_restore(&at, claim, &to, written, write_ms)
             .await;
-        self.concluded(&item, settled, deadline).await
+        let result = self.concluded(&item, settled, deadline).await;
+        (result, item)
     }
 }
