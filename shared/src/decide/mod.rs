@@ -139,6 +139,10 @@ pub enum Decision {
     Restore {
         to: PresenceRef,
     },
+    /// An earlier restore whose answer was lost had landed: record it, write nothing.
+    FoundRestored {
+        to: PresenceRef,
+    },
     Keep {
         active: usize,
     },

@@ -199,6 +199,7 @@ fn apply(
         until,
         tag: None,
         set_at: None,
+        restore_sent: None,
     });
     next.restore_to = Some(restore_to.clone());
     next.observed_tag = Some(current.tag());
@@ -261,6 +262,17 @@ pub(super) fn end_of(mut next: UserState, cx: &Context<'_>) -> Option<Decided> {
             decision: Decision::Restore { to: restore_to },
             next: Some(next),
         }),
+        // Our earlier restore's answer was lost: the live presence being the one we were
+        // restoring to means that write landed.
+        (Some(current), _)
+            if applied.restore_sent.is_some()
+                && current.definition_id == restore_to.definition_id =>
+        {
+            Some(Decided {
+                decision: Decision::FoundRestored { to: restore_to },
+                next: Some(next),
+            })
+        }
         (Some(_), _) => Some(Decided::skip(SkipReason::ChangedBySomeoneElse, Some(next))),
     }
 }

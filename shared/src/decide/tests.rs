@@ -662,3 +662,40 @@ fn end_while_our_write_is_in_flight_does_not_restore() {
     );
     let _ = SnapshotTag::from_stored(String::new());
 }
+
+#[test]
+fn an_end_after_a_restore_whose_answer_was_lost_records_it_as_landed_only_if_it_shows() {
+    let available = PresenceRef {
+        definition_id: id(AVAILABLE),
+        message: String::new(),
+    };
+    let mut world = World::new();
+    let meeting = entry("m1", TriggerKind::Meeting, 0, 30);
+    world.step(&Trigger::Started(&meeting));
+    if let Some(applied) = world.state.applied.as_mut() {
+        applied.restore_sent = Some(t(30));
+    }
+    world.now = t(31);
+
+    world.current = snapshot(AVAILABLE, SystemPresence::Available, 30);
+    let landed = world.decide(&Trigger::Ended(&meeting)).decision;
+    world.current = snapshot(BUSY, SystemPresence::Busy, 30);
+    let changed = world.decide(&Trigger::Ended(&meeting)).decision;
+
+    assert_eq!(landed, Decision::FoundRestored { to: available });
+    assert_eq!(changed, skip(SkipReason::ChangedBySomeoneElse));
+}
+
+#[test]
+fn without_a_lost_restore_the_presence_we_would_restore_is_someone_elses_change() {
+    let mut world = World::new();
+    let meeting = entry("m1", TriggerKind::Meeting, 0, 30);
+    world.step(&Trigger::Started(&meeting));
+    world.current = snapshot(AVAILABLE, SystemPresence::Available, 10);
+    world.now = t(30);
+
+    assert_eq!(
+        world.step(&Trigger::Ended(&meeting)),
+        skip(SkipReason::ChangedBySomeoneElse)
+    );
+}

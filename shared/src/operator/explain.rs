@@ -413,6 +413,7 @@ mod tests {
             until: at(10, 30),
             tag: None,
             set_at: None,
+            restore_sent: None,
         });
         state.restore_to = Some(presence(AVAILABLE));
         let told = explain(&user(), at(10, 0), &[], Some(&state), &names(), Tz::UTC);

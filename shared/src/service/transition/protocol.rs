@@ -37,7 +37,9 @@ pub(super) enum OnUncertainWrite {
     /// presence if it shows our target. The worst case is a meeting not applied, never an agent
     /// stuck off queue.
     KeepClaim,
-    /// Restoring: give the claim back; the redelivered end compares against our tag again.
+    /// Restoring: give the claim back, marked `restore_sent`; the redelivered end restores if
+    /// the presence still carries our tag, and records the restore as landed if it shows the
+    /// presence we were restoring to.
     ReleaseClaim,
 }
 
@@ -70,16 +72,34 @@ impl TransitionService {
         error: PlatformError,
         uncertain: OnUncertainWrite,
     ) -> TransitionError {
-        let keep = error.write_may_have_landed() && uncertain == OnUncertainWrite::KeepClaim;
-        if !keep && let Err(release) = self.release_claim(claim).await {
-            return release;
+        let landed = error.write_may_have_landed();
+        let released = match uncertain {
+            OnUncertainWrite::KeepClaim if landed => Ok(()),
+            OnUncertainWrite::ReleaseClaim if landed => self.release_restore_sent(claim).await,
+            _ => self.release_claim(claim).await,
+        };
+        match released {
+            Ok(()) => error.into(),
+            Err(release) => release,
         }
-        error.into()
+    }
+
+    /// Gives back a restore's claim whose write may have landed, with the time it was sent.
+    async fn release_restore_sent(&self, claim: &Claim) -> Result<(), TransitionError> {
+        let mut back = claim.read.clone();
+        if let Some(applied) = back.applied.as_mut() {
+            applied.restore_sent = Some(self.deps.clock.now());
+        }
+        self.put_back(back, claim).await
     }
 
     /// Writes the state we read back over our claim (our claim's version is the condition).
     pub(super) async fn release_claim(&self, claim: &Claim) -> Result<(), TransitionError> {
-        let mut back = claim.read.clone();
+        self.put_back(claim.read.clone(), claim).await
+    }
+
+    /// Writes `back` over our claim, conditional on its version; a lost race is no error.
+    async fn put_back(&self, mut back: UserState, claim: &Claim) -> Result<(), TransitionError> {
         back.version = claim.claimed.version;
         back.updated_at = self.deps.clock.now();
         match self.deps.state.put(&back).await {

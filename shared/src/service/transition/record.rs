@@ -100,6 +100,7 @@ impl TransitionService {
                 self.apply(at, decided.next, &target, &restore_to).await
             }
             Decision::Restore { to } => self.restore(at, decided.next, &to).await,
+            Decision::FoundRestored { to } => self.found_restored(at, decided.next, &to).await,
             Decision::Keep { active } => {
                 let mut entry = at.entry();
                 entry.kind = DecisionKind::Kept;
@@ -346,6 +347,39 @@ impl TransitionService {
             (NotificationKind::ChangeDeferred, payload)
         });
         let outcome = at.outcome(OutcomeKind::Deferred, Some(reason));
+        let completes = at.completes(&outcome)?;
+        let done = self
+            .commit_or_append(next, entry, notification, completes.as_ref())
+            .await?;
+        Ok(finished(done, outcome))
+    }
+
+    /// An earlier restore, whose answer was lost, had landed: audited and notified as the
+    /// restore it was; nothing is written to Genesys.
+    async fn found_restored(
+        &self,
+        at: &Attempt<'_>,
+        next: Option<UserState>,
+        to: &PresenceRef,
+    ) -> Result<Persisted, TransitionError> {
+        let reason = "the trigger ended; our earlier restore, whose answer was lost, had landed";
+        let mut entry = at.entry();
+        entry.kind = DecisionKind::Restored;
+        entry.reason = Some(reason.to_owned());
+        entry.after = Some(to.clone());
+        let notification = at.live.map(|live| {
+            let payload = ChangePayload {
+                email: at.email.map(str::to_owned),
+                presence: view(to, &live.current.system_presence),
+                previous: None,
+                trigger_kind: None,
+                trigger_id: at.trigger_id(),
+                until: None,
+                reason: Some(reason.to_owned()),
+            };
+            (NotificationKind::PresenceRestored, payload)
+        });
+        let outcome = at.outcome(OutcomeKind::Restored, Some(reason.to_owned()));
         let completes = at.completes(&outcome)?;
         let done = self
             .commit_or_append(next, entry, notification, completes.as_ref())

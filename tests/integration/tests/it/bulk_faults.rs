@@ -74,8 +74,11 @@ async fn everyone_back_and_recorded_once(h: &Harness, users: &[String]) {
             "{user} is back"
         );
         let kinds = h.audit_kinds(user).await;
-        assert_eq!(kinds[0], DecisionKind::Applied, "{user}: {kinds:?}");
-        assert_eq!(kinds.len(), 2, "one record for the end: {user}: {kinds:?}");
+        assert_eq!(
+            kinds,
+            [DecisionKind::Applied, DecisionKind::Restored],
+            "{user}: one record for the end"
+        );
     }
 }
 
@@ -115,6 +118,11 @@ async fn a_bulk_restore_answered_after_the_deadline_leaves_no_agent_stuck() {
         h.sim.server.sim.lock().mutations.len(),
         2 * AGENTS,
         "the landed restore is not written again: {again:?}"
+    );
+    assert_eq!(
+        again,
+        vec!["restored"; AGENTS],
+        "recorded as ours, not as a hand change"
     );
     everyone_back_and_recorded_once(&h, &users).await;
 }

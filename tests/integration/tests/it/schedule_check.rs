@@ -496,6 +496,7 @@ async fn seed_missed_ends(
             until: ended,
             tag: Some(after.tag()),
             set_at: Some(after.modified_date),
+            restore_sent: None,
         });
         state.restore_to = Some(PresenceRef {
             definition_id: presence_autopilot::model::PresenceDefinitionId::parse(
