@@ -93,13 +93,15 @@ demo: setup ## the scripted day on the stack deployed from infra/template.yaml: 
 package: setup ## docs/deploy.md's `sam build` (arm64, cargo-lambda): every function's zip, with its size and the build's time
 	$(VENV)/bin/python scripts/package.py
 
-bench: setup ## cold start, first invoke, CPU and peak RSS of the release transition beside a minimal Lambda; the all-hands burst; the pure stages; the connector; the stand-in; the arm64 zip (docs/benchmarks.md)
+bench: setup ## cold start, first invoke, CPU and peak RSS of the release transition beside a minimal Lambda and the SDK yardstick; the all-hands (both edges, the floor's mix; on the stand-in, timed); token requests per burst; the pure stages; the connector; the stand-in; the arm64 zip (docs/benchmarks.md)
 	cargo bench --locked -p presence-autopilot --bench transition
 	$(LOCAL_BUILD)
 	cargo build --locked --release -p transition -p yardstick -p sdk-yardstick
 	$(VENV)/bin/python scripts/bench_lambda.py
 	@echo "| agents, step | rate window | Genesys calls | 429s | token requests | deliveries | time |"; echo "|---|---|---|---|---|---|---|"
-	@cargo test --locked -q -p integration-tests --test it burst -- --include-ignored --nocapture --test-threads=1 2>&1 | grep -o '| [0-9].*'
+	@set -o pipefail; cargo test --locked -q -p integration-tests --test it -- --include-ignored --nocapture --test-threads=1 burst::a_thousand_agents_meet burst::ten_thousand burst::a_burst 2>&1 | grep -o '| [0-9].*\|^token requests.*'
+	@echo "| agents, step (state on the stand-in) | Genesys calls | 429s | DynamoDB calls per agent decided | time (real) |"; echo "|---|---|---|---|---|"
+	@set -o pipefail; cargo test --locked -q -p integration-tests --test it -- --include-ignored --nocapture burst::a_thousand_agents_on_the_stand_in 2>&1 | grep -o '| [0-9].*'
 	cargo build --locked -p integration-tests --example connector_bench
 	$(VENV)/bin/python scripts/bench_connector.py
 	$(VENV)/bin/python scripts/bench_standin.py

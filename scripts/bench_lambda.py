@@ -14,7 +14,7 @@ For each binary, COLD_STARTS fresh processes; for each process:
 `transition` handles calendar starts and ends of one agent, alternately, so every warm event is a
 full transition (apply or restore: the Genesys reads and write, the DynamoDB read, claim and
 commit). Prints a Markdown table of medians (and p90 for warm latency), then where a transition's
-first and warm invokes spent their time. `BENCH_COMPARE=name=path,…` adds other transition builds,
+first and warm invokes spent their time (from the EMF line each event prints). `BENCH_COMPARE=name=path,…` adds other transition builds,
 interleaved in the same run."""
 
 from __future__ import annotations
@@ -154,8 +154,19 @@ def calendar_event(detail_type: str, trigger: str) -> dict:
     }
 
 
+def sqs_batch(event: dict) -> dict:
+    """One burst-queue record carrying `event`, as the SQS event source mapping hands it over."""
+    return {"Records": [{
+        "messageId": str(uuid.uuid4()), "receiptHandle": f"bench-{uuid.uuid4().hex}",
+        "body": json.dumps(event), "attributes": {"ApproximateReceiveCount": "1"},
+        "messageAttributes": {}, "md5OfBody": "", "eventSource": "aws:sqs",
+        "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:bench-burst", "awsRegion": "us-east-1",
+    }]}
+
+
 class TransitionEvents:
-    """Start, end, start, end, … of one agent: each a whole transition."""
+    """Start, end, start, end, … of one agent, each a one-record burst-queue batch: each a whole
+    transition."""
 
     def __init__(self) -> None:
         self.open: str | None = None
@@ -163,9 +174,9 @@ class TransitionEvents:
     def __next__(self) -> dict:
         if self.open is None:
             self.open = f"bench-{uuid.uuid4().hex[:8]}"
-            return calendar_event("Calendar Event Started", self.open)
+            return sqs_batch(calendar_event("Calendar Event Started", self.open))
         trigger, self.open = self.open, None
-        return calendar_event("Calendar Event Ended", trigger)
+        return sqs_batch(calendar_event("Calendar Event Ended", trigger))
 
     def closing(self) -> dict | None:
         """The end of a meeting still open, so the next process starts from a restored agent."""
@@ -194,24 +205,28 @@ def cold_start(binary: Path, env: dict[str, str], events, check) -> dict:
         "RUST_LOG": "warn",
     }
     started = time.monotonic()
-    process = subprocess.Popen([str(binary)], env=process_env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    process = subprocess.Popen([str(binary)], env=process_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    metrics = MetricLines(process.stdout)
+    measured = isinstance(events, TransitionEvents)
     try:
         first, kind, body = api.invoke(next(events))
-        check(kind, body)
-        first_stages = stages(body)
+        line = metrics.next(measured)
+        check(kind, body, line)
+        first_stages = stages(line)
         if api.first_poll is None:
             raise RuntimeError("answered without polling")
         warm, warm_stages = [], []
         cpu_before = cpu_seconds(process.pid)
         for _ in range(WARM):
             seconds, kind, body = api.invoke(next(events))
-            check(kind, body)
+            line = metrics.next(measured)
+            check(kind, body, line)
             warm.append(seconds)
-            warm_stages.append(stages(body))
+            warm_stages.append(stages(line))
         cpu_after = cpu_seconds(process.pid)
         closing = events.closing()
         if closing is not None:
-            check(*api.invoke(closing)[1:])
+            check(*api.invoke(closing)[1:], metrics.next(measured))
         return {
             "init": api.first_poll - started,
             "first": first,
@@ -225,24 +240,27 @@ def cold_start(binary: Path, env: dict[str, str], events, check) -> dict:
     finally:
         process.terminate()
         try:
-            _, stderr = process.communicate(timeout=10)
+            process.wait(timeout=10)
         except subprocess.TimeoutExpired:
             process.kill()
-            _, stderr = process.communicate()
+            process.wait()
+        stderr = process.stderr.read()  # stdout is the metric reader's
         api.close()
         if process.returncode not in (0, -15):
             print(stderr.decode(errors="replace")[-2000:], file=sys.stderr)
 
 
-def check_transition(kind: str, body: bytes) -> None:
-    if kind != "response":
-        raise RuntimeError(f"transition answered an error: {body[:500]!r}")
-    decision = json.loads(body).get("decision")
+def check_transition(kind: str, body: bytes, metrics: dict | None) -> None:
+    """The batch answer names no failed record, and the event's metric line says it applied or
+    restored."""
+    if kind != "response" or json.loads(body).get("batchItemFailures") != []:
+        raise RuntimeError(f"transition answered {kind}: {body[:500]!r}")
+    decision = (metrics or {}).get("Decision")
     if decision not in ("applied", "restored"):
-        raise RuntimeError(f"transition decided {decision!r}: {body[:500]!r}")
+        raise RuntimeError(f"transition decided {decision!r}: {metrics!r}")
 
 
-def check_echo(kind: str, body: bytes) -> None:
+def check_echo(kind: str, body: bytes, _metrics: dict | None) -> None:
     if kind != "response" or json.loads(body) != {"ping": 1}:
         raise RuntimeError(f"yardstick answered {kind} {body[:200]!r}")
 
@@ -250,13 +268,34 @@ def check_echo(kind: str, body: bytes) -> None:
 STAGES = ("secretMs", "tokenMs", "targetsMs", "stateReadMs", "genesysReadMs", "genesysWriteMs", "storeMs")
 
 
-def stages(body: bytes) -> dict[str, int] | None:
-    """The stage timings a transition's answer carries (`Outcome.timings`); None for others."""
-    try:
-        timings = json.loads(body).get("timings")
-    except (ValueError, AttributeError):
+def stages(metrics: dict | None) -> dict[str, int] | None:
+    """The stage timings of a transition's metric line (`SecretMs`, …); None for others."""
+    if not metrics:
         return None
-    return {name: timings.get(name, 0) for name in STAGES} if isinstance(timings, dict) else None
+    return {name: metrics.get(name[0].upper() + name[1:], 0) for name in STAGES}
+
+
+class MetricLines:
+    """The EMF lines a process prints on stdout, read as they come (a thread keeps the pipe
+    drained); the transition prints one per event before it answers."""
+
+    def __init__(self, stream) -> None:
+        self.lines: queue.Queue = queue.Queue()
+        self.thread = threading.Thread(target=self._read, args=(stream,), daemon=True)
+        self.thread.start()
+
+    def _read(self, stream) -> None:
+        for raw in stream:
+            try:
+                line = json.loads(raw)
+            except ValueError:
+                continue
+            if isinstance(line, dict) and "Decision" in line:
+                self.lines.put(line)
+
+    def next(self, expected: bool) -> dict | None:
+        """The next event's metric line (None for a process that prints none)."""
+        return self.lines.get(timeout=10) if expected else None
 
 
 def stage_row(label: str, total: float, samples: list[dict[str, int]]) -> str:
@@ -313,8 +352,8 @@ def main() -> int:
             f"| {binaries[name].stat().st_size / 1_048_576:.2f} MiB |"
         )
     transition = runs["transition"]
-    print("\nWhere a `transition` invoke's time went (medians of the stage timings its answer "
-          "carries; \"rest\" is the remainder: the runtime's hand-over, parsing, the decision, logging):\n")
+    print("\nWhere a `transition` invoke's time went (medians of the stage timings of its EMF line"
+          "; \"rest\" is the remainder: the runtime's hand-over, parsing, the decision, logging):\n")
     print("| invoke | total | secret | token | targets (incl. secret, token; overlaps the state read) "
           "| state read | Genesys read | Genesys write | claim + commit | rest |")
     print("|---|---|---|---|---|---|---|---|---|---|")

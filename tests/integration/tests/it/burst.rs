@@ -16,8 +16,11 @@ use presence_autopilot::policy::Policy;
 use presence_autopilot::service::transition::TransitionService;
 use serde_json::json;
 
-use crate::support::all_hands::{BATCH, Edge, Floor, Meeting, add_agents, policy_for};
+use crate::support::all_hands::{
+    BATCH, Edge, Floor, INVOCATION, Meeting, add_agents, agent_ids, policy_for, template_default,
+};
 use crate::support::sim::TestSim;
+use crate::support::transition::Harness;
 
 /// A window the burst must wait out (the real one is 300 a minute): 25 calls per 30 s.
 const WINDOW: (u32, u32) = (25, 30);
@@ -110,6 +113,54 @@ async fn ten_thousand_agents_under_the_real_rate_limit() {
     }
 }
 
+/// `make bench`: the same meeting for a thousand agents with state, audit and idempotency on
+/// the local AWS stand-in (the DynamoDB adapter, its calls counted), timed in real time under
+/// Genesys's real limit. The stand-in serialises requests under one lock: a floor for what
+/// DynamoDB, which serves them in parallel, would take.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a benchmark: make bench runs it"]
+async fn a_thousand_agents_on_the_stand_in() {
+    let users = agent_ids(1_000, "60000000");
+    let h = Harness::with_policy(&policy_for(&users), Vec::new()).await;
+    add_agents(&h.sim, users.len(), "60000000");
+    let (requests, seconds) = GENESYS_WINDOW;
+    h.sim
+        .control(
+            reqwest::Method::PUT,
+            "/sim/ratelimit",
+            json!({"requestsPerWindow": requests, "windowSeconds": seconds}),
+        )
+        .await;
+    let floor = Floor {
+        sim: &h.sim,
+        service: h.service.clone(),
+        shifts: h.shifts.clone(),
+        state: h.store.clone(),
+        audit: h.store.clone(),
+        clock: Arc::new(h.clock.clone()),
+        manual: h.clock.clone(),
+        users,
+        table: Some(h.store.table().to_owned()),
+    };
+    let meeting = floor.play().await;
+    for edge in [&meeting.start, &meeting.sweep, &meeting.end] {
+        let per_agent = edge.dynamodb.values().sum::<usize>() as f64 / edge.decided as f64;
+        println!(
+            "| {} {} (stand-in) | {} ({:.2}× the minimum {}) | {} | {:.2} ({:?}) | {:.1} s |",
+            edge.agents,
+            edge.name,
+            edge.calls,
+            edge.ratio(),
+            edge.minimum,
+            edge.refused,
+            per_agent,
+            edge.dynamodb,
+            edge.working.as_secs_f64(),
+        );
+    }
+    assert_targets(&meeting);
+}
+
 /// The meeting for `agents` on one transition container, state in memory, the simulator
 /// allowing `window` = (requests, seconds) per token.
 async fn play(agents: usize, window: (u32, u32)) -> Meeting {
@@ -146,6 +197,97 @@ async fn play(agents: usize, window: (u32, u32)) -> Meeting {
         clock,
         manual,
         users,
+        table: None,
     };
     floor.play().await
+}
+
+/// Lambda runs a burst in as many containers as the burst queue's mapping allows (the
+/// template's `TransitionReservedConcurrency`); each cold start reads the secret and asks for a
+/// token of its own, which it keeps for the token's lifetime (24 h by default). A thousand
+/// agents' starts, then their ends, spread over that many containers at once: one token request
+/// per container, none for the ends.
+#[tokio::test]
+async fn a_burst_asks_one_token_per_container_and_none_again_at_its_end() {
+    use presence_autopilot::clock::{Clock, Deadline};
+    let containers = template_default("TransitionReservedConcurrency");
+    assert!(containers >= 2, "the template reserves {containers}");
+    let sim = TestSim::start().await;
+    let (clock, manual) = sim.linked_clock();
+    let store = Arc::new(InMemoryStore::new(clock.clone()));
+    let users = add_agents(&sim, 1_000, "50000000");
+    let mut services = Vec::new();
+    for _ in 0..containers {
+        let genesys = sim.client_on((DEMO_CLIENT_ID, DEMO_CLIENT_SECRET), clock.clone());
+        let (deps, _) = assemble_transition(TransitionParts {
+            genesys,
+            store: store.clone(),
+            clock: clock.clone(),
+            policy: Policy::from_toml(&policy_for(&[])).expect("policy"),
+            business_units: Vec::new(),
+            shift_cache: Duration::from_secs(900),
+            idempotency_ttl: Duration::from_secs(86_400),
+            presence_fresh_for: Duration::from_secs(1),
+        })
+        .await
+        .expect("assembles");
+        services.push(TransitionService::new(deps));
+    }
+    let now = manual.now();
+    for (detail, outcome) in [("Started", "applied"), ("Ended", "restored")] {
+        let tokens_before = sim.count_token_requests();
+        let events: Vec<String> = users
+            .iter()
+            .enumerate()
+            .map(|(i, user)| {
+                json!({
+                    "id": format!("c-{detail}-{i}"), "detail-type": format!("Calendar Event {detail}"),
+                    "source": "presence-autopilot.test", "time": now,
+                    "detail": {"userId": user.as_str(), "calendarEventId": "town-hall",
+                        "start": now, "end": now + chrono::Duration::minutes(60)},
+                })
+                .to_string()
+            })
+            .collect();
+        let batches: Vec<&[String]> = events.chunks(BATCH).collect();
+        // Batch i goes to container i % containers; the containers run at once.
+        let answers = futures::future::join_all(services.iter().enumerate().map(|(c, service)| {
+            let mine: Vec<&[String]> = batches
+                .iter()
+                .skip(c)
+                .step_by(containers)
+                .copied()
+                .collect();
+            let deadline = Deadline::after(&manual, INVOCATION);
+            async move {
+                let mut answered = Vec::new();
+                for batch in mine {
+                    answered.extend(service.handle_batch(batch, deadline).await);
+                }
+                answered
+            }
+        }))
+        .await;
+        let answers: Vec<_> = answers.into_iter().flatten().collect();
+        assert_eq!(answers.len(), users.len());
+        assert!(
+            answers
+                .iter()
+                .all(|a| a.as_ref().is_ok_and(|o| o.decision == outcome)),
+            "{:?}",
+            answers
+                .iter()
+                .find(|a| a.as_ref().map_or(true, |o| o.decision != outcome))
+        );
+        let asked = sim.count_token_requests() - tokens_before;
+        let expected = if detail == "Started" {
+            containers.min(batches.len())
+        } else {
+            0
+        };
+        println!(
+            "token requests, 1,000 agents' {detail} edge over {containers} containers: {asked}"
+        );
+        assert_eq!(asked, expected, "{detail}: one token per container, kept");
+    }
 }

@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use genesys_sim::seed::{self, AVAILABLE, BUSY};
+use genesys_sim::seed::{self, AVAILABLE, BUSY, MEETING as MEETING_PRESENCE};
 use presence_autopilot::clock::{Clock, Deadline, ManualClock};
 use presence_autopilot::fakes::calendar::FakeSchedules;
 use presence_autopilot::model::UserId;
@@ -21,14 +21,28 @@ use presence_autopilot::state::{DecisionKind, TriggerId};
 use presence_autopilot::wfm::CachedShifts;
 use serde_json::json;
 
+use crate::support::moto::CallCounter;
 use crate::support::sim::TestSim;
 
 /// The burst queue's `BatchSize` (infra/template.yaml).
 pub const BATCH: usize = 100;
 /// Per invocation: the function's 120 s timeout (infra/template.yaml) less its answer margin.
 pub const INVOCATION: Duration = Duration::from_secs(115);
-/// The template's `SweepBudget` default: users the sweep handles per run.
-const SWEEP_BUDGET: usize = 200;
+/// A numeric parameter's default in infra/template.yaml (what a deploy gets unless told).
+pub fn template_default(parameter: &str) -> usize {
+    let template = include_str!("../../../../../infra/template.yaml");
+    let mut lines = template
+        .lines()
+        .skip_while(|line| line.trim() != format!("{parameter}:"));
+    lines
+        .next()
+        .unwrap_or_else(|| panic!("no parameter {parameter}"));
+    lines
+        .take_while(|line| line.starts_with("    "))
+        .find_map(|line| line.trim().strip_prefix("Default: "))
+        .and_then(|value| value.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{parameter} has no numeric default"))
+}
 /// The sweep's schedule (`rate(1 minute)`).
 const SWEEP_EVERY: Duration = Duration::from_secs(60);
 const MEETING: &str = "town-hall";
@@ -77,19 +91,27 @@ pub fn policy_for(users: &[UserId]) -> String {
     policy
 }
 
+/// The ids of `agents` agents, by index (`id_prefix`: eight hex digits).
+pub fn agent_ids(agents: usize, id_prefix: &str) -> Vec<UserId> {
+    (0..agents)
+        .map(|index| {
+            UserId::parse(&format!("{id_prefix}-0000-4000-8000-{index:012}")).expect("uuid")
+        })
+        .collect()
+}
+
 /// `agents` users in the simulator's demo management unit, Available.
 pub fn add_agents(sim: &TestSim, agents: usize, id_prefix: &str) -> Vec<UserId> {
-    let mut users = Vec::with_capacity(agents);
+    let users = agent_ids(agents, id_prefix);
     let mut state = sim.server.sim.lock();
-    for index in 0..agents {
-        let id = format!("{id_prefix}-0000-4000-8000-{index:012}");
+    for (index, id) in users.iter().enumerate() {
         let user: seed::UserSeed = serde_json::from_value(json!({
-            "id": id, "name": format!("Agent {index}"), "email": format!("c{index}@example.com"),
+            "id": id.as_str(), "name": format!("Agent {index}"),
+            "email": format!("c{index}@example.com"),
             "managementUnitId": seed::DEMO_MANAGEMENT_UNIT,
         }))
         .expect("user seed");
         state.upsert_user(user).expect("user added");
-        users.push(UserId::parse(&id).expect("uuid"));
     }
     users
 }
@@ -99,6 +121,8 @@ pub fn add_agents(sim: &TestSim, agents: usize, id_prefix: &str) -> Vec<UserId> 
 pub struct Edge {
     pub name: &'static str,
     pub agents: usize,
+    /// The agents this step decided for (all at an edge; those on a call for the sweep).
+    pub decided: usize,
     /// The fewest Genesys API calls the per-call limits allow for this step.
     pub minimum: usize,
     pub calls: usize,
@@ -110,6 +134,8 @@ pub struct Edge {
     /// Simulated waits (the clock's), then real time spent.
     pub waits: Vec<Duration>,
     pub working: Duration,
+    /// DynamoDB calls by operation, when the state is on the stand-in.
+    pub dynamodb: BTreeMap<String, usize>,
 }
 
 impl Edge {
@@ -139,6 +165,15 @@ pub struct Floor<'a> {
     pub clock: Arc<dyn Clock>,
     pub manual: ManualClock,
     pub users: Vec<UserId>,
+    /// The table whose stand-in calls each step counts (None: state in memory).
+    pub table: Option<String>,
+}
+
+/// Where each step's counts start.
+struct Counters {
+    requests: usize,
+    waits: usize,
+    table: Option<CallCounter>,
 }
 
 /// The three steps of the meeting, in order.
@@ -213,11 +248,13 @@ impl Floor<'_> {
         } else {
             self.minimum_ends()
         };
-        let before = self.counters();
+        let before = self.counters().await;
         let started = Instant::now();
         let (deliveries, duplicates) = self.deliver(events, &expected).await;
         let working = started.elapsed();
-        self.measured(name, minimum, before, working, (deliveries, duplicates))
+        let everyone = (name, self.users.len());
+        self.measured(everyone, minimum, before, working, (deliveries, duplicates))
+            .await
     }
 
     /// The fewest calls for the 10:00 edge: presence and routing of every agent who has not opted
@@ -262,12 +299,12 @@ impl Floor<'_> {
             state: self.state.clone(),
             shifts: Some(self.shifts.clone()),
             clock: self.clock.clone(),
-            budget: SWEEP_BUDGET,
+            budget: template_default("SweepBudget"),
         };
-        let before = self.counters();
+        let before = self.counters().await;
         let started = Instant::now();
-        // The sweep runs every minute (infra/template.yaml); a user it could not finish (the
-        // token's window spent) stays due for the next run.
+        // The sweep runs every minute (infra/template.yaml) until every deferred start is
+        // applied; a user it could not finish stays due for the next run.
         let mut runs = 0;
         loop {
             runs += 1;
@@ -277,45 +314,71 @@ impl Floor<'_> {
                 .await
                 .expect("swept");
             assert_eq!(report.left, 0, "{report:?}");
-            if !report.more && report.errors == 0 {
+            if self.still_deferred(&on_call) == 0 {
                 break;
             }
             self.clock.sleep(SWEEP_EVERY).await;
         }
         let working = started.elapsed();
-        // The bulk minimum, had the sweep read and written them together.
+        // A bulk presence read and write (50 a call) and a routing read (100) of them.
         let n = on_call.len();
         let minimum = n.div_ceil(50) + n.div_ceil(100) + n.div_ceil(50);
         self.measured(
-            "deferred starts (sweep)",
+            ("deferred starts (sweep)", n),
             minimum,
             before,
             working,
             (runs, 0),
         )
+        .await
     }
 
-    fn counters(&self) -> (usize, usize) {
-        (
-            self.sim.server.sim.lock().requests.len(),
-            self.manual.sleeps().len(),
-        )
+    /// How many of `users` are not yet in the meeting, as Genesys holds them (read from the
+    /// simulator itself, so the step's counts stay the code's).
+    fn still_deferred(&self, users: &[&UserId]) -> usize {
+        let sim = self.sim.server.sim.lock();
+        users
+            .iter()
+            .filter(|user| sim.users[user.as_str()].presence.definition_id != MEETING_PRESENCE)
+            .count()
     }
 
-    fn measured(
+    async fn counters(&self) -> Counters {
+        let table = match &self.table {
+            Some(table) => Some(CallCounter::start(table).await),
+            None => None,
+        };
+        Counters {
+            requests: self.sim.server.sim.lock().requests.len(),
+            waits: self.manual.sleeps().len(),
+            table,
+        }
+    }
+
+    async fn measured(
         &self,
-        name: &'static str,
+        (name, decided): (&'static str, usize),
         minimum: usize,
-        (requests_before, waits_before): (usize, usize),
+        before: Counters,
         working: Duration,
         (deliveries, duplicates): (usize, usize),
     ) -> Edge {
+        let Counters {
+            requests: requests_before,
+            waits: waits_before,
+            table,
+        } = before;
+        let dynamodb = match table {
+            Some(counter) => counter.take().await,
+            None => BTreeMap::new(),
+        };
         let requests = self.sim.server.sim.lock().requests[requests_before..].to_vec();
         let (tokens, api): (Vec<_>, Vec<_>) =
             requests.iter().partition(|r| r.path == "/oauth/token");
         Edge {
             name,
             agents: self.users.len(),
+            decided,
             minimum,
             calls: api.len(),
             refused: api.iter().filter(|r| r.status == 429).count(),
@@ -324,6 +387,7 @@ impl Floor<'_> {
             duplicates,
             waits: self.manual.sleeps()[waits_before..].to_vec(),
             working,
+            dynamodb,
         }
     }
 
