@@ -3,13 +3,14 @@
 
 use std::time::Duration;
 
-use genesys_sim::seed::{DEMO_BUSINESS_UNIT, DEMO_MANAGEMENT_UNIT};
+use genesys_sim::seed::DEMO_BUSINESS_UNIT;
 use presence_autopilot::clock::Deadline;
 use presence_autopilot::model::SystemPresence;
 use presence_autopilot::policy::DEFAULT_POLICY;
 use presence_autopilot::state::DecisionKind;
 use serde_json::json;
 
+use crate::support::all_hands::add_agents;
 use crate::support::transition::Harness;
 
 const AGENTS: usize = 6;
@@ -17,19 +18,10 @@ const BULK_PUT: &str = "/api/v2/users/presences/bulk";
 
 /// `AGENTS` agents in a meeting applied by one batch of starts; their ends, not yet delivered.
 async fn in_a_meeting(h: &Harness) -> (Vec<String>, Vec<String>) {
-    let users: Vec<String> = (0..AGENTS)
-        .map(|index| format!("40000000-0000-4000-8000-{index:012}"))
+    let users: Vec<String> = add_agents(&h.sim, AGENTS, "40000000")
+        .iter()
+        .map(|user| user.as_str().to_owned())
         .collect();
-    for (index, id) in users.iter().enumerate() {
-        h.sim
-            .control(
-                reqwest::Method::POST,
-                "/sim/users",
-                json!({"id": id, "name": format!("Agent {index}"),
-                    "email": format!("f{index}@example.com"), "managementUnitId": DEMO_MANAGEMENT_UNIT}),
-            )
-            .await;
-    }
     let edge = |detail: &str, prefix: &str| -> Vec<String> {
         users
             .iter()

@@ -113,6 +113,31 @@ async fn ten_thousand_agents_under_the_real_rate_limit() {
     }
 }
 
+/// One transition container as `compose` assembles it, on `genesys` and the in-memory `store`.
+async fn container(
+    genesys: presence_autopilot::genesys::GenesysClient,
+    store: &Arc<InMemoryStore>,
+    clock: &Arc<dyn presence_autopilot::clock::Clock>,
+    policy: &str,
+) -> (
+    TransitionService,
+    Arc<presence_autopilot::wfm::CachedShifts>,
+) {
+    let (deps, shifts) = assemble_transition(TransitionParts {
+        genesys,
+        store: store.clone(),
+        clock: clock.clone(),
+        policy: Policy::from_toml(policy).expect("policy"),
+        business_units: Vec::new(),
+        shift_cache: Duration::from_secs(900),
+        idempotency_ttl: Duration::from_secs(86_400),
+        presence_fresh_for: Duration::from_secs(1),
+    })
+    .await
+    .expect("assembles");
+    (TransitionService::new(deps), shifts)
+}
+
 /// `make bench`: the same meeting for a thousand agents with state, audit and idempotency on
 /// the local AWS stand-in (the DynamoDB adapter, its calls counted), timed in real time under
 /// Genesys's real limit. The stand-in serialises requests under one lock: a floor for what
@@ -169,18 +194,7 @@ async fn play(agents: usize, window: (u32, u32)) -> Meeting {
     let genesys = sim.client_on((DEMO_CLIENT_ID, DEMO_CLIENT_SECRET), clock.clone());
     let store = Arc::new(InMemoryStore::new(clock.clone()));
     let users = add_agents(&sim, agents, "30000000");
-    let (deps, shifts) = assemble_transition(TransitionParts {
-        genesys,
-        store: store.clone(),
-        clock: clock.clone(),
-        policy: Policy::from_toml(&policy_for(&users)).expect("policy"),
-        business_units: Vec::new(),
-        shift_cache: Duration::from_secs(900),
-        idempotency_ttl: Duration::from_secs(86_400),
-        presence_fresh_for: Duration::from_secs(1),
-    })
-    .await
-    .expect("assembles");
+    let (service, shifts) = container(genesys, &store, &clock, &policy_for(&users)).await;
     let (requests, seconds) = window;
     sim.control(
         reqwest::Method::PUT,
@@ -190,7 +204,7 @@ async fn play(agents: usize, window: (u32, u32)) -> Meeting {
     .await;
     let floor = Floor {
         sim: &sim,
-        service: Arc::new(TransitionService::new(deps)),
+        service: Arc::new(service),
         shifts,
         state: store.clone(),
         audit: store,
@@ -219,19 +233,7 @@ async fn a_burst_asks_one_token_per_container_and_none_again_at_its_end() {
     let mut services = Vec::new();
     for _ in 0..containers {
         let genesys = sim.client_on((DEMO_CLIENT_ID, DEMO_CLIENT_SECRET), clock.clone());
-        let (deps, _) = assemble_transition(TransitionParts {
-            genesys,
-            store: store.clone(),
-            clock: clock.clone(),
-            policy: Policy::from_toml(&policy_for(&[])).expect("policy"),
-            business_units: Vec::new(),
-            shift_cache: Duration::from_secs(900),
-            idempotency_ttl: Duration::from_secs(86_400),
-            presence_fresh_for: Duration::from_secs(1),
-        })
-        .await
-        .expect("assembles");
-        services.push(TransitionService::new(deps));
+        services.push(container(genesys, &store, &clock, &policy_for(&[])).await.0);
     }
     let now = manual.now();
     for (detail, outcome) in [("Started", "applied"), ("Ended", "restored")] {
