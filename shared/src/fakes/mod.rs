@@ -6,6 +6,7 @@ pub mod calendar;
 pub mod contract;
 pub mod delivery;
 pub mod platform;
+pub mod table_contract;
 pub mod world;
 
 use std::collections::{HashMap, HashSet};
@@ -136,7 +137,9 @@ impl InMemoryStore {
     fn write_mark(&self, tables: &mut Tables, mark: Option<&EventMark>) {
         let Some(mark) = mark else { return };
         let status = match &mark.status {
-            MarkStatus::InProgress { until } => IdempotencyStatus::InProgress { until: *until },
+            MarkStatus::InProgress { until } => IdempotencyStatus::InProgress {
+                until: to_millis(*until),
+            },
             MarkStatus::Completed(outcome) => IdempotencyStatus::Completed(outcome.clone()),
         };
         tables.idempotency.insert(
@@ -237,6 +240,11 @@ impl StateStore for InMemoryStore {
         due.truncate(limit);
         Ok(due)
     }
+}
+
+/// A time as the table keeps it: to the millisecond (`inProgressExpiry` is epoch milliseconds).
+fn to_millis(at: DateTime<Utc>) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(at.timestamp_millis()).unwrap_or(at)
 }
 
 /// Cached schedules are kept until replaced (the TTL is the table's business in DynamoDB).
@@ -352,7 +360,9 @@ impl IdempotencyStore for InMemoryStore {
         tables.idempotency.insert(
             key.to_owned(),
             IdempotencyRecord {
-                status: IdempotencyStatus::InProgress { until: deadline.0 },
+                status: IdempotencyStatus::InProgress {
+                    until: to_millis(deadline.0),
+                },
                 expires_at: now + to_chrono(ttl),
                 token: token.clone(),
             },

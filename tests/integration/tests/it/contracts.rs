@@ -8,8 +8,8 @@ use chrono::{DateTime, Utc};
 use presence_autopilot::aws::bus::EventBridgeBus;
 use presence_autopilot::aws::connections::DynamoConnections;
 use presence_autopilot::aws::scheduler::{EventBridgeSchedules, SchedulerTarget};
-use presence_autopilot::clock::SystemClock;
-use presence_autopilot::fakes::contract;
+use presence_autopilot::clock::{ManualClock, SystemClock};
+use presence_autopilot::fakes::{contract, table_contract};
 use presence_autopilot::graph::{GraphClient, GraphSettings};
 use presence_autopilot::model::UserId;
 use secrecy::SecretString;
@@ -75,6 +75,50 @@ async fn dynamodb_keeps_the_connection_store_contract() {
     let (client, table) = moto::new_table().await;
     let user = UserId::parse("9ed7d9f6-0c59-4360-ac54-40dd35eb9c2f").expect("valid");
     contract::connection_store(&DynamoConnections::new(client, &table), user).await;
+}
+
+/// The table's ports on the stand-in, on a manual clock (the leases' deadlines move with it).
+async fn dynamo_table() -> (presence_autopilot::aws::dynamo::DynamoStore, ManualClock) {
+    let (client, table) = moto::new_table().await;
+    let clock = ManualClock::starting_at(Utc::now());
+    let store =
+        presence_autopilot::aws::dynamo::DynamoStore::new(client, &table, Arc::new(clock.clone()));
+    (store, clock)
+}
+
+fn ports<'a>(
+    store: &'a presence_autopilot::aws::dynamo::DynamoStore,
+    clock: &'a ManualClock,
+) -> table_contract::Table<'a> {
+    table_contract::Table {
+        state: store,
+        log: store,
+        audit: store,
+        idempotency: store,
+        clock,
+    }
+}
+
+fn contract_user() -> UserId {
+    UserId::parse("9ed7d9f6-0c59-4360-ac54-40dd35eb9c2f").expect("valid")
+}
+
+#[tokio::test]
+async fn dynamodb_keeps_the_state_and_audit_contract() {
+    let (store, clock) = dynamo_table().await;
+    table_contract::state_and_audit(&ports(&store, &clock), contract_user()).await;
+}
+
+#[tokio::test]
+async fn dynamodb_keeps_the_event_mark_contract() {
+    let (store, clock) = dynamo_table().await;
+    table_contract::event_marks(&ports(&store, &clock), contract_user()).await;
+}
+
+#[tokio::test]
+async fn dynamodb_keeps_the_idempotency_contract() {
+    let (store, clock) = dynamo_table().await;
+    table_contract::idempotency(&ports(&store, &clock)).await;
 }
 
 /// Books and removes events in a simulator user's calendar through its control surface:
