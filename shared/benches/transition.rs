@@ -94,6 +94,7 @@ fn main() {
         current: Some(&current),
         routing: Some(&routing),
         shift: Some(ShiftView::Activity(ActivityCategory::Meeting)),
+        zone: Some(chrono_tz::Tz::Europe__Paris),
     };
     measure("decide (start → Apply)", 200, 500, || {
         black_box(decide(black_box(&Trigger::Started(entry)), black_box(&cx)));

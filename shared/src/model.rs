@@ -369,6 +369,21 @@ impl<'de> Deserialize<'de> for SubscriberId {
     }
 }
 
+/// A zone by Windows name, IANA name or one of the names of UTC.
+pub fn time_zone(name: &str) -> Option<chrono_tz::Tz> {
+    use std::str::FromStr;
+    if matches!(
+        name,
+        "UTC" | "Etc/UTC" | "Coordinated Universal Time" | "tzone://Microsoft/Utc"
+    ) {
+        return Some(chrono_tz::Tz::UTC);
+    }
+    if let Ok(windows) = windows_timezones::WindowsTimezone::from_str(name) {
+        return Some(windows.into());
+    }
+    chrono_tz::Tz::from_str(name).ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

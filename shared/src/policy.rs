@@ -42,6 +42,68 @@ struct PolicyFile {
     shift: ShiftSection,
     #[serde(default)]
     agents: AgentsSection,
+    #[serde(default)]
+    messages: MessagesSection,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct MessagesSection {
+    time_format: String,
+}
+
+impl Default for MessagesSection {
+    fn default() -> Self {
+        Self {
+            time_format: DEFAULT_TIME_FORMAT.to_owned(),
+        }
+    }
+}
+
+/// `{start}` and `{end}` as "14:30 CET": the hour and minute in the agent's zone, with its
+/// abbreviation.
+const DEFAULT_TIME_FORMAT: &str = "%H:%M %Z";
+/// Longest `messages.time_format` accepted (a status message is short).
+const TIME_FORMAT_MAX_CHARS: usize = 40;
+
+/// How `{start}` and `{end}` read: a chrono strftime format, checked when the policy loads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TimeFormat(String);
+
+impl TimeFormat {
+    fn parse(key: &str, raw: &str) -> Result<Self, PolicyError> {
+        use chrono::format::{Item, StrftimeItems};
+        if raw.trim().is_empty() {
+            return Err(invalid(key, "must not be empty"));
+        }
+        if raw.chars().count() > TIME_FORMAT_MAX_CHARS {
+            return Err(invalid(
+                key,
+                format!("longer than {TIME_FORMAT_MAX_CHARS} characters"),
+            ));
+        }
+        if raw.contains('{') || raw.contains('}') {
+            return Err(invalid(key, "must not contain `{` or `}`"));
+        }
+        if StrftimeItems::new(raw).any(|item| matches!(item, Item::Error)) {
+            return Err(invalid(
+                key,
+                format!("{raw:?} is not a valid strftime format (e.g. \"%H:%M %Z\")"),
+            ));
+        }
+        Ok(Self(raw.to_owned()))
+    }
+
+    /// `at` in `zone`, in this format.
+    pub fn show(&self, at: DateTime<Utc>, zone: chrono_tz::Tz) -> String {
+        at.with_timezone(&zone).format(&self.0).to_string()
+    }
+}
+
+impl Default for TimeFormat {
+    fn default() -> Self {
+        Self(DEFAULT_TIME_FORMAT.to_owned())
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -125,7 +187,8 @@ impl PresenceName {
     }
 }
 
-/// A status message with `{subject}`, `{start}` and `{end}` placeholders (times as HH:MM UTC).
+/// A status message with `{subject}`, `{start}` and `{end}` placeholders (times in the agent's
+/// zone, in the policy's `messages.time_format`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MessageTemplate(String);
 
@@ -162,13 +225,14 @@ impl MessageTemplate {
     pub fn render(
         &self,
         subject: Option<&str>,
-        start: DateTime<Utc>,
-        end: DateTime<Utc>,
+        (start, end): (DateTime<Utc>, DateTime<Utc>),
+        zone: chrono_tz::Tz,
+        format: &TimeFormat,
     ) -> String {
         self.0
             .replace("{subject}", subject.unwrap_or_default())
-            .replace("{start}", &start.format("%H:%M UTC").to_string())
-            .replace("{end}", &end.format("%H:%M UTC").to_string())
+            .replace("{start}", &format.show(start, zone))
+            .replace("{end}", &format.show(end, zone))
             .trim()
             .to_owned()
     }
@@ -205,6 +269,8 @@ pub struct Policy {
     pub interaction_recheck: Duration,
     /// How long after an override's end the sweep restores it without an end event.
     pub end_grace: Duration,
+    /// How `{start}` and `{end}` read in messages.
+    pub time_format: TimeFormat,
 }
 
 impl Policy {
@@ -257,6 +323,7 @@ impl Policy {
                 .collect(),
             interaction_recheck: Duration::from_secs(file.agents.interaction_recheck_seconds),
             end_grace: Duration::from_secs(file.agents.end_grace_seconds),
+            time_format: TimeFormat::parse("messages.time_format", &file.messages.time_format)?,
         })
     }
 
@@ -459,6 +526,28 @@ mod tests {
     }
 
     #[test]
+    fn a_time_format_that_cannot_show_a_time_is_refused_naming_the_key() {
+        for (format, says) in [
+            ("%Q", "not a valid strftime format"),
+            ("", "must not be empty"),
+            ("{end}", "must not contain"),
+            (
+                "%H:%M %Z and a great deal of other text here",
+                "longer than",
+            ),
+        ] {
+            let text = DEFAULT_POLICY.replace(
+                r#"time_format = "%H:%M %Z""#,
+                &format!("time_format = {format:?}"),
+            );
+            assert_ne!(text, DEFAULT_POLICY);
+            let error = Policy::from_toml(&text).expect_err(format).to_string();
+            assert!(error.contains("messages.time_format"), "{error}");
+            assert!(error.contains(says), "{format:?}: {error}");
+        }
+    }
+
+    #[test]
     fn message_renders_placeholders_and_keeps_subject_private_by_default() {
         let policy = Policy::from_toml(DEFAULT_POLICY).expect("valid");
         let start = DateTime::parse_from_rfc3339("2026-03-19T14:00:00Z")
@@ -467,12 +556,17 @@ mod tests {
         let end = DateTime::parse_from_rfc3339("2026-03-19T14:30:00Z")
             .expect("time")
             .to_utc();
-        let text = policy.meeting.message.render(Some("Layoffs"), start, end);
+        let utc = chrono_tz::Tz::UTC;
+        let format = &policy.time_format;
+        let text = policy
+            .meeting
+            .message
+            .render(Some("Layoffs"), (start, end), utc, format);
         assert_eq!(text, "In a meeting until 14:30 UTC");
         let with_subject =
             MessageTemplate::parse("k", "{subject} ({start}-{end})", true).expect("allowed");
         assert_eq!(
-            with_subject.render(Some("Standup"), start, end),
+            with_subject.render(Some("Standup"), (start, end), utc, format),
             "Standup (14:00 UTC-14:30 UTC)"
         );
     }

@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use tokio::sync::Mutex;
 
 use crate::clock::{Clock, Deadline};
-use crate::decide::ShiftView;
+use crate::decide::ShiftAt;
 use crate::genesys::wire::{ScheduleSearchOutcome, ScheduleSearchRequest};
 use crate::genesys::{GenesysClient, GenesysError};
 use crate::model::{ActivityCategory, UserId};
@@ -91,6 +91,7 @@ impl WfmShifts {
             to,
             fetched_at,
             spans: Vec::new(),
+            zone: None,
         };
         let mut windows: HashMap<UserId, ShiftWindow> =
             users.iter().map(|u| (u.clone(), empty())).collect();
@@ -141,6 +142,7 @@ impl WfmShifts {
                         .collect();
                     if let Some(window) = windows.get_mut(&user) {
                         window.spans = spans;
+                        window.zone.clone_from(&result.business_unit_time_zone);
                         found.insert(user, unit.clone());
                     }
                 }
@@ -274,18 +276,18 @@ impl ShiftSource for WfmShifts {
         users: &[UserId],
         at: DateTime<Utc>,
         deadline: Deadline,
-    ) -> Result<HashMap<UserId, ShiftView>, PlatformError> {
+    ) -> Result<HashMap<UserId, ShiftAt>, PlatformError> {
         let windows = self
             .windows(users, at - WINDOW, at + WINDOW, deadline)
             .await?;
         Ok(users
             .iter()
             .map(|user| {
-                let view = windows
+                let found = windows
                     .get(user)
-                    .and_then(|w| w.view_at(at))
-                    .unwrap_or(ShiftView::NoShift);
-                (user.clone(), view)
+                    .and_then(|w| w.at(at))
+                    .unwrap_or(ShiftAt::UNKNOWN);
+                (user.clone(), found)
             })
             .collect())
     }
@@ -360,7 +362,7 @@ impl ShiftSource for CachedShifts {
         users: &[UserId],
         at: DateTime<Utc>,
         deadline: Deadline,
-    ) -> Result<HashMap<UserId, ShiftView>, PlatformError> {
+    ) -> Result<HashMap<UserId, ShiftAt>, PlatformError> {
         let cached = match self.cache.get(users).await {
             Ok(cached) => cached,
             Err(error) => {
@@ -374,7 +376,7 @@ impl ShiftSource for CachedShifts {
             match cached
                 .get(user)
                 .filter(|w| self.fresh(w))
-                .and_then(|w| w.view_at(at))
+                .and_then(|w| w.at(at))
             {
                 Some(view) => {
                     views.insert(user.clone(), view);
@@ -393,9 +395,9 @@ impl ShiftSource for CachedShifts {
                         if let Err(error) = self.cache.put(&user, window, self.ttl).await {
                             tracing::warn!(user_id = %user, %error, "could not cache the shift window");
                         }
-                        window.view_at(at).unwrap_or(ShiftView::NoShift)
+                        window.at(at).unwrap_or(ShiftAt::UNKNOWN)
                     }
-                    None => ShiftView::NoShift,
+                    None => ShiftAt::UNKNOWN,
                 };
                 views.insert(user, view);
             }
@@ -407,6 +409,7 @@ impl ShiftSource for CachedShifts {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::decide::ShiftView;
 
     fn at(minute: i64) -> DateTime<Utc> {
         DateTime::from_timestamp(1_773_928_800 + minute * 60, 0).expect("valid")
@@ -423,6 +426,7 @@ mod tests {
                 end: at(120),
                 category: ActivityCategory::Meeting,
             }],
+            zone: None,
         };
         assert_eq!(
             window.view_at(at(90)),

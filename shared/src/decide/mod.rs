@@ -14,7 +14,7 @@ mod tests;
 
 pub use rules::{decide, entry_skip};
 pub use screen::screen;
-pub use shift::{ScheduledSpan, ShiftWindow};
+pub use shift::{ScheduledSpan, ShiftAt, ShiftWindow};
 
 use chrono::{DateTime, Utc};
 
@@ -187,6 +187,9 @@ pub struct Context<'a> {
     pub current: Option<&'a PresenceSnapshot>,
     pub routing: Option<&'a RoutingStatus>,
     pub shift: Option<ShiftView>,
+    /// The agent's zone for the times in messages (their WFM business unit's); None: the
+    /// calendar's zone if the entry has one, else UTC.
+    pub zone: Option<chrono_tz::Tz>,
 }
 
 fn with_trigger(state: &UserState, entry: &CalendarEntry) -> UserState {

@@ -28,8 +28,11 @@ pub fn decide(trigger: &Trigger<'_>, cx: &Context<'_>) -> Decided {
                 plan,
                 entry.kind,
                 entry.end,
-                entry.subject.as_deref(),
-                entry.start,
+                Shown {
+                    subject: entry.subject.as_deref(),
+                    start: entry.start,
+                    zone: entry.zone,
+                },
             )
         }
         Trigger::Reevaluate => match latest_active(cx.state) {
@@ -49,7 +52,12 @@ pub fn decide(trigger: &Trigger<'_>, cx: &Context<'_>) -> Decided {
                     with_this: cx.state.clone(),
                     if_skipped: Some(touched(given_up, cx.now)),
                 };
-                start(cx, plan, active.kind, active.ends_at, None, cx.now)
+                let shown = Shown {
+                    subject: None,
+                    start: cx.now,
+                    zone: None,
+                };
+                start(cx, plan, active.kind, active.ends_at, shown)
             }
             None => Decided::skip(SkipReason::NotActive, None),
         },
@@ -74,14 +82,21 @@ struct Plan {
     if_skipped: Option<UserState>,
 }
 
+/// What a start's message may show: the subject, the start, and the calendar's zone.
+struct Shown<'a> {
+    subject: Option<&'a str>,
+    start: DateTime<Utc>,
+    /// The calendar's zone, used when WFM gives none (`Context::zone`).
+    zone: Option<chrono_tz::Tz>,
+}
+
 /// A start that passed the screen: routing, shift and the live presence decide.
 fn start(
     cx: &Context<'_>,
     plan: Plan,
     kind: TriggerKind,
     end: DateTime<Utc>,
-    subject: Option<&str>,
-    start_at: DateTime<Utc>,
+    shown: Shown<'_>,
 ) -> Decided {
     let with_this = &plan.with_this;
     let skip = |reason| Decided::skip(reason, plan.if_skipped.clone());
@@ -113,13 +128,20 @@ fn start(
         return Decided::skip(SkipReason::NotActive, None);
     };
     let subject = if trigger_policy.show_subject {
-        subject
+        shown.subject
     } else {
         None
     };
+    // The agent's WFM business unit's zone, else the calendar's, else UTC.
+    let zone = cx.zone.or(shown.zone).unwrap_or(chrono_tz::Tz::UTC);
     let target_ref = PresenceRef {
         definition_id: target.definition_id.clone(),
-        message: trigger_policy.message.render(subject, start_at, end),
+        message: trigger_policy.message.render(
+            subject,
+            (shown.start, end),
+            zone,
+            &cx.policy.time_format,
+        ),
     };
     apply(cx, with_this, current, target_ref, trigger_id, end)
 }

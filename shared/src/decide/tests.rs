@@ -69,6 +69,7 @@ fn entry(trigger: &str, kind: TriggerKind, start: i64, end: i64) -> CalendarEntr
         cancelled: false,
         response: Response::Accepted,
         subject: Some("Secret project".to_owned()),
+        zone: None,
     }
 }
 
@@ -79,6 +80,7 @@ struct World {
     current: PresenceSnapshot,
     routing: RoutingStatus,
     shift: ShiftView,
+    zone: Option<chrono_tz::Tz>,
     now: DateTime<Utc>,
 }
 
@@ -91,6 +93,7 @@ impl World {
             current: snapshot(AVAILABLE, SystemPresence::Available, -60),
             routing: RoutingStatus::OffQueue,
             shift: ShiftView::Activity(ActivityCategory::Meeting),
+            zone: None,
             now: t(0),
         }
     }
@@ -105,6 +108,7 @@ impl World {
             current: Some(&self.current),
             routing: Some(&self.routing),
             shift: Some(self.shift),
+            zone: self.zone,
         };
         decide(trigger, &cx)
     }
@@ -697,5 +701,68 @@ fn without_a_lost_restore_the_presence_we_would_restore_is_someone_elses_change(
     assert_eq!(
         world.step(&Trigger::Ended(&meeting)),
         skip(SkipReason::ChangedBySomeoneElse)
+    );
+}
+
+fn message_of(world: &World, meeting: &CalendarEntry) -> String {
+    match world.decide(&Trigger::Started(meeting)).decision {
+        Decision::Apply { target, .. } => target.message,
+        other => panic!("not applied: {other:?}"),
+    }
+}
+
+#[test]
+fn messages_show_the_end_in_the_agents_zone_on_both_sides_of_a_dst_change() {
+    // Paris moves from CET to CEST at 01:00 UTC on 29 March 2026; t(0) is 19 March, 14:00 UTC.
+    let days = |n: i64| n * 1440;
+    let cases = [
+        (days(9) + 94, "In a meeting until 16:34 CET"),
+        (days(10) + 94, "In a meeting until 17:34 CEST"),
+    ];
+    for (end, shown) in cases {
+        let mut world = World::new();
+        world.zone = Some(chrono_tz::Tz::Europe__Paris);
+        world.now = t(end - 30);
+        let meeting = entry("m1", TriggerKind::Meeting, end - 30, end);
+        assert_eq!(message_of(&world, &meeting), shown);
+    }
+}
+
+#[test]
+fn the_wfm_zone_comes_first_then_the_calendars_then_utc() {
+    let mut world = World::new();
+    let mut meeting = entry("m1", TriggerKind::Meeting, 0, 30);
+    meeting.zone = Some(chrono_tz::Tz::America__New_York);
+
+    world.zone = Some(chrono_tz::Tz::Europe__Paris);
+    let wfm = message_of(&world, &meeting);
+    world.zone = None;
+    let calendar = message_of(&world, &meeting);
+    meeting.zone = None;
+    let neither = message_of(&world, &meeting);
+
+    assert_eq!(wfm, "In a meeting until 15:30 CET");
+    assert_eq!(calendar, "In a meeting until 10:30 EDT");
+    assert_eq!(neither, "In a meeting until 14:30 UTC");
+}
+
+#[test]
+fn the_time_format_is_the_policys() {
+    let mut world = World::new();
+    let custom = DEFAULT_POLICY.replace(
+        r#"time_format = "%H:%M %Z""#,
+        r#"time_format = "%-I:%M %p (%Z)""#,
+    );
+    assert_ne!(
+        custom, DEFAULT_POLICY,
+        "the default policy names its time format"
+    );
+    world.policy = Policy::from_toml(&custom).expect("valid");
+    world.zone = Some(chrono_tz::Tz::Europe__Paris);
+    let meeting = entry("m1", TriggerKind::Meeting, 0, 30);
+
+    assert_eq!(
+        message_of(&world, &meeting),
+        "In a meeting until 3:30 PM (CET)"
     );
 }

@@ -191,5 +191,19 @@ pub(crate) fn with_common_fields(
         cancelled: flag(detail, "isCancelled")?,
         response,
         subject: subject(detail, "subject")?,
+        zone: zone(detail, "timeZone")?,
+    })
+}
+
+/// An optional time zone, by IANA or Windows name; one we cannot read is refused, naming it.
+pub(crate) fn zone(detail: &Value, key: &str) -> Result<Option<chrono_tz::Tz>, EventError> {
+    let Some(name) = text_in(detail, "detail", key, limits::SHORT)? else {
+        return Ok(None);
+    };
+    crate::model::time_zone(name).map(Some).ok_or_else(|| {
+        error(
+            format!("detail.{key}"),
+            format!("{} is not a time zone", preview(name)),
+        )
     })
 }

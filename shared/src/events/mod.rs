@@ -70,6 +70,9 @@ pub struct CalendarEntry {
     pub cancelled: bool,
     pub response: Response,
     pub subject: Option<String>,
+    /// The calendar's time zone (`detail.timeZone`), for the times in messages when WFM gives
+    /// none.
+    pub zone: Option<chrono_tz::Tz>,
 }
 
 impl CalendarEntry {
@@ -123,6 +126,9 @@ impl CalendarEntry {
         }
         if let (true, Some(subject)) = (with_subject, &self.subject) {
             detail["subject"] = Value::String(subject.clone());
+        }
+        if let Some(zone) = self.zone {
+            detail["timeZone"] = Value::String(zone.name().to_owned());
         }
         detail
     }
@@ -600,6 +606,33 @@ mod tests {
             "detail.start.timeZone"
         );
         assert_eq!(parse("not json").expect_err("garbage").field, "(body)");
+    }
+
+    #[test]
+    fn the_calendars_zone_is_read_by_iana_or_windows_name_and_kept_in_the_canonical_detail() {
+        let base: serde_json::Value =
+            serde_json::from_str(&fixture("calendar-event-started.json")).expect("json");
+        let zone_of = |name: &str| {
+            let mut event = base.clone();
+            event["detail"]["timeZone"] = name.into();
+            parse(&event.to_string()).map(|parsed| match parsed.event {
+                InboundEvent::Calendar { entry, .. } => entry,
+                other => panic!("{other:?}"),
+            })
+        };
+        let paris = zone_of("Europe/Paris").expect("IANA");
+        assert_eq!(paris.zone, Some(chrono_tz::Tz::Europe__Paris));
+        let user = UserId::parse("9ed7d9f6-0c59-4360-ac54-40dd35eb9c2f").expect("id");
+        assert_eq!(
+            paris.canonical_detail(&user, false)["timeZone"],
+            "Europe/Paris"
+        );
+        let windows = zone_of("W. Europe Standard Time").expect("Windows");
+        assert_eq!(windows.zone, Some(chrono_tz::Tz::Europe__Berlin));
+        let refused = zone_of("Mars/Olympus_Mons").expect_err("refused");
+        assert_eq!(refused.field, "detail.timeZone", "{refused}");
+        let (_, without) = calendar_entry("calendar-event-started.json");
+        assert_eq!(without.zone, None, "no zone: the entry has none");
     }
 
     #[test]

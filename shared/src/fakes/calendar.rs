@@ -235,6 +235,7 @@ pub fn meeting(id: &str, subject: &str, from: DateTime<Utc>, to: DateTime<Utc>) 
             cancelled: false,
             response: Response::Accepted,
             subject: Some(subject.to_owned()),
+            zone: None,
         },
         version: None,
         private: false,

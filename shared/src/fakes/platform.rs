@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 
 use super::lock;
 use crate::clock::{Clock, Deadline};
-use crate::decide::ShiftView;
+use crate::decide::{ShiftAt, ShiftView};
 use crate::model::{
     PresenceDefinition, PresenceDefinitionId, PresenceSnapshot, RoutingStatus, SnapshotTag,
     SystemPresence, UserId,
@@ -41,6 +41,7 @@ struct Platform {
     routing: HashMap<UserId, RoutingStatus>,
     emails: HashMap<String, UserId>,
     shifts: HashMap<UserId, ShiftView>,
+    zones: HashMap<UserId, chrono_tz::Tz>,
     calls: HashMap<PlatformCall, usize>,
     failures: HashMap<PlatformCall, Vec<PlatformError>>,
 }
@@ -137,6 +138,11 @@ impl FakePlatform {
 
     pub fn set_routing(&self, user: &UserId, routing: RoutingStatus) {
         lock(&self.inner).routing.insert(user.clone(), routing);
+    }
+
+    /// The zone of the user's WFM business unit, as the schedule search gives it.
+    pub fn set_zone(&self, user: &UserId, zone: chrono_tz::Tz) {
+        lock(&self.inner).zones.insert(user.clone(), zone);
     }
 
     pub fn set_shift(&self, user: &UserId, shift: ShiftView) {
@@ -358,12 +364,16 @@ impl ShiftSource for FakePlatform {
         users: &[UserId],
         _at: DateTime<Utc>,
         _deadline: Deadline,
-    ) -> Result<HashMap<UserId, ShiftView>, PlatformError> {
+    ) -> Result<HashMap<UserId, ShiftAt>, PlatformError> {
         self.enter(PlatformCall::Shifts)?;
         let platform = lock(&self.inner);
         Ok(users
             .iter()
-            .filter_map(|user| Some((user.clone(), *platform.shifts.get(user)?)))
+            .filter_map(|user| {
+                let view = *platform.shifts.get(user)?;
+                let zone = platform.zones.get(user).copied();
+                Some((user.clone(), ShiftAt { view, zone }))
+            })
             .collect())
     }
 }

@@ -106,6 +106,7 @@ pub(crate) fn from_google(detail: &Value) -> Result<CalendarEntry, EventError> {
         cancelled,
         response,
         subject: subject(detail, "summary")?,
+        zone: None,
     })
 }
 

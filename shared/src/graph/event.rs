@@ -46,20 +46,7 @@ pub(crate) fn graph_time(detail: &Value, key: &str) -> Result<DateTime<Utc>, Eve
     Ok(local_to_utc(zone, local))
 }
 
-/// A zone by Windows name, IANA name or one of the names of UTC.
-pub fn time_zone(name: &str) -> Option<chrono_tz::Tz> {
-    use std::str::FromStr;
-    if matches!(
-        name,
-        "UTC" | "Etc/UTC" | "Coordinated Universal Time" | "tzone://Microsoft/Utc"
-    ) {
-        return Some(chrono_tz::Tz::UTC);
-    }
-    if let Ok(windows) = windows_timezones::WindowsTimezone::from_str(name) {
-        return Some(windows.into());
-    }
-    chrono_tz::Tz::from_str(name).ok()
-}
+pub use crate::model::time_zone;
 
 /// The instant a wall-clock time in `zone` names (see `graph_time` for gaps and overlaps).
 pub fn local_to_utc(zone: chrono_tz::Tz, local: NaiveDateTime) -> DateTime<Utc> {

@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use super::Deadline;
-use crate::decide::ShiftView;
+use crate::decide::ShiftAt;
 use crate::model::{PresenceDefinition, PresenceSnapshot, RoutingStatus, SnapshotTag, UserId};
 use crate::state::PresenceRef;
 
@@ -140,7 +140,7 @@ pub trait PresenceCatalog: Send + Sync + fmt::Debug {
     ) -> Result<Vec<PresenceDefinition>, PlatformError>;
 }
 
-/// What the published WFM schedule says about a moment, per user.
+/// What the published WFM schedule says about a moment, per user, with the user's zone.
 #[async_trait]
 pub trait ShiftSource: Send + Sync + fmt::Debug {
     async fn shifts_at(
@@ -148,7 +148,7 @@ pub trait ShiftSource: Send + Sync + fmt::Debug {
         users: &[UserId],
         at: DateTime<Utc>,
         deadline: Deadline,
-    ) -> Result<HashMap<UserId, ShiftView>, PlatformError>;
+    ) -> Result<HashMap<UserId, ShiftAt>, PlatformError>;
 }
 
 /// Keeps the published schedules of active users cached ahead of their next decision (the

@@ -17,7 +17,7 @@ use super::protocol::{Claim, OnUncertainWrite};
 use super::record::{AppliedWrite, Attempt, Persisted};
 use super::{Live, Outcome, OutcomeKind, TransitionError, TransitionService};
 use crate::clock::Deadline;
-use crate::decide::{Context, Decision, ShiftView, Trigger, decide};
+use crate::decide::{Context, Decision, ShiftAt, Trigger, decide};
 use crate::events::{self, CalendarAction, CalendarEntry, EventError, InboundEvent, ParsedEvent};
 use crate::model::{PresenceSnapshot, RoutingStatus, UserId};
 use crate::policy::ResolvedTargets;
@@ -149,7 +149,7 @@ struct ClaimedApply {
 struct BulkRead {
     presences: HashMap<UserId, PresenceSnapshot>,
     routing: HashMap<UserId, RoutingStatus>,
-    shifts: HashMap<UserId, ShiftView>,
+    shifts: HashMap<UserId, ShiftAt>,
     /// When the presences were read.
     read_at: chrono::DateTime<chrono::Utc>,
     targets: ResolvedTargets,
@@ -158,6 +158,7 @@ struct BulkRead {
 impl BulkRead {
     /// One user's decision inputs; `None` for a user Genesys does not know.
     fn live(&self, user: &UserId) -> Option<Live> {
+        let shift = self.shifts.get(user).copied().unwrap_or(ShiftAt::UNKNOWN);
         Some(Live {
             current: self.presences.get(user)?.clone(),
             read_at: self.read_at,
@@ -167,7 +168,8 @@ impl BulkRead {
                     .cloned()
                     .unwrap_or(RoutingStatus::OffQueue),
             ),
-            shift: Some(self.shifts.get(user).copied().unwrap_or(ShiftView::NoShift)),
+            shift: Some(shift.view),
+            zone: shift.zone,
         })
     }
 }
@@ -481,6 +483,7 @@ impl TransitionService {
             current: Some(&live.current),
             routing: live.routing.as_ref(),
             shift: live.shift,
+            zone: live.zone,
         };
         let decided = decide(&trigger, &cx);
         let result = match (&decided.decision, &decided.next) {

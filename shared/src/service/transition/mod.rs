@@ -37,7 +37,7 @@ pub use outcome::{Outcome, OutcomeKind, StageTimings, TransitionError};
 pub use targets::Targets;
 
 use crate::clock::{Clock, Deadline};
-use crate::decide::{Context, Operator, ShiftView, Trigger, decide, screen};
+use crate::decide::{Context, Operator, ShiftAt, ShiftView, Trigger, decide, screen};
 use crate::events::{self, CalendarAction, CalendarEntry, EventError, InboundEvent, ParsedEvent};
 use crate::model::{PresenceSnapshot, RoutingStatus, UserId};
 use crate::policy::{Policy, ResolvedTargets};
@@ -163,6 +163,8 @@ pub(crate) struct Live {
     read_at: DateTime<Utc>,
     routing: Option<RoutingStatus>,
     shift: Option<ShiftView>,
+    /// The agent's WFM business unit's zone, read with the shift.
+    zone: Option<chrono_tz::Tz>,
 }
 
 impl TransitionService {
@@ -424,6 +426,7 @@ impl TransitionService {
             current: None,
             routing: None,
             shift: None,
+            zone: None,
         };
         let (decided, live) = match screen(at.trigger, &base) {
             Some(decided) => (decided, None),
@@ -435,6 +438,7 @@ impl TransitionService {
                     current: Some(&live.current),
                     routing: live.routing.as_ref(),
                     shift: live.shift,
+                    zone: live.zone,
                     ..base
                 };
                 (decide(at.trigger, &cx), Some(live))
@@ -472,6 +476,7 @@ impl TransitionService {
                 read_at,
                 routing: None,
                 shift: None,
+                zone: None,
             });
         }
         let users = std::slice::from_ref(user);
@@ -489,12 +494,13 @@ impl TransitionService {
             .shifts_at(users, now, deadline)
             .await?
             .remove(user)
-            .unwrap_or(ShiftView::NoShift);
+            .unwrap_or(ShiftAt::UNKNOWN);
         Ok(Live {
             current,
             read_at,
             routing: Some(routing.unwrap_or(RoutingStatus::OffQueue)),
-            shift: Some(shift),
+            shift: Some(shift.view),
+            zone: shift.zone,
         })
     }
 

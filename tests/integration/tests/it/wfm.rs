@@ -151,3 +151,29 @@ async fn a_user_who_moved_unit_is_placed_again() {
 fn count(calls: &[String], call: &str) -> usize {
     calls.iter().filter(|c| *c == call).count()
 }
+
+/// Each user's zone is their business unit's (`businessUnitTimeZone` of the search that named
+/// them); a user no unit schedules has none, so messages fall back to the calendar's zone or UTC.
+#[tokio::test]
+async fn each_user_gets_the_zone_of_the_business_unit_that_schedules_them() {
+    use presence_autopilot::ports::ShiftSource;
+    let mut seed = two_units();
+    seed.business_units[1].time_zone = "Europe/Paris".to_owned();
+    let sim = TestSim::start_with(seed).await;
+    let (client, clock) = sim.client(DEMO);
+    let wfm = WfmShifts::new(client, Arc::new(clock.clone()), Vec::new());
+    let (ada, cy, dee) = (user(0), user(2), user(3));
+
+    let found = wfm
+        .shifts_at(
+            &[ada.clone(), cy.clone(), dee.clone()],
+            clock.now(),
+            deadline(&clock, 10),
+        )
+        .await
+        .expect("shifts");
+
+    assert_eq!(found[&ada].zone, Some(chrono_tz::Tz::America__New_York));
+    assert_eq!(found[&cy].zone, Some(chrono_tz::Tz::Europe__Paris));
+    assert_eq!(found[&dee].zone, None);
+}

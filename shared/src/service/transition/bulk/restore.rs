@@ -73,6 +73,7 @@ impl TransitionService {
                 current: None,
                 routing: None,
                 shift: None,
+                zone: None,
             };
             match screen(&trigger, &base) {
                 Some(decided) => done.push(self.record_screened(item, decided, deadline).await),
@@ -153,6 +154,7 @@ impl TransitionService {
             read_at,
             routing: None,
             shift: None,
+            zone: None,
         };
         let trigger = item.trigger(Edge::End);
         let cx = Context {
@@ -164,6 +166,7 @@ impl TransitionService {
             current: Some(&live.current),
             routing: None,
             shift: None,
+            zone: None,
         };
         let decided = decide(&trigger, &cx);
         let restore = match (&decided.decision, &decided.next) {
