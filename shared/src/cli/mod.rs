@@ -11,6 +11,7 @@ mod context;
 mod dlq;
 mod inspect;
 mod output;
+mod policy;
 
 use std::io::Write;
 
@@ -187,6 +188,23 @@ pub enum Command {
         #[command(subcommand)]
         action: SubscriptionsAction,
     },
+    /// A policy file, before the functions load it.
+    Policy {
+        #[command(subcommand)]
+        action: PolicyAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PolicyAction {
+    /// Validates FILE as the functions load it, then resolves its presence names against the
+    /// org (exit 1 when refused, naming the key).
+    Check {
+        file: std::path::PathBuf,
+        /// Only the file: no Genesys Cloud call.
+        #[arg(long)]
+        offline: bool,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -327,5 +345,8 @@ pub async fn run(cli: Cli, ops: &Operations, out: &mut dyn Write) -> Result<Verd
             SubscriptionsAction::Resync { user } => act::resync(ops, &user, format, out).await,
         },
         Command::Dlq { action } => dlq::run(ops, action, format, out).await,
+        Command::Policy {
+            action: PolicyAction::Check { file, offline },
+        } => policy::check(ops, &file, offline, format, out).await,
     }
 }

@@ -438,3 +438,66 @@ async fn dlq_commands_list_show_and_replay_a_really_dead_lettered_message() {
         .await;
     assert_eq!(verdict.expect_err("unknown queue").exit_code(), 2);
 }
+
+/// `policy check FILE`: the file as the functions load it, then its presences against the org.
+#[tokio::test]
+async fn policy_check_validates_the_file_then_resolves_its_presences_against_the_org() {
+    use presence_autopilot::policy::DEFAULT_POLICY;
+    let desk = Desk::start().await;
+    let dir = std::env::temp_dir().join(moto::unique_name("policy-check"));
+    std::fs::create_dir_all(&dir).expect("a directory");
+    let write = |name: &str, text: &str| {
+        let path = dir.join(name);
+        std::fs::write(&path, text).expect("written");
+        path.display().to_string()
+    };
+    let good = write("good.toml", DEFAULT_POLICY);
+    let misspelt = write(
+        "misspelt.toml",
+        &DEFAULT_POLICY.replace("skip_all_day =", "skip_all_days ="),
+    );
+    let unknown = write(
+        "unknown.toml",
+        &DEFAULT_POLICY.replace(r#"presence = "Meeting""#, r#"presence = "Daydreaming""#),
+    );
+
+    let (verdict, text) = desk.run(&["policy", "check", &good]).await;
+    assert_eq!(verdict.expect("runs"), Verdict::Fine, "{text}");
+    assert!(
+        text.contains(&format!(
+            "valid; against the org: meeting → Meeting ({})",
+            genesys_sim::seed::MEETING
+        )),
+        "{text}"
+    );
+    let answer = desk.json(&["policy", "check", &good]).await;
+    assert_eq!(
+        answer["resolved"]["focus"]["label"], "Focus Time",
+        "{answer}"
+    );
+
+    let (verdict, text) = desk.run(&["policy", "check", &misspelt]).await;
+    assert_eq!(verdict.expect("runs"), Verdict::Found, "{text}");
+    assert!(
+        text.contains("refused by the file") && text.contains("skip_all_days"),
+        "{text}"
+    );
+
+    let (verdict, text) = desk.run(&["policy", "check", &unknown]).await;
+    assert_eq!(verdict.expect("runs"), Verdict::Found, "{text}");
+    assert!(
+        text.contains("refused by the org") && text.contains("meeting.presence"),
+        "{text}"
+    );
+    let (verdict, text) = desk.run(&["policy", "check", "--offline", &unknown]).await;
+    assert_eq!(
+        verdict.expect("runs"),
+        Verdict::Fine,
+        "offline cannot know the org: {text}"
+    );
+
+    let missing = dir.join("missing.toml").display().to_string();
+    let (verdict, _) = desk.run(&["policy", "check", &missing]).await;
+    assert!(matches!(verdict, Err(CliError::Usage(_))), "{verdict:?}");
+    std::fs::remove_dir_all(&dir).expect("cleaned");
+}

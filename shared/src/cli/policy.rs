@@ -1,0 +1,124 @@
+//! `autopilot policy check FILE`: a policy file validated exactly as the functions load it
+//! (offline: every key, value and message template), then its presence names resolved against
+//! the org's definitions, as the first event of a cold start resolves them. A file that passes
+//! here does not fail a cold start.
+
+use std::io::Write;
+use std::path::Path;
+
+use serde_json::json;
+
+use super::output::json;
+use super::{CliError, Format, Operations, Verdict};
+use crate::policy::{Policy, Target};
+
+/// Longest policy file read (a policy is a few kilobytes; this refuses a wrong path to a log).
+const MAX_POLICY_BYTES: u64 = 256 * 1024;
+
+pub async fn check(
+    ops: &Operations,
+    file: &Path,
+    offline: bool,
+    format: Format,
+    out: &mut dyn Write,
+) -> Result<Verdict, CliError> {
+    let text = read(file)?;
+    let policy = match Policy::from_toml(&text) {
+        Ok(policy) => policy,
+        Err(error) => return refused(file, "the file", &error.to_string(), format, out),
+    };
+    if offline {
+        return passed(file, None, format, out);
+    }
+    let definitions = ops
+        .genesys()?
+        .presence_definitions(ops.deadline())
+        .await
+        .map_err(|e| CliError::Service(format!("Genesys Cloud: {e}")))?;
+    match policy.resolve(&definitions) {
+        Ok(targets) => {
+            let named = |target: &Target| Named {
+                id: target.definition_id.as_str().to_owned(),
+                label: definitions
+                    .iter()
+                    .find(|d| d.id == target.definition_id.as_str())
+                    .and_then(|d| {
+                        d.name
+                            .clone()
+                            .or_else(|| d.language_labels.get("en_US").cloned())
+                    })
+                    .unwrap_or_else(|| target.system_presence.to_string()),
+            };
+            let resolved = [named(&targets.meeting), named(&targets.focus)];
+            passed(file, Some(&resolved), format, out)
+        }
+        Err(error) => refused(file, "the org", &error.to_string(), format, out),
+    }
+}
+
+/// A presence the policy names, as the org knows it.
+struct Named {
+    id: String,
+    label: String,
+}
+
+fn read(file: &Path) -> Result<String, CliError> {
+    let cannot = |e: std::io::Error| CliError::Usage(format!("{}: {e}", file.display()));
+    let size = std::fs::metadata(file).map_err(cannot)?.len();
+    if size > MAX_POLICY_BYTES {
+        return Err(CliError::Usage(format!(
+            "{}: {size} bytes; a policy file has at most {MAX_POLICY_BYTES}",
+            file.display()
+        )));
+    }
+    std::fs::read_to_string(file).map_err(cannot)
+}
+
+/// The file passed; `resolved`: the meeting's and the focus's presences (None offline).
+fn passed(
+    file: &Path,
+    resolved: Option<&[Named; 2]>,
+    format: Format,
+    out: &mut dyn Write,
+) -> Result<Verdict, CliError> {
+    if format == Format::Json {
+        let resolved = resolved.map(|[meeting, focus]| {
+            json!({
+                "meeting": {"definitionId": meeting.id, "label": meeting.label},
+                "focus": {"definitionId": focus.id, "label": focus.label},
+            })
+        });
+        json(
+            out,
+            &json!({"file": file.display().to_string(), "valid": true, "resolved": resolved}),
+        )?;
+    } else {
+        let against = match resolved {
+            Some([meeting, focus]) => format!(
+                "; against the org: meeting → {} ({}), focus → {} ({})",
+                meeting.label, meeting.id, focus.label, focus.id
+            ),
+            None => " (offline: presence names not resolved against the org)".to_owned(),
+        };
+        writeln!(out, "{}: valid{against}", file.display())?;
+    }
+    Ok(Verdict::Fine)
+}
+
+fn refused(
+    file: &Path,
+    by: &str,
+    error: &str,
+    format: Format,
+    out: &mut dyn Write,
+) -> Result<Verdict, CliError> {
+    if format == Format::Json {
+        json(
+            out,
+            &json!({"file": file.display().to_string(), "valid": false, "refusedBy": by, "error": error}),
+        )?;
+    } else {
+        writeln!(out, "{}: refused by {by}: {error}", file.display())?;
+    }
+    Ok(Verdict::Found)
+}
