@@ -222,6 +222,11 @@ impl MessageTemplate {
         Ok(Self(raw.to_owned()))
     }
 
+    /// Whether the template has the `{name}` placeholder.
+    pub fn uses(&self, name: &str) -> bool {
+        self.0.contains(&format!("{{{name}}}"))
+    }
+
     pub fn render(
         &self,
         subject: Option<&str>,
@@ -325,6 +330,14 @@ impl Policy {
             end_grace: Duration::from_secs(file.agents.end_grace_seconds),
             time_format: TimeFormat::parse("messages.time_format", &file.messages.time_format)?,
         })
+    }
+
+    /// Whether any message shows the subject (`{subject}` with `show_subject = true`): the
+    /// calendar connector puts subjects on the bus only then.
+    pub fn shows_subjects(&self) -> bool {
+        [&self.meeting, &self.focus]
+            .iter()
+            .any(|t| t.show_subject && t.message.uses("subject"))
     }
 
     /// Resolves the trigger presences to definition ids of this org.
@@ -545,6 +558,26 @@ mod tests {
             assert!(error.contains("messages.time_format"), "{error}");
             assert!(error.contains(says), "{format:?}: {error}");
         }
+    }
+
+    #[test]
+    fn subjects_are_shown_only_by_a_message_that_uses_them() {
+        let default = Policy::from_toml(DEFAULT_POLICY).expect("valid");
+        assert!(!default.shows_subjects());
+        let allowed_only =
+            DEFAULT_POLICY.replacen("show_subject = false", "show_subject = true", 1);
+        assert!(
+            !Policy::from_toml(&allowed_only)
+                .expect("valid")
+                .shows_subjects()
+        );
+        let shown = allowed_only.replacen(
+            r#"message = "In a meeting until {end}""#,
+            r#"message = "{subject} until {end}""#,
+            1,
+        );
+        assert_ne!(shown, allowed_only);
+        assert!(Policy::from_toml(&shown).expect("valid").shows_subjects());
     }
 
     #[test]

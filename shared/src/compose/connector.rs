@@ -97,6 +97,9 @@ pub struct SyncFunctionSettings {
     pub notification_base_url: String,
     pub sync: SyncSettings,
     pub page_size: u32,
+    /// The policy the transition decides by (`POLICY_PATH`): whether its messages show
+    /// subjects decides whether subjects leave the connector.
+    pub policy_path: Option<std::path::PathBuf>,
 }
 
 impl SyncFunctionSettings {
@@ -122,6 +125,7 @@ impl SyncFunctionSettings {
                 ..defaults
             },
             page_size: page_size(env)?,
+            policy_path: env.optional("POLICY_PATH").map(std::path::PathBuf::from),
         })
     }
 }
@@ -273,7 +277,10 @@ pub async fn sync_service(
         )),
         key: client_state_key(&key_doc)?,
         clock,
-        settings: settings.sync.clone(),
+        settings: SyncSettings {
+            subjects: load_policy(settings.policy_path.as_deref())?.shows_subjects(),
+            ..settings.sync.clone()
+        },
     })
 }
 

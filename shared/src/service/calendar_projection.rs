@@ -1,6 +1,6 @@
 //! What a changed calendar event becomes on the bus: its mirror entry (canonical detail without
 //! the subject, and the version it was told at) and the `Calendar Event Upserted` entry (the
-//! subject only for an event that is not private). The calendar's adapter read the service's
+//! subject only when the policy's messages show subjects, and never for a private event). The calendar's adapter read the service's
 //! shape; only our canonical event (docs/events.md) reaches the bus.
 
 use serde_json::{Value, json};
@@ -30,10 +30,15 @@ pub(super) fn mirrored(user: &UserId, change: &CalendarChange) -> MirroredEvent 
     }
 }
 
-/// The Upserted entry: canonical detail, with the subject only for an event that is not private.
-pub(super) fn upserted(change: &CalendarChange, mirrored: &MirroredEvent) -> BusEntry {
+/// The Upserted entry: canonical detail, with the subject only when `with_subject` (the policy
+/// shows subjects) and the event is not private.
+pub(super) fn upserted(
+    change: &CalendarChange,
+    mirrored: &MirroredEvent,
+    with_subject: bool,
+) -> BusEntry {
     let mut detail = mirrored.detail.clone();
-    if let (false, Some(subject)) = (change.private, &change.entry.subject) {
+    if let (true, false, Some(subject)) = (with_subject, change.private, &change.entry.subject) {
         detail["subject"] = Value::String(subject.clone());
     }
     BusEntry {
@@ -94,12 +99,14 @@ mod tests {
     }
 
     #[test]
-    fn a_private_event_reaches_the_bus_without_its_subject() {
+    fn a_subject_reaches_the_bus_only_when_messages_show_it_and_never_a_private_one() {
         let open = change(false, None);
-        let entry = upserted(&open, &mirrored(&user(), &open));
-        assert_eq!(entry.detail["subject"], "Salary review");
+        let shown = upserted(&open, &mirrored(&user(), &open), true);
+        assert_eq!(shown.detail["subject"], "Salary review");
+        let kept = upserted(&open, &mirrored(&user(), &open), false);
+        assert!(kept.detail.get("subject").is_none(), "{}", kept.detail);
         let private = change(true, None);
-        let entry = upserted(&private, &mirrored(&user(), &private));
+        let entry = upserted(&private, &mirrored(&user(), &private), true);
         assert!(entry.detail.get("subject").is_none(), "{}", entry.detail);
     }
 }

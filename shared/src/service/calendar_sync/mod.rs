@@ -35,6 +35,9 @@ pub struct SyncSettings {
     pub subscription_lifetime: Duration,
     /// Rounds one claim runs at most when other workers keep asking for more.
     pub max_rounds: u32,
+    /// Whether subjects reach the bus: only when the policy's messages show them
+    /// (`Policy::shows_subjects`); otherwise a subject never leaves the connector.
+    pub subjects: bool,
 }
 
 impl Default for SyncSettings {
@@ -45,6 +48,7 @@ impl Default for SyncSettings {
             rebaseline: Duration::from_secs(86_400),
             subscription_lifetime: Duration::from_secs(4230 * 60),
             max_rounds: 3,
+            subjects: false,
         }
     }
 }
@@ -511,7 +515,8 @@ impl SyncService {
                     if told.is_some_and(|m| m.fingerprint == mirrored.fingerprint) {
                         round.unchanged += 1;
                     } else {
-                        round.entries.push(upserted(&change, &mirrored));
+                        let subject = self.settings.subjects;
+                        round.entries.push(upserted(&change, &mirrored, subject));
                         round.upserts.push(mirrored);
                     }
                 }

@@ -39,7 +39,12 @@ fn sync_on_fakes(page_size: usize) -> Sync {
         bus: Arc::new(bus.clone()),
         key,
         clock: Arc::new(clock.clone()),
-        settings: SyncSettings::default(),
+        // Subjects on the bus, as with a policy whose messages show them (the default keeps
+        // them in the connector: `subjects_stay_in_the_connector_unless_a_message_shows_them`).
+        settings: SyncSettings {
+            subjects: true,
+            ..SyncSettings::default()
+        },
     };
     Sync {
         calendar,
@@ -248,4 +253,20 @@ async fn an_event_the_adapter_cannot_read_reaches_the_planner_as_a_refusal_namin
             .expect("mirror")
             .is_empty()
     );
+}
+
+#[tokio::test]
+async fn subjects_stay_in_the_connector_unless_a_message_shows_them() {
+    let mut s = sync_on_fakes(10);
+    s.service.settings.subjects = false;
+    s.connect().await;
+    s.calendar.put_event(event("e-1", 1, 2, false, "v1"));
+
+    s.sync(SyncReason::Upkeep).await;
+
+    let told = s.told(0);
+    assert_eq!(told.len(), 1);
+    assert_eq!(told[0].2, None, "the subject did not leave the connector");
+    let published = serde_json::to_string(&s.bus.published()[0].detail).expect("json");
+    assert!(!published.contains("Quarterly planning"), "{published}");
 }

@@ -129,7 +129,10 @@ async fn a_focus_block_reaches_the_bus_through_the_channel_and_an_incremental_ro
     assert_eq!(detail["kind"], "focus");
     assert_eq!(detail["userId"], user.as_str());
     assert_eq!(detail["calendarEventId"], focus["id"]);
-    assert_eq!(detail["subject"], "Deep work");
+    assert!(
+        detail.get("subject").is_none(),
+        "the default policy's messages show no subject: {detail}"
+    );
 
     connector
         .google_control(

@@ -40,6 +40,8 @@ pub struct Connector {
     pub notify: Arc<NotifyService>,
     pub sync: SyncService,
     pub connections: Arc<DynamoConnections>,
+    /// The connector's table (connections, mirror), for scanning what it stores.
+    pub table: String,
     pub sqs: aws_sdk_sqs::Client,
     pub sync_queue: String,
     pub bus_queue: String,
@@ -77,6 +79,7 @@ impl Connector {
         let (dynamodb, table) = moto::new_table().await;
         let connections = Arc::new(DynamoConnections::new(dynamodb, &table));
         let sqs = moto::sqs();
+        let table_name = table.clone();
         let (sync_queue, _) = queue(&sqs, "sync").await;
         let (bus, bus_queue) = bus_to_queue(&sqs).await;
         let key = ClientStateKey::new(SecretString::from(KEY)).expect("key");
@@ -139,6 +142,7 @@ impl Connector {
             notify,
             sync,
             connections,
+            table: table_name,
             sqs,
             sync_queue,
             bus_queue,
