@@ -123,6 +123,7 @@ struct CalendarSection {
     skip_tentative: bool,
     skip_all_day: bool,
     skip_out_of_office: bool,
+    min_minutes: u32,
 }
 
 impl Default for CalendarSection {
@@ -131,6 +132,7 @@ impl Default for CalendarSection {
             skip_tentative: true,
             skip_all_day: true,
             skip_out_of_office: true,
+            min_minutes: 0,
         }
     }
 }
@@ -265,6 +267,8 @@ pub struct Policy {
     pub skip_tentative: bool,
     pub skip_all_day: bool,
     pub skip_out_of_office: bool,
+    /// Entries shorter than this many minutes are skipped (0: none).
+    pub min_minutes: u32,
     pub when_no_shift: NoShift,
     /// Presences we never change (an Offline agent stays offline).
     pub never_override: Vec<SystemPresence>,
@@ -318,6 +322,7 @@ impl Policy {
             skip_tentative: file.calendar.skip_tentative,
             skip_all_day: file.calendar.skip_all_day,
             skip_out_of_office: file.calendar.skip_out_of_office,
+            min_minutes: bounded_minutes(file.calendar.min_minutes)?,
             when_no_shift,
             never_override,
             opt_out: file
@@ -350,6 +355,14 @@ impl Policy {
             focus: resolve_one("focus.presence", &self.focus.presence, definitions)?,
         })
     }
+}
+
+/// A day at most: a longer minimum would skip every entry.
+fn bounded_minutes(minutes: u32) -> Result<u32, PolicyError> {
+    if minutes > 1440 {
+        return Err(invalid("calendar.min_minutes", "at most 1440 (a day)"));
+    }
+    Ok(minutes)
 }
 
 fn trigger(section: &str, raw: TriggerSection) -> Result<TriggerPolicy, PolicyError> {
@@ -558,6 +571,14 @@ mod tests {
             assert!(error.contains("messages.time_format"), "{error}");
             assert!(error.contains(says), "{format:?}: {error}");
         }
+    }
+
+    #[test]
+    fn a_minimum_length_over_a_day_is_refused() {
+        let text = DEFAULT_POLICY.replace("min_minutes = 0", "min_minutes = 1441");
+        assert_ne!(text, DEFAULT_POLICY);
+        let error = Policy::from_toml(&text).expect_err("refused").to_string();
+        assert!(error.contains("calendar.min_minutes"), "{error}");
     }
 
     #[test]

@@ -79,6 +79,11 @@ pub enum SkipReason {
     Tentative,
     AllDay,
     OutOfOffice,
+    /// Shorter than the policy's `calendar.min_minutes`.
+    TooShort {
+        minutes: i64,
+        min: u32,
+    },
     OptedOut,
     AlreadyEnded,
     Duplicate,
@@ -105,6 +110,9 @@ impl SkipReason {
             }
             Self::AllDay => "all-day events are skipped by policy".to_owned(),
             Self::OutOfOffice => "out-of-office entries are skipped by policy".to_owned(),
+            Self::TooShort { minutes, min } => {
+                format!("the entry lasts {minutes} min; the policy skips entries under {min} min")
+            }
             Self::OptedOut => "the user opted out".to_owned(),
             Self::AlreadyEnded => "the event had already ended".to_owned(),
             Self::Duplicate => "this trigger was already handled".to_owned(),

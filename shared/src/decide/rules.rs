@@ -331,6 +331,11 @@ pub fn entry_skip(
         Some(SkipReason::AllDay)
     } else if policy.skip_out_of_office && entry.show_as == ShowAs::OutOfOffice {
         Some(SkipReason::OutOfOffice)
+    } else if (entry.end - entry.start).num_minutes() < i64::from(policy.min_minutes) {
+        Some(SkipReason::TooShort {
+            minutes: (entry.end - entry.start).num_minutes(),
+            min: policy.min_minutes,
+        })
     } else if opted_out {
         Some(SkipReason::OptedOut)
     } else {

@@ -766,3 +766,28 @@ fn the_time_format_is_the_policys() {
         "In a meeting until 3:30 PM (CET)"
     );
 }
+
+#[test]
+fn entries_under_the_minimum_length_are_skipped_and_one_of_exactly_it_applies() {
+    let mut world = World::new();
+    world.policy.min_minutes = 15;
+    let short = entry("m1", TriggerKind::Meeting, 0, 14);
+    let enough = entry("m2", TriggerKind::Meeting, 0, 15);
+
+    let decided = world.decide(&Trigger::Started(&short));
+
+    assert_eq!(
+        decided,
+        Decided {
+            decision: skip(SkipReason::TooShort {
+                minutes: 14,
+                min: 15
+            }),
+            next: None
+        }
+    );
+    assert!(matches!(
+        world.decide(&Trigger::Started(&enough)).decision,
+        Decision::Apply { .. }
+    ));
+}
