@@ -264,6 +264,10 @@ impl WfmShifts {
     }
 }
 
+/// A cached window that stays fresh this much longer is not refreshed: the sweep runs every
+/// minute, so the next run still finds it in time (infra/template.yaml, `rate(1 minute)`).
+const REFRESH_AHEAD: Duration = Duration::from_secs(120);
+
 /// Whether something learned at `at` is still trusted at `now`.
 fn fresh(at: DateTime<Utc>, now: DateTime<Utc>) -> bool {
     chrono::Duration::from_std(PLACEMENT_TTL).is_ok_and(|ttl| now - at < ttl)
@@ -330,16 +334,36 @@ impl CachedShifts {
     }
 
     /// Fetches and caches the windows around `at` of `users` (the sweep keeps them fresh).
-    /// Returns how many were cached; users still `Processing` are not.
+    /// A user whose cached window covers `at` and stays fresh past the next sweep is skipped:
+    /// the sweep after that refreshes it in time. Returns how many were cached; users still
+    /// `Processing` are not.
     pub async fn refresh(
         &self,
         users: &[UserId],
         at: DateTime<Utc>,
         deadline: Deadline,
     ) -> Result<usize, GenesysError> {
+        let cached = self.cache.get(users).await.unwrap_or_else(|error| {
+            tracing::warn!(%error, "shift cache unreadable; refreshing every window");
+            HashMap::new()
+        });
+        let next_sweep = chrono::Duration::from_std(REFRESH_AHEAD).unwrap_or_default();
+        let ttl = chrono::Duration::from_std(self.ttl).unwrap_or_default();
+        let stale: Vec<UserId> = users
+            .iter()
+            .filter(|user| {
+                !cached.get(*user).is_some_and(|w| {
+                    w.view_at(at).is_some() && self.clock.now() + next_sweep < w.fetched_at + ttl
+                })
+            })
+            .cloned()
+            .collect();
+        if stale.is_empty() {
+            return Ok(0);
+        }
         let windows = self
             .wfm
-            .windows(users, at - WINDOW, at + WINDOW, deadline)
+            .windows(&stale, at - WINDOW, at + WINDOW, deadline)
             .await?;
         for (user, window) in &windows {
             if let Err(error) = self.cache.put(user, window, self.ttl).await {

@@ -177,3 +177,43 @@ async fn each_user_gets_the_zone_of_the_business_unit_that_schedules_them() {
     assert_eq!(found[&cy].zone, Some(chrono_tz::Tz::Europe__Paris));
     assert_eq!(found[&dee].zone, None);
 }
+
+/// The sweep refreshes the schedules of users still in a meeting; one whose cached window stays
+/// fresh past the next sweep costs no search, one about to go stale is searched again.
+#[tokio::test]
+async fn the_sweep_refreshes_only_windows_that_would_go_stale_before_its_next_run() {
+    use std::time::Duration;
+
+    use presence_autopilot::fakes::InMemoryStore;
+    use presence_autopilot::wfm::CachedShifts;
+    let sim = TestSim::start().await;
+    let (client, clock) = sim.client(DEMO);
+    let shared: Arc<dyn Clock> = Arc::new(clock.clone());
+    let ttl = Duration::from_secs(900);
+    let cached = CachedShifts::new(
+        WfmShifts::new(client, shared.clone(), Vec::new()),
+        Arc::new(InMemoryStore::new(shared)),
+        Arc::new(clock.clone()),
+        ttl,
+    );
+    let ada = [user(0)];
+    let searches = || count(&sim.served_since(0), SEARCH);
+    let refresh = || async {
+        cached
+            .refresh(&ada, clock.now(), deadline(&clock, 10))
+            .await
+            .expect("refresh")
+    };
+
+    assert_eq!(refresh().await, 1, "not cached: fetched");
+    let after_first = searches();
+    assert_eq!(refresh().await, 0, "fresh past the next sweep: skipped");
+    assert_eq!(searches(), after_first, "no search");
+    clock.advance(ttl - Duration::from_secs(60));
+    assert_eq!(
+        refresh().await,
+        1,
+        "stale within two minutes: fetched again"
+    );
+    assert_eq!(searches(), after_first + 1);
+}
