@@ -280,6 +280,9 @@ pub struct Policy {
     pub end_grace: Duration,
     /// How `{start}` and `{end}` read in messages.
     pub time_format: TimeFormat,
+    /// Which policy this is: `sha256:` and the first 16 hex digits of the file's text. Every
+    /// decision's audit record carries it.
+    pub version: String,
 }
 
 impl Policy {
@@ -334,6 +337,7 @@ impl Policy {
             interaction_recheck: Duration::from_secs(file.agents.interaction_recheck_seconds),
             end_grace: Duration::from_secs(file.agents.end_grace_seconds),
             time_format: TimeFormat::parse("messages.time_format", &file.messages.time_format)?,
+            version: version_of(text),
         })
     }
 
@@ -355,6 +359,14 @@ impl Policy {
             focus: resolve_one("focus.presence", &self.focus.presence, definitions)?,
         })
     }
+}
+
+/// The version of a policy text: its digest, so the same file has the same version anywhere.
+fn version_of(text: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(text.as_bytes());
+    let hex: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+    format!("sha256:{hex}")
 }
 
 /// A day at most: a longer minimum would skip every entry.
@@ -571,6 +583,18 @@ mod tests {
             assert!(error.contains("messages.time_format"), "{error}");
             assert!(error.contains(says), "{format:?}: {error}");
         }
+    }
+
+    #[test]
+    fn the_same_text_has_the_same_version_and_a_changed_one_another() {
+        let one = Policy::from_toml(DEFAULT_POLICY).expect("valid");
+        let again = Policy::from_toml(DEFAULT_POLICY).expect("valid");
+        let changed =
+            Policy::from_toml(&DEFAULT_POLICY.replace("min_minutes = 0", "min_minutes = 5"))
+                .expect("valid");
+        assert_eq!(one.version, again.version);
+        assert_ne!(one.version, changed.version);
+        assert_eq!(one.version.len(), "sha256:".len() + 16);
     }
 
     #[test]

@@ -120,9 +120,11 @@ impl BulkItem {
         &'a self,
         trigger: &'a Trigger<'a>,
         live: Option<&'a Live>,
+        policy: &'a crate::policy::Policy,
         deadline: Deadline,
     ) -> Attempt<'a> {
         Attempt {
+            policy,
             user: &self.user,
             email: self.email(),
             trigger,
@@ -505,7 +507,7 @@ impl TransitionService {
                 }
             }
             _ => {
-                let at = item.attempt(&trigger, Some(&live), deadline);
+                let at = item.attempt(&trigger, Some(&live), &self.deps.policy, deadline);
                 match self.persist(&at, decided).await {
                     Ok(Persisted::Done { outcome, .. }) => Ok(outcome),
                     Ok(Persisted::Retry { .. }) => {
@@ -603,7 +605,7 @@ impl TransitionService {
                 return Err(PlatformError::Refused { message }.into());
             };
             let trigger = item.trigger(Edge::Start);
-            let at = item.attempt(&trigger, Some(&live), deadline);
+            let at = item.attempt(&trigger, Some(&live), &self.deps.policy, deadline);
             let write = AppliedWrite {
                 target: &target,
                 restore_to: &restore_to,

@@ -445,6 +445,7 @@ impl TransitionService {
             }
         };
         let attempt = Attempt {
+            policy: &self.deps.policy,
             user: at.user,
             email: at.email,
             trigger: at.trigger,

@@ -19,6 +19,8 @@ use crate::state::{
 
 /// One attempt at deciding for one user: what the decision was made on.
 pub(super) struct Attempt<'a> {
+    /// The policy that decides (its version is in every record).
+    pub policy: &'a crate::policy::Policy,
     pub user: &'a UserId,
     pub email: Option<&'a str>,
     pub trigger: &'a Trigger<'a>,
@@ -55,8 +57,15 @@ impl Attempt<'_> {
         let mut entry = AuditEntry::new(self.user.clone(), DecisionKind::Skipped);
         entry.event_id = self.event_id.map(str::to_owned);
         entry.trigger_id = self.trigger_id();
-        entry.details = trigger_details(self.trigger);
+        entry.details = self.details();
         entry
+    }
+
+    /// What every record of this attempt says: the trigger, and the policy's version.
+    fn details(&self) -> serde_json::Value {
+        let mut details = trigger_details(self.trigger);
+        details["policy"] = json!(self.policy.version);
+        details
     }
 
     fn outcome(&self, kind: OutcomeKind, reason: Option<String>) -> Outcome {
@@ -454,7 +463,7 @@ impl AppliedWrite<'_> {
         entry.kind = DecisionKind::Applied;
         entry.before = Some(self.restore_to.clone());
         entry.after = Some(self.target.clone());
-        let mut details = trigger_details(at.trigger);
+        let mut details = at.details();
         details["genesysWriteMs"] = json!(self.write_ms);
         details["routingStatus"] = json!(self.live.routing);
         details["shift"] = json!(self.live.shift.map(|s| format!("{s:?}")));

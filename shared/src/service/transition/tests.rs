@@ -115,6 +115,15 @@ async fn a_meeting_applies_then_restores_and_each_event_is_decided_once() {
         world.kinds(),
         [DecisionKind::Applied, DecisionKind::Restored]
     );
+    let version = &world.service.deps().policy.version;
+    assert!(version.starts_with("sha256:"), "{version}");
+    for record in world.store.audit_records(&ada()) {
+        assert_eq!(
+            record.details["policy"],
+            version.as_str(),
+            "every decision names the policy that made it: {record:?}"
+        );
+    }
 }
 
 #[tokio::test]

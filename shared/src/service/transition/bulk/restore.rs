@@ -123,7 +123,7 @@ impl TransitionService {
         deadline: Deadline,
     ) -> Handled {
         let trigger = item.trigger(Edge::End);
-        let at = item.attempt(&trigger, None, deadline);
+        let at = item.attempt(&trigger, None, &self.deps.policy, deadline);
         let result = self.recorded(&item, &at, decided, deadline).await;
         self.conclude_item(&item, &result).await;
         (item.index, result)
@@ -190,7 +190,7 @@ impl TransitionService {
             },
             None => {
                 let trigger = item.trigger(Edge::End);
-                let at = item.attempt(&trigger, Some(&live), deadline);
+                let at = item.attempt(&trigger, Some(&live), &self.deps.policy, deadline);
                 self.recorded(&item, &at, decided, deadline).await
             }
         };
@@ -279,7 +279,7 @@ impl TransitionService {
             Err(error) => Err(error.clone()),
         };
         let trigger = item.trigger(Edge::End);
-        let at = item.attempt(&trigger, Some(&live), deadline);
+        let at = item.attempt(&trigger, Some(&live), &self.deps.policy, deadline);
         let settled = self
             .settle_restore(&at, claim, &to, written, write_ms)
             .await;
