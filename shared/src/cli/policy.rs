@@ -28,7 +28,7 @@ pub async fn check(
         Err(error) => return refused(file, "the file", &error.to_string(), format, out),
     };
     if offline {
-        return passed(file, None, format, out);
+        return passed(file, &policy.version, None, format, out);
     }
     let definitions = ops
         .genesys()?
@@ -50,7 +50,7 @@ pub async fn check(
                     .unwrap_or_else(|| target.system_presence.to_string()),
             };
             let resolved = [named(&targets.meeting), named(&targets.focus)];
-            passed(file, Some(&resolved), format, out)
+            passed(file, &policy.version, Some(&resolved), format, out)
         }
         Err(error) => refused(file, "the org", &error.to_string(), format, out),
     }
@@ -77,6 +77,7 @@ fn read(file: &Path) -> Result<String, CliError> {
 /// The file passed; `resolved`: the meeting's and the focus's presences (None offline).
 fn passed(
     file: &Path,
+    version: &str,
     resolved: Option<&[Named; 2]>,
     format: Format,
     out: &mut dyn Write,
@@ -90,7 +91,7 @@ fn passed(
         });
         json(
             out,
-            &json!({"file": file.display().to_string(), "valid": true, "resolved": resolved}),
+            &json!({"file": file.display().to_string(), "valid": true, "version": version, "resolved": resolved}),
         )?;
     } else {
         let against = match resolved {
@@ -100,7 +101,7 @@ fn passed(
             ),
             None => " (offline: presence names not resolved against the org)".to_owned(),
         };
-        writeln!(out, "{}: valid{against}", file.display())?;
+        writeln!(out, "{}: valid, version {version}{against}", file.display())?;
     }
     Ok(Verdict::Fine)
 }

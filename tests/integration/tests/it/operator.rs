@@ -463,9 +463,12 @@ async fn policy_check_validates_the_file_then_resolves_its_presences_against_the
 
     let (verdict, text) = desk.run(&["policy", "check", &good]).await;
     assert_eq!(verdict.expect("runs"), Verdict::Fine, "{text}");
+    let version = presence_autopilot::policy::Policy::from_toml(DEFAULT_POLICY)
+        .expect("valid")
+        .version;
     assert!(
         text.contains(&format!(
-            "valid; against the org: meeting → Meeting ({})",
+            "valid, version {version}; against the org: meeting → Meeting ({})",
             genesys_sim::seed::MEETING
         )),
         "{text}"
@@ -474,6 +477,11 @@ async fn policy_check_validates_the_file_then_resolves_its_presences_against_the
     assert_eq!(
         answer["resolved"]["focus"]["label"], "Focus Time",
         "{answer}"
+    );
+    assert_eq!(
+        answer["version"],
+        version.as_str(),
+        "the version its records carry"
     );
 
     let (verdict, text) = desk.run(&["policy", "check", &misspelt]).await;
