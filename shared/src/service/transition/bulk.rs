@@ -1,8 +1,9 @@
 //! A batch of events (SQS bodies): starts for many different users share bulk Genesys calls
 //! (presence read and write, routing status, schedules); everything else takes the one-event path.
 //!
-//! The bulk path is the write protocol with step 2 done once for every claimed user: claim the
-//! event ids → one bulk read → decide → claim each apply → one bulk write → settle each.
+//! The bulk path is the write protocol with step 2 done once for every claimed user: read each
+//! state with its event's record → one bulk read → decide → claim each apply (taking the event's
+//! lease) → one bulk write → settle each (its commit completing the event).
 
 mod restore;
 mod sweep;
@@ -13,15 +14,16 @@ use std::time::Instant;
 use futures::stream::{self, StreamExt};
 
 use super::inbound::event_id_of;
+use super::ledger::{EventHold, Handled as Ledgered, RecordWrites};
 use super::protocol::{Claim, OnUncertainWrite};
 use super::record::{AppliedWrite, Attempt, Persisted};
 use super::{Live, Outcome, OutcomeKind, TransitionError, TransitionService};
 use crate::clock::Deadline;
 use crate::decide::{Context, Decision, ShiftAt, Trigger, decide};
-use crate::events::{self, CalendarAction, CalendarEntry, EventError, InboundEvent, ParsedEvent};
+use crate::events::{self, CalendarAction, CalendarEntry, InboundEvent, ParsedEvent};
 use crate::model::{PresenceSnapshot, RoutingStatus, UserId};
 use crate::policy::ResolvedTargets;
-use crate::ports::{Lease, PlatformError, StoreError};
+use crate::ports::{PlatformError, StoreError};
 use crate::state::{PresenceRef, UserState};
 
 type Handled = (usize, Result<Outcome, TransitionError>);
@@ -35,6 +37,11 @@ const STORE_CONCURRENCY: usize = 16;
 const EVENT_CONCURRENCY: usize = 8;
 /// An event of the batch with its position.
 type Indexed = (usize, ParsedEvent);
+/// Writes that leave nothing for the bulk path to settle: the one-event path settled the event.
+const SETTLED_ELSEWHERE: RecordWrites = RecordWrites {
+    leased: false,
+    completed: true,
+};
 
 /// Whose events must keep their batch order: a user (by id, else e-mail); an event naming
 /// neither stands alone.
@@ -58,10 +65,11 @@ fn owner_of(index: usize, event: &ParsedEvent) -> Owner {
 
 /// What a bulk item answers to.
 enum Source {
-    /// An event of the batch, its key taken up front (`claim_events`).
+    /// An event of the batch, with the hold its record rides on: the claim takes it, the
+    /// commit completes it (as on the one-event path), so the event costs no call of its own.
     Event {
         event: Box<ParsedEvent>,
-        lease: Lease,
+        hold: EventHold,
     },
     /// The sweep: a due deferral or a missed end, with no event of its own.
     Sweep,
@@ -107,6 +115,14 @@ impl BulkItem {
         self.entry().and_then(|entry| entry.user.email.as_deref())
     }
 
+    /// The event's hold, which the item's claim and commit carry (none for the sweep).
+    fn hold(&self) -> Option<&EventHold> {
+        match &self.source {
+            Source::Event { hold, .. } => Some(hold),
+            Source::Sweep => None,
+        }
+    }
+
     fn event_id(&self) -> Option<&str> {
         match &self.source {
             Source::Event { event, .. } => Some(&event.event_id),
@@ -129,8 +145,7 @@ impl BulkItem {
             email: self.email(),
             trigger,
             event_id: self.event_id(),
-            // The bulk path takes its events' keys up front (`claim_events`).
-            hold: None,
+            hold: self.hold(),
             read: &self.state,
             live,
             deadline,
@@ -273,7 +288,7 @@ impl TransitionService {
         deadline: Deadline,
     ) -> Vec<Handled> {
         let mut done: Vec<Handled> = Vec::new();
-        let pending = self.claim_events(events, deadline, &mut done).await;
+        let pending = self.read_events(events, deadline, &mut done).await;
         self.bulk_starts(pending, done, deadline).await
     }
 
@@ -324,10 +339,8 @@ impl TransitionService {
     ) -> Vec<Handled> {
         for item in items {
             let result = match item.source {
-                Source::Event { event, lease } => {
-                    let _ = self.deps.idempotency.release(&lease).await;
-                    self.handle(*event, deadline).await
-                }
+                // Nothing of the event's record was taken yet: the one-event path handles it whole.
+                Source::Event { event, .. } => self.handle(*event, deadline).await,
                 Source::Sweep => {
                     let trigger = if edge == Edge::Start {
                         Trigger::Reevaluate
@@ -342,40 +355,92 @@ impl TransitionService {
         done
     }
 
-    /// The item's event key completed with `result`, or given back after a failure (the sweep
-    /// holds none).
-    async fn conclude_item(&self, item: &BulkItem, result: &Result<Outcome, TransitionError>) {
-        if let Source::Event { lease, .. } = &item.source {
-            self.finish_quietly(lease, result).await;
+    /// Ends the item's event as its writes left it: completed by the commit, or completed now
+    /// (a decision whose writes carried no record), or given back after a failure so a
+    /// redelivery runs again. The sweep holds no event.
+    async fn conclude_item(
+        &self,
+        item: &BulkItem,
+        result: Result<Outcome, TransitionError>,
+        writes: RecordWrites,
+    ) -> Result<Outcome, TransitionError> {
+        let Source::Event { hold, .. } = &item.source else {
+            return result;
+        };
+        let handled = Ledgered { result, writes };
+        if let Err(error) = self.settle_event(hold, &handled).await {
+            tracing::warn!(%error, "could not record the idempotency outcome");
         }
+        handled.result
     }
 
-    /// The one-event path for this item, which reads and decides again (after a lost race).
+    /// The one-event path for this item, which reads and decides again (a lost race, a user
+    /// Genesys does not know): for an event, the whole path with its own hold, after giving
+    /// back a lease this item's claim took; its record is settled there.
     async fn decide_alone(
         &self,
         item: &BulkItem,
         edge: Edge,
+        leased: bool,
         deadline: Deadline,
-    ) -> Result<Outcome, TransitionError> {
+    ) -> (Result<Outcome, TransitionError>, RecordWrites) {
         match &item.source {
-            Source::Event { event, .. } => self.process(event, deadline).await,
+            Source::Event { event, hold } => {
+                if leased {
+                    self.release_hold(hold).await;
+                }
+                let result = self.handle((**event).clone(), deadline).await;
+                (result, SETTLED_ELSEWHERE)
+            }
             Source::Sweep => {
-                self.reevaluate(&item.user, &item.trigger(edge), deadline)
-                    .await
+                let trigger = item.trigger(edge);
+                let result = self.reevaluate(&item.user, &trigger, deadline).await;
+                (result, RecordWrites::default())
             }
         }
     }
 
-    /// Step 1: each event id claimed (duplicates answered from their stored outcome), each
-    /// user's state read; `STORE_CONCURRENCY` events at a time.
-    async fn claim_events(
+    /// What a recorded decision came to, with what its writes did with the event's record; a
+    /// lost race is decided again on the one-event path.
+    async fn concluded(
+        &self,
+        item: &BulkItem,
+        persisted: Result<Persisted, TransitionError>,
+        edge: Edge,
+        deadline: Deadline,
+    ) -> (Result<Outcome, TransitionError>, RecordWrites) {
+        match persisted {
+            Err(error) => (Err(error), RecordWrites::default()),
+            Ok(Persisted::Done { outcome, completed }) => (
+                Ok(outcome),
+                RecordWrites {
+                    leased: false,
+                    completed,
+                },
+            ),
+            Ok(Persisted::Retry { leased }) => {
+                self.decide_alone(item, edge, leased, deadline).await
+            }
+            Ok(Persisted::Failed { error, leased }) => (
+                Err(error),
+                RecordWrites {
+                    leased,
+                    completed: false,
+                },
+            ),
+        }
+    }
+
+    /// Step 1: each user's state read with its event's record (an earlier delivery's outcome
+    /// answers a duplicate here); `STORE_CONCURRENCY` events at a time.
+    async fn read_events(
         &self,
         events: Vec<(usize, ParsedEvent)>,
         deadline: Deadline,
         done: &mut Vec<Handled>,
     ) -> Vec<BulkItem> {
         let claimed: Vec<Result<Option<BulkItem>, Handled>> = stream::iter(events)
-            .map(|(index, event)| self.claim_event(index, event, deadline))
+            .map(|(index, event)| self.read_event(index, event, deadline))
             .buffered(STORE_CONCURRENCY)
             .collect()
             .await;
@@ -392,7 +457,7 @@ impl TransitionService {
     }
 
     /// One event of step 1; `Err`: handled already (a duplicate, or a failure).
-    async fn claim_event(
+    async fn read_event(
         &self,
         index: usize,
         event: ParsedEvent,
@@ -404,27 +469,25 @@ impl TransitionService {
         let Some(user) = entry.user.user_id.clone() else {
             return Ok(None);
         };
-        let lease = match self.begin(&event, deadline).await {
-            Ok(Ok(lease)) => lease,
-            Ok(Err(stored)) => return Err((index, Ok(stored))),
-            Err(error) => return Err((index, Err(error))),
+        let hold = EventHold::new(&event.event_id, deadline, self.deps.idempotency_ttl);
+        let (state, record) = match self.deps.state.get_for_event(&user, Some(hold.key())).await {
+            Ok(read) => read,
+            Err(error) => return Err((index, Err(error.into()))),
         };
-        match self.read_state(&user).await {
-            Ok(state) => Ok(Some(BulkItem {
-                index,
-                source: Source::Event {
-                    event: Box::new(event),
-                    lease,
-                },
-                user,
-                state,
-            })),
-            Err(error) => {
-                let result = Err(error);
-                self.finish_quietly(&lease, &result).await;
-                Err((index, result))
-            }
+        // An earlier delivery's outcome, or another invocation holding the event, ends it here.
+        if let Some(ended) = hold.screen(record, self.deps.clock.now()) {
+            return Err((index, ended));
         }
+        let state = state.unwrap_or_else(|| UserState::new(user.clone(), self.deps.clock.now()));
+        Ok(Some(BulkItem {
+            index,
+            source: Source::Event {
+                event: Box::new(event),
+                hold,
+            },
+            user,
+            state,
+        }))
     }
 
     /// Step 2: one bulk read of everything a start decision looks at.
@@ -466,13 +529,9 @@ impl TransitionService {
         deadline: Deadline,
     ) -> Result<ClaimedApply, Handled> {
         let Some(live) = read.live(&item.user) else {
-            let error = EventError {
-                field: "detail.userId".to_owned(),
-                reason: format!("no Genesys Cloud user {}", item.user),
-            };
-            let event_id = item.event_id().map(str::to_owned);
-            let result = self.reject(event_id, Some(item.user.clone()), &error).await;
-            self.conclude_item(&item, &result).await;
+            // A user Genesys does not know: the one-event path refuses it, once per event.
+            let (result, writes) = self.decide_alone(&item, Edge::Start, false, deadline).await;
+            let result = self.conclude_item(&item, result, writes).await;
             return Err((item.index, result));
         };
         let trigger = item.trigger(Edge::Start);
@@ -488,9 +547,9 @@ impl TransitionService {
             zone: live.zone,
         };
         let decided = decide(&trigger, &cx);
-        let result = match (&decided.decision, &decided.next) {
+        let (result, writes) = match (&decided.decision, &decided.next) {
             (Decision::Apply { target, restore_to }, Some(next)) => {
-                match self.claim(&item.state, next, None).await {
+                match self.claim(&item.state, next, item.hold()).await {
                     Ok(Some(claim)) => {
                         let (target, restore_to) = (target.clone(), restore_to.clone());
                         return Ok(ClaimedApply {
@@ -502,22 +561,18 @@ impl TransitionService {
                         });
                     }
                     // A lost race: the one-event path re-reads and decides again.
-                    Ok(None) => self.decide_alone(&item, Edge::Start, deadline).await,
-                    Err(error) => Err(error),
+                    Ok(None) => self.decide_alone(&item, Edge::Start, false, deadline).await,
+                    Err(error) => (Err(error), RecordWrites::default()),
                 }
             }
             _ => {
                 let at = item.attempt(&trigger, Some(&live), &self.deps.policy, deadline);
-                match self.persist(&at, decided).await {
-                    Ok(Persisted::Done { outcome, .. }) => Ok(outcome),
-                    Ok(Persisted::Retry { .. }) => {
-                        self.decide_alone(&item, Edge::Start, deadline).await
-                    }
-                    Ok(Persisted::Failed { error, .. }) | Err(error) => Err(error),
-                }
+                let persisted = self.persist(&at, decided).await;
+                self.concluded(&item, persisted, Edge::Start, deadline)
+                    .await
             }
         };
-        self.conclude_item(&item, &result).await;
+        let result = self.conclude_item(&item, result, writes).await;
         Err((item.index, result))
     }
 
@@ -549,8 +604,9 @@ impl TransitionService {
         };
         stream::iter(claims)
             .map(|claimed| async {
-                let (result, item) = self.settle_one(claimed, &after, write_ms, deadline).await;
-                self.conclude_item(&item, &result).await;
+                let (result, writes, item) =
+                    self.settle_one(claimed, &after, write_ms, deadline).await;
+                let result = self.conclude_item(&item, result, writes).await;
                 (item.index, result)
             })
             .buffered(STORE_CONCURRENCY)
@@ -573,24 +629,29 @@ impl TransitionService {
         (written.map(|after| after.into_iter().collect()), write_ms)
     }
 
-    /// A claimed apply whose bulk write failed: the claim is kept (the write may have landed).
+    /// A claimed apply whose bulk write failed: the claim is kept (the write may have landed);
+    /// the event's lease is given back, so a redelivery runs it again and finds the claim.
     async fn fail_one(&self, claimed: ClaimedApply, error: PlatformError) -> Handled {
         let failed = self
             .fail_write(&claimed.claim, error, OnUncertainWrite::KeepClaim)
             .await;
-        let result = Err(failed);
-        self.conclude_item(&claimed.item, &result).await;
+        let writes = RecordWrites {
+            leased: claimed.claim.leased,
+            completed: false,
+        };
+        let result = self.conclude_item(&claimed.item, Err(failed), writes).await;
         (claimed.item.index, result)
     }
 
-    /// One claimed apply settled on the bulk write's answer; the item comes back for its key.
+    /// One claimed apply settled on the bulk write's answer (the commit completes the event);
+    /// the item comes back for its record.
     async fn settle_one(
         &self,
         claimed: ClaimedApply,
         after: &HashMap<UserId, PresenceSnapshot>,
         write_ms: u64,
         deadline: Deadline,
-    ) -> (Result<Outcome, TransitionError>, BulkItem) {
+    ) -> (Result<Outcome, TransitionError>, RecordWrites, BulkItem) {
         let ClaimedApply {
             item,
             live,
@@ -598,7 +659,8 @@ impl TransitionService {
             target,
             restore_to,
         } = claimed;
-        let result = async {
+        let leased = claim.leased;
+        let settled = async {
             let Some(written) = after.get(&item.user) else {
                 self.release_claim(&claim).await?;
                 let message = format!("bulk PUT returned no presence for {}", item.user);
@@ -615,17 +677,37 @@ impl TransitionService {
             };
             let mut audit = at.entry();
             let payload = write.record(&mut audit, &at, &claim.claimed);
-            self.settle_apply(&item.user, claim.claimed, written, audit, payload, None)
-                .await?;
-            Ok(Outcome::new(
+            let outcome = Outcome::new(
                 OutcomeKind::Applied,
                 item.event_id(),
                 Some(&item.user),
                 None,
-            ))
+            );
+            let completes = at.completes(&outcome)?;
+            let completed = self
+                .settle_apply(
+                    &item.user,
+                    claim.claimed,
+                    written,
+                    audit,
+                    payload,
+                    completes.as_ref(),
+                )
+                .await?;
+            Ok((outcome, completed))
         }
         .await;
-        (result, item)
+        match settled {
+            Ok((outcome, completed)) => (Ok(outcome), RecordWrites { leased, completed }, item),
+            Err(error) => (
+                Err(error),
+                RecordWrites {
+                    leased,
+                    completed: false,
+                },
+                item,
+            ),
+        }
     }
 }
 

@@ -162,6 +162,13 @@ impl TransitionService {
         .await
     }
 
+    /// Gives back the lease a claim took on `hold`'s event, so another path can take it.
+    pub(super) async fn release_hold(&self, hold: &EventHold) {
+        if let Err(error) = self.deps.idempotency.release(&hold.lease).await {
+            tracing::warn!(%error, "could not give the event's lease back; it expires with the deadline");
+        }
+    }
+
     /// Claims the event id; `Err(outcome)` is the stored outcome of an earlier delivery.
     pub(super) async fn begin(
         &self,
@@ -191,17 +198,6 @@ impl TransitionService {
     ) -> Result<(), TransitionError> {
         self.conclude(lease, result, OtherDelivery::CannotHave)
             .await
-    }
-
-    /// `finish` whose own failure is logged: the event's result is what the caller reports.
-    pub(super) async fn finish_quietly(
-        &self,
-        lease: &Lease,
-        result: &Result<Outcome, TransitionError>,
-    ) {
-        if let Err(error) = self.finish(lease, result).await {
-            tracing::warn!(%error, "could not record the idempotency outcome");
-        }
     }
 
     /// Completes the leased event with the outcome, or releases it after a failure.

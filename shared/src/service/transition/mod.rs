@@ -229,22 +229,6 @@ impl TransitionService {
         handled.result
     }
 
-    /// One event whose id the caller already claimed (the bulk path's fallback).
-    async fn process(
-        &self,
-        parsed: &ParsedEvent,
-        deadline: Deadline,
-    ) -> Result<Outcome, TransitionError> {
-        let event_id = Some(parsed.event_id.as_str());
-        match self.subject(parsed, deadline).await? {
-            Ok((user, email, trigger)) => {
-                self.decide_and_apply(&user, email, &trigger, event_id, deadline)
-                    .await
-            }
-            Err((user, error)) => self.reject(event_id.map(str::to_owned), user, &error).await,
-        }
-    }
-
     /// Whose event it is and what it triggers, or why it cannot be handled (and for whom).
     async fn subject<'a>(
         &self,

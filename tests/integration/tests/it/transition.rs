@@ -581,8 +581,27 @@ async fn two_hundred_users_starting_one_meeting_share_bulk_calls() {
         })
         .collect();
 
+    let table = crate::support::moto::CallCounter::start(h.store.table()).await;
     let results = h.service.handle_batch(&bodies, h.deadline()).await;
+    let calls = table.take().await;
 
+    // Per user: the state read with the event's record, the schedule's cache put (cold here),
+    // the claim taking the event's lease, the commit completing it: no call of the event's own.
+    let per_user = |operation: &str| calls.get(operation).copied().unwrap_or(0);
+    assert_eq!(
+        (per_user("BatchGetItem"), per_user("TransactWriteItems")),
+        (200, 400),
+        "{calls:?}"
+    );
+    assert_eq!(
+        per_user("UpdateItem"),
+        0,
+        "no completion of its own: {calls:?}"
+    );
+    assert!(
+        per_user("PutItem") <= 200,
+        "at most the cache puts: {calls:?}"
+    );
     assert!(
         results
             .iter()

@@ -1,5 +1,5 @@
-//! Ends of many users in one batch restore with bulk calls, as starts apply with them: claim the
-//! event ids → screen each on its stored state → one bulk presence read for the rest → decide →
+//! Ends of many users in one batch restore with bulk calls, as starts apply with them: read each
+//! state with its event's record → screen each on its stored state → one bulk presence read for the rest → decide →
 //! claim each restore → the guard → one bulk write for those still ours → settle each.
 //!
 //! The guard is the one-event path's: `decide` restores only if the state says the presence is
@@ -12,14 +12,13 @@ use std::collections::HashMap;
 
 use futures::stream::{self, StreamExt};
 
-use super::{BulkItem, Edge, Handled, STORE_CONCURRENCY};
+use super::{BulkItem, Edge, Handled, RecordWrites, STORE_CONCURRENCY};
 use crate::clock::Deadline;
 use crate::decide::{Context, Decided, Decision, decide, screen};
-use crate::events::EventError;
 use crate::model::{PresenceSnapshot, UserId};
 use crate::ports::{CasOutcome, PlatformError};
 use crate::service::transition::protocol::Claim;
-use crate::service::transition::record::{Attempt, Persisted};
+use crate::service::transition::record::Attempt;
 use crate::service::transition::{Live, Outcome, TransitionError, TransitionService};
 use crate::state::PresenceRef;
 
@@ -38,7 +37,7 @@ impl TransitionService {
         deadline: Deadline,
     ) -> Vec<Handled> {
         let mut done: Vec<Handled> = Vec::new();
-        let pending = self.claim_events(events, deadline, &mut done).await;
+        let pending = self.read_events(events, deadline, &mut done).await;
         self.bulk_ends(pending, done, deadline).await
     }
 
@@ -124,8 +123,8 @@ impl TransitionService {
     ) -> Handled {
         let trigger = item.trigger(Edge::End);
         let at = item.attempt(&trigger, None, &self.deps.policy, deadline);
-        let result = self.recorded(&item, &at, decided, deadline).await;
-        self.conclude_item(&item, &result).await;
+        let (result, writes) = self.recorded(&item, &at, decided, deadline).await;
+        let result = self.conclude_item(&item, result, writes).await;
         (item.index, result)
     }
 
@@ -140,13 +139,9 @@ impl TransitionService {
         deadline: Deadline,
     ) -> Result<ClaimedRestore, Handled> {
         let Some(current) = current else {
-            let error = EventError {
-                field: "detail.userId".to_owned(),
-                reason: format!("no Genesys Cloud user {}", item.user),
-            };
-            let event_id = item.event_id().map(str::to_owned);
-            let result = self.reject(event_id, Some(item.user.clone()), &error).await;
-            self.conclude_item(&item, &result).await;
+            // A user Genesys does not know: the one-event path refuses it, once per event.
+            let (result, writes) = self.decide_alone(&item, Edge::End, false, deadline).await;
+            let result = self.conclude_item(&item, result, writes).await;
             return Err((item.index, result));
         };
         let live = Live {
@@ -173,10 +168,10 @@ impl TransitionService {
             (Decision::Restore { to }, Some(next)) => Some((to.clone(), next.clone())),
             _ => None,
         };
-        let result = match restore {
+        let (result, writes) = match restore {
             // `decide` restores only if the bulk-read presence still carries our write's tag
             // (or, for a claim that never settled, our target): the guard of the one-event path.
-            Some((to, next)) => match self.claim(&item.state, &next, None).await {
+            Some((to, next)) => match self.claim(&item.state, &next, item.hold()).await {
                 Ok(Some(claim)) => {
                     return Ok(ClaimedRestore {
                         item,
@@ -185,8 +180,8 @@ impl TransitionService {
                         to,
                     });
                 }
-                Ok(None) => self.decide_alone(&item, Edge::End, deadline).await,
-                Err(error) => Err(error),
+                Ok(None) => self.decide_alone(&item, Edge::End, false, deadline).await,
+                Err(error) => (Err(error), RecordWrites::default()),
             },
             None => {
                 let trigger = item.trigger(Edge::End);
@@ -194,7 +189,7 @@ impl TransitionService {
                 self.recorded(&item, &at, decided, deadline).await
             }
         };
-        self.conclude_item(&item, &result).await;
+        let result = self.conclude_item(&item, result, writes).await;
         Err((item.index, result))
     }
 
@@ -205,23 +200,9 @@ impl TransitionService {
         at: &Attempt<'_>,
         decided: Decided,
         deadline: Deadline,
-    ) -> Result<Outcome, TransitionError> {
+    ) -> (Result<Outcome, TransitionError>, RecordWrites) {
         let persisted = self.persist(at, decided).await;
-        self.concluded(item, persisted, deadline).await
-    }
-
-    /// What recording came to: done, or lost a race (the one-event path decides again).
-    async fn concluded(
-        &self,
-        item: &BulkItem,
-        persisted: Result<Persisted, TransitionError>,
-        deadline: Deadline,
-    ) -> Result<Outcome, TransitionError> {
-        match persisted? {
-            Persisted::Done { outcome, .. } => Ok(outcome),
-            Persisted::Retry { .. } => self.decide_alone(item, Edge::End, deadline).await,
-            Persisted::Failed { error, .. } => Err(error),
-        }
+        self.concluded(item, persisted, Edge::End, deadline).await
     }
 
     /// One bulk write for every end still ours, then each settled on its own.
@@ -240,10 +221,10 @@ impl TransitionService {
         let (after, write_ms) = self.bulk_write(&changes, deadline).await;
         stream::iter(claims)
             .map(|claimed| async {
-                let (result, item) = self
+                let (result, writes, item) = self
                     .settle_one_restore(claimed, &after, write_ms, deadline)
                     .await;
-                self.conclude_item(&item, &result).await;
+                let result = self.conclude_item(&item, result, writes).await;
                 (item.index, result)
             })
             .buffered(STORE_CONCURRENCY)
@@ -257,13 +238,14 @@ impl TransitionService {
         after: &Result<HashMap<UserId, PresenceSnapshot>, PlatformError>,
         write_ms: u64,
         deadline: Deadline,
-    ) -> (Result<Outcome, TransitionError>, BulkItem) {
+    ) -> (Result<Outcome, TransitionError>, RecordWrites, BulkItem) {
         let ClaimedRestore {
             item,
             live,
             claim,
             to,
         } = claimed;
+        let leased = claim.leased;
         let written = match after {
             Ok(after) => match after.get(&item.user) {
                 Some(written) => Ok(CasOutcome::Applied {
@@ -283,7 +265,8 @@ impl TransitionService {
         let settled = self
             .settle_restore(&at, claim, &to, written, write_ms)
             .await;
-        let result = self.concluded(&item, settled, deadline).await;
-        (result, item)
+        let (result, mut writes) = self.concluded(&item, settled, Edge::End, deadline).await;
+        writes.leased |= leased && result.is_err();
+        (result, writes, item)
     }
 }
