@@ -47,16 +47,21 @@ fn measure(name: &str, rounds: usize, iterations: u32, mut work: impl FnMut()) -
 
 fn main() {
     let policy = Policy::from_toml(DEFAULT_POLICY).expect("policy");
-    let targets = ResolvedTargets {
-        meeting: Target {
+    let mut targets = ResolvedTargets::default();
+    targets.insert(
+        policy.meeting.presence.clone(),
+        Target {
             definition_id: id("bbdff279-7ae1-48ea-bade-7831d7234c64"),
             system_presence: SystemPresence::Meeting,
         },
-        focus: Target {
+    );
+    targets.insert(
+        policy.focus.presence.clone(),
+        Target {
             definition_id: id("0b5a4c1e-6f2d-4c3b-9a8e-5d7f1e2c3b4a"),
             system_presence: SystemPresence::Busy,
         },
-    };
+    );
     let user = UserId::parse("9ed7d9f6-0c59-4360-ac54-40dd35eb9c2f").expect("uuid");
     let start_at: DateTime<Utc> = DateTime::parse_from_rfc3339("2026-03-19T14:01:00Z")
         .expect("time")

@@ -71,6 +71,10 @@ pub enum TriggerKind {
 pub struct ActiveTrigger {
     pub kind: TriggerKind,
     pub ends_at: DateTime<Utc>,
+    /// The meeting rule that decided its start, if one did (found again by name when a
+    /// deferred start is decided anew).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rule: Option<String>,
 }
 
 /// Everything we remember about one user. `version` is the stored version this value was read
@@ -637,6 +641,7 @@ mod tests {
             ActiveTrigger {
                 kind: TriggerKind::Focus,
                 ends_at: at(60),
+                rule: None,
             },
         );
         state.due_at = Some(at(60));

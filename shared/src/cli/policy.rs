@@ -10,7 +10,7 @@ use serde_json::json;
 
 use super::output::json;
 use super::{CliError, Format, Operations, Verdict};
-use crate::policy::{Policy, Target};
+use crate::policy::{Policy, PresenceName, Target};
 
 /// Longest policy file read (a policy is a few kilobytes; this refuses a wrong path to a log).
 const MAX_POLICY_BYTES: u64 = 256 * 1024;
@@ -37,7 +37,11 @@ pub async fn check(
         .map_err(|e| CliError::Service(format!("Genesys Cloud: {e}")))?;
     match policy.resolve(&definitions) {
         Ok(targets) => {
-            let named = |target: &Target| Named {
+            let named = |name: &PresenceName, target: &Target| Named {
+                name: match name {
+                    PresenceName::System(system) => system.to_string(),
+                    PresenceName::Label(label) => label.clone(),
+                },
                 id: target.definition_id.as_str().to_owned(),
                 label: definitions
                     .iter()
@@ -49,7 +53,10 @@ pub async fn check(
                     })
                     .unwrap_or_else(|| target.system_presence.to_string()),
             };
-            let resolved = [named(&targets.meeting), named(&targets.focus)];
+            let resolved: Vec<Named> = targets
+                .iter()
+                .map(|(name, target)| named(name, target))
+                .collect();
             passed(file, &policy.version, Some(&resolved), format, out)
         }
         Err(error) => refused(file, "the org", &error.to_string(), format, out),
@@ -58,6 +65,8 @@ pub async fn check(
 
 /// A presence the policy names, as the org knows it.
 struct Named {
+    /// As the policy names it.
+    name: String,
     id: String,
     label: String,
 }
@@ -78,16 +87,21 @@ fn read(file: &Path) -> Result<String, CliError> {
 fn passed(
     file: &Path,
     version: &str,
-    resolved: Option<&[Named; 2]>,
+    resolved: Option<&[Named]>,
     format: Format,
     out: &mut dyn Write,
 ) -> Result<Verdict, CliError> {
     if format == Format::Json {
-        let resolved = resolved.map(|[meeting, focus]| {
-            json!({
-                "meeting": {"definitionId": meeting.id, "label": meeting.label},
-                "focus": {"definitionId": focus.id, "label": focus.label},
-            })
+        let resolved = resolved.map(|named| {
+            named
+                .iter()
+                .map(|n| {
+                    (
+                        n.name.clone(),
+                        json!({"definitionId": n.id, "label": n.label}),
+                    )
+                })
+                .collect::<serde_json::Map<_, _>>()
         });
         json(
             out,
@@ -95,10 +109,13 @@ fn passed(
         )?;
     } else {
         let against = match resolved {
-            Some([meeting, focus]) => format!(
-                "; against the org: meeting → {} ({}), focus → {} ({})",
-                meeting.label, meeting.id, focus.label, focus.id
-            ),
+            Some(named) => {
+                let each: Vec<String> = named
+                    .iter()
+                    .map(|n| format!("{} → {} ({})", n.name, n.label, n.id))
+                    .collect();
+                format!("; against the org: {}", each.join(", "))
+            }
             None => " (offline: presence names not resolved against the org)".to_owned(),
         };
         writeln!(out, "{}: valid, version {version}{against}", file.display())?;

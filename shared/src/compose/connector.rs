@@ -278,7 +278,7 @@ pub async fn sync_service(
         key: client_state_key(&key_doc)?,
         clock,
         settings: SyncSettings {
-            subjects: load_policy(settings.policy_path.as_deref())?.shows_subjects(),
+            subjects: load_policy(settings.policy_path.as_deref())?.needs_subjects(),
             ..settings.sync.clone()
         },
     })

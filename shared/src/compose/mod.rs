@@ -20,7 +20,9 @@ use std::time::Duration;
 use crate::aws::dynamo::DynamoStore;
 use crate::aws::secrets::secrets_manager_source;
 use crate::clock::{Clock, SystemClock};
-use crate::genesys::{GenesysClient, GenesysConfig, GenesysError, GenesysSecretCredentials};
+use crate::genesys::{
+    GenesysClient, GenesysConfig, GenesysError, GenesysSecretCredentials, GenesysTeams,
+};
 use crate::policy::{DEFAULT_POLICY, Policy, PolicyError};
 use crate::ports::{AuditLog, IdempotencyStore, SecretError, SecretSource, ShiftCache, StateStore};
 use crate::service::transition::{Targets, TransitionDeps};
@@ -193,6 +195,7 @@ where
         shift_cache,
     ));
     let deps = TransitionDeps {
+        teams: Arc::new(GenesysTeams::new(genesys.clone(), clock.clone())),
         routing: Arc::new(genesys.clone()),
         users: Arc::new(genesys.clone()),
         catalog: Arc::new(genesys.clone()),

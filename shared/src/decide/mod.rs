@@ -12,7 +12,7 @@ mod shift;
 #[cfg(test)]
 mod tests;
 
-pub use rules::{decide, entry_skip};
+pub use rules::{choose, decide, entry_skip};
 pub use screen::screen;
 pub use shift::{ScheduledSpan, ShiftAt, ShiftWindow};
 
@@ -85,6 +85,16 @@ pub enum SkipReason {
         min: u32,
     },
     OptedOut,
+    /// A meeting rule skips the entry, for the reason it gives.
+    Rule {
+        rule: String,
+        reason: String,
+    },
+    /// The team's staffing guard is full: the start waits for a slot.
+    OverCap {
+        team: String,
+        cap: u32,
+    },
     AlreadyEnded,
     Duplicate,
     EndedBeforeStart,
@@ -114,6 +124,10 @@ impl SkipReason {
                 format!("the entry lasts {minutes} min; the policy skips entries under {min} min")
             }
             Self::OptedOut => "the user opted out".to_owned(),
+            Self::Rule { rule, reason } => format!("rule {rule:?}: {reason}"),
+            Self::OverCap { team, cap } => format!(
+                "team {team:?} already has {cap} agents off queue for the calendar (its cap); the start waits for a slot"
+            ),
             Self::AlreadyEnded => "the event had already ended".to_owned(),
             Self::Duplicate => "this trigger was already handled".to_owned(),
             Self::EndedBeforeStart => "the end of this trigger arrived before its start".to_owned(),
@@ -200,13 +214,14 @@ pub struct Context<'a> {
     pub zone: Option<chrono_tz::Tz>,
 }
 
-fn with_trigger(state: &UserState, entry: &CalendarEntry) -> UserState {
+fn with_trigger(state: &UserState, entry: &CalendarEntry, rule: Option<&str>) -> UserState {
     let mut next = state.clone();
     next.active_triggers.insert(
         entry.trigger_id.clone(),
         ActiveTrigger {
             kind: entry.kind,
             ends_at: entry.end,
+            rule: rule.map(str::to_owned),
         },
     );
     next

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use super::*;
 use crate::events::{CalendarEntry, Response, ShowAs};
 use crate::model::{PresenceSnapshot, RoutingStatus, UserId};
-use crate::policy::{NoShift, Policy, Target, TriggerPolicy};
+use crate::policy::{NoShift, Policy, Rule, RuleAction, Target, TriggerPolicy};
 use crate::state::{
     ActiveTrigger, AppliedOverride, PresenceRef, TriggerId, TriggerKind, UserState,
 };
@@ -17,8 +17,12 @@ pub fn decide(trigger: &Trigger<'_>, cx: &Context<'_>) -> Decided {
     }
     match trigger {
         Trigger::Started(entry) => {
+            let rule = match calendar_choice(entry, cx) {
+                Ok(rule) => rule,
+                Err(reason) => return Decided::skip(reason, None),
+            };
             let plan = Plan {
-                with_this: with_trigger(cx.state, entry),
+                with_this: with_trigger(cx.state, entry, rule.map(|r| r.name.as_str())),
                 // Stored unchanged, so the skip is committed on the version it was decided
                 // from: a start that raced another one's override is decided again (kept).
                 if_skipped: Some(touched(cx.state.clone(), cx.now)),
@@ -26,7 +30,7 @@ pub fn decide(trigger: &Trigger<'_>, cx: &Context<'_>) -> Decided {
             start(
                 cx,
                 plan,
-                entry.kind,
+                (entry.kind, rule),
                 entry.end,
                 Shown {
                     subject: entry.subject.as_deref(),
@@ -57,7 +61,9 @@ pub fn decide(trigger: &Trigger<'_>, cx: &Context<'_>) -> Decided {
                     start: cx.now,
                     zone: None,
                 };
-                start(cx, plan, active.kind, active.ends_at, shown)
+                // The rule that decided the start, if the policy still has it.
+                let rule = active.rule.as_deref().and_then(|name| cx.policy.rule(name));
+                start(cx, plan, (active.kind, rule), active.ends_at, shown)
             }
             None => Decided::skip(SkipReason::NotActive, None),
         },
@@ -94,7 +100,7 @@ struct Shown<'a> {
 fn start(
     cx: &Context<'_>,
     plan: Plan,
-    kind: TriggerKind,
+    (kind, rule): (TriggerKind, Option<&Rule>),
     end: DateTime<Utc>,
     shown: Shown<'_>,
 ) -> Decided {
@@ -109,13 +115,17 @@ fn start(
             next: None,
         };
     };
-    let trigger_policy = match kind {
-        TriggerKind::Meeting => &cx.policy.meeting,
-        TriggerKind::Focus => &cx.policy.focus,
-    };
-    let target: &Target = match kind {
-        TriggerKind::Meeting => &cx.targets.meeting,
-        TriggerKind::Focus => &cx.targets.focus,
+    let trigger_policy = &cx.policy.trigger_for(kind, rule);
+    let Some(target) = cx.targets.get(&trigger_policy.presence) else {
+        return Decided {
+            decision: Decision::Reject {
+                reason: format!(
+                    "internal: the presence {:?} was not resolved",
+                    trigger_policy.presence
+                ),
+            },
+            next: None,
+        };
     };
     if routing.is_on_interaction() {
         return defer_for_interaction(cx, with_this, routing);
@@ -299,17 +309,39 @@ pub(super) fn end_of(mut next: UserState, cx: &Context<'_>) -> Option<Decided> {
     }
 }
 
-pub(super) fn calendar_skip(entry: &CalendarEntry, cx: &Context<'_>) -> Option<SkipReason> {
-    entry_skip(entry, cx.policy, &cx.state.user_id, cx.email)
+/// How the policy takes an entry: which rule (if any) decides it, or why it is skipped.
+pub(super) fn calendar_choice<'p>(
+    entry: &CalendarEntry,
+    cx: &Context<'p>,
+) -> Result<Option<&'p Rule>, SkipReason> {
+    choose(entry, cx.policy, &cx.state.user_id, cx.email)
 }
 
-/// Why the policy ignores this calendar entry for `user` (also used when planning).
+/// Why the policy ignores this calendar entry for `user` whatever their profile (used when
+/// planning, which does not look the agent's team up): the default's reason, when every
+/// profile skips it.
 pub fn entry_skip(
     entry: &CalendarEntry,
     policy: &Policy,
     user: &UserId,
     email: Option<&str>,
 ) -> Option<SkipReason> {
+    let mut reasons = policy
+        .all_profiles()
+        .map(|profile| choose(entry, profile, user, email).err());
+    let first = reasons.next().flatten()?;
+    reasons.all(|reason| reason.is_some()).then_some(first)
+}
+
+/// The policy's reading of an entry, in order: what is never a meeting (cancelled, declined,
+/// free), an opted-out agent, the first matching rule (it sets a presence or skips), then the
+/// `[calendar]` skips. `Ok(None)`: the entry kind's own section decides.
+pub fn choose<'p>(
+    entry: &CalendarEntry,
+    policy: &'p Policy,
+    user: &UserId,
+    email: Option<&str>,
+) -> Result<Option<&'p Rule>, SkipReason> {
     let opted_out = email.is_some_and(|e| policy.opt_out.contains(&e.to_lowercase()))
         || entry
             .user
@@ -318,27 +350,38 @@ pub fn entry_skip(
             .is_some_and(|e| policy.opt_out.contains(&e.to_lowercase()))
         || policy.opt_out.contains(user.as_str());
     if entry.cancelled {
-        Some(SkipReason::Cancelled)
+        return Err(SkipReason::Cancelled);
     } else if entry.response == Response::Declined {
-        Some(SkipReason::Declined)
+        return Err(SkipReason::Declined);
     } else if entry.show_as == ShowAs::Free {
-        Some(SkipReason::Free)
-    } else if policy.skip_tentative
+        return Err(SkipReason::Free);
+    } else if opted_out {
+        return Err(SkipReason::OptedOut);
+    }
+    if let Some(rule) = policy.rules.iter().find(|rule| rule.matches(entry)) {
+        return match &rule.action {
+            RuleAction::Skip(reason) => Err(SkipReason::Rule {
+                rule: rule.name.clone(),
+                reason: reason.clone(),
+            }),
+            RuleAction::Set { .. } => Ok(Some(rule)),
+        };
+    }
+    let minutes = (entry.end - entry.start).num_minutes();
+    if policy.skip_tentative
         && (entry.show_as == ShowAs::Tentative || entry.response == Response::Tentative)
     {
-        Some(SkipReason::Tentative)
+        Err(SkipReason::Tentative)
     } else if policy.skip_all_day && entry.all_day {
-        Some(SkipReason::AllDay)
+        Err(SkipReason::AllDay)
     } else if policy.skip_out_of_office && entry.show_as == ShowAs::OutOfOffice {
-        Some(SkipReason::OutOfOffice)
-    } else if (entry.end - entry.start).num_minutes() < i64::from(policy.min_minutes) {
-        Some(SkipReason::TooShort {
-            minutes: (entry.end - entry.start).num_minutes(),
+        Err(SkipReason::OutOfOffice)
+    } else if minutes < i64::from(policy.min_minutes) {
+        Err(SkipReason::TooShort {
+            minutes,
             min: policy.min_minutes,
         })
-    } else if opted_out {
-        Some(SkipReason::OptedOut)
     } else {
-        None
+        Ok(None)
     }
 }

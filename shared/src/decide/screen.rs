@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::rules::{calendar_skip, end_of};
+use super::rules::{calendar_choice, end_of};
 use super::*;
 use crate::events::CalendarEntry;
 use crate::model::PresenceSnapshot;
@@ -24,9 +24,10 @@ pub fn screen(trigger: &Trigger<'_>, cx: &Context<'_>) -> Option<Decided> {
 /// The start of a trigger: skipped, kept under an override, or `None` (decide with live inputs).
 fn screen_start(entry: &CalendarEntry, cx: &Context<'_>) -> Option<Decided> {
     let state = cx.state;
-    if let Some(reason) = calendar_skip(entry, cx) {
-        return Some(Decided::skip(reason, None));
-    }
+    let rule = match calendar_choice(entry, cx) {
+        Ok(rule) => rule.map(|r| r.name.as_str()),
+        Err(reason) => return Some(Decided::skip(reason, None)),
+    };
     if cx.now >= entry.end {
         return Some(Decided::skip(SkipReason::AlreadyEnded, None));
     }
@@ -43,7 +44,7 @@ fn screen_start(entry: &CalendarEntry, cx: &Context<'_>) -> Option<Decided> {
         return Some(Decided::skip(SkipReason::Duplicate, None));
     }
     if !state.active_triggers.is_empty() && (state.applied.is_some() || state.changed_by_other) {
-        let mut next = with_trigger(state, entry);
+        let mut next = with_trigger(state, entry, rule);
         if let Some(applied) = next.applied.as_mut() {
             applied.until = applied.until.max(entry.end);
         }

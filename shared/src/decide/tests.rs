@@ -33,16 +33,23 @@ fn policy() -> Policy {
 }
 
 fn targets() -> ResolvedTargets {
-    ResolvedTargets {
-        meeting: Target {
+    let policy = policy();
+    let mut targets = ResolvedTargets::default();
+    targets.insert(
+        policy.meeting.presence.clone(),
+        Target {
             definition_id: id(MEETING),
             system_presence: SystemPresence::Meeting,
         },
-        focus: Target {
+    );
+    targets.insert(
+        policy.focus.presence.clone(),
+        Target {
             definition_id: id(FOCUS),
             system_presence: SystemPresence::Busy,
         },
-    }
+    );
+    targets
 }
 
 fn snapshot(definition: &str, system: SystemPresence, minute: i64) -> PresenceSnapshot {
@@ -70,6 +77,9 @@ fn entry(trigger: &str, kind: TriggerKind, start: i64, end: i64) -> CalendarEntr
         response: Response::Accepted,
         subject: Some("Secret project".to_owned()),
         zone: None,
+        categories: Vec::new(),
+        others: None,
+        organizer: None,
     }
 }
 

@@ -192,7 +192,91 @@ pub(crate) fn with_common_fields(
         response,
         subject: subject(detail, "subject")?,
         zone: zone(detail, "timeZone")?,
+        categories: categories(detail, "categories")?,
+        others: None,
+        organizer: None,
     })
+}
+
+/// An optional array of category names: at most `limits::CATEGORIES`, each a short string.
+pub(crate) fn categories(detail: &Value, key: &str) -> Result<Vec<String>, EventError> {
+    let items = match detail.get(key) {
+        None | Some(Value::Null) => return Ok(Vec::new()),
+        Some(Value::Array(items)) => items,
+        Some(other) => {
+            return Err(error(
+                format!("detail.{key}"),
+                format!("must be an array of strings, got {}", type_name(other)),
+            ));
+        }
+    };
+    if items.len() > limits::CATEGORIES {
+        return Err(error(
+            format!("detail.{key}"),
+            format!("more than {} categories", limits::CATEGORIES),
+        ));
+    }
+    items
+        .iter()
+        .enumerate()
+        .map(|(index, item)| match item {
+            Value::String(name) if name.len() > limits::SHORT => Err(too_long(
+                format!("detail.{key}[{index}]"),
+                name,
+                limits::SHORT,
+            )),
+            Value::String(name) => Ok(name.trim().to_owned()),
+            other => Err(error(
+                format!("detail.{key}[{index}]"),
+                format!("must be a string, got {}", type_name(other)),
+            )),
+        })
+        .filter(|name| name.as_ref().map_or(true, |n| !n.is_empty()))
+        .collect()
+}
+
+/// An optional count (a whole number from 0 to 100,000).
+pub(crate) fn count(detail: &Value, key: &str) -> Result<Option<u32>, EventError> {
+    match detail.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Number(n)) => n
+            .as_u64()
+            .filter(|n| *n <= 100_000)
+            .map(|n| Some(n as u32))
+            .ok_or_else(|| {
+                error(
+                    format!("detail.{key}"),
+                    "must be a whole number from 0 to 100000",
+                )
+            }),
+        Some(other) => Err(error(
+            format!("detail.{key}"),
+            format!("must be a number, got {}", type_name(other)),
+        )),
+    }
+}
+
+/// The people on an attendee list who are not rooms or equipment and not `me` (where the
+/// calendar marks its owner), or None without a list.
+pub(crate) fn people_besides_me(
+    detail: &Value,
+    is_resource: impl Fn(&Value) -> bool,
+    is_me: impl Fn(&Value) -> bool,
+) -> Result<Option<u32>, EventError> {
+    match detail.get("attendees") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Array(attendees)) => Ok(Some(
+            attendees
+                .iter()
+                .filter(|a| !is_resource(a) && !is_me(a))
+                .count()
+                .min(100_000) as u32,
+        )),
+        Some(other) => Err(error(
+            "detail.attendees",
+            format!("must be an array, got {}", type_name(other)),
+        )),
+    }
 }
 
 /// An optional time zone, by IANA or Windows name; one we cannot read is refused, naming it.

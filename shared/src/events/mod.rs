@@ -73,6 +73,13 @@ pub struct CalendarEntry {
     /// The calendar's time zone (`detail.timeZone`), for the times in messages when WFM gives
     /// none.
     pub zone: Option<chrono_tz::Tz>,
+    /// The entry's categories (Outlook's `categories`; Google has none), for meeting rules.
+    pub categories: Vec<String>,
+    /// How many people besides the calendar's owner take part (rooms and other resources not
+    /// counted); None: the calendar did not say.
+    pub others: Option<u32>,
+    /// The organiser's e-mail, lower-cased, for the staffing guard's exempt organisers.
+    pub organizer: Option<String>,
 }
 
 impl CalendarEntry {
@@ -130,6 +137,15 @@ impl CalendarEntry {
         if let Some(zone) = self.zone {
             detail["timeZone"] = Value::String(zone.name().to_owned());
         }
+        if !self.categories.is_empty() {
+            detail["categories"] = Value::from(self.categories.clone());
+        }
+        if let Some(others) = self.others {
+            detail["otherAttendees"] = Value::from(others);
+        }
+        if let Some(organizer) = &self.organizer {
+            detail["organizerEmail"] = Value::String(organizer.clone());
+        }
         detail
     }
 }
@@ -181,6 +197,8 @@ pub mod limits {
     pub const SUBJECT: usize = 1024;
     /// A Genesys presence message.
     pub const PRESENCE_MESSAGE: usize = 1024;
+    /// Categories on one entry (Outlook shows a handful; more is not a person's labelling).
+    pub const CATEGORIES: usize = 32;
     /// Everything else we read as text: kinds, statuses, timestamps, ids of definitions.
     pub const SHORT: usize = 256;
 }
@@ -364,7 +382,10 @@ fn from_canonical(kind: TriggerKind, detail: &Value) -> Result<CalendarEntry, Ev
         }
     };
     let times = (kind, start, end);
-    with_common_fields(detail, "calendarEventId", times, show_as, response)
+    let mut entry = with_common_fields(detail, "calendarEventId", times, show_as, response)?;
+    entry.others = count(detail, "otherAttendees")?;
+    entry.organizer = email_at(detail, "detail", "organizerEmail")?;
+    Ok(entry)
 }
 
 #[cfg(test)]

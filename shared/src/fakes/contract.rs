@@ -291,11 +291,12 @@ pub async fn platform(platform: &Platform<'_>, user: &UserId, email: &str, clock
         .presence_definitions(deadline)
         .await
         .expect("definitions");
-    let targets = Policy::from_toml(DEFAULT_POLICY)
-        .expect("the default policy")
+    let policy = Policy::from_toml(DEFAULT_POLICY).expect("the default policy");
+    let targets = policy
         .resolve(&definitions)
         .expect("the default policy's presences exist");
-    assert_eq!(targets.meeting.system_presence, SystemPresence::Meeting);
+    let meeting_target = targets.get(&policy.meeting.presence).expect("resolved");
+    assert_eq!(meeting_target.system_presence, SystemPresence::Meeting);
 
     let found = platform.users.user_by_email(email, deadline).await;
     assert_eq!(found.expect("answered").as_ref(), Some(user));
@@ -311,7 +312,7 @@ pub async fn platform(platform: &Platform<'_>, user: &UserId, email: &str, clock
         .await
         .expect("read");
     let meeting = PresenceRef {
-        definition_id: targets.meeting.definition_id.clone(),
+        definition_id: meeting_target.definition_id.clone(),
         message: "In a meeting (contract)".to_owned(),
     };
     let written = platform

@@ -33,6 +33,8 @@ pub enum PlatformCall {
     UserByEmail,
     PresenceDefinitions,
     Shifts,
+    GroupMembers,
+    ManagementUnit,
 }
 
 #[derive(Debug, Default)]
@@ -42,6 +44,8 @@ struct Platform {
     emails: HashMap<String, UserId>,
     shifts: HashMap<UserId, ShiftView>,
     zones: HashMap<UserId, chrono_tz::Tz>,
+    groups: HashMap<String, std::collections::HashSet<UserId>>,
+    units: HashMap<UserId, String>,
     calls: HashMap<PlatformCall, usize>,
     failures: HashMap<PlatformCall, Vec<PlatformError>>,
 }
@@ -143,6 +147,21 @@ impl FakePlatform {
     /// The zone of the user's WFM business unit, as the schedule search gives it.
     pub fn set_zone(&self, user: &UserId, zone: chrono_tz::Tz) {
         lock(&self.inner).zones.insert(user.clone(), zone);
+    }
+
+    /// Puts `user` in the Genesys group `group`.
+    pub fn join_group(&self, group: &str, user: &UserId) {
+        lock(&self.inner)
+            .groups
+            .entry(group.to_owned())
+            .or_default()
+            .insert(user.clone());
+    }
+
+    pub fn set_management_unit(&self, user: &UserId, unit: &str) {
+        lock(&self.inner)
+            .units
+            .insert(user.clone(), unit.to_owned());
     }
 
     pub fn set_shift(&self, user: &UserId, shift: ShiftView) {
@@ -375,5 +394,32 @@ impl ShiftSource for FakePlatform {
                 Some((user.clone(), ShiftAt { view, zone }))
             })
             .collect())
+    }
+}
+
+#[async_trait]
+impl crate::ports::TeamDirectory for FakePlatform {
+    async fn group_members(
+        &self,
+        group: &str,
+        _deadline: Deadline,
+    ) -> Result<Arc<std::collections::HashSet<UserId>>, PlatformError> {
+        self.enter(PlatformCall::GroupMembers)?;
+        Ok(Arc::new(
+            lock(&self.inner)
+                .groups
+                .get(group)
+                .cloned()
+                .unwrap_or_default(),
+        ))
+    }
+
+    async fn management_unit(
+        &self,
+        user: &UserId,
+        _deadline: Deadline,
+    ) -> Result<Option<String>, PlatformError> {
+        self.enter(PlatformCall::ManagementUnit)?;
+        Ok(lock(&self.inner).units.get(user).cloned())
     }
 }

@@ -32,6 +32,14 @@ pub struct FakeWorld {
 
 impl FakeWorld {
     pub fn starting_at(start: DateTime<Utc>) -> Self {
+        Self::with_policy(
+            start,
+            Policy::from_toml(DEFAULT_POLICY).expect("the default policy"),
+        )
+    }
+
+    /// The world deciding by `policy`.
+    pub fn with_policy(start: DateTime<Utc>, policy: Policy) -> Self {
         let clock = ManualClock::starting_at(start);
         let shared: Arc<dyn Clock> = Arc::new(clock.clone());
         let platform = FakePlatform::new(shared.clone());
@@ -43,11 +51,12 @@ impl FakeWorld {
             users: Arc::new(platform.clone()),
             catalog: Arc::new(platform.clone()),
             shifts: Arc::new(platform.clone()),
+            teams: Arc::new(platform.clone()),
             state: Arc::new(store.clone()),
             audit: Arc::new(store.clone()),
             idempotency: Arc::new(store.clone()),
             clock: shared,
-            policy: Arc::new(Policy::from_toml(DEFAULT_POLICY).expect("the default policy")),
+            policy: Arc::new(policy),
             targets: Arc::new(Targets::lazy()),
             idempotency_ttl: Duration::from_secs(86_400),
             presence_fresh_for: Duration::from_secs(1),

@@ -20,4 +20,4 @@ pub use credentials::{
 };
 pub use error::GenesysError;
 pub use hosts::{GenesysHosts, REGIONS};
-pub use roster::GroupRoster;
+pub use roster::{GenesysTeams, GroupRoster};

@@ -107,6 +107,15 @@ pub(crate) fn from_google(detail: &Value) -> Result<CalendarEntry, EventError> {
         response,
         subject: subject(detail, "summary")?,
         zone: None,
+        categories: Vec::new(),
+        // Google lists everyone, the organiser and the owner (`self`) included.
+        others: people_besides_me(
+            detail,
+            |attendee| attendee.get("resource").and_then(Value::as_bool) == Some(true),
+            |attendee| attendee.get("self").and_then(Value::as_bool) == Some(true),
+        )?
+        .or(Some(0)),
+        organizer: email_at(detail, "detail", "organizer.email")?,
     })
 }
 

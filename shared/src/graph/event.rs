@@ -94,7 +94,16 @@ pub(crate) fn from_graph(kind: TriggerKind, detail: &Value) -> Result<CalendarEn
     )?
     .unwrap_or(Response::None);
     // A Graph event does not say whose calendar it is in: the forwarder adds it.
-    with_common_fields(detail, "id", (kind, start, end), show_as, response)
+    let mut entry = with_common_fields(detail, "id", (kind, start, end), show_as, response)?;
+    // Graph lists the organiser apart and the owner among attendees unless they organise: the
+    // people listed (rooms and equipment aside) are the others either way.
+    entry.others = people_besides_me(
+        detail,
+        |attendee| attendee.get("type").and_then(Value::as_str) == Some("resource"),
+        |_| false,
+    )?;
+    entry.organizer = email_at(detail, "detail", "organizer.emailAddress.address")?;
+    Ok(entry)
 }
 
 /// A changed event from `owner`'s calendar view, read into our own terms; what cannot be read
@@ -114,5 +123,54 @@ pub(crate) fn read(owner: &crate::model::UserId, value: &Value) -> crate::calend
                 .is_some_and(|sensitivity| sensitivity != "normal"),
         }),
         Err(error) => DeltaItem::Unreadable { id, error },
+    }
+}
+
+#[cfg(test)]
+mod rule_inputs {
+    use serde_json::json;
+
+    use super::*;
+    use crate::events::{UserRef, parse_json};
+
+    /// What meeting rules read from a Graph event: its categories, the people besides the
+    /// owner (rooms not counted) and the organiser; and they survive the canonical shape.
+    #[test]
+    fn categories_guests_and_organiser_are_read_and_carried() {
+        let detail = json!({
+            "id": "AAMk-1",
+            "userId": "3ce84f47-4e65-4756-a815-67a2b32e58b8",
+            "start": {"dateTime": "2026-12-07T10:00:00.0000000", "timeZone": "UTC"},
+            "end": {"dateTime": "2026-12-07T11:00:00.0000000", "timeZone": "UTC"},
+            "categories": ["Training", "Blue category"],
+            "organizer": {"emailAddress": {"address": "Director@Example.com"}},
+            "attendees": [
+                {"type": "required", "emailAddress": {"address": "ada@example.com"}},
+                {"type": "optional", "emailAddress": {"address": "bo@example.com"}},
+                {"type": "resource", "emailAddress": {"address": "room-1@example.com"}}
+            ]
+        });
+        let entry = from_graph(TriggerKind::Meeting, &detail).expect("readable");
+        assert_eq!(entry.categories, ["Training", "Blue category"]);
+        assert_eq!(entry.others, Some(2));
+        assert_eq!(entry.organizer.as_deref(), Some("director@example.com"));
+        let owner = UserRef {
+            user_id: entry.user.user_id.clone(),
+            email: None,
+        };
+        let canonical = entry.canonical(&owner, false, chrono::SecondsFormat::Secs);
+        let body = json!({"id": "e", "detail-type": "Calendar Event Started", "source": "t", "detail": canonical});
+        let again = match parse_json(&body.to_string()).expect("canonical").event {
+            crate::events::InboundEvent::Calendar { entry, .. } => entry,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            (again.categories, again.others, again.organizer),
+            (entry.categories, entry.others, entry.organizer)
+        );
+        let mut bad = detail.clone();
+        bad["categories"] = json!(["ok", 7]);
+        let error = from_graph(TriggerKind::Meeting, &bad).expect_err("a number");
+        assert_eq!(error.field, "detail.categories[1]");
     }
 }

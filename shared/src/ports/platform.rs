@@ -140,6 +140,24 @@ pub trait PresenceCatalog: Send + Sync + fmt::Debug {
     ) -> Result<Vec<PresenceDefinition>, PlatformError>;
 }
 
+/// Team membership as the policy's profiles select it: Genesys groups and WFM management units.
+#[async_trait]
+pub trait TeamDirectory: Send + Sync + fmt::Debug {
+    /// The members of a Genesys group (adapters cache them for minutes).
+    async fn group_members(
+        &self,
+        group: &str,
+        deadline: Deadline,
+    ) -> Result<std::sync::Arc<std::collections::HashSet<UserId>>, PlatformError>;
+
+    /// The WFM management unit of `user`; None: WFM does not know them.
+    async fn management_unit(
+        &self,
+        user: &UserId,
+        deadline: Deadline,
+    ) -> Result<Option<String>, PlatformError>;
+}
+
 /// What the published WFM schedule says about a moment, per user, with the user's zone.
 #[async_trait]
 pub trait ShiftSource: Send + Sync + fmt::Debug {

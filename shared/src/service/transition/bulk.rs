@@ -303,6 +303,10 @@ impl TransitionService {
         if pending.is_empty() {
             return done;
         }
+        if self.deps.policy.has_teams() {
+            // Profiles and staffing guards are decided per agent (docs/policy.md).
+            return self.one_by_one(pending, done, Edge::Start, deadline).await;
+        }
         let users: Vec<UserId> = pending.iter().map(|item| item.user.clone()).collect();
         let now = self.deps.clock.now();
         let read = match self.bulk_read(&users, now, deadline).await {

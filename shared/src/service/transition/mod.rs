@@ -43,7 +43,7 @@ use crate::model::{PresenceSnapshot, RoutingStatus, UserId};
 use crate::policy::{Policy, ResolvedTargets};
 use crate::ports::{
     AuditLog, EventRecord, IdempotencyStore, PresenceApi, PresenceCatalog, RoutingStatuses,
-    ShiftSource, StateStore, UserDirectory,
+    ShiftSource, StateStore, TeamDirectory, UserDirectory,
 };
 use crate::state::UserState;
 use record::{Attempt, Persisted};
@@ -63,6 +63,8 @@ pub struct TransitionDeps {
     pub users: Arc<dyn UserDirectory>,
     pub catalog: Arc<dyn PresenceCatalog>,
     pub shifts: Arc<dyn ShiftSource>,
+    /// Team membership, for the policy's profiles (called only when it has profiles).
+    pub teams: Arc<dyn TeamDirectory>,
     pub state: Arc<dyn StateStore>,
     pub audit: Arc<dyn AuditLog>,
     pub idempotency: Arc<dyn IdempotencyStore>,
@@ -401,9 +403,10 @@ impl TransitionService {
             return Ok(Step::Ended(ended));
         }
         let state = state.unwrap_or_else(|| UserState::new(at.user.clone(), now));
+        let policy = self.profile_of(at.user, at.email, at.deadline).await?;
         let base = Context {
             now,
-            policy: &self.deps.policy,
+            policy,
             targets: at.targets,
             state: &state,
             email: at.email,
@@ -429,7 +432,7 @@ impl TransitionService {
             }
         };
         let attempt = Attempt {
-            policy: &self.deps.policy,
+            policy,
             user: at.user,
             email: at.email,
             trigger: at.trigger,
@@ -443,6 +446,43 @@ impl TransitionService {
         let persisted = self.persist(&attempt, decided).await;
         timings.store_ms += elapsed_ms(persist_started);
         Ok(Step::Persisted(persisted?))
+    }
+
+    /// The agent's profile: the first whose selector matches (groups and the management unit
+    /// looked up only when a profile names them), else the policy's own sections.
+    pub(crate) async fn profile_of(
+        &self,
+        user: &UserId,
+        email: Option<&str>,
+        deadline: Deadline,
+    ) -> Result<&Policy, TransitionError> {
+        let policy = &*self.deps.policy;
+        if policy.profiles.is_empty() {
+            return Ok(policy);
+        }
+        let mut groups = std::collections::HashSet::new();
+        for group in policy.groups_named() {
+            if self
+                .deps
+                .teams
+                .group_members(&group, deadline)
+                .await?
+                .contains(user)
+            {
+                groups.insert(group);
+            }
+        }
+        let management_unit = if policy.selects_by_management_unit() {
+            self.deps.teams.management_unit(user, deadline).await?
+        } else {
+            None
+        };
+        Ok(policy.profile_for(&crate::policy::Agent {
+            user,
+            email,
+            groups: &groups,
+            management_unit: management_unit.as_deref(),
+        }))
     }
 
     /// The live presence; for a start (or a re-evaluation of one), routing status and shift too.

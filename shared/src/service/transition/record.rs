@@ -61,11 +61,36 @@ impl Attempt<'_> {
         entry
     }
 
-    /// What every record of this attempt says: the trigger, and the policy's version.
+    /// What every record of this attempt says: the trigger, the policy's version, the agent's
+    /// profile and the meeting rule that decided, if one did.
     fn details(&self) -> serde_json::Value {
         let mut details = trigger_details(self.trigger);
         details["policy"] = json!(self.policy.version);
+        details["profile"] = json!(self.policy.profile);
+        if let Some(rule) = self.deciding_rule() {
+            details["rule"] = json!(rule);
+        }
         details
+    }
+
+    /// The rule that decides a start: found for the entry, or kept with a deferred trigger.
+    fn deciding_rule(&self) -> Option<String> {
+        match self.trigger {
+            Trigger::Started(entry) => {
+                match crate::decide::choose(entry, self.policy, self.user, self.email) {
+                    Ok(rule) => rule.map(|r| r.name.clone()),
+                    Err(SkipReason::Rule { rule, .. }) => Some(rule),
+                    Err(_) => None,
+                }
+            }
+            Trigger::Reevaluate => self
+                .read
+                .active_triggers
+                .values()
+                .max_by_key(|t| t.ends_at)
+                .and_then(|t| t.rule.clone()),
+            _ => None,
+        }
     }
 
     fn outcome(&self, kind: OutcomeKind, reason: Option<String>) -> Outcome {

@@ -27,13 +27,18 @@ struct World {
 
 impl World {
     fn new() -> Self {
+        Self::deciding_by(crate::policy::DEFAULT_POLICY)
+    }
+
+    fn deciding_by(policy: &str) -> Self {
         let start = DateTime::parse_from_rfc3339("2026-03-19T14:00:00Z").expect("valid");
+        let policy = crate::policy::Policy::from_toml(policy).expect("a valid policy");
         let FakeWorld {
             clock,
             platform,
             store,
             transition,
-        } = FakeWorld::starting_at(start.to_utc());
+        } = FakeWorld::with_policy(start.to_utc(), policy);
         Self {
             clock,
             platform,
@@ -400,4 +405,71 @@ async fn an_unanswered_bulk_restore_gives_each_end_back_and_the_redelivery_resto
     for user in &users[..3] {
         assert_eq!(system_of(&world, user), SystemPresence::OnQueue);
     }
+}
+
+/// A team lead's meeting sets the team's presence; a rule's skip is recorded with the rule; an
+/// agent of no profile's team gets the policy's own sections. Each record names the profile.
+#[tokio::test]
+async fn the_agents_profile_and_the_deciding_rule_decide_and_are_recorded() {
+    let policy = crate::policy::DEFAULT_POLICY.to_owned()
+        + r#"
+[[rules]]
+name = "ignore-personal"
+categories = ["Personal"]
+skip = "personal entries are not meetings"
+
+[[profiles]]
+name = "team-leads"
+groups = ["g-leads"]
+
+[profiles.meeting]
+presence = "Busy"
+"#;
+    let w = World::deciding_by(&policy);
+    let mut personal = w.meeting("Calendar Event Started", "personal-start");
+    if let InboundEvent::Calendar { entry, .. } = &mut personal.event {
+        entry.categories = vec!["Personal".to_owned()];
+        entry.trigger_id = crate::state::TriggerId::parse("p-1").expect("id");
+    }
+    w.handle(&personal).await.expect("handled");
+    assert_eq!(w.presence(), SystemPresence::OnQueue, "skipped by the rule");
+
+    w.platform.join_group("g-leads", &ada());
+    w.handle(&w.meeting("Calendar Event Started", "start-1"))
+        .await
+        .expect("handled");
+    assert_eq!(
+        w.presence(),
+        SystemPresence::Busy,
+        "the team leads' presence"
+    );
+
+    let records = w.store.audit_records(&ada());
+    let said: Vec<(DecisionKind, &serde_json::Value, &serde_json::Value)> = records
+        .iter()
+        .map(|r| (r.kind, &r.details["profile"], &r.details["rule"]))
+        .collect();
+    assert_eq!(
+        said,
+        [
+            (
+                DecisionKind::Skipped,
+                &json!("default"),
+                &json!("ignore-personal")
+            ),
+            (
+                DecisionKind::Applied,
+                &json!("team-leads"),
+                &serde_json::Value::Null
+            ),
+        ]
+    );
+    assert!(
+        records[0]
+            .reason
+            .as_deref()
+            .is_some_and(|r| r.contains("personal entries are not meetings")),
+        "{:?}",
+        records[0].reason
+    );
 }

@@ -468,14 +468,15 @@ async fn policy_check_validates_the_file_then_resolves_its_presences_against_the
         .version;
     assert!(
         text.contains(&format!(
-            "valid, version {version}; against the org: meeting → Meeting ({})",
+            "valid, version {version}; against the org: Focus Time → Focus Time ({}), Meeting → Meeting ({})",
+            genesys_sim::seed::FOCUS_TIME,
             genesys_sim::seed::MEETING
         )),
         "{text}"
     );
     let answer = desk.json(&["policy", "check", &good]).await;
     assert_eq!(
-        answer["resolved"]["focus"]["label"], "Focus Time",
+        answer["resolved"]["Focus Time"]["label"], "Focus Time",
         "{answer}"
     );
     assert_eq!(

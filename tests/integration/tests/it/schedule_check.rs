@@ -488,6 +488,7 @@ async fn seed_missed_ends(
             ActiveTrigger {
                 kind: TriggerKind::Meeting,
                 ends_at: ended,
+                rule: None,
             },
         );
         state.applied = Some(AppliedOverride {
@@ -571,6 +572,10 @@ async fn a_thousand_due_items_with_a_budget_of_two_hundred_take_five_runs_none_t
             genesys.clone(),
             shared_clock.clone(),
             Vec::new(),
+        )),
+        teams: Arc::new(presence_autopilot::genesys::GenesysTeams::new(
+            genesys.clone(),
+            shared_clock.clone(),
         )),
         state: store.clone(),
         audit: store.clone(),

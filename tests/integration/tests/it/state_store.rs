@@ -33,6 +33,7 @@ fn add_task(state: &mut UserState, task: usize) {
         ActiveTrigger {
             kind: TriggerKind::Meeting,
             ends_at: at(3600),
+            rule: None,
         },
     );
 }

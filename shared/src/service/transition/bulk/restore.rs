@@ -52,6 +52,10 @@ impl TransitionService {
         if pending.is_empty() {
             return done;
         }
+        if self.deps.policy.has_teams() {
+            // Profiles and staffing guards are decided per agent (docs/policy.md).
+            return self.one_by_one(pending, done, Edge::End, deadline).await;
+        }
         let now = self.deps.clock.now();
         let targets = match self.targets(deadline).await {
             Ok(targets) => targets.clone(),
