@@ -100,6 +100,7 @@ fn main() {
         routing: Some(&routing),
         shift: Some(ShiftView::Activity(ActivityCategory::Meeting)),
         zone: Some(chrono_tz::Tz::Europe__Paris),
+        guard: None,
     };
     measure("decide (start → Apply)", 200, 500, || {
         black_box(decide(black_box(&Trigger::Started(entry)), black_box(&cx)));

@@ -103,6 +103,40 @@ pub struct UserState {
     /// When the sweep must look at this user next (an end, a deferral); indexed by the store.
     pub due_at: Option<DateTime<Utc>>,
     pub updated_at: DateTime<Utc>,
+    /// The team whose staffing guard counts this user off queue (our override holds a slot).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slot: Option<String>,
+    /// What this write does to a team's guard: stores apply it in the same atomic write as the
+    /// state, so the count can never drift from the states. Never stored.
+    #[serde(skip)]
+    pub slot_change: Option<SlotChange>,
+}
+
+/// A change to a team's staffing guard, made with the state write that carries it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SlotChange {
+    /// Take a slot if fewer than `cap` are held (holding one already counts as taken); a full
+    /// guard refuses the whole write (`StoreError::OverCap`).
+    Take {
+        team: String,
+        cap: u32,
+    },
+    /// Hold a slot again whatever the count: a claim given back after a failed restore (the
+    /// agent is still off queue, so the count must say so).
+    Retake {
+        team: String,
+    },
+    Release {
+        team: String,
+    },
+}
+
+impl SlotChange {
+    pub fn team(&self) -> &str {
+        match self {
+            Self::Take { team, .. } | Self::Retake { team } | Self::Release { team } => team,
+        }
+    }
 }
 
 impl UserState {
@@ -121,7 +155,17 @@ impl UserState {
             deferred_until: None,
             due_at: None,
             updated_at: now,
+            slot: None,
+            slot_change: None,
         }
+    }
+
+    /// `self` with its guard slot let go, if it held one.
+    pub fn releasing_slot(mut self) -> Self {
+        if let Some(team) = self.slot.take() {
+            self.slot_change = Some(SlotChange::Release { team });
+        }
+        self
     }
 }
 
@@ -424,6 +468,8 @@ pub enum NotificationKind {
     PresenceApplied,
     PresenceRestored,
     ChangeDeferred,
+    /// The team's staffing guard kept the agent on queue: the change waits for a slot.
+    ChangeHeld,
     ChangeSkipped,
     /// `autopilot subscribers test`: a signed delivery that says nothing about any agent.
     Test,
@@ -435,6 +481,7 @@ impl NotificationKind {
             Self::PresenceApplied => "presenceApplied",
             Self::PresenceRestored => "presenceRestored",
             Self::ChangeDeferred => "changeDeferred",
+            Self::ChangeHeld => "changeHeld",
             Self::ChangeSkipped => "changeSkipped",
             Self::Test => "test",
         }

@@ -175,6 +175,12 @@ pub enum Decision {
         until: DateTime<Utc>,
         routing: RoutingStatus,
     },
+    /// The team's staffing guard is full: the start waits (looked at again at `until`).
+    Wait {
+        until: DateTime<Utc>,
+        team: String,
+        cap: u32,
+    },
     Reject {
         reason: String,
     },
@@ -212,6 +218,20 @@ pub struct Context<'a> {
     /// The agent's zone for the times in messages (their WFM business unit's); None: the
     /// calendar's zone if the entry has one, else UTC.
     pub zone: Option<chrono_tz::Tz>,
+    /// The staffing guard of the agent's team, for a start; None: no guard counts this start.
+    pub guard: Option<GuardCheck<'a>>,
+}
+
+/// A team's staffing guard as one start meets it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GuardCheck<'a> {
+    pub team: &'a str,
+    /// How many of the team may be off queue for the calendar now.
+    pub cap: u32,
+    /// The start is exempt (an exempt organiser's meeting, a member of an exempt group).
+    pub exempt: bool,
+    /// The store refused a slot a moment ago: the guard is full.
+    pub full: bool,
 }
 
 fn with_trigger(state: &UserState, entry: &CalendarEntry, rule: Option<&str>) -> UserState {

@@ -7,7 +7,7 @@ use crate::events::{CalendarEntry, Response, ShowAs};
 use crate::model::{PresenceSnapshot, RoutingStatus, UserId};
 use crate::policy::{NoShift, Policy, Rule, RuleAction, Target, TriggerPolicy};
 use crate::state::{
-    ActiveTrigger, AppliedOverride, PresenceRef, TriggerId, TriggerKind, UserState,
+    ActiveTrigger, AppliedOverride, PresenceRef, SlotChange, TriggerId, TriggerKind, UserState,
 };
 
 /// The whole decision (it runs `screen` first).
@@ -153,7 +153,41 @@ fn start(
             &cx.policy.time_format,
         ),
     };
-    apply(cx, with_this, current, target_ref, trigger_id, end)
+    match cx.guard {
+        Some(guard) if !guard.exempt && (guard.full || guard.cap == 0) => {
+            wait_for_slot(cx, with_this, guard)
+        }
+        guard => {
+            let mut decided = apply(cx, with_this, current, target_ref, trigger_id, end);
+            if let (Some(guard), Some(next)) = (guard.filter(|g| !g.exempt), &mut decided.next) {
+                next.slot = Some(guard.team.to_owned());
+                next.slot_change = Some(SlotChange::Take {
+                    team: guard.team.to_owned(),
+                    cap: guard.cap,
+                });
+            }
+            decided
+        }
+    }
+}
+
+/// The team already has as many agents off queue for the calendar as its cap allows: the
+/// start waits with its trigger active; the sweep looks again (an end frees a slot).
+fn wait_for_slot(cx: &Context<'_>, with_this: &UserState, guard: GuardCheck<'_>) -> Decided {
+    let until = cx.now
+        + chrono::Duration::from_std(cx.policy.interaction_recheck)
+            .unwrap_or(chrono::Duration::minutes(1));
+    let mut next = with_this.clone();
+    next.deferred_until = Some(until);
+    next.due_at = Some(until);
+    Decided {
+        decision: Decision::Wait {
+            until,
+            team: guard.team.to_owned(),
+            cap: guard.cap,
+        },
+        next: Some(touched(next, cx.now)),
+    }
 }
 
 /// The agent is on an interaction: never pulled off it; look again later.
@@ -272,7 +306,7 @@ pub(super) fn end_of(mut next: UserState, cx: &Context<'_>) -> Option<Decided> {
     let applied = next.applied.take();
     let restore_to = next.restore_to.take();
     let changed_by_other = std::mem::replace(&mut next.changed_by_other, false);
-    let next = touched(prune(next, cx.now), cx.now);
+    let next = touched(prune(next, cx.now), cx.now).releasing_slot();
     let (Some(applied), Some(restore_to)) = (applied, restore_to) else {
         return Some(Decided::skip(SkipReason::NothingToRestore, Some(next)));
     };

@@ -168,8 +168,9 @@ fn screen_presence(observed: &PresenceSnapshot, cx: &Context<'_>) -> Option<Deci
     let mut next = state.clone();
     next.changed_by_other = true;
     next.observed_tag = Some(observed.tag());
+    // Someone else has the agent's presence now: our override no longer takes them off queue.
     Some(Decided::skip(
         SkipReason::ChangedBySomeoneElse,
-        Some(touched(next, cx.now)),
+        Some(touched(next, cx.now).releasing_slot()),
     ))
 }

@@ -7,7 +7,7 @@ use crate::model::{ActivityCategory, PresenceSnapshot, RoutingStatus, SystemPres
 use crate::model::{PresenceDefinitionId, SnapshotTag, UserId};
 use crate::policy::DEFAULT_POLICY;
 use crate::policy::{NoShift, Policy, Target};
-use crate::state::{PresenceRef, TriggerId, TriggerKind, UserState};
+use crate::state::{PresenceRef, SlotChange, TriggerId, TriggerKind, UserState};
 use chrono::{DateTime, Utc};
 
 const AVAILABLE: &str = "6a3af858-942f-489d-9700-5f9bcdcdae9b";
@@ -91,6 +91,7 @@ struct World {
     routing: RoutingStatus,
     shift: ShiftView,
     zone: Option<chrono_tz::Tz>,
+    guard: Option<GuardCheck<'static>>,
     now: DateTime<Utc>,
 }
 
@@ -104,6 +105,7 @@ impl World {
             routing: RoutingStatus::OffQueue,
             shift: ShiftView::Activity(ActivityCategory::Meeting),
             zone: None,
+            guard: None,
             now: t(0),
         }
     }
@@ -119,6 +121,7 @@ impl World {
             routing: Some(&self.routing),
             shift: Some(self.shift),
             zone: self.zone,
+            guard: self.guard,
         };
         decide(trigger, &cx)
     }
@@ -143,6 +146,8 @@ impl World {
                 self.current = snapshot(to.definition_id.as_str(), SystemPresence::Available, 0);
             }
             next.version += 1;
+            // A store applies the guard change and keeps none.
+            next.slot_change = None;
             self.state = next;
         }
         decided.decision
@@ -800,4 +805,95 @@ fn entries_under_the_minimum_length_are_skipped_and_one_of_exactly_it_applies() 
         world.decide(&Trigger::Started(&enough)).decision,
         Decision::Apply { .. }
     ));
+}
+
+/// The staffing guard: an apply under it takes a slot in the same write; a full guard (or a cap
+/// of 0) makes the start wait with its trigger active; an exempt start takes no slot; the end,
+/// and a change by someone else, let the slot go.
+#[test]
+fn the_staffing_guard_takes_a_slot_waits_when_full_and_lets_go_at_the_end() {
+    let guard = GuardCheck {
+        team: "tier-1",
+        cap: 3,
+        exempt: false,
+        full: false,
+    };
+    let meeting = entry("m-1", TriggerKind::Meeting, -1, 30);
+    let mut world = World::new();
+    world.guard = Some(guard);
+    let decided = world.decide(&Trigger::Started(&meeting));
+    let next = decided.next.clone().expect("a state");
+    assert!(matches!(decided.decision, Decision::Apply { .. }));
+    assert_eq!(next.slot.as_deref(), Some("tier-1"));
+    assert_eq!(
+        next.slot_change,
+        Some(SlotChange::Take {
+            team: "tier-1".to_owned(),
+            cap: 3
+        })
+    );
+
+    for full in [
+        GuardCheck {
+            full: true,
+            ..guard
+        },
+        GuardCheck { cap: 0, ..guard },
+    ] {
+        world.guard = Some(full);
+        let decided = world.decide(&Trigger::Started(&meeting));
+        let until = t(1);
+        assert_eq!(
+            decided.decision,
+            Decision::Wait {
+                until,
+                team: "tier-1".to_owned(),
+                cap: full.cap
+            }
+        );
+        let next = decided.next.expect("the wait is stored");
+        assert!(next.active_triggers.contains_key(&meeting.trigger_id));
+        assert_eq!((next.due_at, next.slot_change), (Some(until), None));
+    }
+
+    world.guard = Some(GuardCheck {
+        exempt: true,
+        full: true,
+        ..guard
+    });
+    let decided = world.decide(&Trigger::Started(&meeting));
+    assert!(matches!(decided.decision, Decision::Apply { .. }), "exempt");
+    assert_eq!(
+        decided.next.expect("state").slot,
+        None,
+        "an exempt start takes no slot"
+    );
+
+    world.guard = Some(guard);
+    assert!(matches!(
+        world.step(&Trigger::Started(&meeting)),
+        Decision::Apply { .. }
+    ));
+    assert_eq!(world.state.slot.as_deref(), Some("tier-1"));
+    let ended = world.decide(&Trigger::Ended(&meeting));
+    let next = ended.next.expect("state");
+    assert!(matches!(ended.decision, Decision::Restore { .. }));
+    assert_eq!(next.slot, None);
+    assert_eq!(
+        next.slot_change,
+        Some(SlotChange::Release {
+            team: "tier-1".to_owned()
+        })
+    );
+
+    let by_hand = snapshot(BUSY, SystemPresence::Busy, 5);
+    let taken = world.decide(&Trigger::PresenceChanged(&by_hand));
+    let next = taken.next.expect("state");
+    assert_eq!(
+        next.slot_change,
+        Some(SlotChange::Release {
+            team: "tier-1".to_owned()
+        }),
+        "someone else's presence: our override takes them off queue no longer"
+    );
 }

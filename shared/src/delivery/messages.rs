@@ -72,6 +72,7 @@ impl SlackStatus {
                 expiration: 0,
             }),
             NotificationKind::ChangeDeferred
+            | NotificationKind::ChangeHeld
             | NotificationKind::ChangeSkipped
             | NotificationKind::Test => None,
         }
@@ -206,6 +207,7 @@ impl TeamsCall {
                 },
             ],
             NotificationKind::ChangeDeferred
+            | NotificationKind::ChangeHeld
             | NotificationKind::ChangeSkipped
             | NotificationKind::Test => Vec::new(),
         }

@@ -26,7 +26,7 @@ use crate::ports::{
 };
 use crate::state::{
     AuditEntry, AuditRecord, ChainBreak, ChainHead, ChainReport, Notification, NotificationId,
-    TriggerId, UserState, verify_records,
+    SlotChange, TriggerId, UserState, verify_records,
 };
 use crate::wfm::ShiftWindow;
 
@@ -60,6 +60,8 @@ struct Tables {
     heads: HashMap<UserId, ChainHead>,
     idempotency: HashMap<String, IdempotencyRecord>,
     shifts: HashMap<UserId, ShiftWindow>,
+    /// Each team's guard: who holds a slot.
+    guards: HashMap<String, std::collections::BTreeSet<UserId>>,
 }
 
 /// State store, audit log, idempotency store and shift cache over one in-memory "table".
@@ -108,7 +110,54 @@ impl InMemoryStore {
         let mut next = state.clone();
         next.version += 1;
         next.updated_at = self.clock.now();
+        next.slot_change = None;
         next
+    }
+
+    /// The stored state of `user`.
+    pub fn state_of(&self, user: &UserId) -> Option<UserState> {
+        lock(&self.tables).states.get(user).cloned()
+    }
+
+    /// Who holds a slot of `team`'s guard.
+    pub fn slot_holders(&self, team: &str) -> Vec<UserId> {
+        lock(&self.tables)
+            .guards
+            .get(team)
+            .map(|holders| holders.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Checks the state's guard change as DynamoDB's condition would: a take is refused when
+    /// `cap` others hold a slot.
+    fn check_slot(tables: &Tables, state: &UserState) -> Result<(), StoreError> {
+        let Some(SlotChange::Take { team, cap }) = &state.slot_change else {
+            return Ok(());
+        };
+        let holders = tables.guards.get(team);
+        let held = holders.is_some_and(|h| h.contains(&state.user_id));
+        let count = holders.map_or(0, |h| h.len());
+        if held || count < *cap as usize {
+            Ok(())
+        } else {
+            Err(StoreError::OverCap { team: team.clone() })
+        }
+    }
+
+    /// Applies the state's guard change (checked first by `check_slot`, under the same lock).
+    fn write_slot(tables: &mut Tables, state: &UserState) {
+        let Some(change) = &state.slot_change else {
+            return;
+        };
+        let holders = tables.guards.entry(change.team().to_owned()).or_default();
+        match change {
+            SlotChange::Take { .. } | SlotChange::Retake { .. } => {
+                holders.insert(state.user_id.clone());
+            }
+            SlotChange::Release { .. } => {
+                holders.remove(&state.user_id);
+            }
+        }
     }
 
     /// Checks `mark` as DynamoDB's condition would: refused while someone else holds the event
@@ -191,9 +240,11 @@ impl StateStore for InMemoryStore {
         let mut tables = lock(&self.tables);
         Self::check_version(&tables, state)?;
         self.check_mark(&tables, mark)?;
+        Self::check_slot(&tables, state)?;
         let next = self.next_state(state);
         tables.states.insert(next.user_id.clone(), next.clone());
         self.write_mark(&mut tables, mark);
+        Self::write_slot(&mut tables, state);
         Ok(next)
     }
 
@@ -211,10 +262,12 @@ impl StateStore for InMemoryStore {
         let mut tables = lock(&self.tables);
         Self::check_version(&tables, state)?;
         self.check_mark(&tables, mark)?;
+        Self::check_slot(&tables, state)?;
         let next = self.next_state(state);
         tables.states.insert(next.user_id.clone(), next.clone());
         let record = self.link(&mut tables, audit);
         self.write_mark(&mut tables, mark);
+        Self::write_slot(&mut tables, state);
         Ok(Committed {
             state: next,
             audit: record,

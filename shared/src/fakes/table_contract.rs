@@ -13,7 +13,7 @@ use crate::ports::{
     AuditLog, AuditQueries, Begin, EventMark, EventRecord, IdempotencyStore, Lease, MarkStatus,
     StateStore, StoreError,
 };
-use crate::state::{AuditEntry, DecisionKind, TriggerId, UserState};
+use crate::state::{AuditEntry, DecisionKind, SlotChange, TriggerId, UserState};
 
 /// One table seen through its ports, on the clock the store reads.
 #[derive(Debug)]
@@ -261,6 +261,112 @@ pub async fn idempotency(table: &Table<'_>) {
     );
 }
 
+/// The staffing guard: slots are taken in the state's own write, so `cap` concurrent takers
+/// win and the others' writes are refused whole (no state written); a holder may write again,
+/// a release frees a slot for the next taker, a retake holds one whatever the count.
+pub async fn staffing_guard(table: &Table<'_>) {
+    const TEAM: &str = "contract-team";
+    const CAP: u32 = 10;
+    let now = table.clock.now();
+    let users: Vec<UserId> = (0..50)
+        .map(|i| UserId::parse(&format!("00000000-0000-4000-8000-{i:012}")).expect("id"))
+        .collect();
+    let taking = |user: &UserId| {
+        let mut state = UserState::new(user.clone(), now);
+        state.slot = Some(TEAM.to_owned());
+        state.slot_change = Some(SlotChange::Take {
+            team: TEAM.to_owned(),
+            cap: CAP,
+        });
+        state
+    };
+    let take = |state: UserState| async move {
+        // A transaction that collided with another on the guard item is a lost race: the
+        // service reads again and decides again; here the same write is sent again.
+        for _ in 0..100 {
+            match table.state.put(&state).await {
+                Err(StoreError::Conflict(_)) => continue,
+                other => return other,
+            }
+        }
+        panic!("50 rounds of conflicts for one take");
+    };
+    let results = futures::future::join_all(users.iter().map(|u| take(taking(u)))).await;
+    let won: Vec<UserState> = results
+        .iter()
+        .filter_map(|r| r.as_ref().ok().cloned())
+        .collect();
+    let refused: Vec<&UserId> = results
+        .iter()
+        .zip(&users)
+        .filter(|(r, _)| matches!(r, Err(StoreError::OverCap { team }) if team == TEAM))
+        .map(|(_, u)| u)
+        .collect();
+    let answers: Vec<String> = results
+        .iter()
+        .map(|r| {
+            r.as_ref()
+                .map_or_else(ToString::to_string, |_| "taken".to_owned())
+        })
+        .collect();
+    assert_eq!(
+        won.len(),
+        CAP as usize,
+        "exactly the cap take a slot: {answers:?}"
+    );
+    assert_eq!(refused.len(), users.len() - CAP as usize, "{answers:?}");
+    assert_eq!(
+        table.state.get(refused[0]).await.expect("read"),
+        None,
+        "a refused take writes no state"
+    );
+    assert!(
+        won.iter().all(|s| s.slot_change.is_none()),
+        "a stored state carries no change"
+    );
+
+    // A holder writes again with its take: holding a slot counts as having one.
+    let holder = won[0].clone();
+    let mut again = holder.clone();
+    again.slot_change = Some(SlotChange::Take {
+        team: TEAM.to_owned(),
+        cap: CAP,
+    });
+    let holder = take(again).await.expect("a holder keeps its slot");
+
+    // A release frees one slot, in the commit with its audit record.
+    let released = holder.clone().releasing_slot();
+    table
+        .state
+        .commit(
+            &released,
+            entry(&holder.user_id, DecisionKind::Restored, "g-1"),
+        )
+        .await
+        .expect("committed");
+    take(taking(refused[0]))
+        .await
+        .expect("the freed slot is taken");
+    assert!(
+        matches!(
+            take(taking(refused[1])).await,
+            Err(StoreError::OverCap { .. })
+        ),
+        "full again"
+    );
+    // A retake holds a slot whatever the count (the agent is still off queue).
+    let mut retake = UserState::new(refused[1].clone(), now);
+    retake.slot = Some(TEAM.to_owned());
+    retake.slot_change = Some(SlotChange::Retake {
+        team: TEAM.to_owned(),
+    });
+    table
+        .state
+        .put(&retake)
+        .await
+        .expect("a retake is not refused");
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
@@ -303,5 +409,16 @@ mod tests {
     async fn the_in_memory_store_keeps_the_idempotency_contract() {
         let (store, clock) = fresh();
         idempotency(&table(&store, &clock)).await;
+    }
+
+    #[tokio::test]
+    async fn the_in_memory_store_keeps_the_staffing_guard_contract() {
+        let (store, clock) = fresh();
+        staffing_guard(&table(&store, &clock)).await;
+        assert_eq!(
+            store.slot_holders("contract-team").len(),
+            11,
+            "10, and the retake"
+        );
     }
 }

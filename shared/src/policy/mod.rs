@@ -231,6 +231,24 @@ impl Policy {
             profile.selector = overlaid.selector;
             policy.profiles.push(profile);
         }
+        for profile in policy.all_profiles() {
+            let counted = !profile.selector.groups.is_empty() || !profile.selector.users.is_empty();
+            if matches!(
+                profile.guard.as_ref().map(|g| g.cap),
+                Some(Cap::PercentOnQueue(_))
+            ) && !counted
+            {
+                let key = if profile.profile == DEFAULT_PROFILE {
+                    "guard.max_percent_on_queue".to_owned()
+                } else {
+                    format!("profiles.{}.guard.max_percent_on_queue", profile.profile)
+                };
+                return Err(invalid(
+                    &key,
+                    "a share needs a team whose members can be counted: a profile selected by groups or users",
+                ));
+            }
+        }
         Ok(policy)
     }
 

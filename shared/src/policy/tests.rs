@@ -254,6 +254,7 @@ exempt_organizers = ["Director@Example.com"]
 [[profiles]]
 name = "tier-1"
 management_units = ["mu-tier1"]
+groups = ["g-tier1"]
 
 [profiles.guard]
 max_percent_on_queue = 20
@@ -428,7 +429,7 @@ fn an_agent_gets_the_first_profile_that_selects_them_else_the_default() {
     assert_eq!(policy.guard, None);
     assert_eq!(
         policy.groups_named().into_iter().collect::<Vec<_>>(),
-        ["g-leads"]
+        ["g-leads", "g-tier1"]
     );
     assert!(policy.selects_by_management_unit());
     // Every presence of every profile and rule resolves, or the first that does not is named.
@@ -501,8 +502,15 @@ fn a_bad_rule_or_profile_is_refused_naming_its_key() {
             "profiles.tier-1.guard.max_percent_on_queue",
         ),
         (
-            FLOOR.replace(r#"management_units = ["mu-tier1"]"#, ""),
+            FLOOR.replace(
+                "management_units = [\"mu-tier1\"]\ngroups = [\"g-tier1\"]",
+                "",
+            ),
             "profiles.tier-1",
+        ),
+        (
+            FLOOR.replace("groups = [\"g-tier1\"]", ""),
+            "profiles.tier-1.guard.max_percent_on_queue",
         ),
         (
             FLOOR.replace(r#"name = "tier-1""#, r#"name = "team-leads""#),

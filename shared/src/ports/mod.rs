@@ -82,6 +82,10 @@ pub enum StoreError {
     },
     #[error("invalid input: {0}")]
     Invalid(String),
+    /// The team's staffing guard has no free slot: the write that would take one was refused
+    /// as a whole.
+    #[error("team {team:?}: every slot of its staffing guard is taken")]
+    OverCap { team: String },
 }
 
 /// A secret that could not be had, as the services see it. Never carries the secret's value.

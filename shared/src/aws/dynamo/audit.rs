@@ -144,7 +144,8 @@ impl DynamoStore {
                 None => self.read_head(&user).await?,
             };
             let record = AuditRecord::link(entry.clone(), head.as_ref(), self.now());
-            let (next_state, items) = self.chain_items(state, head.as_ref(), &record, mark)?;
+            let (next_state, items, slot_at) =
+                self.chain_items(state, head.as_ref(), &record, mark)?;
             let result = self
                 .client
                 .transact_write_items()
@@ -154,7 +155,7 @@ impl DynamoStore {
                 .await;
             match result {
                 Ok(_) => return Ok((next_state, record)),
-                Err(err) => retryable(err, state, mark)?,
+                Err(err) => retryable(err, state, mark, slot_at)?,
             }
             // Jitter spreads the losers so the next round has fewer contenders.
             let cap_ms = 5 * u64::from(attempt.min(10));
@@ -168,16 +169,16 @@ impl DynamoStore {
         })
     }
 
-    /// The items of one append transaction, in the order `retryable` relies on, and the state
-    /// they write: [state?, record, head, event record?].
+    /// The items of one append transaction, in the order `retryable` relies on, the state
+    /// they write and where the guard's update is: [state?, record, head, guard?, event record?].
     fn chain_items(
         &self,
         state: Option<&UserState>,
         head: Option<&ChainHead>,
         record: &AuditRecord,
         mark: Option<&EventMark>,
-    ) -> Result<(Option<UserState>, Vec<TransactWriteItem>), StoreError> {
-        let mut items = Vec::with_capacity(4);
+    ) -> Result<ChainItems, StoreError> {
+        let mut items = Vec::with_capacity(5);
         let mut next_state = None;
         if let Some(state) = state {
             let (next, put) = self.state_put(state)?;
@@ -197,6 +198,11 @@ impl DynamoStore {
                 .put(self.head_put(head, record)?)
                 .build(),
         );
+        let mut slot_at = None;
+        if let Some(update) = state.map(|s| self.slot_update(s)).transpose()?.flatten() {
+            items.push(TransactWriteItem::builder().update(update).build());
+            slot_at = Some(items.len() - 1);
+        }
         if let Some(mark) = mark {
             items.push(
                 TransactWriteItem::builder()
@@ -204,15 +210,19 @@ impl DynamoStore {
                     .build(),
             );
         }
-        Ok((next_state, items))
+        Ok((next_state, items, slot_at))
     }
 }
+
+/// An append transaction's items, the state they write and the guard update's index.
+type ChainItems = (Option<UserState>, Vec<TransactWriteItem>, Option<usize>);
 
 /// `Ok` when another round may succeed; otherwise the error the append ends with.
 fn retryable<R>(
     err: SdkError<TransactWriteItemsError, R>,
     state: Option<&UserState>,
     mark: Option<&EventMark>,
+    slot_at: Option<usize>,
 ) -> Result<(), StoreError>
 where
     R: std::fmt::Debug + Send + Sync + 'static,
@@ -225,6 +235,11 @@ where
         && failed.first() == Some(&true)
     {
         return Err(DynamoStore::conflict(state));
+    }
+    if let (Some(state), Some(at)) = (state, slot_at)
+        && failed.get(at) == Some(&true)
+    {
+        return Err(DynamoStore::over_cap(state));
     }
     // The event record is the last item when present: someone else holds or completed it.
     if let Some(mark) = mark

@@ -1,7 +1,7 @@
 //! `StateStore`: one item per user (`USER#<id>` / `STATE`), written under optimistic versioning.
 
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
 use chrono::{DateTime, Utc};
 
 use super::{
@@ -11,7 +11,10 @@ use super::{
 use crate::aws::sdk_error;
 use crate::model::UserId;
 use crate::ports::{Committed, Conflict, EventMark, EventRecord, StateStore, StoreError};
-use crate::state::{AuditEntry, UserState};
+use crate::state::{AuditEntry, SlotChange, UserState};
+
+/// The sort key of a team's staffing guard item (`GUARD#<team>`): who holds its slots.
+const GUARD_SK: &str = "GUARD";
 
 impl DynamoStore {
     fn state_item(state: &UserState) -> Result<Item, StoreError> {
@@ -24,11 +27,55 @@ impl DynamoStore {
         Ok(item)
     }
 
+    /// The update of a team's guard that `state` carries, to go in the same transaction: a
+    /// take is conditional on a free slot (or holding one already), a release and a retake are
+    /// not. `OverCap` for a take with a cap of 0: it could never succeed.
+    pub(super) fn slot_update(&self, state: &UserState) -> Result<Option<Update>, StoreError> {
+        let Some(change) = &state.slot_change else {
+            return Ok(None);
+        };
+        let me = AttributeValue::Ss(vec![state.user_id.to_string()]);
+        let update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(
+                format!("GUARD#{}", change.team()),
+                GUARD_SK,
+            )))
+            .expression_attribute_names("#holders", "holders")
+            .expression_attribute_values(":me", me);
+        let update = match change {
+            SlotChange::Take { team, cap: 0 } => {
+                return Err(StoreError::OverCap { team: team.clone() });
+            }
+            SlotChange::Take { cap, .. } => update
+                .update_expression("ADD #holders :me")
+                .condition_expression(
+                    "attribute_not_exists(#holders) OR contains(#holders, :id) OR size(#holders) < :cap",
+                )
+                .expression_attribute_values(":id", s(state.user_id.as_str()))
+                .expression_attribute_values(":cap", n(u64::from(*cap))),
+            SlotChange::Retake { .. } => update.update_expression("ADD #holders :me"),
+            SlotChange::Release { .. } => update.update_expression("DELETE #holders :me"),
+        };
+        Ok(Some(update.build().map_err(build_error)?))
+    }
+
+    pub(super) fn over_cap(state: &UserState) -> StoreError {
+        StoreError::OverCap {
+            team: state
+                .slot_change
+                .as_ref()
+                .map(|c| c.team().to_owned())
+                .unwrap_or_default(),
+        }
+    }
+
     /// The put of `state` as its next version, conditional on the version it was read at.
     pub(super) fn state_put(&self, state: &UserState) -> Result<(UserState, Put), StoreError> {
         let mut next = state.clone();
         next.version = state.version + 1;
         next.updated_at = self.now();
+        next.slot_change = None;
         let put = Put::builder()
             .table_name(&self.table)
             .set_item(Some(Self::state_item(&next)?));
@@ -82,7 +129,8 @@ impl StateStore for DynamoStore {
         mark: Option<&EventMark>,
     ) -> Result<UserState, StoreError> {
         let (next, put) = self.state_put(state)?;
-        let Some(mark) = mark else {
+        let slot = self.slot_update(state)?;
+        if mark.is_none() && slot.is_none() {
             // The same put that `commit` sends inside its transaction, sent alone.
             self.client
                 .put_item()
@@ -95,27 +143,41 @@ impl StateStore for DynamoStore {
                 .await
                 .map_err(|err| condition_failure("PutItem", err, || Self::conflict(state)))?;
             return Ok(next);
-        };
-        let result = self
-            .client
-            .transact_write_items()
-            .transact_items(TransactWriteItem::builder().put(put).build())
-            .transact_items(
+        }
+        // [state, guard?, event record?]
+        let mut items = vec![TransactWriteItem::builder().put(put).build()];
+        let slot_at = slot.map(|update| {
+            items.push(TransactWriteItem::builder().update(update).build());
+            items.len() - 1
+        });
+        if let Some(mark) = mark {
+            items.push(
                 TransactWriteItem::builder()
                     .put(self.mark_put(mark)?)
                     .build(),
-            )
+            );
+        }
+        let result = self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
             .send()
             .await;
         let Err(err) = result else {
             return Ok(next);
         };
-        match crate::aws::failed_conditions(&err).as_deref() {
-            Some([true, _]) => Err(Self::conflict(state)),
-            Some([_, true]) => Err(Self::mark_lost(mark)),
-            // Cancelled by a concurrent transaction on either item: a lost race, read again.
-            Some(_) => Err(Self::conflict(state)),
-            None => Err(sdk_error("TransactWriteItems", err)),
+        let Some(failed) = crate::aws::failed_conditions(&err) else {
+            return Err(sdk_error("TransactWriteItems", err));
+        };
+        if failed.first() == Some(&true) {
+            Err(Self::conflict(state))
+        } else if slot_at.is_some_and(|at| failed.get(at) == Some(&true)) {
+            Err(Self::over_cap(state))
+        } else if let Some(mark) = mark.filter(|_| failed.last() == Some(&true)) {
+            Err(Self::mark_lost(mark))
+        } else {
+            // Cancelled by a concurrent transaction on one of the items: a lost race, read again.
+            Err(Self::conflict(state))
         }
     }
 

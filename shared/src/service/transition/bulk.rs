@@ -425,6 +425,7 @@ impl TransitionService {
             Ok(Persisted::Retry { leased }) => {
                 self.decide_alone(item, edge, leased, deadline).await
             }
+            Ok(Persisted::Full) => self.decide_alone(item, edge, false, deadline).await,
             Ok(Persisted::Failed { error, leased }) => (
                 Err(error),
                 RecordWrites {
@@ -549,6 +550,7 @@ impl TransitionService {
             routing: live.routing.as_ref(),
             shift: live.shift,
             zone: live.zone,
+            guard: None,
         };
         let decided = decide(&trigger, &cx);
         let (result, writes) = match (&decided.decision, &decided.next) {

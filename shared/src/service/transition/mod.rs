@@ -14,6 +14,7 @@
 //! A lost race re-reads and re-decides; the claim makes sure only one invocation writes Genesys.
 
 mod bulk;
+mod guard;
 mod inbound;
 mod ledger;
 mod outcome;
@@ -340,8 +341,10 @@ impl TransitionService {
             targets,
             deadline,
         };
+        // The team's guard refused a slot: the next round decides knowing it is full.
+        let mut full = false;
         for round in 0..MAX_ATTEMPTS {
-            if round > 0 {
+            if round > 0 && !full {
                 self.step_aside(round).await;
             }
             let read = match first_read.take() {
@@ -357,7 +360,7 @@ impl TransitionService {
                 Ok(read) => read,
                 Err(error) => return Handled::failed(error, writes),
             };
-            match self.attempt(&attempt, read, &mut timings).await {
+            match self.attempt(&attempt, read, full, &mut timings).await {
                 Ok(Step::Ended(result)) => return Handled { result, writes },
                 Ok(Step::Persisted(Persisted::Done {
                     mut outcome,
@@ -376,6 +379,7 @@ impl TransitionService {
                     };
                 }
                 Ok(Step::Persisted(Persisted::Retry { leased })) => writes.leased |= leased,
+                Ok(Step::Persisted(Persisted::Full)) => full = true,
                 Ok(Step::Persisted(Persisted::Failed { error, leased })) => {
                     writes.leased |= leased;
                     return Handled::failed(error, writes);
@@ -396,6 +400,7 @@ impl TransitionService {
         &self,
         at: &Attempted<'_, '_>,
         (state, record): (Option<UserState>, Option<EventRecord>),
+        full: bool,
         timings: &mut StageTimings,
     ) -> Result<Step, TransitionError> {
         let now = self.deps.clock.now();
@@ -414,6 +419,7 @@ impl TransitionService {
             routing: None,
             shift: None,
             zone: None,
+            guard: None,
         };
         let (decided, live) = match screen(at.trigger, &base) {
             Some(decided) => (decided, None),
@@ -421,11 +427,15 @@ impl TransitionService {
                 let read_started = Instant::now();
                 let live = self.live(at.user, at.trigger, now, at.deadline).await?;
                 timings.genesys_read_ms += elapsed_ms(read_started);
+                let guard = self
+                    .guard_check(policy, at.user, at.trigger, (now, full), at.deadline)
+                    .await?;
                 let cx = Context {
                     current: Some(&live.current),
                     routing: live.routing.as_ref(),
                     shift: live.shift,
                     zone: live.zone,
+                    guard,
                     ..base
                 };
                 (decide(at.trigger, &cx), Some(live))

@@ -13,7 +13,7 @@ use crate::clock::Deadline;
 use crate::model::{PresenceSnapshot, UserId};
 use crate::ports::{CasOutcome, EventMark, PlatformError, StoreError};
 use crate::state::{AuditEntry, ChangePayload, DecisionKind, Notification, NotificationKind};
-use crate::state::{PresenceRef, UserState};
+use crate::state::{PresenceRef, SlotChange, UserState};
 
 /// Recording a write Genesys already took is worth more tries than deciding: giving up leaves
 /// the claim unsettled (the end still restores it, but the `Applied` record waits for a retry).
@@ -102,6 +102,13 @@ impl TransitionService {
     async fn put_back(&self, mut back: UserState, claim: &Claim) -> Result<(), TransitionError> {
         back.version = claim.claimed.version;
         back.updated_at = self.deps.clock.now();
+        // The team's guard follows the state back: a slot the claim took is let go, one it let
+        // go is held again.
+        back.slot_change = match (&claim.claimed.slot, &back.slot) {
+            (Some(team), None) => Some(SlotChange::Release { team: team.clone() }),
+            (None, Some(team)) => Some(SlotChange::Retake { team: team.clone() }),
+            _ => None,
+        };
         match self.deps.state.put(&back).await {
             Ok(_) | Err(StoreError::Conflict(_)) => Ok(()),
             Err(other) => Err(other.into()),

@@ -40,6 +40,8 @@ pub(super) enum Persisted {
     /// Lost a race (or the presence moved under a claim): re-read and re-decide. `leased`: the
     /// claim took the event's lease before the race was lost.
     Retry { leased: bool },
+    /// The team's staffing guard refused the claim: decide again, knowing it is full.
+    Full,
     /// Failed after a claim took the event's lease (`leased`), which the ledger gives back.
     Failed {
         error: TransitionError,
@@ -150,6 +152,10 @@ impl TransitionService {
             Decision::Defer { until, routing } => {
                 self.defer(at, decided.next, until, routing).await
             }
+            Decision::Wait { until, team, cap } => {
+                self.wait(at, decided.next, until, SkipReason::OverCap { team, cap })
+                    .await
+            }
             Decision::Skip { reason } => self.skip(at, decided.next, reason).await,
             Decision::Reject { reason } => {
                 let mut entry = at.entry();
@@ -177,8 +183,11 @@ impl TransitionService {
             let message = "an apply decision without state or live presence";
             return Err(StoreError::Invalid(message.to_owned()).into());
         };
-        let Some(claim) = self.claim(at.read, &next, at.hold).await? else {
-            return Ok(Persisted::Retry { leased: false });
+        let claim = match self.claim(at.read, &next, at.hold).await {
+            Ok(Some(claim)) => claim,
+            Ok(None) => return Ok(Persisted::Retry { leased: false }),
+            Err(TransitionError::Store(StoreError::OverCap { .. })) => return Ok(Persisted::Full),
+            Err(error) => return Err(error),
         };
         let leased = claim.leased;
         let written = self
@@ -379,6 +388,40 @@ impl TransitionService {
         let notification = at.live.map(|live| {
             let payload = at.about_live(&live.current, Some(until), &reason);
             (NotificationKind::ChangeDeferred, payload)
+        });
+        let outcome = at.outcome(OutcomeKind::Deferred, Some(reason));
+        let completes = at.completes(&outcome)?;
+        let done = self
+            .commit_or_append(next, entry, notification, completes.as_ref())
+            .await?;
+        Ok(finished(done, outcome))
+    }
+
+    /// The team's guard is full: the start waits, audited with the team and its cap; the
+    /// agent's subscribers hear why the first time (not at each look again).
+    async fn wait(
+        &self,
+        at: &Attempt<'_>,
+        next: Option<UserState>,
+        until: chrono::DateTime<chrono::Utc>,
+        why: SkipReason,
+    ) -> Result<Persisted, TransitionError> {
+        let mut entry = at.entry();
+        entry.kind = DecisionKind::Deferred;
+        let reason = format!(
+            "{}; looking again at {}",
+            why.describe(),
+            until.format("%H:%M:%S UTC")
+        );
+        entry.reason = Some(reason.clone());
+        entry.details["deferredUntil"] = json!(until);
+        if let SkipReason::OverCap { team, cap } = &why {
+            entry.details["guard"] = json!({"team": team, "cap": cap});
+        }
+        let first_wait = at.read.deferred_until.is_none();
+        let notification = at.live.filter(|_| first_wait).map(|live| {
+            let payload = at.about_live(&live.current, Some(until), &reason);
+            (NotificationKind::ChangeHeld, payload)
         });
         let outcome = at.outcome(OutcomeKind::Deferred, Some(reason));
         let completes = at.completes(&outcome)?;

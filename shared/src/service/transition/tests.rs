@@ -473,3 +473,121 @@ presence = "Busy"
         records[0].reason
     );
 }
+
+/// Fifty agents of one team start a meeting at the same moment against a cap of ten: exactly
+/// ten are applied and hold a slot; forty wait on queue, audited with the team and cap, their
+/// subscribers told why once. An end frees a slot; the sweep's next look applies exactly one
+/// waiting agent, and the rest wait on.
+#[tokio::test]
+async fn fifty_concurrent_starts_against_a_cap_of_ten_apply_exactly_ten() {
+    let policy = crate::policy::DEFAULT_POLICY.to_owned()
+        + r#"
+[[profiles]]
+name = "tier-1"
+groups = ["g-tier1"]
+
+[profiles.guard]
+max_off_queue = 10
+"#;
+    let w = World::deciding_by(&policy);
+    let users: Vec<UserId> = (0..50)
+        .map(|i| UserId::parse(&format!("00000000-0000-4000-8000-{i:012}")).expect("id"))
+        .collect();
+    for user in &users {
+        w.platform
+            .add_user(user, SystemPresence::OnQueue, RoutingStatus::Idle, None);
+        w.platform.join_group("g-tier1", user);
+    }
+    let now = w.clock.now();
+    let edge = |user: &UserId, detail_type: &str| {
+        let body = json!({
+            "id": format!("{detail_type}-{user}"),
+            "detail-type": detail_type,
+            "source": "tests",
+            "detail": {
+                "userId": user.as_str(),
+                "calendarEventId": format!("standup-{user}"),
+                "start": (now - chrono::Duration::minutes(1)).to_rfc3339(),
+                "end": (now + chrono::Duration::minutes(30)).to_rfc3339(),
+            },
+        });
+        parse_json(&body.to_string()).expect("a canonical event")
+    };
+    let starts = users.iter().map(|user| {
+        w.service
+            .handle(edge(user, "Calendar Event Started"), w.deadline())
+    });
+    let outcomes: Vec<OutcomeKind> = futures::future::join_all(starts)
+        .await
+        .into_iter()
+        .map(|r| r.expect("handled").decision)
+        .collect();
+    let count = |kind: OutcomeKind| outcomes.iter().filter(|k| **k == kind).count();
+    assert_eq!(
+        (count(OutcomeKind::Applied), count(OutcomeKind::Deferred)),
+        (10, 40),
+        "{outcomes:?}"
+    );
+    let holders = w.store.slot_holders("tier-1");
+    assert_eq!(holders.len(), 10);
+    let in_meeting: Vec<&UserId> = users
+        .iter()
+        .filter(|u| {
+            w.platform.current(u).expect("known").system_presence == SystemPresence::Meeting
+        })
+        .collect();
+    assert_eq!(in_meeting.len(), 10);
+    assert!(
+        in_meeting.iter().all(|u| holders.contains(u)),
+        "the holders are the ones applied"
+    );
+    let waiting = users
+        .iter()
+        .find(|u| !holders.contains(u))
+        .expect("one waits");
+    let records = w.store.audit_records(waiting);
+    let last = records.last().expect("audited");
+    assert_eq!(last.kind, DecisionKind::Deferred);
+    assert_eq!(last.details["guard"], json!({"team": "tier-1", "cap": 10}));
+    let held = w.store.state_of(waiting).expect("stored").outbox;
+    assert_eq!(
+        held.iter().map(|n| n.kind).collect::<Vec<_>>(),
+        [crate::state::NotificationKind::ChangeHeld],
+        "told why"
+    );
+
+    // An applied agent's meeting ends: the slot is free.
+    w.service
+        .handle(edge(in_meeting[0], "Calendar Event Ended"), w.deadline())
+        .await
+        .expect("ended");
+    assert_eq!(w.store.slot_holders("tier-1").len(), 9);
+
+    // The sweep looks again at the waiting agents: one takes the slot, the rest wait on.
+    w.clock.advance(Duration::from_secs(61));
+    let mut due = Vec::new();
+    for user in users.iter().filter(|u| !holders.contains(u)) {
+        due.push((w.store.state_of(user).expect("stored"), Edge::Start));
+    }
+    let looked: Vec<OutcomeKind> = w
+        .service
+        .reevaluate_due(due, w.deadline())
+        .await
+        .into_iter()
+        .map(|r| r.expect("decided").decision)
+        .collect();
+    let applied = looked
+        .iter()
+        .filter(|k| **k == OutcomeKind::Applied)
+        .count();
+    let waited = looked
+        .iter()
+        .filter(|k| **k == OutcomeKind::Deferred)
+        .count();
+    assert_eq!((applied, waited), (1, 39), "{looked:?}");
+    assert_eq!(w.store.slot_holders("tier-1").len(), 10);
+    let again = w.store.state_of(waiting).expect("stored");
+    if !w.store.slot_holders("tier-1").contains(waiting) {
+        assert!(again.outbox.is_empty(), "told once, not at each look");
+    }
+}

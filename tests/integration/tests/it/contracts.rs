@@ -116,6 +116,12 @@ async fn dynamodb_keeps_the_event_mark_contract() {
 }
 
 #[tokio::test]
+async fn dynamodb_keeps_the_staffing_guard_contract() {
+    let (store, clock) = dynamo_table().await;
+    table_contract::staffing_guard(&ports(&store, &clock)).await;
+}
+
+#[tokio::test]
 async fn dynamodb_keeps_the_idempotency_contract() {
     let (store, clock) = dynamo_table().await;
     table_contract::idempotency(&ports(&store, &clock)).await;

@@ -77,6 +77,7 @@ impl TransitionService {
                 routing: None,
                 shift: None,
                 zone: None,
+                guard: None,
             };
             match screen(&trigger, &base) {
                 Some(decided) => done.push(self.record_screened(item, decided, deadline).await),
@@ -166,6 +167,7 @@ impl TransitionService {
             routing: None,
             shift: None,
             zone: None,
+            guard: None,
         };
         let decided = decide(&trigger, &cx);
         let restore = match (&decided.decision, &decided.next) {
