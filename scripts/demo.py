@@ -683,7 +683,7 @@ def main() -> int:
     receiver = Receiver()
     failed = True
     try:
-        with LocalEnv(log_dir=LOG_DIR, subscribers=receiver.subscribers(), parameters={"PolicyPath": str(policy)}) as env:
+        with LocalEnv(log_dir=LOG_DIR, subscribers=receiver.subscribers()) as env:
             say(
                 f"moto {env.aws_env['AWS_ENDPOINT_URL']}, Genesys simulator {env.sim_url}, "
                 f"Graph simulator {env.graph_url}, Google simulator {env.google_url}, webhook receiver {receiver.url}"
@@ -694,10 +694,16 @@ def main() -> int:
                 f"(table {env.resources['TABLE_NAME']}, bus {env.resources['EVENT_BUS_NAME']}, queues, secrets, roles, rules), "
                 f"{len(env.stack.resources) - len(created)} played by the runner or checked by lint only"
             )
+            day = Day(env, receiver)
+            parameter = env.resources["POLICY_PARAMETER"]
+            say(bold(f"$ autopilot policy push {policy.name} --parameter {parameter}")
+                + dim("   # the demo's policy: a deferral is looked at again after 1 s"))
+            pushed = day.autopilot("policy", "push", str(policy), "--parameter", parameter)
+            expect(pushed.returncode == 0, f"autopilot policy push exited with {pushed.returncode}: {pushed.stdout}{pushed.stderr}")
+            print(f"    {pushed.stdout.strip()}")
             env.start_functions({"ALLOW_LOOPBACK_HTTP": "true"})
             say(dim("each function under its own cargo lambda watch, its own role and the stack's environment "
-                    "(local only: ALLOW_LOOPBACK_HTTP=true; the demo policy through the PolicyPath parameter)"))
-            day = Day(env, receiver)
+                    "(local only: ALLOW_LOOPBACK_HTTP=true), reading the policy from the stack's parameter"))
             day.warm_up()
             if HAS_SCHEDULE_CHECK:
                 day.meeting_booked_in_outlook()

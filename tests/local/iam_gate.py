@@ -147,6 +147,10 @@ def json_protocol_calls(region: str, target: str, request: dict) -> list[Call]:
         return [Call(f"sqs:{SQS_BATCHES.get(operation, operation)}", queue_arn(region, request["QueueUrl"]))]
     if prefix == "secretsmanager":
         return [Call(f"secretsmanager:{operation}", secret_arn(region, request["SecretId"]))]
+    if prefix == "AmazonSSM" and operation in ("GetParameter", "PutParameter"):
+        name = request["Name"]
+        arn = name if name.startswith("arn:") else f"arn:aws:ssm:{region}:{ACCOUNT}:parameter/{name.lstrip('/')}"
+        return [Call(f"ssm:{operation}", arn)]
     if prefix == "AWSEvents" and operation == "PutEvents":
         buses = {e.get("EventBusName") or "default" for e in request.get("Entries", [])}
         return [

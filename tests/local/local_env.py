@@ -182,6 +182,7 @@ class LocalEnv:
             "SYNC_QUEUE_URL": self.output("SyncQueueUrl"),
             "SCHEDULE_GROUP_NAME": self.output("ScheduleGroupName"),
             "GENESYS_SECRET_ID": self.output("GenesysOAuthSecretArn"),
+            "POLICY_PARAMETER": self.output("PolicyParameterName"),
             "ROSTER_GROUP_ID": self.parameters["RosterGroupId"],
         }
 

@@ -397,6 +397,17 @@ class Deployer:
         r.physical_id = arn
         r.attributes = {"Id": arn}
 
+    def _AWS_SSM_Parameter(self, r: Resource) -> None:
+        p = r.properties
+        name = p.get("Name") or f"/{generated_name(self.stack_name, r.logical_id)}"
+        args: dict[str, Any] = {"Name": name, "Value": p["Value"], "Type": p.get("Type", "String")}
+        for key in ("Description", "Tier"):
+            if key in p:
+                args[key] = p[key]
+        self.client("ssm").put_parameter(**args)
+        r.physical_id = name
+        r.attributes = {"Type": args["Type"], "Value": p["Value"]}
+
     def _AWS_IAM_Role(self, r: Resource) -> None:
         p = r.properties
         name = p.get("RoleName") or generated_name(self.stack_name, r.logical_id, 64)

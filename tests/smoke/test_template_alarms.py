@@ -78,3 +78,27 @@ def test_the_dashboard_is_json_and_shows_every_dead_letter_queue() -> None:
     # The calendar connector's DLQ exists only with the connector: named through a variable.
     assert "${SyncDlqName}" in body
     assert variables["SyncDlqName"]["Fn::If"][1] == {"Fn::GetAtt": ["SyncDeadLetterQueue", "QueueName"]}
+
+
+def test_the_stacks_policy_parameter_starts_as_the_built_in_policy_and_every_decider_reads_it():
+    """A fresh stack decides as the built-in policy documents until `policy push`: the
+    parameter's value is the built-in text, byte for byte; the deciding functions (and the
+    calendar functions that read the policy at cold start) are told its name and may read it."""
+    t = template()
+    parameter = t["Resources"]["PolicyParameter"]["Properties"]
+    builtin = (TEMPLATE.parents[1] / "shared" / "src" / "default-policy.toml").read_text()
+    assert parameter["Value"] == builtin
+    assert parameter["Tier"] == "Intelligent-Tiering", "a policy past 4 KB still fits"
+    readers = {
+        name: r for name, r in t["Resources"].items()
+        if r["Type"] == "AWS::Serverless::Function"
+        and "POLICY_PARAMETER" in r["Properties"].get("Environment", {}).get("Variables", {})
+    }
+    assert sorted(readers) == [
+        "CalendarSyncFunction", "CalendarUpkeepFunction", "ScheduleCheckFunction", "TransitionFunction",
+    ]
+    for name, function in readers.items():
+        role = t["Resources"][function["Properties"]["Role"]["Fn::GetAtt"][0]]
+        statements = [s for p in role["Properties"]["Policies"] for s in p["PolicyDocument"]["Statement"]]
+        reads = [s for s in statements if s.get("Action") == "ssm:GetParameter"]
+        assert len(reads) == 1 and "${PolicyParameter}" in reads[0]["Resource"]["Fn::Sub"], name

@@ -9,6 +9,7 @@ pub mod endpoints;
 pub mod scheduler;
 pub mod secrets;
 pub mod sqs;
+pub mod ssm;
 pub mod sync_queue;
 
 use std::collections::HashMap;

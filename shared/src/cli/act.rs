@@ -49,6 +49,9 @@ pub async fn release(
         )?
         .to_owned(),
         policy_path: policy.map(std::path::Path::to_path_buf),
+        // An operator's release decides by the file given (else the built-in policy).
+        policy_parameter: None,
+        policy_refresh: Duration::from_secs(60),
         wfm_business_unit_ids: Vec::new(),
         audit_retention: Duration::from_secs(400 * 86_400),
         secret_cache: Duration::from_secs(300),

@@ -205,6 +205,14 @@ pub enum PolicyAction {
         #[arg(long)]
         offline: bool,
     },
+    /// Checks FILE as `check` does (against the org too), then stores it as the next version of
+    /// the stack's policy parameter; the functions take it within `PolicyRefreshSeconds`.
+    Push {
+        file: std::path::PathBuf,
+        /// The SSM parameter (default: `/<--stack>/policy`, as the template names it).
+        #[arg(long, env = "POLICY_PARAMETER")]
+        parameter: Option<String>,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -348,5 +356,19 @@ pub async fn run(cli: Cli, ops: &Operations, out: &mut dyn Write) -> Result<Verd
         Command::Policy {
             action: PolicyAction::Check { file, offline },
         } => policy::check(ops, &file, offline, format, out).await,
+        Command::Policy {
+            action: PolicyAction::Push { file, parameter },
+        } => {
+            let parameter = match (parameter, &ops.stack.stack) {
+                (Some(name), _) => name,
+                (None, Some(stack)) => format!("/{stack}/policy"),
+                (None, None) => {
+                    return Err(CliError::Usage(
+                        "policy push needs --parameter / POLICY_PARAMETER or --stack / AUTOPILOT_STACK".to_owned(),
+                    ));
+                }
+            };
+            policy::push(ops, &file, &parameter, format, out).await
+        }
     }
 }

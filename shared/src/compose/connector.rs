@@ -10,7 +10,7 @@ use crate::aws::secrets::secrets_manager_source;
 use crate::aws::sync_queue::SqsSyncQueue;
 use crate::calendar::{CalendarError, ClientStateKey, Provider, ProviderRouting};
 use crate::clock::{Clock, SystemClock};
-use crate::compose::{BootError, genesys_client, load_policy};
+use crate::compose::{BootError, genesys_client, read_policy};
 use crate::config::{ConfigError, Env};
 use crate::genesys::GroupRoster;
 use crate::google::{GoogleClient, GoogleSettings};
@@ -100,6 +100,9 @@ pub struct SyncFunctionSettings {
     /// The policy the transition decides by (`POLICY_PATH`): whether its messages show
     /// subjects decides whether subjects leave the connector.
     pub policy_path: Option<std::path::PathBuf>,
+    /// The stack's policy parameter (`POLICY_PARAMETER`), read at cold start; it wins over the
+    /// file.
+    pub policy_parameter: Option<String>,
 }
 
 impl SyncFunctionSettings {
@@ -126,6 +129,7 @@ impl SyncFunctionSettings {
             },
             page_size: page_size(env)?,
             policy_path: env.optional("POLICY_PATH").map(std::path::PathBuf::from),
+            policy_parameter: env.optional("POLICY_PARAMETER"),
         })
     }
 }
@@ -278,7 +282,14 @@ pub async fn sync_service(
         key: client_state_key(&key_doc)?,
         clock,
         settings: SyncSettings {
-            subjects: load_policy(settings.policy_path.as_deref())?.needs_subjects(),
+            subjects: read_policy(
+                aws,
+                settings.policy_path.as_deref(),
+                settings.policy_parameter.as_deref(),
+            )
+            .await?
+            .0
+            .needs_subjects(),
             ..settings.sync.clone()
         },
     })
@@ -292,6 +303,7 @@ pub struct UpkeepFunctionSettings {
     pub roster_group_id: String,
     pub sync_queue_url: String,
     pub policy_path: Option<std::path::PathBuf>,
+    pub policy_parameter: Option<String>,
     pub budget: usize,
 }
 
@@ -303,6 +315,7 @@ impl UpkeepFunctionSettings {
             roster_group_id: env.required("ROSTER_GROUP_ID")?,
             sync_queue_url: env.required("SYNC_QUEUE_URL")?,
             policy_path: env.optional("POLICY_PATH").map(std::path::PathBuf::from),
+            policy_parameter: env.optional("POLICY_PARAMETER"),
             budget: usize::try_from(env.number("UPKEEP_BUDGET", 500)?).unwrap_or(500),
         })
     }
@@ -315,7 +328,12 @@ pub async fn upkeep_service(
     settings: &UpkeepFunctionSettings,
 ) -> Result<UpkeepService, ConnectorBootError> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let policy = load_policy(settings.policy_path.as_deref())?;
+    let (policy, _) = read_policy(
+        aws,
+        settings.policy_path.as_deref(),
+        settings.policy_parameter.as_deref(),
+    )
+    .await?;
     let secrets = secrets(aws, clock.clone());
     let calendars = calendar_apis(
         secrets.as_ref(),

@@ -19,12 +19,16 @@ use std::time::Duration;
 
 use crate::aws::dynamo::DynamoStore;
 use crate::aws::secrets::secrets_manager_source;
+use crate::aws::ssm::SsmPolicy;
 use crate::clock::{Clock, SystemClock};
 use crate::genesys::{
     GenesysClient, GenesysConfig, GenesysError, GenesysSecretCredentials, GenesysTeams,
 };
 use crate::policy::{DEFAULT_POLICY, Policy, PolicyError};
-use crate::ports::{AuditLog, IdempotencyStore, SecretError, SecretSource, ShiftCache, StateStore};
+use crate::ports::{
+    AuditLog, IdempotencyStore, PolicySource, SecretError, SecretSource, ShiftCache, StateStore,
+};
+use crate::service::policy_refresh::PolicyRefresh;
 use crate::service::transition::{Targets, TransitionDeps};
 use crate::wfm::{CachedShifts, WfmShifts};
 
@@ -38,6 +42,8 @@ pub enum BootError {
     Secret(#[from] SecretError),
     #[error("Genesys: {0}")]
     Genesys(#[from] GenesysError),
+    #[error("policy parameter {name}: {message}")]
+    PolicyStore { name: String, message: String },
 }
 
 /// What the transition path needs to know, whichever function runs it.
@@ -46,6 +52,10 @@ pub struct TransitionSettings {
     pub table_name: String,
     pub genesys_secret_id: String,
     pub policy_path: Option<std::path::PathBuf>,
+    /// The SSM parameter holding the policy (it wins over `policy_path`); looked at again every
+    /// `policy_refresh`.
+    pub policy_parameter: Option<String>,
+    pub policy_refresh: Duration,
     pub wfm_business_unit_ids: Vec<String>,
     pub audit_retention: Duration,
     pub secret_cache: Duration,
@@ -63,6 +73,8 @@ impl TransitionSettings {
             table_name: env.required("TABLE_NAME")?,
             genesys_secret_id: env.required("GENESYS_SECRET_ID")?,
             policy_path: env.optional("POLICY_PATH").map(std::path::PathBuf::from),
+            policy_parameter: env.optional("POLICY_PARAMETER"),
+            policy_refresh: env.seconds("POLICY_REFRESH_SECONDS", 60)?,
             wfm_business_unit_ids: env.list("WFM_BUSINESS_UNIT_IDS"),
             audit_retention: Duration::from_secs(env.number("AUDIT_RETENTION_DAYS", 400)? * 86_400),
             secret_cache: env.seconds("SECRET_CACHE_SECONDS", 300)?,
@@ -71,6 +83,25 @@ impl TransitionSettings {
             presence_fresh_for: Duration::from_millis(env.number("PRESENCE_FRESH_FOR_MS", 1000)?),
         })
     }
+}
+
+/// The policy at cold start: the stack's parameter when named (with the source to refresh it
+/// from), else the file, else the built-in one. An invalid one fails the cold start, naming
+/// the key: there is no earlier good one to keep yet.
+pub async fn read_policy(
+    aws: &aws_config::SdkConfig,
+    path: Option<&std::path::Path>,
+    parameter: Option<&str>,
+) -> Result<(Policy, Option<Arc<SsmPolicy>>), BootError> {
+    let Some(name) = parameter else {
+        return Ok((load_policy(path)?, None));
+    };
+    let source = Arc::new(SsmPolicy::new(aws_sdk_ssm::Client::new(aws), name));
+    let stored = source.fetch().await.map_err(|e| BootError::PolicyStore {
+        name: name.to_owned(),
+        message: e.to_string(),
+    })?;
+    Ok((Policy::from_toml(&stored.text)?, Some(source)))
 }
 
 pub fn load_policy(path: Option<&std::path::Path>) -> Result<Policy, BootError> {
@@ -135,17 +166,32 @@ pub async fn wire(
         )
         .with_audit_retention(settings.audit_retention),
     );
-    let (deps, shifts) = assemble_transition(TransitionParts {
+    let (policy, source) = read_policy(
+        aws,
+        settings.policy_path.as_deref(),
+        settings.policy_parameter.as_deref(),
+    )
+    .await?;
+    let (mut deps, shifts) = assemble_transition(TransitionParts {
         genesys,
         store: store.clone(),
-        clock,
-        policy: load_policy(settings.policy_path.as_deref())?,
+        clock: clock.clone(),
+        policy,
         business_units: settings.wfm_business_unit_ids.clone(),
         shift_cache: settings.shift_cache,
         idempotency_ttl: settings.idempotency_ttl,
         presence_fresh_for: settings.presence_fresh_for,
     })
     .await?;
+    deps.policy_refresh = source.map(|source| {
+        Arc::new(PolicyRefresh::new(
+            source,
+            deps.policy.clone(),
+            deps.catalog.clone(),
+            clock,
+            settings.policy_refresh,
+        ))
+    });
     Ok(Wired {
         deps,
         shifts,
@@ -205,9 +251,10 @@ where
         audit: store.clone(),
         idempotency: store,
         clock,
-        policy: Arc::new(policy),
+        policy: Arc::new(policy.into()),
         // Resolved at the first event, so a cold start makes no Genesys call.
         targets: Arc::new(Targets::lazy()),
+        policy_refresh: None,
         idempotency_ttl,
         presence_fresh_for,
     };

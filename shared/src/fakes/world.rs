@@ -56,8 +56,9 @@ impl FakeWorld {
             audit: Arc::new(store.clone()),
             idempotency: Arc::new(store.clone()),
             clock: shared,
-            policy: Arc::new(policy),
+            policy: Arc::new(policy.into()),
             targets: Arc::new(Targets::lazy()),
+            policy_refresh: None,
             idempotency_ttl: Duration::from_secs(86_400),
             presence_fresh_for: Duration::from_secs(1),
         }));

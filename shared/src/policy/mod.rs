@@ -9,11 +9,13 @@ use serde::Deserialize;
 
 use crate::model::PresenceDefinition;
 
+mod live;
 mod message;
 mod profiles;
 mod rules;
 use crate::model::{ActivityCategory, PresenceDefinitionId, SystemPresence};
 use crate::state::TriggerKind;
+pub use live::LivePolicy;
 use message::DEFAULT_TIME_FORMAT;
 pub use message::{MessageTemplate, TimeFormat};
 pub use profiles::{Agent, Cap, DEFAULT_PROFILE, Guard, Selector};
@@ -470,7 +472,7 @@ impl Policy {
 }
 
 /// The version of a policy text: its digest, so the same file has the same version anywhere.
-fn version_of(text: &str) -> String {
+pub fn version_of(text: &str) -> String {
     use sha2::{Digest, Sha256};
     let digest = Sha256::digest(text.as_bytes());
     let hex: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();

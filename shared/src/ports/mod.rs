@@ -188,6 +188,23 @@ pub enum EventRecord {
     Completed(serde_json::Value),
 }
 
+/// The policy as stored, with the store's own revision (SSM Parameter Store: its version).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredPolicy {
+    pub text: String,
+    pub revision: String,
+}
+
+/// Where the policy lives between deployments (the stack's parameter).
+#[async_trait]
+pub trait PolicySource: Send + Sync + fmt::Debug {
+    /// The stored policy; `StoreError::NotFound` if there is none.
+    async fn fetch(&self) -> Result<StoredPolicy, StoreError>;
+
+    /// Stores a new text (already checked by the caller); the new revision.
+    async fn store(&self, text: &str) -> Result<String, StoreError>;
+}
+
 /// Per-user presence state under optimistic concurrency.
 #[async_trait]
 pub trait StateStore: Send + Sync + fmt::Debug {

@@ -7,5 +7,6 @@ pub mod calendar_sync;
 pub mod calendar_upkeep;
 pub mod dispatch;
 pub mod outbox_relay;
+pub mod policy_refresh;
 pub mod schedule_check;
 pub mod transition;

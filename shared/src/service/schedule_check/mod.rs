@@ -20,7 +20,6 @@ use crate::events::{
     FOCUS_ENDED, FOCUS_STARTED, InboundEvent, ParsedEvent,
 };
 use crate::model::UserId;
-use crate::policy::Policy;
 use crate::ports::{
     MessagingError, PlannedSchedule, Schedules, ShiftRefresh, StateStore, StoreError,
 };
@@ -103,7 +102,8 @@ pub struct ScheduleCheck {
     /// Decisions (the sweep's re-evaluations), users by e-mail, audited refusals.
     pub transition: Arc<dyn Transitions>,
     /// The same policy the transition decides by (skips, subjects, the end grace).
-    pub policy: Arc<Policy>,
+    /// The policy in force (the transition service's, refreshed with it).
+    pub policy: Arc<crate::policy::LivePolicy>,
     pub schedules: Arc<dyn Schedules>,
     pub state: Arc<dyn StateStore>,
     pub shifts: Option<Arc<dyn ShiftRefresh>>,
@@ -128,6 +128,7 @@ impl ScheduleCheck {
         event: serde_json::Value,
         deadline: Deadline,
     ) -> Result<PlanOutcome, ScheduleCheckError> {
+        self.transition.refresh_policy(deadline).await;
         let event_id = event
             .get("id")
             .and_then(|id| id.as_str())
@@ -166,7 +167,12 @@ impl ScheduleCheck {
                 schedules,
             };
         let now = self.clock.now();
-        let skip = entry_skip(entry, &self.policy, &user, entry.user.email.as_deref());
+        let skip = entry_skip(
+            entry,
+            &self.policy.current(),
+            &user,
+            entry.user.email.as_deref(),
+        );
         let unplan = match action {
             CalendarAction::Deleted => Some("the event was deleted".to_owned()),
             CalendarAction::Upserted => skip
@@ -299,10 +305,9 @@ impl ScheduleCheck {
             (_, TriggerKind::Meeting) => CALENDAR_EVENT_ENDED,
             (_, TriggerKind::Focus) => FOCUS_ENDED,
         };
-        let show_subject = match entry.kind {
-            TriggerKind::Meeting => self.policy.meeting.show_subject,
-            TriggerKind::Focus => self.policy.focus.show_subject,
-        };
+        // The subject rides to the start only when a message shows it or a rule reads it
+        // (the schedule holds it until it fires).
+        let show_subject = self.policy.current().needs_subjects();
         // Our canonical event (docs/events.md): what the burst queue carries, whoever sent it.
         let body = json!({
             "id": event.event_id,
@@ -318,6 +323,7 @@ impl ScheduleCheck {
     /// due user's state is read (a few at a time), then every one with an edge due is decided
     /// in one go, sharing bulk Genesys calls.
     pub async fn sweep(&self, deadline: Deadline) -> Result<SweepReport, ScheduleCheckError> {
+        self.transition.refresh_policy(deadline).await;
         let now = self.clock.now();
         let due = self.state.due(now, self.budget).await?;
         let mut report = SweepReport {
@@ -325,7 +331,7 @@ impl ScheduleCheck {
             more: due.len() >= self.budget,
             ..SweepReport::default()
         };
-        let grace = chrono::Duration::from_std(self.policy.end_grace).unwrap_or_default();
+        let grace = chrono::Duration::from_std(self.policy.current().end_grace).unwrap_or_default();
         let looked: Vec<(UserId, Result<Option<Due>, ScheduleCheckError>)> =
             futures::stream::iter(due)
                 .map(|(user, _)| async move {

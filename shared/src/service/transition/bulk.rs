@@ -198,6 +198,7 @@ impl TransitionService {
         bodies: &[String],
         deadline: Deadline,
     ) -> Vec<Result<Outcome, TransitionError>> {
+        self.refresh_policy(deadline).await;
         let mut results: Vec<Option<Result<Outcome, TransitionError>>> =
             (0..bodies.len()).map(|_| None).collect();
         let mut parsed: Vec<(usize, ParsedEvent)> = Vec::new();
@@ -303,7 +304,7 @@ impl TransitionService {
         if pending.is_empty() {
             return done;
         }
-        if self.deps.policy.has_teams() {
+        if self.deps.policy.current().has_teams() {
             // Profiles and staffing guards are decided per agent (docs/policy.md).
             return self.one_by_one(pending, done, Edge::Start, deadline).await;
         }
@@ -502,7 +503,7 @@ impl TransitionService {
         now: chrono::DateTime<chrono::Utc>,
         deadline: Deadline,
     ) -> Result<BulkRead, TransitionError> {
-        let targets = self.targets(deadline).await?.clone();
+        let targets = (*self.targets(deadline).await?).clone();
         let presence = &self.deps.presence;
         let presences = presence
             .presences(users, deadline)
@@ -540,9 +541,10 @@ impl TransitionService {
             return Err((item.index, result));
         };
         let trigger = item.trigger(Edge::Start);
+        let policy_now = self.deps.policy.current();
         let cx = Context {
             now,
-            policy: &self.deps.policy,
+            policy: &policy_now,
             targets: &read.targets,
             state: &item.state,
             email: item.email(),
@@ -572,7 +574,8 @@ impl TransitionService {
                 }
             }
             _ => {
-                let at = item.attempt(&trigger, Some(&live), &self.deps.policy, deadline);
+                let policy_now = self.deps.policy.current();
+                let at = item.attempt(&trigger, Some(&live), &policy_now, deadline);
                 let persisted = self.persist(&at, decided).await;
                 self.concluded(&item, persisted, Edge::Start, deadline)
                     .await
@@ -673,7 +676,8 @@ impl TransitionService {
                 return Err(PlatformError::Refused { message }.into());
             };
             let trigger = item.trigger(Edge::Start);
-            let at = item.attempt(&trigger, Some(&live), &self.deps.policy, deadline);
+            let policy_now = self.deps.policy.current();
+            let at = item.attempt(&trigger, Some(&live), &policy_now, deadline);
             let write = AppliedWrite {
                 target: &target,
                 restore_to: &restore_to,

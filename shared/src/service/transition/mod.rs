@@ -41,7 +41,7 @@ use crate::clock::{Clock, Deadline};
 use crate::decide::{Context, Operator, ShiftAt, ShiftView, Trigger, decide, screen};
 use crate::events::{self, CalendarAction, CalendarEntry, EventError, InboundEvent, ParsedEvent};
 use crate::model::{PresenceSnapshot, RoutingStatus, UserId};
-use crate::policy::{Policy, ResolvedTargets};
+use crate::policy::{LivePolicy, Policy, ResolvedTargets};
 use crate::ports::{
     AuditLog, EventRecord, IdempotencyStore, PresenceApi, PresenceCatalog, RoutingStatuses,
     ShiftSource, StateStore, TeamDirectory, UserDirectory,
@@ -70,9 +70,12 @@ pub struct TransitionDeps {
     pub audit: Arc<dyn AuditLog>,
     pub idempotency: Arc<dyn IdempotencyStore>,
     pub clock: Arc<dyn Clock>,
-    pub policy: Arc<Policy>,
-    /// The policy's presence names as definition ids, resolved at first use.
+    /// The policy in force (replaced by a refresh from the store).
+    pub policy: Arc<LivePolicy>,
+    /// The policy's presence names as definition ids, resolved at first use of each version.
     pub targets: Arc<Targets>,
+    /// Looks at the stored policy now and then (None: the policy is the deployed file's).
+    pub policy_refresh: Option<Arc<crate::service::policy_refresh::PolicyRefresh>>,
     /// How long an event id is remembered as handled.
     pub idempotency_ttl: Duration,
     /// How old a presence read may be and still stand for the compare-and-set's own read
@@ -113,6 +116,9 @@ pub trait Transitions: Send + Sync + std::fmt::Debug {
         deadline: Deadline,
     ) -> Vec<Result<Outcome, TransitionError>>;
 
+    /// Takes a newer stored policy if one is due to be looked at (see `PolicyRefresh`).
+    async fn refresh_policy(&self, deadline: Deadline);
+
     /// Refuses an event: one `Rejected` audit record naming the reason.
     async fn reject(
         &self,
@@ -148,6 +154,10 @@ impl Transitions for TransitionService {
         TransitionService::reevaluate_due(self, due, deadline).await
     }
 
+    async fn refresh_policy(&self, deadline: Deadline) {
+        TransitionService::refresh_policy(self, deadline).await;
+    }
+
     async fn reject(
         &self,
         event_id: Option<String>,
@@ -180,6 +190,14 @@ impl TransitionService {
 
     pub fn deps(&self) -> &TransitionDeps {
         &self.deps
+    }
+
+    /// Takes a newer stored policy if it is due to be looked at (and valid); the decisions of
+    /// this invocation use the policy in force when each starts.
+    pub async fn refresh_policy(&self, deadline: Deadline) {
+        if let Some(refresh) = &self.deps.policy_refresh {
+            refresh.refresh_if_due(deadline).await;
+        }
     }
 
     /// Handles one SQS body of the burst queue (a bus event, a Scheduler schedule's input).
@@ -338,7 +356,7 @@ impl TransitionService {
             trigger,
             event_id,
             hold,
-            targets,
+            targets: &targets,
             deadline,
         };
         // The team's guard refused a slot: the next round decides knowing it is full.
@@ -408,7 +426,10 @@ impl TransitionService {
             return Ok(Step::Ended(ended));
         }
         let state = state.unwrap_or_else(|| UserState::new(at.user.clone(), now));
-        let policy = self.profile_of(at.user, at.email, at.deadline).await?;
+        let whole = self.deps.policy.current();
+        let policy = self
+            .profile_of(&whole, at.user, at.email, at.deadline)
+            .await?;
         let base = Context {
             now,
             policy,
@@ -460,13 +481,13 @@ impl TransitionService {
 
     /// The agent's profile: the first whose selector matches (groups and the management unit
     /// looked up only when a profile names them), else the policy's own sections.
-    pub(crate) async fn profile_of(
+    pub(crate) async fn profile_of<'p>(
         &self,
+        policy: &'p Policy,
         user: &UserId,
         email: Option<&str>,
         deadline: Deadline,
-    ) -> Result<&Policy, TransitionError> {
-        let policy = &*self.deps.policy;
+    ) -> Result<&'p Policy, TransitionError> {
         if policy.profiles.is_empty() {
             return Ok(policy);
         }

@@ -1,9 +1,11 @@
 //! The policy's presence names, resolved against the org's presence definitions at first use
-//! and kept for the life of the container: a cold start makes no Genesys call for them (the
-//! policy itself is still parsed and checked at cold start). A failed resolution is not kept;
-//! the next event tries again.
+//! of each policy version and kept for the life of the container: a cold start makes no
+//! Genesys call for them (the policy itself is still parsed and checked at cold start). A
+//! failed resolution is not kept; the next event tries again.
 
-use tokio::sync::OnceCell;
+use std::sync::Arc;
+
+use tokio::sync::Mutex;
 
 use super::{TransitionError, TransitionService};
 use crate::clock::Deadline;
@@ -11,7 +13,8 @@ use crate::policy::ResolvedTargets;
 
 #[derive(Debug, Default)]
 pub struct Targets {
-    resolved: OnceCell<ResolvedTargets>,
+    /// The resolution and the policy version it is for (None: given, for any version).
+    resolved: Mutex<Option<(Option<String>, Arc<ResolvedTargets>)>>,
 }
 
 impl Targets {
@@ -23,24 +26,28 @@ impl Targets {
     /// Already resolved (tests, tools that resolved them themselves).
     pub fn resolved(targets: ResolvedTargets) -> Self {
         Self {
-            resolved: OnceCell::new_with(Some(targets)),
+            resolved: Mutex::new(Some((None, Arc::new(targets)))),
         }
     }
 }
 
 impl TransitionService {
-    /// The resolved targets; the first call of the container reads the org's definitions.
+    /// The resolved targets of the policy in force; the first call for each version reads the
+    /// org's definitions.
     pub(super) async fn targets(
         &self,
         deadline: Deadline,
-    ) -> Result<&ResolvedTargets, TransitionError> {
-        self.deps
-            .targets
-            .resolved
-            .get_or_try_init(|| async {
-                let definitions = self.deps.catalog.presence_definitions(deadline).await?;
-                Ok(self.deps.policy.resolve(&definitions)?)
-            })
-            .await
+    ) -> Result<Arc<ResolvedTargets>, TransitionError> {
+        let policy = self.deps.policy.current();
+        let mut resolved = self.deps.targets.resolved.lock().await;
+        if let Some((version, targets)) = resolved.as_ref()
+            && version.as_ref().is_none_or(|v| *v == policy.version)
+        {
+            return Ok(targets.clone());
+        }
+        let definitions = self.deps.catalog.presence_definitions(deadline).await?;
+        let targets = Arc::new(policy.resolve(&definitions)?);
+        *resolved = Some((Some(policy.version.clone()), targets.clone()));
+        Ok(targets)
     }
 }

@@ -120,7 +120,7 @@ async fn a_meeting_applies_then_restores_and_each_event_is_decided_once() {
         world.kinds(),
         [DecisionKind::Applied, DecisionKind::Restored]
     );
-    let version = &world.service.deps().policy.version;
+    let version = &world.service.deps().policy.current().version.clone();
     assert!(version.starts_with("sha256:"), "{version}");
     for record in world.store.audit_records(&ada()) {
         assert_eq!(

@@ -510,3 +510,58 @@ async fn policy_check_validates_the_file_then_resolves_its_presences_against_the
     assert!(matches!(verdict, Err(CliError::Usage(_))), "{verdict:?}");
     std::fs::remove_dir_all(&dir).expect("cleaned");
 }
+
+/// `policy push FILE`: stored as the parameter's next version only when the functions would
+/// take it (the file and the org both check it); the stored text is what a function fetches.
+#[tokio::test]
+async fn policy_push_stores_a_checked_policy_and_refuses_one_the_functions_would_refuse() {
+    use presence_autopilot::aws::ssm::SsmPolicy;
+    use presence_autopilot::policy::DEFAULT_POLICY;
+    use presence_autopilot::ports::PolicySource;
+    let desk = Desk::start().await;
+    let dir = std::env::temp_dir().join(moto::unique_name("policy-push"));
+    std::fs::create_dir_all(&dir).expect("a directory");
+    let write = |name: &str, text: &str| {
+        let path = dir.join(name);
+        std::fs::write(&path, text).expect("written");
+        path.display().to_string()
+    };
+    let parameter = format!("/{}/policy", moto::unique_name("stack"));
+    let store = SsmPolicy::new(aws_sdk_ssm::Client::new(&sdk_config()), &parameter);
+    let good_text = DEFAULT_POLICY.replace("min_minutes = 0", "min_minutes = 5");
+    let good = write("good.toml", &good_text);
+    let answer = desk
+        .json(&["policy", "push", &good, "--parameter", &parameter])
+        .await;
+    assert_eq!(answer["revision"], "1", "{answer}");
+    let stored = store.fetch().await.expect("stored");
+    assert_eq!(
+        (stored.text.as_str(), stored.revision.as_str()),
+        (good_text.as_str(), "1")
+    );
+    assert_eq!(
+        answer["version"],
+        presence_autopilot::policy::version_of(&good_text).as_str()
+    );
+
+    let unknown = write(
+        "unknown.toml",
+        &DEFAULT_POLICY.replace(r#"presence = "Meeting""#, r#"presence = "Daydreaming""#),
+    );
+    let (verdict, text) = desk
+        .run(&["policy", "push", &unknown, "--parameter", &parameter])
+        .await;
+    assert_eq!(verdict.expect("runs"), Verdict::Found, "{text}");
+    assert!(text.contains("refused by the org"), "{text}");
+    assert_eq!(
+        store.fetch().await.expect("stored").revision,
+        "1",
+        "a refused policy is not stored"
+    );
+    let (verdict, _) = desk.run(&["policy", "push", &good]).await;
+    assert!(
+        matches!(verdict, Err(CliError::Usage(ref m)) if m.contains("--parameter")),
+        "{verdict:?}"
+    );
+    std::fs::remove_dir_all(&dir).expect("cleaned");
+}

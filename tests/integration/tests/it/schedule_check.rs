@@ -581,10 +581,11 @@ async fn a_thousand_due_items_with_a_budget_of_two_hundred_take_five_runs_none_t
         audit: store.clone(),
         idempotency: store.clone(),
         clock: shared_clock.clone(),
-        policy: Arc::new(policy),
+        policy: Arc::new(policy.into()),
         targets: Arc::new(presence_autopilot::service::transition::Targets::resolved(
             targets,
         )),
+        policy_refresh: None,
         idempotency_ttl: Duration::from_secs(86_400),
         presence_fresh_for: Duration::from_secs(1),
     }));

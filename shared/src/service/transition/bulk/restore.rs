@@ -52,7 +52,7 @@ impl TransitionService {
         if pending.is_empty() {
             return done;
         }
-        if self.deps.policy.has_teams() {
+        if self.deps.policy.current().has_teams() {
             // Profiles and staffing guards are decided per agent (docs/policy.md).
             return self.one_by_one(pending, done, Edge::End, deadline).await;
         }
@@ -67,9 +67,10 @@ impl TransitionService {
         let mut needs_live = Vec::new();
         for item in pending {
             let trigger = item.trigger(Edge::End);
+            let policy_now = self.deps.policy.current();
             let base = Context {
                 now,
-                policy: &self.deps.policy,
+                policy: &policy_now,
                 targets: &targets,
                 state: &item.state,
                 email: item.email(),
@@ -127,7 +128,8 @@ impl TransitionService {
         deadline: Deadline,
     ) -> Handled {
         let trigger = item.trigger(Edge::End);
-        let at = item.attempt(&trigger, None, &self.deps.policy, deadline);
+        let policy_now = self.deps.policy.current();
+        let at = item.attempt(&trigger, None, &policy_now, deadline);
         let (result, writes) = self.recorded(&item, &at, decided, deadline).await;
         let result = self.conclude_item(&item, result, writes).await;
         (item.index, result)
@@ -157,9 +159,10 @@ impl TransitionService {
             zone: None,
         };
         let trigger = item.trigger(Edge::End);
+        let policy_now = self.deps.policy.current();
         let cx = Context {
             now: self.deps.clock.now(),
-            policy: &self.deps.policy,
+            policy: &policy_now,
             targets,
             state: &item.state,
             email: item.email(),
@@ -191,7 +194,8 @@ impl TransitionService {
             },
             None => {
                 let trigger = item.trigger(Edge::End);
-                let at = item.attempt(&trigger, Some(&live), &self.deps.policy, deadline);
+                let policy_now = self.deps.policy.current();
+                let at = item.attempt(&trigger, Some(&live), &policy_now, deadline);
                 self.recorded(&item, &at, decided, deadline).await
             }
         };
@@ -267,7 +271,8 @@ impl TransitionService {
             Err(error) => Err(error.clone()),
         };
         let trigger = item.trigger(Edge::End);
-        let at = item.attempt(&trigger, Some(&live), &self.deps.policy, deadline);
+        let policy_now = self.deps.policy.current();
+        let at = item.attempt(&trigger, Some(&live), &policy_now, deadline);
         let settled = self
             .settle_restore(&at, claim, &to, written, write_ms)
             .await;
