@@ -36,6 +36,8 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError  # noqa:
 
 ADA = "9ed7d9f6-0c59-4360-ac54-40dd35eb9c2f"
 ADA_EMAIL = "ada@example.com"
+BEN = "3ce84f47-4e65-4756-a815-67a2b32e58b8"
+BEN_EMAIL = "ben@example.com"
 # The genesys-sim default seed's roster group: Ada, Ben, Cy and Dee (tests/genesys-sim/src/seed.rs).
 DEMO_AGENT_IDS = [
     ADA,
@@ -205,9 +207,9 @@ class Day:
     # ---- events and queues (the demo plays EventBridge's target and the Lambda poller) -----
 
     @staticmethod
-    def calendar_event(trigger: str, start: dt.datetime, end: dt.datetime, subject: str) -> dict:
+    def calendar_event(trigger: str, start: dt.datetime, end: dt.datetime, subject: str, email: str = ADA_EMAIL) -> dict:
         return {
-            "userEmail": ADA_EMAIL,
+            "userEmail": email,
             "calendarEventId": trigger,
             "start": iso(start),
             "end": iso(end),
@@ -602,6 +604,52 @@ class Day:
         self.show_presence("after the end", "On Queue")
         self.notify(expect_delivery=HAS_SCHEDULE_CHECK)
 
+    def staffing_guard(self) -> None:
+        step("5", "The team's staffing guard (one of Ada and Ben off queue at a time): Ben's meeting waits, he is "
+                  "told why; Ada's ends, the sweep applies Ben's")
+        start, end = now() - dt.timedelta(seconds=5), now() + dt.timedelta(minutes=30)
+        self.agent = ADA
+        self.put_on_bus("Calendar Event Started", self.calendar_event("demo-huddle-ada", start, end, "Huddle"))
+        self.transition_from_bus()
+        self.expect_audit("applied")
+        self.show_presence("Ada, in her huddle (the team's one slot)", "Meeting")
+        self.notify()
+        self.agent = BEN
+        self.show_audit()
+        self.show_presence("Ben, before")
+        ben_before = self.presence().split(" (")[0]
+        with self.receiver.lock:
+            seen = len(self.receiver.deliveries)
+        self.put_on_bus("Calendar Event Started", self.calendar_event("demo-huddle-ben", start, end, "Huddle", BEN_EMAIL))
+        self.transition_from_bus()
+        self.expect_audit("deferred", reason_contains="is at its cap")
+        self.show_presence("Ben, kept on queue", ben_before)
+        self.notify()
+        with self.receiver.lock:
+            kinds = [(d["payload"] or {}).get("kind") for d in self.receiver.deliveries[seen:]]
+        expect("changeHeld" in kinds, f"Ben's subscribers were not told why: {kinds}")
+        self.agent = ADA
+        self.put_on_bus("Calendar Event Ended", self.calendar_event("demo-huddle-ada", start, now(), "Huddle"))
+        self.transition_from_bus()
+        self.expect_audit("restored")
+        self.notify()
+        self.agent = BEN
+        time.sleep(1.2)  # the demo policy looks again after 1 s (agents.interaction_recheck_seconds)
+        say("a slot is free; the every-minute sweep runs: SweepRule → schedule-check")
+        answer = self.env.runner.fire_rule("SweepRule")[0]
+        say(dim(f"schedule-check answered {json.dumps(answer)}"))
+        self.settle()
+        expect(not (answer or {}).get("errors"), f"the sweep reported errors: {answer}")
+        self.show_audit()
+        self.expect_audit("applied")
+        self.show_presence("Ben, after the sweep", "Meeting")
+        self.notify()
+        self.put_on_bus("Calendar Event Ended", self.calendar_event("demo-huddle-ben", start, now(), "Huddle", BEN_EMAIL))
+        self.transition_from_bus()
+        self.show_presence("Ben, after his huddle", ben_before)
+        self.notify()
+        self.agent = ADA
+
     def autopilot(self, *args: str) -> subprocess.CompletedProcess:
         """Runs the on-call command line against the demo's stack, as an engineer would."""
         env = {
@@ -670,9 +718,13 @@ def main() -> int:
     shutil.rmtree(LOG_DIR, ignore_errors=True)
     LOG_DIR.mkdir(parents=True)
     policy = LOG_DIR / "demo-policy.toml"
-    # The default policy, except that a deferral is rechecked after 1 s instead of 60 s.
+    # The default policy, except that a deferral is rechecked after 1 s instead of 60 s, and Ada
+    # and Ben are a team of whom one at a time may be off queue for the calendar (step 5).
     default_policy = (ROOT / "shared" / "src" / "default-policy.toml").read_text()
-    demo_policy = default_policy.replace("interaction_recheck_seconds = 60", "interaction_recheck_seconds = 1")
+    demo_policy = default_policy.replace("interaction_recheck_seconds = 60", "interaction_recheck_seconds = 1") + (
+        '\n[[profiles]]\nname = "demo-floor"\nusers = ["ada@example.com", "ben@example.com"]\n\n'
+        "[profiles.guard]\nmax_off_queue = 1\n"
+    )
     if demo_policy == default_policy:
         print("the default policy no longer says interaction_recheck_seconds = 60", file=sys.stderr)
         return 1
@@ -713,6 +765,8 @@ def main() -> int:
             day.meeting_changed_by_hand()
             day.meeting_during_call()
             day.on_call()
+            if HAS_SCHEDULE_CHECK:
+                day.staffing_guard()
             failed = False
     except KeyboardInterrupt:
         print("\ninterrupted: stopping everything the demo started", file=sys.stderr)

@@ -126,7 +126,7 @@ impl SkipReason {
             Self::OptedOut => "the user opted out".to_owned(),
             Self::Rule { rule, reason } => format!("rule {rule:?}: {reason}"),
             Self::OverCap { team, cap } => format!(
-                "team {team:?} already has {cap} agents off queue for the calendar (its cap); the start waits for a slot"
+                "team {team:?} is at its cap ({cap} off queue for the calendar at once); the start waits for a slot"
             ),
             Self::AlreadyEnded => "the event had already ended".to_owned(),
             Self::Duplicate => "this trigger was already handled".to_owned(),
