@@ -12,6 +12,7 @@ mod dlq;
 mod inspect;
 mod output;
 mod policy;
+mod policy_diff;
 
 use std::io::Write;
 
@@ -213,6 +214,16 @@ pub enum PolicyAction {
         #[arg(long, env = "POLICY_PARAMETER")]
         parameter: Option<String>,
     },
+    /// Replays the connected agents' known meetings of the next days under the policy in
+    /// force and under FILE; lists the meetings decided differently (exit 1 when any).
+    Diff {
+        file: std::path::PathBuf,
+        #[arg(long, default_value_t = 7)]
+        days: u32,
+        /// The SSM parameter (default: `/<--stack>/policy`, as the template names it).
+        #[arg(long, env = "POLICY_PARAMETER")]
+        parameter: Option<String>,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -359,16 +370,31 @@ pub async fn run(cli: Cli, ops: &Operations, out: &mut dyn Write) -> Result<Verd
         Command::Policy {
             action: PolicyAction::Push { file, parameter },
         } => {
-            let parameter = match (parameter, &ops.stack.stack) {
-                (Some(name), _) => name,
-                (None, Some(stack)) => format!("/{stack}/policy"),
-                (None, None) => {
-                    return Err(CliError::Usage(
-                        "policy push needs --parameter / POLICY_PARAMETER or --stack / AUTOPILOT_STACK".to_owned(),
-                    ));
-                }
-            };
+            let parameter = policy_parameter(parameter, ops)?;
             policy::push(ops, &file, &parameter, format, out).await
         }
+        Command::Policy {
+            action:
+                PolicyAction::Diff {
+                    file,
+                    days,
+                    parameter,
+                },
+        } => {
+            let parameter = policy_parameter(parameter, ops)?;
+            policy_diff::diff(ops, &file, days, &parameter, format, out).await
+        }
+    }
+}
+
+/// The policy's SSM parameter: named, or the template's name for the stack.
+fn policy_parameter(named: Option<String>, ops: &Operations) -> Result<String, CliError> {
+    match (named, &ops.stack.stack) {
+        (Some(name), _) => Ok(name),
+        (None, Some(stack)) => Ok(format!("/{stack}/policy")),
+        (None, None) => Err(CliError::Usage(
+            "the policy parameter: give --parameter / POLICY_PARAMETER or --stack / AUTOPILOT_STACK"
+                .to_owned(),
+        )),
     }
 }

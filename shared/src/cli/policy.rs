@@ -121,7 +121,7 @@ struct Named {
     label: String,
 }
 
-fn read(file: &Path) -> Result<String, CliError> {
+pub(super) fn read(file: &Path) -> Result<String, CliError> {
     let cannot = |e: std::io::Error| CliError::Usage(format!("{}: {e}", file.display()));
     let size = std::fs::metadata(file).map_err(cannot)?.len();
     if size > MAX_POLICY_BYTES {
@@ -173,7 +173,7 @@ fn passed(
     Ok(Verdict::Fine)
 }
 
-fn refused(
+pub(super) fn refused(
     file: &Path,
     by: &str,
     error: &str,

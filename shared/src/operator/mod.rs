@@ -4,4 +4,5 @@
 
 pub mod dead_letters;
 pub mod explain;
+pub mod policy_diff;
 pub mod timeline;

@@ -565,3 +565,147 @@ async fn policy_push_stores_a_checked_policy_and_refuses_one_the_functions_would
     );
     std::fs::remove_dir_all(&dir).expect("cleaned");
 }
+
+/// `policy diff FILE`: a known week (Ada's mirrored meetings, her published WFM shift on the
+/// simulator) under the policy in force (the parameter) and a proposal that skips entries
+/// under 15 minutes and ignores a category: exactly those two meetings are listed.
+#[tokio::test]
+async fn policy_diff_lists_the_known_meetings_a_proposal_decides_differently() {
+    use presence_autopilot::aws::ssm::SsmPolicy;
+    use presence_autopilot::calendar::Provider;
+    use presence_autopilot::clock::Clock;
+    use presence_autopilot::policy::DEFAULT_POLICY;
+    use presence_autopilot::ports::{MirroredEvent, PolicySource};
+    let desk = Desk::start().await;
+    let ada_id = UserId::parse(ada()).expect("id");
+    let connections = DynamoConnections::new(
+        aws_sdk_dynamodb::Client::new(&sdk_config()),
+        desk.h.store.table(),
+    );
+    connections
+        .put(&Connection {
+            user_id: ada_id.clone(),
+            email: "ada@example.com".to_owned(),
+            provider: Provider::Microsoft,
+            calendar_user_id: "ada-mailbox".to_owned(),
+            subscription: None,
+            delta_link: None,
+            window: None,
+            last_sync_at: None,
+            last_error: None,
+            lease: None,
+            pending: false,
+            version: 0,
+        })
+        .await
+        .expect("connected");
+    // The simulator's shift: a meeting block from an hour ago to two hours on, then off-queue
+    // work for four hours; nothing published two days on.
+    let now = desk.h.clock.now();
+    let mirrored = |id: &str, from_minutes: i64, minutes: i64, categories: &[&str]| {
+        let start = now + chrono::Duration::minutes(from_minutes);
+        let end = start + chrono::Duration::minutes(minutes);
+        MirroredEvent {
+            event_id: id.to_owned(),
+            fingerprint: id.to_owned(),
+            end,
+            detail: json!({"userId": ada(), "calendarEventId": id, "start": start.to_rfc3339(),
+                           "end": end.to_rfc3339(), "showAs": "busy", "responseStatus": "accepted",
+                           "kind": "meeting", "categories": categories}),
+        }
+    };
+    let week = [
+        mirrored("standup", 30, 10, &[]),
+        mirrored("review", 180, 60, &[]),
+        mirrored("personal", 240, 60, &["Personal"]),
+        mirrored("planning", 2 * 24 * 60, 60, &[]),
+        mirrored("long-ago", -3 * 24 * 60, 10, &[]),
+    ];
+    connections
+        .update_mirror(&ada_id, &week, &[])
+        .await
+        .expect("mirrored");
+    let parameter = format!("/{}/policy", moto::unique_name("stack"));
+    SsmPolicy::new(aws_sdk_ssm::Client::new(&sdk_config()), &parameter)
+        .store(DEFAULT_POLICY)
+        .await
+        .expect("in force");
+    let dir = std::env::temp_dir().join(moto::unique_name("policy-diff"));
+    std::fs::create_dir_all(&dir).expect("a directory");
+    let proposal = dir.join("proposal.toml");
+    std::fs::write(
+        &proposal,
+        DEFAULT_POLICY.replace("min_minutes = 0", "min_minutes = 15")
+            + "\n[[rules]]\nname = \"ignore-personal\"\ncategories = [\"Personal\"]\nskip = \"personal entries are not meetings\"\n",
+    )
+    .expect("written");
+    let proposal = proposal.display().to_string();
+
+    let (verdict, text) = desk
+        .run(&[
+            "policy",
+            "diff",
+            &proposal,
+            "--parameter",
+            &parameter,
+            "--output",
+            "json",
+        ])
+        .await;
+    assert_eq!(
+        verdict.expect("runs"),
+        Verdict::Found,
+        "differences: exit 1"
+    );
+    let answer: Value = serde_json::from_str(&text).expect("one JSON document");
+    assert_eq!(
+        (answer["agents"].as_u64(), answer["meetings"].as_u64()),
+        (Some(1), Some(4)),
+        "{answer}"
+    );
+    let listed: Vec<(&str, &str, &str)> = answer["differences"]
+        .as_array()
+        .expect("a list")
+        .iter()
+        .map(|d| {
+            (
+                d["calendarEventId"].as_str().expect("id"),
+                d["now"].as_str().expect("now"),
+                d["proposed"].as_str().expect("proposed"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        listed,
+        [
+            (
+                "standup",
+                "Meeting (profile default)",
+                "skipped: the entry lasts 10 min; the policy skips entries under 15 min (profile default)"
+            ),
+            (
+                "personal",
+                "Meeting (profile default)",
+                "skipped: rule \"ignore-personal\": personal entries are not meetings (profile default)"
+            ),
+        ]
+    );
+    let (verdict, text) = desk
+        .run(&["policy", "diff", &proposal, "--parameter", &parameter])
+        .await;
+    assert_eq!(verdict.expect("runs"), Verdict::Found, "{text}");
+    assert!(text.contains("2 decided differently"), "{text}");
+    let (verdict, _) = desk
+        .run(&[
+            "policy",
+            "diff",
+            "--days",
+            "1",
+            &proposal,
+            "--parameter",
+            &parameter,
+        ])
+        .await;
+    assert_eq!(verdict.expect("runs"), Verdict::Found);
+    std::fs::remove_dir_all(&dir).expect("cleaned");
+}
