@@ -557,3 +557,24 @@ fn planning_skips_an_entry_only_when_every_profile_does() {
         crate::decide::entry_skip(&entry(Some("Hold: x"), 60), &policy, &ada(), None).is_none()
     );
 }
+
+/// Every complete policy docs/policy.md shows (a `toml` block with `[meeting]`) loads as shown.
+#[test]
+fn the_documented_policies_load() {
+    let doc = include_str!("../../../docs/policy.md");
+    let blocks: Vec<&str> = doc
+        .split("```toml\n")
+        .skip(1)
+        .filter_map(|rest| rest.split("```").next())
+        .filter(|block| block.contains("[meeting]"))
+        .collect();
+    assert!(blocks.len() >= 2, "the built-in policy and the worked floor");
+    let loaded: Vec<Policy> = blocks
+        .iter()
+        .map(|block| Policy::from_toml(block).unwrap_or_else(|e| panic!("{e}\n{block}")))
+        .collect();
+    assert!(
+        loaded.iter().any(|p| p.profiles.len() == 2),
+        "the worked floor's two teams"
+    );
+}
