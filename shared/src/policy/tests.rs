@@ -568,7 +568,10 @@ fn the_documented_policies_load() {
         .filter_map(|rest| rest.split("```").next())
         .filter(|block| block.contains("[meeting]"))
         .collect();
-    assert!(blocks.len() >= 2, "the built-in policy and the worked floor");
+    assert!(
+        blocks.len() >= 2,
+        "the built-in policy and the worked floor"
+    );
     let loaded: Vec<Policy> = blocks
         .iter()
         .map(|block| Policy::from_toml(block).unwrap_or_else(|e| panic!("{e}\n{block}")))

@@ -9,6 +9,10 @@ use crate::decide::{GuardCheck, ShiftView, Trigger};
 use crate::model::{ActivityCategory, UserId};
 use crate::policy::{Cap, Policy};
 
+/// How long a percentage cap, once counted, stands for the team: counting reads every member's
+/// schedule, which a burst of starts must not do once each.
+const CAP_FRESH_FOR: chrono::Duration = chrono::Duration::seconds(60);
+
 impl TransitionService {
     /// The guard of `policy` (the agent's profile) as this start meets it; None when the
     /// profile has no guard or the trigger is not a start. `full`: the store refused a slot a
@@ -44,8 +48,20 @@ impl TransitionService {
         let cap = match guard.cap {
             Cap::Agents(agents) => agents,
             Cap::PercentOnQueue(percent) => {
-                let on_queue = self.on_queue(policy, now, deadline).await?;
-                u32::try_from(on_queue * u64::from(percent) / 100).unwrap_or(u32::MAX)
+                let counted = self.caps.lock().await.get(&policy.profile).copied();
+                match counted {
+                    Some((at, cap)) if at + CAP_FRESH_FOR > now => cap,
+                    _ => {
+                        let on_queue = self.on_queue(policy, now, deadline).await?;
+                        let cap =
+                            u32::try_from(on_queue * u64::from(percent) / 100).unwrap_or(u32::MAX);
+                        self.caps
+                            .lock()
+                            .await
+                            .insert(policy.profile.clone(), (now, cap));
+                        cap
+                    }
+                }
             }
         };
         Ok(Some(GuardCheck {

@@ -88,6 +88,8 @@ pub struct TransitionService {
     deps: TransitionDeps,
     /// E-mail → user id, for the life of the Lambda instance.
     users_by_email: Mutex<HashMap<String, UserId>>,
+    /// A percentage guard's cap per team and when it was counted (`guard::CAP_FRESH_FOR`).
+    caps: Mutex<HashMap<String, (DateTime<Utc>, u32)>>,
 }
 
 /// What the planner and the sweep ask of the transition use case (implemented by
@@ -185,6 +187,7 @@ impl TransitionService {
         Self {
             deps,
             users_by_email: Mutex::default(),
+            caps: Mutex::default(),
         }
     }
 

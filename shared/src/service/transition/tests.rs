@@ -591,3 +591,139 @@ max_off_queue = 10
         assert!(again.outbox.is_empty(), "told once, not at each look");
     }
 }
+
+/// An exempt organiser's meeting, and a member of an exempt group, pass a full guard and take
+/// no slot; anyone else waits.
+#[tokio::test]
+async fn exempt_organisers_and_groups_pass_a_full_guard() {
+    let policy = crate::policy::DEFAULT_POLICY.to_owned()
+        + r#"
+[[profiles]]
+name = "floor"
+groups = ["g-floor"]
+
+[profiles.guard]
+max_off_queue = 0
+exempt_organizers = ["Director@Example.com"]
+exempt_groups = ["g-supervisors"]
+"#;
+    let w = World::deciding_by(&policy);
+    let users: Vec<UserId> = (0..3)
+        .map(|i| UserId::parse(&format!("00000000-0000-4000-8000-{i:012}")).expect("id"))
+        .collect();
+    for user in &users {
+        w.platform
+            .add_user(user, SystemPresence::OnQueue, RoutingStatus::Idle, None);
+        w.platform.join_group("g-floor", user);
+    }
+    w.platform.join_group("g-supervisors", &users[2]);
+    let now = w.clock.now();
+    let start = |user: &UserId, organizer: &str| {
+        let body = json!({
+            "id": format!("start-{user}"),
+            "detail-type": "Calendar Event Started",
+            "source": "tests",
+            "detail": {
+                "userId": user.as_str(),
+                "calendarEventId": format!("briefing-{user}"),
+                "start": (now - chrono::Duration::minutes(1)).to_rfc3339(),
+                "end": (now + chrono::Duration::minutes(30)).to_rfc3339(),
+                "organizerEmail": organizer,
+            },
+        });
+        parse_json(&body.to_string()).expect("a canonical event")
+    };
+    let mut decided = Vec::new();
+    for (user, organizer) in users.iter().zip([
+        "director@example.com",
+        "colleague@example.com",
+        "colleague@example.com",
+    ]) {
+        let outcome = w
+            .service
+            .handle(start(user, organizer), w.deadline())
+            .await
+            .expect("handled");
+        decided.push(outcome.decision);
+    }
+    assert_eq!(
+        decided,
+        [
+            OutcomeKind::Applied,
+            OutcomeKind::Deferred,
+            OutcomeKind::Applied
+        ],
+        "the director's meeting; a colleague's, held; a supervisor's own"
+    );
+    assert!(
+        w.store.slot_holders("floor").is_empty(),
+        "exempt starts take no slot"
+    );
+}
+
+/// A percentage cap counts the team's agents WFM schedules on queue at that moment: five of
+/// ten on queue at 40% is a cap of two.
+#[tokio::test]
+async fn a_percentage_cap_counts_the_team_scheduled_on_queue() {
+    use crate::decide::ShiftView;
+    use crate::model::ActivityCategory;
+    let policy = crate::policy::DEFAULT_POLICY.to_owned()
+        + r#"
+[[profiles]]
+name = "tier-1"
+groups = ["g-tier1"]
+
+[profiles.guard]
+max_percent_on_queue = 40
+"#;
+    let w = World::deciding_by(&policy);
+    let users: Vec<UserId> = (0..10)
+        .map(|i| UserId::parse(&format!("00000000-0000-4000-8000-{i:012}")).expect("id"))
+        .collect();
+    for (index, user) in users.iter().enumerate() {
+        w.platform
+            .add_user(user, SystemPresence::OnQueue, RoutingStatus::Idle, None);
+        w.platform.join_group("g-tier1", user);
+        let activity = if index < 5 {
+            ActivityCategory::OnQueueWork
+        } else {
+            ActivityCategory::Meeting
+        };
+        w.platform.set_shift(user, ShiftView::Activity(activity));
+    }
+    let now = w.clock.now();
+    let mut decided = Vec::new();
+    for user in &users[5..8] {
+        let body = json!({
+            "id": format!("start-{user}"),
+            "detail-type": "Calendar Event Started",
+            "source": "tests",
+            "detail": {
+                "userId": user.as_str(),
+                "calendarEventId": format!("sync-{user}"),
+                "start": (now - chrono::Duration::minutes(1)).to_rfc3339(),
+                "end": (now + chrono::Duration::minutes(30)).to_rfc3339(),
+            },
+        });
+        let parsed = parse_json(&body.to_string()).expect("a canonical event");
+        let outcome = w
+            .service
+            .handle(parsed, w.deadline())
+            .await
+            .expect("handled");
+        decided.push(outcome.decision);
+    }
+    assert_eq!(
+        decided,
+        [
+            OutcomeKind::Applied,
+            OutcomeKind::Applied,
+            OutcomeKind::Deferred
+        ]
+    );
+    let waiting = w.store.audit_records(&users[7]);
+    assert_eq!(
+        waiting.last().expect("audited").details["guard"],
+        json!({"team": "tier-1", "cap": 2})
+    );
+}
