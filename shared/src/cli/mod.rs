@@ -9,6 +9,8 @@
 mod act;
 mod context;
 mod dlq;
+mod forecast;
+mod gather;
 mod inspect;
 mod output;
 mod policy;
@@ -189,6 +191,19 @@ pub enum Command {
         #[command(subcommand)]
         action: SubscriptionsAction,
     },
+    /// A team's meeting load per 15-minute interval over the next days, under the policy in
+    /// force: on queue (WFM), off queue for meetings, the cap, and the intervals over it with
+    /// the meetings that cause them (exit 1 when any).
+    Forecast {
+        /// The policy profile that is the team (`default`: agents no profile selects).
+        #[arg(long)]
+        team: String,
+        #[arg(long, default_value_t = 7)]
+        days: u32,
+        /// The SSM parameter (default: `/<--stack>/policy`, as the template names it).
+        #[arg(long, env = "POLICY_PARAMETER")]
+        parameter: Option<String>,
+    },
     /// A policy file, before the functions load it.
     Policy {
         #[command(subcommand)]
@@ -364,6 +379,14 @@ pub async fn run(cli: Cli, ops: &Operations, out: &mut dyn Write) -> Result<Verd
             SubscriptionsAction::Resync { user } => act::resync(ops, &user, format, out).await,
         },
         Command::Dlq { action } => dlq::run(ops, action, format, out).await,
+        Command::Forecast {
+            team,
+            days,
+            parameter,
+        } => {
+            let parameter = policy_parameter(parameter, ops)?;
+            forecast::forecast(ops, &team, days, &parameter, format, out).await
+        }
         Command::Policy {
             action: PolicyAction::Check { file, offline },
         } => policy::check(ops, &file, offline, format, out).await,

@@ -4,5 +4,6 @@
 
 pub mod dead_letters;
 pub mod explain;
+pub mod forecast;
 pub mod policy_diff;
 pub mod timeline;

@@ -709,3 +709,131 @@ async fn policy_diff_lists_the_known_meetings_a_proposal_decides_differently() {
     assert_eq!(verdict.expect("runs"), Verdict::Found);
     std::fs::remove_dir_all(&dir).expect("cleaned");
 }
+
+/// `forecast --team`: a team of Ada (calendar connected) and Ben (named by id, no calendar)
+/// with a cap of none off queue: Ada's half-hour meeting during her published meeting block
+/// puts exactly two 15-minute intervals over the cap, each naming it; Ben counts as a member.
+#[tokio::test]
+async fn forecast_counts_the_team_and_finds_the_intervals_over_the_cap() {
+    use presence_autopilot::aws::ssm::SsmPolicy;
+    use presence_autopilot::calendar::Provider;
+    use presence_autopilot::clock::Clock;
+    use presence_autopilot::policy::DEFAULT_POLICY;
+    use presence_autopilot::ports::{MirroredEvent, PolicySource};
+    let desk = Desk::start().await;
+    let ada_id = UserId::parse(ada()).expect("id");
+    let connections = DynamoConnections::new(
+        aws_sdk_dynamodb::Client::new(&sdk_config()),
+        desk.h.store.table(),
+    );
+    connections
+        .put(&Connection {
+            user_id: ada_id.clone(),
+            email: "ada@example.com".to_owned(),
+            provider: Provider::Microsoft,
+            calendar_user_id: "ada-mailbox".to_owned(),
+            subscription: None,
+            delta_link: None,
+            window: None,
+            last_sync_at: None,
+            last_error: None,
+            lease: None,
+            pending: false,
+            version: 0,
+        })
+        .await
+        .expect("connected");
+    let start = desk.h.clock.now() + chrono::Duration::minutes(30);
+    let end = start + chrono::Duration::minutes(30);
+    connections
+        .update_mirror(
+            &ada_id,
+            &[MirroredEvent {
+                event_id: "standup".to_owned(),
+                fingerprint: "1".to_owned(),
+                end,
+                detail: json!({"userId": ada(), "calendarEventId": "standup",
+                               "start": start.to_rfc3339(), "end": end.to_rfc3339(),
+                               "showAs": "busy", "responseStatus": "accepted", "kind": "meeting"}),
+            }],
+            &[],
+        )
+        .await
+        .expect("mirrored");
+    let parameter = format!("/{}/policy", moto::unique_name("stack"));
+    let ben = DEMO_AGENTS[1].0;
+    SsmPolicy::new(aws_sdk_ssm::Client::new(&sdk_config()), &parameter)
+        .store(&format!(
+            "{DEFAULT_POLICY}\n[[profiles]]\nname = \"floor\"\nusers = [\"{}\", \"{ben}\"]\n\n[profiles.guard]\nmax_off_queue = 0\n",
+            ada()
+        ))
+        .await
+        .expect("in force");
+    let (verdict, text) = desk
+        .run(&[
+            "forecast",
+            "--team",
+            "floor",
+            "--days",
+            "1",
+            "--parameter",
+            &parameter,
+            "--output",
+            "json",
+        ])
+        .await;
+    assert_eq!(
+        verdict.expect("runs"),
+        Verdict::Found,
+        "over the cap: exit 1"
+    );
+    let answer: Value = serde_json::from_str(&text).expect("one JSON document");
+    assert_eq!(
+        (answer["members"].as_u64(), answer["withCalendar"].as_u64()),
+        (Some(2), Some(1)),
+        "{answer}"
+    );
+    // Every quarter hour from the one holding now to the last one starting within a day: 97,
+    // or 96 when now falls exactly on a quarter hour.
+    let now = desk.h.clock.now();
+    let on_the_quarter = now.timestamp() % 900 == 0 && now.timestamp_subsec_nanos() == 0;
+    assert_eq!(
+        answer["intervals"].as_array().expect("a list").len(),
+        if on_the_quarter { 96 } else { 97 }
+    );
+    let over: Vec<&Value> = answer["intervals"]
+        .as_array()
+        .expect("a list")
+        .iter()
+        .filter(|i| i["overCap"] == true)
+        .collect();
+    assert_eq!(over.len(), 2, "{over:?}");
+    assert!(
+        over.iter()
+            .all(|i| i["meetings"][0]["calendarEventId"] == "standup" && i["cap"] == 0)
+    );
+
+    let (verdict, text) = desk
+        .run(&[
+            "forecast",
+            "--team",
+            "floor",
+            "--days",
+            "1",
+            "--parameter",
+            &parameter,
+        ])
+        .await;
+    assert_eq!(verdict.expect("runs"), Verdict::Found);
+    assert!(
+        text.contains("team floor: 2 members (1 with a calendar connected)"),
+        "{text}"
+    );
+    let (verdict, _) = desk
+        .run(&["forecast", "--team", "nobody", "--parameter", &parameter])
+        .await;
+    assert!(
+        matches!(verdict, Err(CliError::Usage(ref m)) if m.contains("floor")),
+        "{verdict:?}"
+    );
+}

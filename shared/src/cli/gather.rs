@@ -1,0 +1,138 @@
+//! What the policy commands replay: the agents (connected ones, and others named), each with
+//! the policies' groups they belong to (and their WFM management unit when a selector names
+//! units), their published schedule over the range (one search per business unit and 100
+//! agents) and their mirrored meetings starting in it.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+
+use chrono::{DateTime, Utc};
+use serde_json::json;
+
+use super::{CliError, Operations};
+use crate::events::{InboundEvent, parse_value};
+use crate::genesys::GenesysTeams;
+use crate::model::UserId;
+use crate::operator::forecast::Member;
+use crate::operator::policy_diff::{Agent, Meeting};
+use crate::policy::Policy;
+use crate::ports::{ConnectionStore, TeamDirectory};
+use crate::wfm::WfmShifts;
+
+/// A member of the floor, and whether their calendar is connected (else: no known meetings).
+#[derive(Debug, Clone)]
+pub struct FloorMember {
+    pub agent: Agent,
+    pub schedule: Option<crate::decide::ShiftWindow>,
+    pub meetings: Vec<Meeting>,
+    pub connected: bool,
+}
+
+impl From<FloorMember> for Member {
+    fn from(m: FloorMember) -> Self {
+        Member {
+            agent: m.agent,
+            schedule: m.schedule,
+            meetings: m.meetings,
+        }
+    }
+}
+
+/// The connected agents and `extra`, over `[from, to)`.
+pub async fn floor(
+    ops: &Operations,
+    policies: &[&Policy],
+    extra: &[UserId],
+    (from, to): (DateTime<Utc>, DateTime<Utc>),
+) -> Result<Vec<FloorMember>, CliError> {
+    let genesys = ops.genesys()?;
+    let service = |e: &dyn std::fmt::Display| CliError::Service(e.to_string());
+    let store = ops.connections()?;
+    let connections = store.list().await?;
+    let mut emails: HashMap<UserId, String> = HashMap::new();
+    for connection in &connections {
+        emails.insert(connection.user_id.clone(), connection.email.clone());
+    }
+    let mut users: Vec<UserId> = connections.iter().map(|c| c.user_id.clone()).collect();
+    for user in extra {
+        if !emails.contains_key(user) && !users.contains(user) {
+            users.push(user.clone());
+        }
+    }
+    let teams = GenesysTeams::new(genesys.clone(), ops.clock.clone());
+    let groups: BTreeSet<String> = policies.iter().flat_map(|p| p.groups_named()).collect();
+    let mut members = HashMap::new();
+    for group in &groups {
+        let found = teams
+            .group_members(group, ops.deadline())
+            .await
+            .map_err(|e| service(&e))?;
+        members.insert(group.clone(), found);
+    }
+    let by_unit = policies.iter().any(|p| p.selects_by_management_unit());
+    let windows = WfmShifts::new(genesys.clone(), ops.clock.clone(), Vec::new())
+        .windows(&users, from, to, ops.deadline())
+        .await
+        .map_err(|e| service(&e))?;
+    let mut floor = Vec::new();
+    for user in users {
+        let schedule = windows.get(&user).cloned();
+        let connected = emails.contains_key(&user);
+        let meetings = if connected {
+            known_meetings(&store, &user, schedule.as_ref(), (from, to)).await?
+        } else {
+            Vec::new()
+        };
+        let management_unit = if by_unit {
+            teams
+                .management_unit(&user, ops.deadline())
+                .await
+                .map_err(|e| service(&e))?
+        } else {
+            None
+        };
+        let in_groups: HashSet<String> = members
+            .iter()
+            .filter(|(_, found)| found.contains(&user))
+            .map(|(group, _)| group.clone())
+            .collect();
+        floor.push(FloorMember {
+            agent: Agent {
+                email: emails.get(&user).cloned(),
+                user,
+                groups: in_groups,
+                management_unit,
+            },
+            schedule,
+            meetings,
+            connected,
+        });
+    }
+    Ok(floor)
+}
+
+/// `user`'s mirrored meetings starting in `[from, to)`, each with the WFM activity at its start.
+async fn known_meetings(
+    store: &crate::aws::connections::DynamoConnections,
+    user: &UserId,
+    schedule: Option<&crate::decide::ShiftWindow>,
+    (from, to): (DateTime<Utc>, DateTime<Utc>),
+) -> Result<Vec<Meeting>, CliError> {
+    let mut meetings = Vec::new();
+    for mirrored in store.mirror(user).await?.into_values() {
+        let event = json!({"id": "replay", "detail-type": "Calendar Event Upserted",
+                           "source": "autopilot", "detail": mirrored.detail});
+        let Ok(parsed) = parse_value(event) else {
+            continue; // refused when it arrived; nothing the policy decides
+        };
+        let InboundEvent::Calendar { entry, .. } = parsed.event else {
+            continue;
+        };
+        if entry.start < from || entry.start >= to {
+            continue;
+        }
+        let shift = schedule.and_then(|w| w.view_at(entry.start));
+        meetings.push(Meeting { entry, shift });
+    }
+    meetings.sort_by_key(|m| m.entry.start);
+    Ok(meetings)
+}
