@@ -15,19 +15,34 @@ use crate::aws::ssm::SsmPolicy;
 use crate::genesys::GenesysTeams;
 use crate::model::UserId;
 use crate::operator::forecast::{Interval, Member, forecast as intervals_of};
+use crate::operator::forecast_page::{ForecastPage, render_forecast};
 use crate::policy::Policy;
 use crate::ports::{PolicySource, TeamDirectory};
 
 const MAX_DAYS: u32 = 31;
 
+/// What the command was asked.
+#[derive(Debug, Clone, Copy)]
+pub struct Asked<'a> {
+    pub team: &'a str,
+    pub days: u32,
+    pub parameter: &'a str,
+    /// Where to write the page, if asked.
+    pub page: Option<&'a std::path::Path>,
+}
+
 pub async fn forecast(
     ops: &Operations,
-    team: &str,
-    days: u32,
-    parameter: &str,
+    asked: &Asked<'_>,
     format: Format,
     out: &mut dyn Write,
 ) -> Result<Verdict, CliError> {
+    let Asked {
+        team,
+        days,
+        parameter,
+        page,
+    } = *asked;
     if days == 0 || days > MAX_DAYS {
         return Err(CliError::Usage(format!("--days: 1 to {MAX_DAYS}")));
     }
@@ -86,6 +101,18 @@ pub async fn forecast(
     let connected = members.iter().filter(|m| m.agent.email.is_some()).count();
     let intervals = intervals_of(&policy, team, &members, (from, to));
     let over: Vec<&Interval> = intervals.iter().filter(|i| i.over_cap()).collect();
+    if let Some(path) = page {
+        let html = render_forecast(&ForecastPage {
+            team,
+            policy: &policy.version,
+            members: members.len(),
+            zone: ops.zone(),
+            generated: ops.now(),
+            intervals: &intervals,
+        });
+        std::fs::write(path, html)
+            .map_err(|e| CliError::Usage(format!("{}: {e}", path.display())))?;
+    }
     if format == Format::Json {
         let listed: Vec<_> = intervals.iter().map(interval_json).collect();
         json(

@@ -203,6 +203,10 @@ pub enum Command {
         /// The SSM parameter (default: `/<--stack>/policy`, as the template names it).
         #[arg(long, env = "POLICY_PARAMETER")]
         parameter: Option<String>,
+        /// Also write the forecast as a self-contained page (a heatmap; each day's agents on a
+        /// click).
+        #[arg(long)]
+        out: Option<std::path::PathBuf>,
     },
     /// A policy file, before the functions load it.
     Policy {
@@ -383,9 +387,16 @@ pub async fn run(cli: Cli, ops: &Operations, out: &mut dyn Write) -> Result<Verd
             team,
             days,
             parameter,
+            out: page,
         } => {
             let parameter = policy_parameter(parameter, ops)?;
-            forecast::forecast(ops, &team, days, &parameter, format, out).await
+            let asked = forecast::Asked {
+                team: &team,
+                days,
+                parameter: &parameter,
+                page: page.as_deref(),
+            };
+            forecast::forecast(ops, &asked, format, out).await
         }
         Command::Policy {
             action: PolicyAction::Check { file, offline },

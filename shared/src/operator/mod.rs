@@ -5,5 +5,6 @@
 pub mod dead_letters;
 pub mod explain;
 pub mod forecast;
+pub mod forecast_page;
 pub mod policy_diff;
 pub mod timeline;

@@ -5,7 +5,7 @@ use super::records::kind_name;
 use crate::state::DecisionKind;
 
 /// `text` safe inside HTML content and quoted attributes.
-pub(super) fn esc(text: &str) -> String {
+pub(crate) fn esc(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {

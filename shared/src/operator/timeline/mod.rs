@@ -10,6 +10,7 @@
 
 mod axis;
 mod html;
+pub(crate) use html::esc;
 mod lanes;
 mod picture;
 mod records;
@@ -22,7 +23,6 @@ use chrono::NaiveDate;
 use chrono_tz::Tz;
 
 use self::axis::Axis;
-use self::html::esc;
 use self::lanes::{calendar_lane, decisions_lane, presence_lane, schedule_lane};
 use self::picture::{legend, render_svg};
 use self::records::{Names, kind_name};

@@ -394,3 +394,102 @@ fn schedule() -> Vec<ScheduledSpan> {
     };
     spans.into_iter().map(span).collect()
 }
+
+/// `autopilot forecast --out`: headless Chromium renders a week's heatmap (with each day's
+/// agents behind a click) and makes no request; the screenshot is kept at
+/// `target/forecast-page.png`.
+#[test]
+fn chromium_draws_the_forecast_page_without_a_single_request() {
+    use presence_autopilot::operator::forecast::{Interval, Taking};
+    use presence_autopilot::operator::forecast_page::{ForecastPage, render_forecast};
+    assert!(
+        Path::new(CHROMIUM).exists(),
+        "{CHROMIUM} is missing: install Debian's chromium (make setup does)"
+    );
+    let monday = DateTime::parse_from_rfc3339("2026-12-07T00:00:00Z")
+        .expect("time")
+        .to_utc();
+    // A week of quarter hours: four agents on queue in working hours, meetings at 10:00 and
+    // 14:00 taking two of them (over a cap of one) for half an hour each day.
+    let intervals: Vec<Interval> = (0..7 * 96)
+        .map(|q| {
+            let start = monday + chrono::Duration::minutes(15 * q);
+            let hour = (q % 96) / 4;
+            let taken = if (hour == 10 || hour == 14) && q % 4 < 2 {
+                (0..2)
+                    .map(|n| Taking {
+                        agent: format!("agent{n}@example.com"),
+                        trigger: format!("sync-{q}"),
+                        start,
+                        end: start + chrono::Duration::minutes(30),
+                        presence: "Meeting".to_owned(),
+                    })
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            Interval {
+                start,
+                on_queue: if (9..17).contains(&hour) { 4 } else { 0 },
+                taken,
+                cap: Some(1),
+            }
+        })
+        .collect();
+    let page = render_forecast(&ForecastPage {
+        team: "tier-1",
+        policy: "sha256:0123456789abcdef",
+        members: 4,
+        zone: chrono_tz::Tz::UTC,
+        generated: monday,
+        intervals: &intervals,
+    });
+    assert!(
+        !page.contains("http:") && !page.contains("https:"),
+        "a URL in the page"
+    );
+    let dir = std::env::temp_dir().join(format!("forecast-page-{}", uuid::Uuid::new_v4()));
+    fs::create_dir_all(&dir).expect("temp dir");
+    let html = dir.join("forecast.html");
+    fs::write(&html, page).expect("write the page");
+    let url = format!("file://{}", html.display());
+    let proxy = Proxy::start();
+    let png = dir.join("forecast.png");
+    let shot = chromium(
+        &dir,
+        "shot",
+        &proxy,
+        &[&format!("--screenshot={}", png.display()), &url],
+    );
+    let dom = chromium(&dir, "dom", &proxy, &["--dump-dom", &url]);
+    assert!(
+        shot.status.success(),
+        "screenshot: {}\n{}",
+        shot.status,
+        shot.stderr_tail
+    );
+    let image = fs::read(&png).expect("chromium wrote the screenshot");
+    assert!(image.starts_with(PNG_SIGNATURE), "not a PNG");
+    assert!(
+        dom.status.success(),
+        "dump-dom: {}\n{}",
+        dom.status,
+        dom.stderr_tail
+    );
+    assert_eq!(
+        dom.stdout.matches("class=\"over\"").count(),
+        7 * 4,
+        "two quarter hours over the cap at 10:00 and at 14:00 UTC, each day"
+    );
+    assert_eq!(dom.stdout.matches("<details>").count(), 7, "a day each");
+    assert!(dom.stdout.contains("agent1@example.com"));
+    let requests = proxy.stop();
+    assert!(
+        requests.is_empty(),
+        "network requests were made: {requests:#?}"
+    );
+    let kept = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/forecast-page.png");
+    fs::create_dir_all(kept.parent().expect("target dir")).expect("target dir");
+    fs::copy(&png, &kept).expect("copy the screenshot");
+    let _ = fs::remove_dir_all(&dir);
+}
