@@ -650,6 +650,21 @@ class Day:
         self.notify()
         self.agent = ADA
 
+    def forecast(self) -> None:
+        step("6", "See ahead: the demo team's load per quarter hour over the next day, and its page")
+        page = LOG_DIR / "forecast.html"
+        args = ["forecast", "--team", "demo-floor", "--days", "1", "--out", str(page),
+                "--parameter", self.env.resources["POLICY_PARAMETER"]]
+        say(bold("$ autopilot " + " ".join(args[:-2])))
+        result = self.autopilot(*args)
+        # Exit 1 means an interval is over the cap: an answer, not a failure.
+        expect(result.returncode in (0, 1), f"autopilot forecast exited with {result.returncode}: {result.stderr.strip()}")
+        for line in result.stdout.splitlines():
+            print(f"    {line}")
+        expect("team demo-floor: 2 members" in result.stdout, "the forecast did not count Ada and Ben")
+        expect(page.exists() and "Content-Security-Policy" in page.read_text(), "no forecast page")
+        say(f"the team's forecast as a picture: {page} (open it in a browser)")
+
     def autopilot(self, *args: str) -> subprocess.CompletedProcess:
         """Runs the on-call command line against the demo's stack, as an engineer would."""
         env = {
@@ -722,7 +737,7 @@ def main() -> int:
     # and Ben are a team of whom one at a time may be off queue for the calendar (step 5).
     default_policy = (ROOT / "shared" / "src" / "default-policy.toml").read_text()
     demo_policy = default_policy.replace("interaction_recheck_seconds = 60", "interaction_recheck_seconds = 1") + (
-        '\n[[profiles]]\nname = "demo-floor"\nusers = ["ada@example.com", "ben@example.com"]\n\n'
+        f'\n[[profiles]]\nname = "demo-floor"\nusers = ["{ADA}", "{BEN}"]\n\n'
         "[profiles.guard]\nmax_off_queue = 1\n"
     )
     if demo_policy == default_policy:
@@ -767,6 +782,7 @@ def main() -> int:
             day.on_call()
             if HAS_SCHEDULE_CHECK:
                 day.staffing_guard()
+            day.forecast()
             failed = False
     except KeyboardInterrupt:
         print("\ninterrupted: stopping everything the demo started", file=sys.stderr)
