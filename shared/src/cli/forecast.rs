@@ -11,13 +11,9 @@ use serde_json::json;
 use super::gather;
 use super::output::{json, table};
 use super::{CliError, Format, Operations, Verdict};
-use crate::aws::ssm::SsmPolicy;
-use crate::genesys::GenesysTeams;
-use crate::model::UserId;
 use crate::operator::forecast::{Interval, Member, forecast as intervals_of};
 use crate::operator::forecast_page::{ForecastPage, render_forecast};
 use crate::policy::Policy;
-use crate::ports::{PolicySource, TeamDirectory};
 
 const MAX_DAYS: u32 = 31;
 
@@ -46,56 +42,14 @@ pub async fn forecast(
     if days == 0 || days > MAX_DAYS {
         return Err(CliError::Usage(format!("--days: 1 to {MAX_DAYS}")));
     }
-    let stored = SsmPolicy::new(aws_sdk_ssm::Client::new(&ops.aws), parameter)
-        .fetch()
-        .await
-        .map_err(|e| CliError::Service(format!("policy parameter {parameter}: {e}")))?;
-    let policy = Policy::from_toml(&stored.text).map_err(|e| {
-        CliError::Service(format!(
-            "the policy in force ({parameter}) does not load: {e}"
-        ))
-    })?;
-    let Some(profile) = policy.profile(team) else {
-        let names: Vec<&str> = policy.all_profiles().map(|p| p.profile.as_str()).collect();
-        return Err(CliError::Usage(format!(
-            "--team {team:?}: the policy's teams are {}",
-            names.join(", ")
-        )));
-    };
-    // The team's named members count even without a calendar (they are on queue or not).
-    let mut named: Vec<UserId> = profile
-        .selector
-        .users
-        .iter()
-        .filter_map(|u| UserId::parse(u).ok())
-        .collect();
-    let teams = GenesysTeams::new(ops.genesys()?.clone(), ops.clock.clone());
-    for group in &profile.selector.groups {
-        let found = teams
-            .group_members(group, ops.deadline())
-            .await
-            .map_err(|e| CliError::Service(e.to_string()))?;
-        named.extend(found.iter().cloned());
-    }
+    let policy = gather::policy_in_force(ops, parameter).await?;
     let (from, to) = (
         ops.now(),
         ops.now() + chrono::Duration::days(i64::from(days)),
     );
-    let floor = gather::floor(ops, &[&policy], &named, (from, to)).await?;
-    let members: Vec<Member> = floor
+    let members: Vec<Member> = gather::team(ops, &policy, team, (from, to))
+        .await?
         .into_iter()
-        .filter(|m| {
-            let groups = &m.agent.groups;
-            policy
-                .profile_for(&crate::policy::Agent {
-                    user: &m.agent.user,
-                    email: m.agent.email.as_deref(),
-                    groups,
-                    management_unit: m.agent.management_unit.as_deref(),
-                })
-                .profile
-                == team
-        })
         .map(Member::from)
         .collect();
     let connected = members.iter().filter(|m| m.agent.email.is_some()).count();

@@ -37,6 +37,66 @@ impl From<FloorMember> for Member {
     }
 }
 
+/// The policy in force: the stack's parameter, as the functions load it.
+pub async fn policy_in_force(ops: &Operations, parameter: &str) -> Result<Policy, CliError> {
+    use crate::ports::PolicySource as _;
+    let stored = crate::aws::ssm::SsmPolicy::new(aws_sdk_ssm::Client::new(&ops.aws), parameter)
+        .fetch()
+        .await
+        .map_err(|e| CliError::Service(format!("policy parameter {parameter}: {e}")))?;
+    Policy::from_toml(&stored.text).map_err(|e| {
+        CliError::Service(format!(
+            "the policy in force ({parameter}) does not load: {e}"
+        ))
+    })
+}
+
+/// The agents of `team` (a profile of `policy`): its groups' members and the users it names by
+/// id (counted even without a calendar), and the connected agents it selects; over the range.
+pub async fn team(
+    ops: &Operations,
+    policy: &Policy,
+    team: &str,
+    range: (DateTime<Utc>, DateTime<Utc>),
+) -> Result<Vec<FloorMember>, CliError> {
+    let Some(profile) = policy.profile(team) else {
+        let names: Vec<&str> = policy.all_profiles().map(|p| p.profile.as_str()).collect();
+        return Err(CliError::Usage(format!(
+            "--team {team:?}: the policy's teams are {}",
+            names.join(", ")
+        )));
+    };
+    let mut named: Vec<UserId> = profile
+        .selector
+        .users
+        .iter()
+        .filter_map(|u| UserId::parse(u).ok())
+        .collect();
+    let teams = GenesysTeams::new(ops.genesys()?.clone(), ops.clock.clone());
+    for group in &profile.selector.groups {
+        let found = teams
+            .group_members(group, ops.deadline())
+            .await
+            .map_err(|e| CliError::Service(e.to_string()))?;
+        named.extend(found.iter().cloned());
+    }
+    let floor = floor(ops, &[policy], &named, range).await?;
+    Ok(floor
+        .into_iter()
+        .filter(|m| {
+            policy
+                .profile_for(&crate::policy::Agent {
+                    user: &m.agent.user,
+                    email: m.agent.email.as_deref(),
+                    groups: &m.agent.groups,
+                    management_unit: m.agent.management_unit.as_deref(),
+                })
+                .profile
+                == team
+        })
+        .collect())
+}
+
 /// The connected agents and `extra`, over `[from, to)`.
 pub async fn floor(
     ops: &Operations,

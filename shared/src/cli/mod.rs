@@ -15,6 +15,7 @@ mod inspect;
 mod output;
 mod policy;
 mod policy_diff;
+mod team;
 
 use std::io::Write;
 
@@ -208,6 +209,16 @@ pub enum Command {
         #[arg(long)]
         out: Option<std::path::PathBuf>,
     },
+    /// Who in a team is off queue because of us now (since, until, holding a guard slot) and
+    /// who is waiting, with what WFM schedules for each now.
+    Team {
+        /// The policy profile that is the team (`default`: agents no profile selects).
+        #[arg(long)]
+        team: String,
+        /// The SSM parameter (default: `/<--stack>/policy`, as the template names it).
+        #[arg(long, env = "POLICY_PARAMETER")]
+        parameter: Option<String>,
+    },
     /// A policy file, before the functions load it.
     Policy {
         #[command(subcommand)]
@@ -383,6 +394,10 @@ pub async fn run(cli: Cli, ops: &Operations, out: &mut dyn Write) -> Result<Verd
             SubscriptionsAction::Resync { user } => act::resync(ops, &user, format, out).await,
         },
         Command::Dlq { action } => dlq::run(ops, action, format, out).await,
+        Command::Team { team, parameter } => {
+            let parameter = policy_parameter(parameter, ops)?;
+            team::team(ops, &team, &parameter, format, out).await
+        }
         Command::Forecast {
             team,
             days,

@@ -12,10 +12,8 @@ use super::gather;
 use super::output::{json, table};
 use super::policy::{read, refused};
 use super::{CliError, Format, Operations, Verdict};
-use crate::aws::ssm::SsmPolicy;
 use crate::operator::policy_diff::{Agent, Meeting, differences};
 use crate::policy::Policy;
-use crate::ports::PolicySource;
 
 /// A week is the usual question; a month is the most a schedule search is asked for here.
 const MAX_DAYS: u32 = 31;
@@ -35,15 +33,7 @@ pub async fn diff(
         Ok(policy) => policy,
         Err(error) => return refused(file, "the file", &error.to_string(), format, out),
     };
-    let stored = SsmPolicy::new(aws_sdk_ssm::Client::new(&ops.aws), parameter)
-        .fetch()
-        .await
-        .map_err(|e| CliError::Service(format!("policy parameter {parameter}: {e}")))?;
-    let current = Policy::from_toml(&stored.text).map_err(|e| {
-        CliError::Service(format!(
-            "the policy in force ({parameter}) does not load: {e}"
-        ))
-    })?;
+    let current = gather::policy_in_force(ops, parameter).await?;
     let (from, to) = (
         ops.now(),
         ops.now() + chrono::Duration::days(i64::from(days)),
@@ -61,6 +51,37 @@ pub async fn diff(
         p.all_profiles()
             .any(|p| p.rules.iter().any(|r| r.reads_subject()))
     });
+    let replay = Replay {
+        policies: (&current, &proposed),
+        days,
+        agents: week.len(),
+        meetings: replayed,
+        subjects_replayed: !unreplayable,
+    };
+    report(ops, &replay, &found, format, out)?;
+    Ok(if found.is_empty() {
+        Verdict::Fine
+    } else {
+        Verdict::Found
+    })
+}
+
+/// What was replayed, for the report.
+struct Replay<'a> {
+    policies: (&'a Policy, &'a Policy),
+    days: u32,
+    agents: usize,
+    meetings: usize,
+    subjects_replayed: bool,
+}
+
+fn report(
+    ops: &Operations,
+    replay: &Replay<'_>,
+    found: &[crate::operator::policy_diff::Difference],
+    format: Format,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
     if format == Format::Json {
         let listed: Vec<_> = found
             .iter()
@@ -72,22 +93,23 @@ pub async fn diff(
             .collect();
         json(
             out,
-            &json!({"inForce": current.version, "proposed": proposed.version, "days": days,
-                    "agents": week.len(), "meetings": replayed,
-                    "subjectRulesReplayed": !unreplayable, "differences": listed}),
+            &json!({"inForce": replay.policies.0.version, "proposed": replay.policies.1.version, "days": replay.days,
+                    "agents": replay.agents, "meetings": replay.meetings,
+                    "subjectRulesReplayed": replay.subjects_replayed, "differences": listed}),
         )?;
     } else {
         let zone = ops.zone();
         writeln!(
             out,
-            "{} meetings of {} agents over the next {days} days, in force {} → proposed {}: {} decided differently",
-            replayed,
-            week.len(),
-            current.version,
-            proposed.version,
+            "{} meetings of {} agents over the next {} days, in force {} → proposed {}: {} decided differently",
+            replay.meetings,
+            replay.agents,
+            replay.days,
+            replay.policies.0.version,
+            replay.policies.1.version,
             found.len()
         )?;
-        if unreplayable {
+        if !replay.subjects_replayed {
             writeln!(
                 out,
                 "note: subjects are not stored, so rules on subjects match no known meeting here"
@@ -112,9 +134,5 @@ pub async fn diff(
             )?;
         }
     }
-    Ok(if found.is_empty() {
-        Verdict::Fine
-    } else {
-        Verdict::Found
-    })
+    Ok(())
 }

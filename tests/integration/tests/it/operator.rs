@@ -837,3 +837,69 @@ async fn forecast_counts_the_team_and_finds_the_intervals_over_the_cap() {
         "{verdict:?}"
     );
 }
+
+/// `team --team`: Ada off queue because of us (holding the team's slot), Ben waiting, against
+/// the team's cap of one.
+#[tokio::test]
+async fn team_shows_who_is_off_queue_because_of_us_and_who_waits() {
+    use presence_autopilot::aws::ssm::SsmPolicy;
+    use presence_autopilot::clock::Clock;
+    use presence_autopilot::model::PresenceDefinitionId;
+    use presence_autopilot::policy::DEFAULT_POLICY;
+    use presence_autopilot::ports::{PolicySource, StateStore};
+    use presence_autopilot::state::{AppliedOverride, TriggerId, UserState};
+    let desk = Desk::start().await;
+    let now = desk.h.clock.now();
+    let ben = DEMO_AGENTS[1].0;
+    let parameter = format!("/{}/policy", moto::unique_name("stack"));
+    SsmPolicy::new(aws_sdk_ssm::Client::new(&sdk_config()), &parameter)
+        .store(&format!(
+            "{DEFAULT_POLICY}\n[[profiles]]\nname = \"floor\"\nusers = [\"{}\", \"{ben}\"]\n\n[profiles.guard]\nmax_off_queue = 1\n",
+            ada()
+        ))
+        .await
+        .expect("in force");
+    let mut applied = UserState::new(UserId::parse(ada()).expect("id"), now);
+    applied.applied = Some(AppliedOverride {
+        target: PresenceDefinitionId::parse(genesys_sim::seed::MEETING).expect("id"),
+        trigger_id: TriggerId::parse("sync").expect("id"),
+        until: now + chrono::Duration::minutes(30),
+        tag: None,
+        set_at: Some(now - chrono::Duration::minutes(5)),
+        restore_sent: None,
+    });
+    applied.slot = Some("floor".to_owned());
+    desk.h.store.put(&applied).await.expect("stored");
+    let mut waits = UserState::new(UserId::parse(ben).expect("id"), now);
+    waits.deferred_until = Some(now + chrono::Duration::minutes(1));
+    desk.h.store.put(&waits).await.expect("stored");
+
+    let answer = desk
+        .json(&["team", "--team", "floor", "--parameter", &parameter])
+        .await;
+    assert_eq!(
+        (
+            answer["members"].as_u64(),
+            answer["offQueueByUs"].as_u64(),
+            answer["waiting"].as_u64(),
+            answer["cap"].as_u64()
+        ),
+        (Some(2), Some(1), Some(1), Some(1)),
+        "{answer}"
+    );
+    let ada_row = answer["agents"]
+        .as_array()
+        .expect("agents")
+        .iter()
+        .find(|r| r["userId"] == ada())
+        .expect("Ada");
+    assert_eq!(ada_row["holdsSlot"], "floor");
+    let (_, text) = desk
+        .run(&["team", "--team", "floor", "--parameter", &parameter])
+        .await;
+    assert!(
+        text.contains("1 off queue because of us, 1 waiting (cap 1)")
+            && text.contains("holds a slot of floor"),
+        "{text}"
+    );
+}
