@@ -88,14 +88,17 @@ pub fn calendar_line(connection: Option<&Connection>, now: DateTime<Utc>, zone: 
     };
     let synced = connection.last_sync_at.map_or_else(
         || "never synced".to_owned(),
-        |at| format!("last sync {}", local(at, zone)),
+        |at| format!("last sync {}", local_near(at, now, zone)),
     );
     let subscription = match &connection.subscription {
         None => "no subscription: changes are not pushed".to_owned(),
         Some(s) if s.expires_at <= now => {
-            format!("subscription EXPIRED at {}", local(s.expires_at, zone))
+            format!(
+                "subscription EXPIRED at {}",
+                local_near(s.expires_at, now, zone)
+            )
         }
-        Some(s) => format!("subscription until {}", local(s.expires_at, zone)),
+        Some(s) => format!("subscription until {}", local_near(s.expires_at, now, zone)),
     };
     let mut line = format!(
         "{provider} ({}), {synced}, {subscription}",
@@ -257,6 +260,18 @@ pub fn local(at: DateTime<Utc>, zone: Tz) -> String {
     at.with_timezone(&zone).format("%H:%M:%S %Z").to_string()
 }
 
+/// `local`, with the date when `at` is not on the same local day as `now` (a subscription that
+/// ends in three days must not read as if it ended today).
+pub fn local_near(at: DateTime<Utc>, now: DateTime<Utc>, zone: Tz) -> String {
+    if at.with_timezone(&zone).date_naive() == now.with_timezone(&zone).date_naive() {
+        local(at, zone)
+    } else {
+        at.with_timezone(&zone)
+            .format("%a %Y-%m-%d %H:%M:%S %Z")
+            .to_string()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use chrono::TimeZone;
@@ -402,6 +417,19 @@ mod tests {
              09:30:00 UTC; last error: Graph answered 403"
         );
         assert!(calendar_line(None, at(10, 0), Tz::UTC).starts_with("not connected"));
+        // A subscription that ends another day says which.
+        if let Some(subscription) = connection.subscription.as_mut() {
+            subscription.expires_at = at(9, 30) + chrono::Duration::days(3);
+        }
+        let line = calendar_line(Some(&connection), at(10, 0), Tz::UTC);
+        assert!(line.contains("last sync 09:00:00 UTC"), "{line}");
+        let day = (at(9, 30) + chrono::Duration::days(3))
+            .format("%a %Y-%m-%d 09:30:00 UTC")
+            .to_string();
+        assert!(
+            line.contains(&format!("subscription until {day}")),
+            "{line}"
+        );
     }
 
     #[test]
