@@ -102,6 +102,8 @@ bench: setup ## cold start, first invoke, CPU and peak RSS of the release transi
 	@set -o pipefail; cargo test --locked -q -p integration-tests --test it -- --include-ignored --nocapture --test-threads=1 burst::a_thousand_agents_meet burst::ten_thousand burst::a_burst 2>&1 | grep -o '| [0-9].*\|^token requests.*'
 	@echo "| agents, step (state on the stand-in) | Genesys calls | 429s | DynamoDB calls per agent decided | time (real) |"; echo "|---|---|---|---|---|"
 	@set -o pipefail; cargo test --locked -q -p integration-tests --test it -- --include-ignored --nocapture burst::a_thousand_agents_on_the_stand_in 2>&1 | grep -o '| [0-9].*'
+	@echo "| forecast | Genesys calls | DynamoDB calls | time (real, stand-in) |"; echo "|---|---|---|---|"
+	@set -o pipefail; cargo test --locked -q -p integration-tests --test it -- --include-ignored --nocapture operator::forecast_of_a_thousand_agent_team_over_a_week 2>&1 | grep -o '| forecast.*'
 	cargo build --locked -p integration-tests --example connector_bench
 	$(VENV)/bin/python scripts/bench_connector.py
 	$(VENV)/bin/python scripts/bench_standin.py

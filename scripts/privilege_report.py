@@ -9,7 +9,8 @@ listed, with its reason, in docs/deploy.md under "Grants no local run exercises"
 
   scripts/privilege_report.py            the table: role → action → exercised by which runs
   scripts/privilege_report.py --check    exit 1 when an unexercised grant is not listed, or a
-                                         listed one is exercised or no longer granted"""
+                                         listed one is exercised (unless its reason starts
+                                         "load-dependent:") or no longer granted"""
 
 from __future__ import annotations
 
@@ -24,6 +25,9 @@ sys.path.insert(0, str(ROOT / "tests" / "local"))
 
 DOCS = ROOT / "docs" / "deploy.md"
 LISTED_HEADING = "### Grants no local run exercises"
+# A listed grant whose reason starts so is taken only when a run is slow (a lease runs out on a
+# loaded machine): a run that exercises it is not a stale row.
+LOAD_DEPENDENT = "load-dependent:"
 
 
 def granted(template: Path, parameters: dict[str, str]) -> dict[tuple[str, str], str]:
@@ -129,6 +133,8 @@ def main() -> int:
         problems.append(f"{role} is granted {action}, which no run exercised: remove it from infra/template.yaml or "
                         f"list it with its reason in {args.docs} ({LISTED_HEADING[4:]})")
     for role, action in sorted(exceptions.keys() - unexercised):
+        if exceptions[(role, action)].startswith(LOAD_DEPENDENT):
+            continue  # taken only when a run is slow enough: either answer is right
         state = "exercised now" if any(r == role and a == action for r, a, _, _ in rows) else "no longer granted"
         problems.append(f"{role} {action} is listed as unexercised in {args.docs} but is {state}: drop the row")
     for problem in problems:

@@ -6,6 +6,7 @@
 use std::collections::{BTreeSet, HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
+use futures::StreamExt as _;
 use serde_json::json;
 
 use super::{CliError, Operations};
@@ -80,7 +81,7 @@ pub async fn team(
             .map_err(|e| CliError::Service(e.to_string()))?;
         named.extend(found.iter().cloned());
     }
-    let floor = floor(ops, &[policy], &named, range).await?;
+    let floor = floor(ops, &teams, &[policy], &named, range).await?;
     Ok(floor
         .into_iter()
         .filter(|m| {
@@ -97,9 +98,14 @@ pub async fn team(
         .collect())
 }
 
-/// The connected agents and `extra`, over `[from, to)`.
+/// Reads in flight at once (mirror queries, management-unit lookups).
+const READS: usize = 16;
+
+/// The connected agents and `extra`, over `[from, to)`; `teams` caches group members across
+/// the calls of one command.
 pub async fn floor(
     ops: &Operations,
+    teams: &GenesysTeams,
     policies: &[&Policy],
     extra: &[UserId],
     (from, to): (DateTime<Utc>, DateTime<Utc>),
@@ -108,17 +114,13 @@ pub async fn floor(
     let service = |e: &dyn std::fmt::Display| CliError::Service(e.to_string());
     let store = ops.connections()?;
     let connections = store.list().await?;
-    let mut emails: HashMap<UserId, String> = HashMap::new();
-    for connection in &connections {
-        emails.insert(connection.user_id.clone(), connection.email.clone());
-    }
+    let emails: HashMap<UserId, String> = connections
+        .iter()
+        .map(|c| (c.user_id.clone(), c.email.clone()))
+        .collect();
+    let mut seen: HashSet<UserId> = emails.keys().cloned().collect();
     let mut users: Vec<UserId> = connections.iter().map(|c| c.user_id.clone()).collect();
-    for user in extra {
-        if !emails.contains_key(user) && !users.contains(user) {
-            users.push(user.clone());
-        }
-    }
-    let teams = GenesysTeams::new(genesys.clone(), ops.clock.clone());
+    users.extend(extra.iter().filter(|u| seen.insert((*u).clone())).cloned());
     let groups: BTreeSet<String> = policies.iter().flat_map(|p| p.groups_named()).collect();
     let mut members = HashMap::new();
     for group in &groups {
@@ -133,41 +135,46 @@ pub async fn floor(
         .windows(&users, from, to, ops.deadline())
         .await
         .map_err(|e| service(&e))?;
-    let mut floor = Vec::new();
-    for user in users {
-        let schedule = windows.get(&user).cloned();
-        let connected = emails.contains_key(&user);
-        let meetings = if connected {
-            known_meetings(&store, &user, schedule.as_ref(), (from, to)).await?
-        } else {
-            Vec::new()
-        };
-        let management_unit = if by_unit {
-            teams
-                .management_unit(&user, ops.deadline())
-                .await
-                .map_err(|e| service(&e))?
-        } else {
-            None
-        };
-        let in_groups: HashSet<String> = members
-            .iter()
-            .filter(|(_, found)| found.contains(&user))
-            .map(|(group, _)| group.clone())
-            .collect();
-        floor.push(FloorMember {
-            agent: Agent {
-                email: emails.get(&user).cloned(),
-                user,
-                groups: in_groups,
-                management_unit,
-            },
-            schedule,
-            meetings,
-            connected,
-        });
-    }
-    Ok(floor)
+    let (store, windows, members, emails) = (&store, &windows, &members, &emails);
+    futures::stream::iter(users)
+        .map(|user| async move {
+            let schedule = windows.get(&user).cloned();
+            let connected = emails.contains_key(&user);
+            let meetings = if connected {
+                known_meetings(store, &user, schedule.as_ref(), (from, to)).await?
+            } else {
+                Vec::new()
+            };
+            let management_unit = if by_unit {
+                teams
+                    .management_unit(&user, ops.deadline())
+                    .await
+                    .map_err(|e| service(&e))?
+            } else {
+                None
+            };
+            let in_groups: HashSet<String> = members
+                .iter()
+                .filter(|(_, found)| found.contains(&user))
+                .map(|(group, _)| group.clone())
+                .collect();
+            Ok(FloorMember {
+                agent: Agent {
+                    email: emails.get(&user).cloned(),
+                    user,
+                    groups: in_groups,
+                    management_unit,
+                },
+                schedule,
+                meetings,
+                connected,
+            })
+        })
+        .buffered(READS)
+        .collect::<Vec<Result<FloorMember, CliError>>>()
+        .await
+        .into_iter()
+        .collect()
 }
 
 /// `user`'s mirrored meetings starting in `[from, to)`, each with the WFM activity at its start.

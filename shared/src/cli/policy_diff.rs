@@ -34,12 +34,13 @@ pub async fn diff(
         Err(error) => return refused(file, "the file", &error.to_string(), format, out),
     };
     let current = gather::policy_in_force(ops, parameter).await?;
+    let teams = crate::genesys::GenesysTeams::new(ops.genesys()?.clone(), ops.clock.clone());
     let (from, to) = (
         ops.now(),
         ops.now() + chrono::Duration::days(i64::from(days)),
     );
     let week: Vec<(Agent, Vec<Meeting>)> =
-        gather::floor(ops, &[&current, &proposed], &[], (from, to))
+        gather::floor(ops, &teams, &[&current, &proposed], &[], (from, to))
             .await?
             .into_iter()
             .filter(|member| member.connected)

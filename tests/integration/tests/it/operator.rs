@@ -903,3 +903,124 @@ async fn team_shows_who_is_off_queue_because_of_us_and_who_waits() {
         "{text}"
     );
 }
+
+/// `make bench`: the forecast of a 1,000-agent team over 7 days on the stand-in and the
+/// simulator — every agent connected with a meeting a day in the mirror. Prints one table row:
+/// the Genesys calls (group pages, schedule searches), the DynamoDB calls and the time.
+#[tokio::test]
+#[ignore = "a benchmark: make bench runs it"]
+async fn forecast_of_a_thousand_agent_team_over_a_week() {
+    use futures::StreamExt as _;
+    use presence_autopilot::aws::ssm::SsmPolicy;
+    use presence_autopilot::clock::Clock;
+    use presence_autopilot::policy::DEFAULT_POLICY;
+    use presence_autopilot::ports::{MirroredEvent, PolicySource};
+    const AGENTS: usize = 1000;
+    const GROUP: &str = "f0eca570-0000-4000-8000-000000000001";
+    let desk = Desk::start().await;
+    let agents = crate::support::all_hands::add_agents(&desk.h.sim, AGENTS, "0f0eca57");
+    desk.h.sim.server.sim.lock().groups.insert(
+        GROUP.to_owned(),
+        agents.iter().map(|a| a.to_string()).collect(),
+    );
+    let connections = DynamoConnections::new(
+        aws_sdk_dynamodb::Client::new(&sdk_config()),
+        desk.h.store.table(),
+    );
+    let now = desk.h.clock.now();
+    let day = chrono::Duration::days(1);
+    let setup = futures::stream::iter(agents.iter().enumerate())
+        .map(|(index, user)| {
+            let connections = &connections;
+            async move {
+                connections
+                    .put(&Connection::new(
+                        user.clone(),
+                        format!("c{index}@example.com"),
+                        format!("mailbox-{index}"),
+                    ))
+                    .await
+                    .expect("connected");
+                let week: Vec<MirroredEvent> = (0..7)
+                    .map(|d| {
+                        let start = now + day * d + chrono::Duration::hours(1);
+                        let end = start + chrono::Duration::minutes(30);
+                        let id = format!("m{d}");
+                        MirroredEvent {
+                            event_id: id.clone(),
+                            fingerprint: id.clone(),
+                            end,
+                            detail: json!({"userId": user.as_str(), "calendarEventId": id,
+                                           "start": start.to_rfc3339(), "end": end.to_rfc3339(),
+                                           "kind": "meeting"}),
+                        }
+                    })
+                    .collect();
+                connections
+                    .update_mirror(user, &week, &[])
+                    .await
+                    .expect("mirrored");
+            }
+        })
+        .buffer_unordered(16)
+        .collect::<Vec<()>>();
+    setup.await;
+    let parameter = format!("/{}/policy", moto::unique_name("stack"));
+    SsmPolicy::new(aws_sdk_ssm::Client::new(&sdk_config()), &parameter)
+        .store(&format!(
+            "{DEFAULT_POLICY}\n[[profiles]]\nname = \"tier-1\"\ngroups = [\"{GROUP}\"]\n\n[profiles.guard]\nmax_off_queue = 100\n"
+        ))
+        .await
+        .expect("in force");
+    // What one mirror query costs on the stand-in, to read the forecast's time by.
+    let probe = std::time::Instant::now();
+    for agent in agents.iter().take(20) {
+        connections.mirror(agent).await.expect("mirror");
+    }
+    let per_query = probe.elapsed() / 20;
+    let searches_now = || {
+        desk.h
+            .sim
+            .server
+            .sim
+            .lock()
+            .requests
+            .iter()
+            .filter(|r| r.method == "POST" && r.path.ends_with("/agentschedules/search"))
+            .count()
+    };
+    let searches_before = searches_now();
+    let pages_before = desk
+        .h
+        .sim
+        .count_requests("GET", &format!("/api/v2/groups/{GROUP}/members"));
+    let started = std::time::Instant::now();
+    let (verdict, text) = desk
+        .run(&[
+            "forecast",
+            "--team",
+            "tier-1",
+            "--days",
+            "7",
+            "--parameter",
+            &parameter,
+            "--output",
+            "json",
+        ])
+        .await;
+    let took = started.elapsed();
+    assert!(verdict.is_ok(), "{verdict:?}");
+    let answer: Value = serde_json::from_str(&text).expect("one JSON document");
+    assert_eq!(answer["members"], AGENTS, "every agent counted");
+    let searches = searches_now() - searches_before;
+    let pages = desk
+        .h
+        .sim
+        .count_requests("GET", &format!("/api/v2/groups/{GROUP}/members"))
+        - pages_before;
+    println!(
+        "| forecast, {AGENTS} agents × 7 days (7,000 meetings) | {searches} schedule searches, {pages} group pages | the connections' index + {AGENTS} mirror queries ({:.0} ms each on the stand-in) | {:.1} s |",
+        per_query.as_secs_f64() * 1e3,
+        took.as_secs_f64()
+    );
+}
