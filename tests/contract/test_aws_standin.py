@@ -287,6 +287,41 @@ def test_a_cancelled_transaction_on_a_table_with_a_sort_key_leaves_the_partition
     assert sorted(stored, key=lambda item: item["sk"]["S"]) == [head, state]
 
 
+def test_a_query_reads_its_partition_as_moto_would_the_whole_table(ddb) -> None:
+    """The launcher's partition query (install_partition_query): key conditions, order, both
+    directions, a limit with its resume key, a filter and an empty partition answer exactly as
+    DynamoDB documents, with other partitions' items all around."""
+    table = unique("standin-query")
+    ddb.create_table(
+        TableName=table,
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}, {"AttributeName": "sk", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    for user in ("A", "B", "C"):
+        for n in (3, 1, 2, 10):
+            ddb.put_item(TableName=table, Item={"pk": {"S": f"CONN#{user}"}, "sk": {"S": f"EVENT#{n:02}"}, "n": {"N": str(n)}})
+        ddb.put_item(TableName=table, Item={"pk": {"S": f"CONN#{user}"}, "sk": {"S": "CONNECTION"}})
+
+    def sks(**kwargs) -> list[str]:
+        answer = ddb.query(TableName=table, **kwargs)
+        return [item["sk"]["S"] for item in answer["Items"]]
+
+    of_b = {"KeyConditionExpression": "pk = :pk AND begins_with(sk, :p)",
+            "ExpressionAttributeValues": {":pk": {"S": "CONN#B"}, ":p": {"S": "EVENT#"}}}
+    assert sks(**of_b) == ["EVENT#01", "EVENT#02", "EVENT#03", "EVENT#10"]
+    assert sks(**of_b, ScanIndexForward=False) == ["EVENT#10", "EVENT#03", "EVENT#02", "EVENT#01"]
+    first = ddb.query(TableName=table, **of_b, Limit=2)
+    assert [i["sk"]["S"] for i in first["Items"]] == ["EVENT#01", "EVENT#02"]
+    rest = sks(**of_b, ExclusiveStartKey=first["LastEvaluatedKey"])
+    assert rest == ["EVENT#03", "EVENT#10"]
+    filtered = {**of_b, "FilterExpression": "n > :two",
+                "ExpressionAttributeValues": {**of_b["ExpressionAttributeValues"], ":two": {"N": "2"}}}
+    assert sks(**filtered) == ["EVENT#03", "EVENT#10"]
+    assert sks(KeyConditionExpression="pk = :pk", ExpressionAttributeValues={":pk": {"S": "CONN#Z"}}) == []
+    assert len(sks(KeyConditionExpression="pk = :pk", ExpressionAttributeValues={":pk": {"S": "CONN#C"}})) == 5
+
+
 def test_calls_are_counted_by_operation_within_their_scope_only(standin, ddb) -> None:
     mine, theirs = new_table(ddb), new_table(ddb)
     started = requests.post(f"{standin}/_standin/calls", json={"body_contains": mine}, timeout=10)
