@@ -22,6 +22,8 @@ NAME_PATTERN = re.compile(r"concurrent|rac(e|ing)|parallel")
 # Tests that race writers without saying so in their name.
 EXTRA: list[str] = [
     "google::two_workers_on_one_google_agent_run_one_round_each_and_never_regress_the_sync_token",
+    # 50 concurrent takes of a staffing-guard slot against a cap of 10.
+    "contracts::dynamodb_keeps_the_staffing_guard_contract",
 ]
 
 

@@ -135,8 +135,16 @@ pub async fn floor(
         .windows(&users, from, to, ops.deadline())
         .await
         .map_err(|e| service(&e))?;
+    // Long for a large floor: a bar on stderr when it is a terminal (indicatif hides it
+    // otherwise), none in the answer.
+    let progress = indicatif::ProgressBar::new(users.len() as u64);
+    progress.set_style(
+        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} agents' meetings read")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
     let (store, windows, members, emails) = (&store, &windows, &members, &emails);
-    futures::stream::iter(users)
+    let progress = &progress;
+    let read: Result<Vec<FloorMember>, CliError> = futures::stream::iter(users)
         .map(|user| async move {
             let schedule = windows.get(&user).cloned();
             let connected = emails.contains_key(&user);
@@ -158,6 +166,7 @@ pub async fn floor(
                 .filter(|(_, found)| found.contains(&user))
                 .map(|(group, _)| group.clone())
                 .collect();
+            progress.inc(1);
             Ok(FloorMember {
                 agent: Agent {
                     email: emails.get(&user).cloned(),
@@ -174,7 +183,9 @@ pub async fn floor(
         .collect::<Vec<Result<FloorMember, CliError>>>()
         .await
         .into_iter()
-        .collect()
+        .collect();
+    progress.finish_and_clear();
+    read
 }
 
 /// `user`'s mirrored meetings starting in `[from, to)`, each with the WFM activity at its start.
