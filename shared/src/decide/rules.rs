@@ -174,12 +174,7 @@ fn start(
 /// The team already has as many agents off queue for the calendar as its cap allows: the
 /// start waits with its trigger active; the sweep looks again (an end frees a slot).
 fn wait_for_slot(cx: &Context<'_>, with_this: &UserState, guard: GuardCheck<'_>) -> Decided {
-    let until = cx.now
-        + chrono::Duration::from_std(cx.policy.interaction_recheck)
-            .unwrap_or(chrono::Duration::minutes(1));
-    let mut next = with_this.clone();
-    next.deferred_until = Some(until);
-    next.due_at = Some(until);
+    let (until, next) = looked_at_again(cx, with_this);
     Decided {
         decision: Decision::Wait {
             until,
@@ -196,12 +191,7 @@ fn defer_for_interaction(
     with_this: &UserState,
     routing: &RoutingStatus,
 ) -> Decided {
-    let until = cx.now
-        + chrono::Duration::from_std(cx.policy.interaction_recheck)
-            .unwrap_or(chrono::Duration::minutes(1));
-    let mut next = with_this.clone();
-    next.deferred_until = Some(until);
-    next.due_at = Some(until);
+    let (until, next) = looked_at_again(cx, with_this);
     Decided {
         decision: Decision::Defer {
             until,
@@ -209,6 +199,18 @@ fn defer_for_interaction(
         },
         next: Some(touched(next, cx.now)),
     }
+}
+
+/// A start that waits with its trigger active: when it is looked at again (the policy's
+/// `interaction_recheck`), and the state that says so.
+fn looked_at_again(cx: &Context<'_>, with_this: &UserState) -> (DateTime<Utc>, UserState) {
+    let until = cx.now
+        + chrono::Duration::from_std(cx.policy.interaction_recheck)
+            .unwrap_or(chrono::Duration::minutes(1));
+    let mut next = with_this.clone();
+    next.deferred_until = Some(until);
+    next.due_at = Some(until);
+    (until, next)
 }
 
 /// Why the shift, the policy or the live presence turn this start down, if they do.

@@ -369,6 +369,7 @@ impl TransitionService {
         }
     }
 
+    /// The agent is on an interaction: the start waits, audited with the routing status.
     async fn defer(
         &self,
         at: &Attempt<'_>,
@@ -376,25 +377,13 @@ impl TransitionService {
         until: chrono::DateTime<chrono::Utc>,
         routing: RoutingStatus,
     ) -> Result<Persisted, TransitionError> {
-        let mut entry = at.entry();
-        entry.kind = DecisionKind::Deferred;
-        let reason = format!(
-            "the agent is {routing:?}; looking again at {}",
-            until.format("%H:%M:%S UTC")
-        );
-        entry.reason = Some(reason.clone());
-        entry.details["deferredUntil"] = json!(until);
-        entry.details["routingStatus"] = json!(routing);
-        let notification = at.live.map(|live| {
-            let payload = at.about_live(&live.current, Some(until), &reason);
-            (NotificationKind::ChangeDeferred, payload)
-        });
-        let outcome = at.outcome(OutcomeKind::Deferred, Some(reason));
-        let completes = at.completes(&outcome)?;
-        let done = self
-            .commit_or_append(next, entry, notification, completes.as_ref())
-            .await?;
-        Ok(finished(done, outcome))
+        let waiting = Waiting {
+            reason: format!("the agent is {routing:?}"),
+            detail: ("routingStatus", json!(routing)),
+            kind: NotificationKind::ChangeDeferred,
+            tell: true,
+        };
+        self.record_wait(at, next, until, waiting).await
     }
 
     /// The team's guard is full: the start waits, audited with the team and its cap; the
@@ -406,22 +395,40 @@ impl TransitionService {
         until: chrono::DateTime<chrono::Utc>,
         why: SkipReason,
     ) -> Result<Persisted, TransitionError> {
+        let guard = match &why {
+            SkipReason::OverCap { team, cap } => json!({"team": team, "cap": cap}),
+            _ => serde_json::Value::Null,
+        };
+        let waiting = Waiting {
+            reason: why.describe(),
+            detail: ("guard", guard),
+            kind: NotificationKind::ChangeHeld,
+            tell: at.read.deferred_until.is_none(),
+        };
+        self.record_wait(at, next, until, waiting).await
+    }
+
+    /// A start that waits, looked at again at `until`: audited `Deferred`, notified if `tell`.
+    async fn record_wait(
+        &self,
+        at: &Attempt<'_>,
+        next: Option<UserState>,
+        until: chrono::DateTime<chrono::Utc>,
+        waiting: Waiting,
+    ) -> Result<Persisted, TransitionError> {
         let mut entry = at.entry();
         entry.kind = DecisionKind::Deferred;
         let reason = format!(
             "{}; looking again at {}",
-            why.describe(),
+            waiting.reason,
             until.format("%H:%M:%S UTC")
         );
         entry.reason = Some(reason.clone());
         entry.details["deferredUntil"] = json!(until);
-        if let SkipReason::OverCap { team, cap } = &why {
-            entry.details["guard"] = json!({"team": team, "cap": cap});
-        }
-        let first_wait = at.read.deferred_until.is_none();
-        let notification = at.live.filter(|_| first_wait).map(|live| {
+        entry.details[waiting.detail.0] = waiting.detail.1;
+        let notification = at.live.filter(|_| waiting.tell).map(|live| {
             let payload = at.about_live(&live.current, Some(until), &reason);
-            (NotificationKind::ChangeHeld, payload)
+            (waiting.kind, payload)
         });
         let outcome = at.outcome(OutcomeKind::Deferred, Some(reason));
         let completes = at.completes(&outcome)?;
@@ -607,4 +614,14 @@ fn trigger_details(trigger: &Trigger<'_>) -> serde_json::Value {
         Trigger::Reevaluate | Trigger::EndInferred | Trigger::PresenceChanged(_) => {}
     }
     details
+}
+
+/// Why a start waits, for its record and its notification.
+struct Waiting {
+    reason: String,
+    /// The detail naming what it waits on (`routingStatus`, `guard`).
+    detail: (&'static str, serde_json::Value),
+    kind: NotificationKind,
+    /// Whether the agent's subscribers are told (once per wait for the guard).
+    tell: bool,
 }

@@ -68,6 +68,47 @@ impl World {
         parse_json(&body.to_string()).expect("a canonical event")
     }
 
+    /// `user`'s half-hour meeting `trigger`, begun a minute ago: its `detail_type` edge, with
+    /// `extra` fields in the detail.
+    fn edge_of(
+        &self,
+        detail_type: &str,
+        user: &UserId,
+        trigger: &str,
+        extra: serde_json::Value,
+    ) -> ParsedEvent {
+        let now = self.clock.now();
+        let mut detail = json!({
+            "userId": user.as_str(),
+            "calendarEventId": trigger,
+            "start": (now - chrono::Duration::minutes(1)).to_rfc3339(),
+            "end": (now + chrono::Duration::minutes(30)).to_rfc3339(),
+        });
+        if let (Some(detail), Some(extra)) = (detail.as_object_mut(), extra.as_object()) {
+            detail.extend(extra.clone());
+        }
+        let body = json!({
+            "id": format!("{detail_type}-{user}"),
+            "detail-type": detail_type,
+            "source": "tests",
+            "detail": detail,
+        });
+        parse_json(&body.to_string()).expect("a canonical event")
+    }
+
+    /// `size` agents, On Queue and idle, members of `group`.
+    fn team_of(&self, size: usize, group: &str) -> Vec<UserId> {
+        let users: Vec<UserId> = (0..size)
+            .map(|i| UserId::parse(&format!("00000000-0000-4000-8000-{i:012}")).expect("id"))
+            .collect();
+        for user in &users {
+            self.platform
+                .add_user(user, SystemPresence::OnQueue, RoutingStatus::Idle, None);
+            self.platform.join_group(group, user);
+        }
+        users
+    }
+
     async fn handle(&self, event: &ParsedEvent) -> Result<Outcome, TransitionError> {
         self.service.handle(event.clone(), self.deadline()).await
     }
@@ -490,28 +531,9 @@ groups = ["g-tier1"]
 max_off_queue = 10
 "#;
     let w = World::deciding_by(&policy);
-    let users: Vec<UserId> = (0..50)
-        .map(|i| UserId::parse(&format!("00000000-0000-4000-8000-{i:012}")).expect("id"))
-        .collect();
-    for user in &users {
-        w.platform
-            .add_user(user, SystemPresence::OnQueue, RoutingStatus::Idle, None);
-        w.platform.join_group("g-tier1", user);
-    }
-    let now = w.clock.now();
+    let users = w.team_of(50, "g-tier1");
     let edge = |user: &UserId, detail_type: &str| {
-        let body = json!({
-            "id": format!("{detail_type}-{user}"),
-            "detail-type": detail_type,
-            "source": "tests",
-            "detail": {
-                "userId": user.as_str(),
-                "calendarEventId": format!("standup-{user}"),
-                "start": (now - chrono::Duration::minutes(1)).to_rfc3339(),
-                "end": (now + chrono::Duration::minutes(30)).to_rfc3339(),
-            },
-        });
-        parse_json(&body.to_string()).expect("a canonical event")
+        w.edge_of(detail_type, user, &format!("standup-{user}"), json!({}))
     };
     let starts = users.iter().map(|user| {
         w.service
@@ -608,30 +630,12 @@ exempt_organizers = ["Director@Example.com"]
 exempt_groups = ["g-supervisors"]
 "#;
     let w = World::deciding_by(&policy);
-    let users: Vec<UserId> = (0..3)
-        .map(|i| UserId::parse(&format!("00000000-0000-4000-8000-{i:012}")).expect("id"))
-        .collect();
-    for user in &users {
-        w.platform
-            .add_user(user, SystemPresence::OnQueue, RoutingStatus::Idle, None);
-        w.platform.join_group("g-floor", user);
-    }
+    let users = w.team_of(3, "g-floor");
     w.platform.join_group("g-supervisors", &users[2]);
-    let now = w.clock.now();
     let start = |user: &UserId, organizer: &str| {
-        let body = json!({
-            "id": format!("start-{user}"),
-            "detail-type": "Calendar Event Started",
-            "source": "tests",
-            "detail": {
-                "userId": user.as_str(),
-                "calendarEventId": format!("briefing-{user}"),
-                "start": (now - chrono::Duration::minutes(1)).to_rfc3339(),
-                "end": (now + chrono::Duration::minutes(30)).to_rfc3339(),
-                "organizerEmail": organizer,
-            },
-        });
-        parse_json(&body.to_string()).expect("a canonical event")
+        let trigger = format!("briefing-{user}");
+        let extra = json!({"organizerEmail": organizer});
+        w.edge_of("Calendar Event Started", user, &trigger, extra)
     };
     let mut decided = Vec::new();
     for (user, organizer) in users.iter().zip([
@@ -677,13 +681,8 @@ groups = ["g-tier1"]
 max_percent_on_queue = 40
 "#;
     let w = World::deciding_by(&policy);
-    let users: Vec<UserId> = (0..10)
-        .map(|i| UserId::parse(&format!("00000000-0000-4000-8000-{i:012}")).expect("id"))
-        .collect();
+    let users = w.team_of(10, "g-tier1");
     for (index, user) in users.iter().enumerate() {
-        w.platform
-            .add_user(user, SystemPresence::OnQueue, RoutingStatus::Idle, None);
-        w.platform.join_group("g-tier1", user);
         let activity = if index < 5 {
             ActivityCategory::OnQueueWork
         } else {
@@ -691,21 +690,10 @@ max_percent_on_queue = 40
         };
         w.platform.set_shift(user, ShiftView::Activity(activity));
     }
-    let now = w.clock.now();
     let mut decided = Vec::new();
     for user in &users[5..8] {
-        let body = json!({
-            "id": format!("start-{user}"),
-            "detail-type": "Calendar Event Started",
-            "source": "tests",
-            "detail": {
-                "userId": user.as_str(),
-                "calendarEventId": format!("sync-{user}"),
-                "start": (now - chrono::Duration::minutes(1)).to_rfc3339(),
-                "end": (now + chrono::Duration::minutes(30)).to_rfc3339(),
-            },
-        });
-        let parsed = parse_json(&body.to_string()).expect("a canonical event");
+        let trigger = format!("sync-{user}");
+        let parsed = w.edge_of("Calendar Event Started", user, &trigger, json!({}));
         let outcome = w
             .service
             .handle(parsed, w.deadline())

@@ -53,23 +53,42 @@ const BUSY: &str = "31fe3bac-dea6-44b7-bed7-47f91660a1a0";
 
 #[test]
 fn chromium_draws_the_day_page_without_a_single_request() {
+    let (image, dom, requests) = browse("day-page", render(&day()));
+    assert!(
+        image.len() > 8 * 1024,
+        "a near-empty picture: {} bytes",
+        image.len()
+    );
+    assert!(dom.stdout.contains("<svg"), "no SVG in the parsed page");
+    assert!(
+        dom.stdout.contains(DEFERRAL),
+        "the deferral's reason is not in the page"
+    );
+    assert!(
+        requests.is_empty(),
+        "network requests were made: {requests:#?}"
+    );
+}
+
+/// `page` drawn by headless Chromium, every request it tries sent to a proxy the test owns: the
+/// screenshot (a PNG, kept at `target/<name>.png` for a person to look at), the parsed DOM, and
+/// the requests the proxy saw.
+fn browse(name: &str, page: String) -> (Vec<u8>, Run, Vec<String>) {
     assert!(
         Path::new(CHROMIUM).exists(),
         "{CHROMIUM} is missing: install Debian's chromium (make setup does)"
     );
-    let dir = std::env::temp_dir().join(format!("day-page-{}", uuid::Uuid::new_v4()));
-    fs::create_dir_all(&dir).expect("temp dir");
-    let html = dir.join("day.html");
-    let page = render(&day());
     assert!(
         !page.contains("http:") && !page.contains("https:"),
         "a URL in the page"
     );
+    let dir = std::env::temp_dir().join(format!("{name}-{}", uuid::Uuid::new_v4()));
+    fs::create_dir_all(&dir).expect("temp dir");
+    let html = dir.join("page.html");
     fs::write(&html, page).expect("write the page");
     let url = format!("file://{}", html.display());
     let proxy = Proxy::start();
-
-    let png = dir.join("day.png");
+    let png = dir.join("page.png");
     let shot = chromium(
         &dir,
         "shot",
@@ -77,7 +96,6 @@ fn chromium_draws_the_day_page_without_a_single_request() {
         &[&format!("--screenshot={}", png.display()), &url],
     );
     let dom = chromium(&dir, "dom", &proxy, &["--dump-dom", &url]);
-
     assert!(
         shot.status.success(),
         "screenshot: {}\n{}",
@@ -87,31 +105,18 @@ fn chromium_draws_the_day_page_without_a_single_request() {
     let image = fs::read(&png).expect("chromium wrote the screenshot");
     assert!(image.starts_with(PNG_SIGNATURE), "not a PNG");
     assert!(
-        image.len() > 8 * 1024,
-        "a near-empty picture: {} bytes",
-        image.len()
-    );
-    assert!(
         dom.status.success(),
         "dump-dom: {}\n{}",
         dom.status,
         dom.stderr_tail
     );
-    assert!(dom.stdout.contains("<svg"), "no SVG in the parsed page");
-    assert!(
-        dom.stdout.contains(DEFERRAL),
-        "the deferral's reason is not in the page"
-    );
     let requests = proxy.stop();
-    assert!(
-        requests.is_empty(),
-        "network requests were made: {requests:#?}"
-    );
-    let kept = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/day-page.png");
+    let kept = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../../target/{name}.png"));
     fs::create_dir_all(kept.parent().expect("target dir")).expect("target dir");
     fs::copy(&png, &kept).expect("copy the screenshot");
     println!("screenshot: {}", kept.display());
     let _ = fs::remove_dir_all(&dir);
+    (image, dom, requests)
 }
 
 /// What a Chromium run left behind.
@@ -402,10 +407,6 @@ fn schedule() -> Vec<ScheduledSpan> {
 fn chromium_draws_the_forecast_page_without_a_single_request() {
     use presence_autopilot::operator::forecast::{Interval, Taking};
     use presence_autopilot::operator::forecast_page::{ForecastPage, render_forecast};
-    assert!(
-        Path::new(CHROMIUM).exists(),
-        "{CHROMIUM} is missing: install Debian's chromium (make setup does)"
-    );
     let monday = DateTime::parse_from_rfc3339("2026-12-07T00:00:00Z")
         .expect("time")
         .to_utc();
@@ -444,38 +445,7 @@ fn chromium_draws_the_forecast_page_without_a_single_request() {
         generated: monday,
         intervals: &intervals,
     });
-    assert!(
-        !page.contains("http:") && !page.contains("https:"),
-        "a URL in the page"
-    );
-    let dir = std::env::temp_dir().join(format!("forecast-page-{}", uuid::Uuid::new_v4()));
-    fs::create_dir_all(&dir).expect("temp dir");
-    let html = dir.join("forecast.html");
-    fs::write(&html, page).expect("write the page");
-    let url = format!("file://{}", html.display());
-    let proxy = Proxy::start();
-    let png = dir.join("forecast.png");
-    let shot = chromium(
-        &dir,
-        "shot",
-        &proxy,
-        &[&format!("--screenshot={}", png.display()), &url],
-    );
-    let dom = chromium(&dir, "dom", &proxy, &["--dump-dom", &url]);
-    assert!(
-        shot.status.success(),
-        "screenshot: {}\n{}",
-        shot.status,
-        shot.stderr_tail
-    );
-    let image = fs::read(&png).expect("chromium wrote the screenshot");
-    assert!(image.starts_with(PNG_SIGNATURE), "not a PNG");
-    assert!(
-        dom.status.success(),
-        "dump-dom: {}\n{}",
-        dom.status,
-        dom.stderr_tail
-    );
+    let (_, dom, requests) = browse("forecast-page", page);
     assert_eq!(
         dom.stdout.matches("class=\"over\"").count(),
         7 * 4,
@@ -483,13 +453,8 @@ fn chromium_draws_the_forecast_page_without_a_single_request() {
     );
     assert_eq!(dom.stdout.matches("<details>").count(), 7, "a day each");
     assert!(dom.stdout.contains("agent1@example.com"));
-    let requests = proxy.stop();
     assert!(
         requests.is_empty(),
         "network requests were made: {requests:#?}"
     );
-    let kept = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/forecast-page.png");
-    fs::create_dir_all(kept.parent().expect("target dir")).expect("target dir");
-    fs::copy(&png, &kept).expect("copy the screenshot");
-    let _ = fs::remove_dir_all(&dir);
 }

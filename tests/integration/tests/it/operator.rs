@@ -572,7 +572,6 @@ async fn policy_push_stores_a_checked_policy_and_refuses_one_the_functions_would
 #[tokio::test]
 async fn policy_diff_lists_the_known_meetings_a_proposal_decides_differently() {
     use presence_autopilot::aws::ssm::SsmPolicy;
-    use presence_autopilot::calendar::Provider;
     use presence_autopilot::clock::Clock;
     use presence_autopilot::policy::DEFAULT_POLICY;
     use presence_autopilot::ports::{MirroredEvent, PolicySource};
@@ -583,20 +582,11 @@ async fn policy_diff_lists_the_known_meetings_a_proposal_decides_differently() {
         desk.h.store.table(),
     );
     connections
-        .put(&Connection {
-            user_id: ada_id.clone(),
-            email: "ada@example.com".to_owned(),
-            provider: Provider::Microsoft,
-            calendar_user_id: "ada-mailbox".to_owned(),
-            subscription: None,
-            delta_link: None,
-            window: None,
-            last_sync_at: None,
-            last_error: None,
-            lease: None,
-            pending: false,
-            version: 0,
-        })
+        .put(&Connection::new(
+            ada_id.clone(),
+            "ada@example.com",
+            "ada-mailbox",
+        ))
         .await
         .expect("connected");
     // The simulator's shift: a meeting block from an hour ago to two hours on, then off-queue
@@ -716,7 +706,6 @@ async fn policy_diff_lists_the_known_meetings_a_proposal_decides_differently() {
 #[tokio::test]
 async fn forecast_counts_the_team_and_finds_the_intervals_over_the_cap() {
     use presence_autopilot::aws::ssm::SsmPolicy;
-    use presence_autopilot::calendar::Provider;
     use presence_autopilot::clock::Clock;
     use presence_autopilot::policy::DEFAULT_POLICY;
     use presence_autopilot::ports::{MirroredEvent, PolicySource};
@@ -727,20 +716,11 @@ async fn forecast_counts_the_team_and_finds_the_intervals_over_the_cap() {
         desk.h.store.table(),
     );
     connections
-        .put(&Connection {
-            user_id: ada_id.clone(),
-            email: "ada@example.com".to_owned(),
-            provider: Provider::Microsoft,
-            calendar_user_id: "ada-mailbox".to_owned(),
-            subscription: None,
-            delta_link: None,
-            window: None,
-            last_sync_at: None,
-            last_error: None,
-            lease: None,
-            pending: false,
-            version: 0,
-        })
+        .put(&Connection::new(
+            ada_id.clone(),
+            "ada@example.com",
+            "ada-mailbox",
+        ))
         .await
         .expect("connected");
     let start = desk.h.clock.now() + chrono::Duration::minutes(30);
