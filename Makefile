@@ -50,7 +50,7 @@ test: setup ## Rust unit + integration tests, the official-SDK contract tests, t
 	$(VENV)/bin/python scripts/privilege_report.py --check >/dev/null
 
 # The functions infra/template.yaml declares (Metadata.BuildProperties.Binary).
-FUNCTIONS := transition outbox-relay webhook-dispatch schedule-check calendar-notify calendar-sync calendar-upkeep
+FUNCTIONS := transition outbox-relay webhook-dispatch schedule-check calendar-notify calendar-sync calendar-upkeep lookahead
 
 # The README's local walk builds exactly these; the tests and the demo use them the same way. One
 # package per build, as `cargo lambda watch -p NAME` builds each function, so it finds them fresh.

@@ -123,7 +123,8 @@ class Receiver:
         self.thread.start()
 
     def subscribers(self) -> dict:
-        return {"webhooks": [{"id": "demo-receiver", "url": self.url, "secrets": [self.secret]}]}
+        # The receiver also takes the demo team's daily look-ahead (step 7).
+        return {"webhooks": [{"id": "demo-receiver", "url": self.url, "secrets": [self.secret], "teams": ["demo-floor"]}]}
 
     def close(self) -> None:
         self.server.shutdown()
@@ -665,6 +666,49 @@ class Day:
         expect(page.exists() and "Content-Security-Policy" in page.read_text(), "no forecast page")
         say(f"the team's forecast as a picture: {page} (open it in a browser)")
 
+    def look_ahead(self) -> None:
+        step("7", "The daily look-ahead: tomorrow Ada and Ben both have a 10:00 meeting, the team's cap is one; "
+                  "LookaheadSchedule tells the team's webhook which quarter hours are over it")
+        self._graph("POST", "/sim/users", {"user_principal_name": BEN_EMAIL, "mail": BEN_EMAIL, "display_name": "Ben Agent"})
+        answer = self.upkeep()
+        expect(answer.get("connected") == 1, f"calendar-upkeep did not connect Ben: {answer}")
+        self.settle()
+        # "Tomorrow" in LookaheadTimeZone (UTC here); a run across midnight would look a day later.
+        start = dt.datetime.combine((now() + dt.timedelta(days=1)).date(), dt.time(10, 0), dt.timezone.utc)
+        end = start + dt.timedelta(minutes=30)
+        sync = self.mapping("CalendarSyncQueueMapping")
+        for email in (ADA_EMAIL, BEN_EMAIL):
+            before = sync.delivered
+            self._graph("POST", f"/sim/users/{email}/events", {"subject": "Quarterly planning", "start": iso(start),
+                                                               "end": iso(end), "showAs": "busy", "responseStatus": "accepted"})
+            self.settle(until=lambda: sync.delivered > before, what=f"the sync of {email}'s calendar")
+        say(f"Ada and Ben accept {bold('Quarterly planning')} in Outlook, tomorrow {start:%H:%M}–{end:%H:%M} UTC: "
+            "mirrored by calendar-sync, planned by schedule-check")
+        with self.receiver.lock:
+            seen = len(self.receiver.deliveries)
+        schedule = self.env.stack.resources["LookaheadSchedule"].properties
+        say(f"LookaheadSchedule's tick ({schedule['ScheduleExpression']} {schedule['ScheduleExpressionTimezone']}, "
+            "fast-forwarded) → lookahead, invoked with LookaheadScheduleRole")
+        answer = self.env.runner.fire_schedule("LookaheadSchedule")
+        say(dim(f"lookahead answered {json.dumps(answer)}"))
+        self.settle()
+        with self.receiver.lock:
+            new = self.receiver.deliveries[seen:]
+        notices = [d for d in new if (d["payload"] or {}).get("kind") == "lookahead"]
+        expect(len(notices) == 1, f"expected one look-ahead notice, the receiver got {new}")
+        expect(notices[0]["verified"], f"the look-ahead's signature did NOT verify: {notices[0]['error']}")
+        notice = notices[0]["payload"]["payload"]
+        expect(notice["team"] == "demo-floor", f"the notice names team {notice['team']}")
+        found = [(dt.datetime.fromisoformat(i["start"].replace("Z", "+00:00")), i["offQueue"], i["cap"],
+                  sorted(m["agent"] for m in i["meetings"])) for i in notice["intervals"]]
+        quarter = dt.timedelta(minutes=15)
+        wanted = [(start, 2, 1, sorted([ADA_EMAIL, BEN_EMAIL])), (start + quarter, 2, 1, sorted([ADA_EMAIL, BEN_EMAIL]))]
+        expect(found == wanted, f"the notice's intervals {found} are not the hand-counted {wanted}")
+        say(f"webhook delivered: {bold('lookahead')} for team demo-floor, {notice['date']} — signature verified")
+        for at, off, cap, agents in found:
+            say(f"  {at:%H:%M}–{at + quarter:%H:%M} UTC: {off} off queue for meetings, cap {cap}: {', '.join(agents)}")
+        say(ok("a supervisor can move one of the meetings before it drains the queue"))
+
     def autopilot(self, *args: str) -> subprocess.CompletedProcess:
         """Runs the on-call command line against the demo's stack, as an engineer would."""
         env = {
@@ -783,6 +827,8 @@ def main() -> int:
             if HAS_SCHEDULE_CHECK:
                 day.staffing_guard()
             day.forecast()
+            if HAS_SCHEDULE_CHECK:
+                day.look_ahead()
             failed = False
     except KeyboardInterrupt:
         print("\ninterrupted: stopping everything the demo started", file=sys.stderr)

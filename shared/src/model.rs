@@ -89,6 +89,11 @@ impl UserId {
             .map(|id| Self(id.hyphenated().to_string()))
             .map_err(|_| InvalidValue::new("userId", format!("{} is not a UUID", preview(value))))
     }
+
+    /// [`UNATTRIBUTED_USER`]: what records and notices about no one agent are kept under.
+    pub fn unattributed() -> Self {
+        Self(UNATTRIBUTED_USER.to_owned())
+    }
 }
 
 text_id!(UserId);

@@ -441,6 +441,25 @@ impl NotificationId {
     }
 }
 
+impl NotificationId {
+    /// A team's notice about a day: time part = the day's start; random part = SHA-256 of team,
+    /// day and kind. A second run for the same team and day makes the same id, which dispatch
+    /// and the receivers dedupe on.
+    pub fn for_team(team: &str, day_start: DateTime<Utc>, kind: NotificationKind) -> Self {
+        let mut hasher = Sha256::new();
+        hasher.update(team.as_bytes());
+        hasher.update([0]);
+        hasher.update(day_start.timestamp().to_be_bytes());
+        hasher.update([0]);
+        hasher.update(kind.as_str().as_bytes());
+        let digest = hasher.finalize();
+        let mut random = [0u8; 16];
+        random[6..].copy_from_slice(&digest[..10]);
+        let millis = u64::try_from(day_start.timestamp_millis()).unwrap_or(0);
+        Self(ulid::Ulid::from_parts(millis, u128::from_be_bytes(random)))
+    }
+}
+
 impl fmt::Display for NotificationId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", self.0)
@@ -471,6 +490,8 @@ pub enum NotificationKind {
     /// The team's staffing guard kept the agent on queue: the change waits for a slot.
     ChangeHeld,
     ChangeSkipped,
+    /// The daily look-ahead: a team's intervals of the next day over its staffing cap.
+    Lookahead,
     /// `autopilot subscribers test`: a signed delivery that says nothing about any agent.
     Test,
 }
@@ -483,6 +504,7 @@ impl NotificationKind {
             Self::ChangeDeferred => "changeDeferred",
             Self::ChangeHeld => "changeHeld",
             Self::ChangeSkipped => "changeSkipped",
+            Self::Lookahead => "lookahead",
             Self::Test => "test",
         }
     }
@@ -518,6 +540,46 @@ pub struct ChangePayload {
     pub until: Option<DateTime<Utc>>,
     #[serde(default)]
     pub reason: Option<String>,
+}
+
+/// The `payload` of a [`NotificationKind::Lookahead`] (schema in docs/events.md): no subject,
+/// only who, when and what presence the calendar would set.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LookaheadPayload {
+    pub team: String,
+    /// The day looked at, in `time_zone`.
+    pub date: chrono::NaiveDate,
+    pub time_zone: String,
+    /// The policy version the meetings were decided under.
+    pub policy: String,
+    pub members: u32,
+    /// Only the intervals over the cap.
+    pub intervals: Vec<LookaheadInterval>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LookaheadInterval {
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+    /// Members WFM schedules on queue then.
+    pub on_queue: u32,
+    /// Members the calendar would take off queue then.
+    pub off_queue: u32,
+    pub cap: u32,
+    pub meetings: Vec<LookaheadMeeting>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LookaheadMeeting {
+    /// The agent's e-mail, else their Genesys user id.
+    pub agent: String,
+    pub calendar_event_id: String,
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+    pub presence: String,
 }
 
 /// A change to tell the outside world about (webhooks, Slack, Teams).

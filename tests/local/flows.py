@@ -11,6 +11,7 @@ from pathlib import Path
 from local_env import ROOT, LocalEnv
 
 ADA = "9ed7d9f6-0c59-4360-ac54-40dd35eb9c2f"
+BEN = "3ce84f47-4e65-4756-a815-67a2b32e58b8"  # genesys-sim's second demo agent
 
 
 def live_meeting(trigger: str) -> dict:
@@ -104,6 +105,31 @@ def refused_delivery_waits_for_its_retry(env: LocalEnv, receiver: "Receiver") ->
     )["Attributes"]
     if counts != {"ApproximateNumberOfMessages": "0", "ApproximateNumberOfMessagesNotVisible": "1"}:
         problems.append(f"expected the refused notification in flight, waiting for its retry: {counts}")
+    return problems
+
+
+def lookahead_runs(env: LocalEnv) -> list[str]:
+    """LookaheadSchedule's tick: EventBridge Scheduler invokes lookahead with the schedule's role
+    (the IAM gate decides), and lookahead reads the policy parameter, the connections, WFM and the
+    team's group under its own role. A team of Ben alone (capped, no calendar) is looked at and
+    has nothing over its cap. The stack's policy is put back afterwards."""
+    ssm = env.client("ssm")
+    name = env.resources["POLICY_PARAMETER"]
+    before = ssm.get_parameter(Name=name)["Parameter"]["Value"]
+    team = f'\n[[profiles]]\nname = "flow-team"\nusers = ["{BEN}"]\n\n[profiles.guard]\nmax_off_queue = 5\n'
+    ssm.put_parameter(Name=name, Value=before + team, Type="String", Overwrite=True)
+    problems = []
+    try:
+        answer = env.runner.fire_schedule("LookaheadSchedule")
+        teams = [(t["team"], t["members"], t["intervalsOverCap"]) for t in (answer or {}).get("teams", [])]
+        if teams != [("flow-team", 1, 0)]:
+            problems.append(f"lookahead did not look at the capped team: {answer}")
+    except Exception as err:  # noqa: BLE001 - a denied invoke surfaces here
+        problems.append(f"the schedule could not start lookahead: {err}")
+    finally:
+        ssm.put_parameter(Name=name, Value=before, Type="String", Overwrite=True)
+    problems += [f"function failure: {f}" for f in env.runner.failures()]
+    problems += [f"denied: {d['role']} {d['action']} on {d['resource']}" for d in env.denials()]
     return problems
 
 

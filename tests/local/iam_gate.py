@@ -177,10 +177,22 @@ def scheduler_calls(region: str, method: str, path: str, query: str, body: bytes
     return calls
 
 
+def lambda_calls(region: str, method: str, path: str) -> list[Call]:
+    """Only Invoke: what EventBridge Scheduler does with a schedule's role (the runner asks)."""
+    parts = [urllib.parse.unquote(p) for p in path.strip("/").split("/")]
+    if method == "POST" and len(parts) == 4 and parts[1] == "functions" and parts[3] == "invocations":
+        name = parts[2]
+        arn = name if name.startswith("arn:") else f"arn:aws:lambda:{region}:{ACCOUNT}:function:{name}"
+        return [Call("lambda:InvokeFunction", arn)]
+    raise Unmapped(f"lambda {method} {path}")
+
+
 def calls_of(environ: dict, service: str, region: str, body: bytes) -> list[Call]:
     target = environ.get("HTTP_X_AMZ_TARGET", "")
     if target:
         return json_protocol_calls(region, target, json.loads(body or b"{}"))
+    if service == "lambda":
+        return lambda_calls(region, environ.get("REQUEST_METHOD", "GET"), environ.get("PATH_INFO", ""))
     if service == "scheduler":
         return scheduler_calls(
             region, environ.get("REQUEST_METHOD", "GET"), environ.get("PATH_INFO", ""), environ.get("QUERY_STRING", ""), body

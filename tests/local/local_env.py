@@ -34,7 +34,7 @@ STACK_NAME = "presence-autopilot"
 RUNS = itertools.count(1)  # one log dir per environment in a process
 # The functions the template declares (Metadata.BuildProperties.Binary), each built by make.
 FUNCTION_BINARIES = ("transition", "outbox-relay", "webhook-dispatch", "schedule-check", "calendar-notify",
-                     "calendar-sync", "calendar-upkeep")
+                     "calendar-sync", "calendar-upkeep", "lookahead")
 # The local deploy's parameters: the calendar connector on, for the simulators' roster and domain.
 LOCAL_PARAMETERS = {
     "RosterGroupId": "9c2f4e1a-7b3d-4c5e-8f6a-1b2c3d4e5f60",  # genesys-sim's default roster group

@@ -208,6 +208,23 @@ class Runner:
                 answers.append(invoke_async(host, payload, self._async_retries(host), self.lost))
         return answers
 
+    def fire_schedule(self, logical_id: str) -> Any:
+        """A recurring schedule's tick (a template `AWS::Scheduler::Schedule`, which moto never
+        fires): Scheduler invokes the target with the schedule's role, so the runner first asks
+        the stand-in to invoke it with that role's credentials — the IAM gate decides, and a
+        missing `lambda:InvokeFunction` raises AccessDenied here. moto then answers "no such
+        function" (ours run as local processes), and the function gets the schedule's Input."""
+        target = self.stack.resources[logical_id].properties["Target"]
+        host = next(h for h in self.hosts.values() if target["Arn"] in (h.arn, h.name))
+        payload = target.get("Input", "{}")
+        invoker = self.clients.as_role(target["RoleArn"], "lambda")
+        try:
+            invoker.invoke(FunctionName=target["Arn"], InvocationType="Event", Payload=payload.encode())
+        except invoker.exceptions.ResourceNotFoundException:
+            pass  # authorised; the function is not moto's
+        with self._lock:
+            return invoke_async(host, json.loads(payload), self._async_retries(host), self.lost)
+
     def fire_schedules(self, now: dt.datetime | None = None) -> int:
         """Sends every due one-time schedule's input to its target with the schedule's role."""
         now = now or dt.datetime.now(dt.timezone.utc)

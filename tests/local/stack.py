@@ -461,6 +461,25 @@ class Deployer:
         r.physical_id = name
         r.attributes = {"Arn": arn}
 
+    def _AWS_Scheduler_Schedule(self, r: Resource) -> None:
+        """A recurring schedule (the daily look-ahead): created in moto as declared; moto never
+        fires one, the runner does (`Runner.fire_schedule`), with the schedule's role."""
+        p = r.properties
+        name = p.get("Name") or generated_name(self.stack_name, r.logical_id, 64)
+        args: dict[str, Any] = {
+            "Name": name,
+            "ScheduleExpression": p["ScheduleExpression"],
+            "FlexibleTimeWindow": p["FlexibleTimeWindow"],
+            "Target": p["Target"],
+            "State": p.get("State", "ENABLED"),
+        }
+        for key in ("GroupName", "ScheduleExpressionTimezone", "Description"):
+            if key in p:
+                args[key] = p[key]
+        arn = self.client("scheduler").create_schedule(**args)["ScheduleArn"]
+        r.physical_id = name
+        r.attributes = {"Arn": arn}
+
     def _AWS_Lambda_Function(self, r: Resource) -> None:
         name = r.properties.get("FunctionName") or generated_name(self.stack_name, r.logical_id, 64)
         r.physical_id = name

@@ -69,15 +69,18 @@ def test_the_dashboard_is_json_and_shows_every_dead_letter_queue() -> None:
     assert any("Decisions" in t for t in titles) and any("Deliveries" in t for t in titles)
     queues = {name for name, r in doc["Resources"].items() if r["Type"] == "AWS::SQS::Queue"}
     dlqs = {name for name in queues if name.endswith("DLQ")}
-    # Burst, Notifications, OutboxRelay, Events, Scheduler, ScheduleCheckAsync (transition has no
-    # asynchronous invoke: schedules send to the burst queue).
-    assert len(dlqs) == 6 and "SyncDeadLetterQueue" in queues
+    # Burst, Notifications, OutboxRelay, Events, Scheduler, ScheduleCheckAsync, LookaheadAsync
+    # (transition has no asynchronous invoke: schedules send to the burst queue).
+    assert len(dlqs) == 7 and "SyncDeadLetterQueue" in queues
     assert "TransitionAsyncDLQ" not in queues
-    for name in dlqs:
+    # The calendar connector's queues exist only with the connector: named through a variable.
+    conditional = {"SyncDeadLetterQueue": "SyncDlqName", "LookaheadAsyncDLQ": "LookaheadDlqName"}
+    for name in dlqs - conditional.keys():
         assert f"${{{name}.QueueName}}" in body, name
-    # The calendar connector's DLQ exists only with the connector: named through a variable.
-    assert "${SyncDlqName}" in body
-    assert variables["SyncDlqName"]["Fn::If"][1] == {"Fn::GetAtt": ["SyncDeadLetterQueue", "QueueName"]}
+    for queue, variable in conditional.items():
+        assert doc["Resources"][queue]["Condition"] == "HasCalendarConnector"
+        assert f"${{{variable}}}" in body, variable
+        assert variables[variable]["Fn::If"][1] == {"Fn::GetAtt": [queue, "QueueName"]}
 
 
 def test_the_stacks_policy_parameter_starts_as_the_built_in_policy_and_every_decider_reads_it():
@@ -95,7 +98,8 @@ def test_the_stacks_policy_parameter_starts_as_the_built_in_policy_and_every_dec
         and "POLICY_PARAMETER" in r["Properties"].get("Environment", {}).get("Variables", {})
     }
     assert sorted(readers) == [
-        "CalendarSyncFunction", "CalendarUpkeepFunction", "ScheduleCheckFunction", "TransitionFunction",
+        "CalendarSyncFunction", "CalendarUpkeepFunction", "LookaheadFunction", "ScheduleCheckFunction",
+        "TransitionFunction",
     ]
     for name, function in readers.items():
         role = t["Resources"][function["Properties"]["Role"]["Fn::GetAtt"][0]]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "local"))
 
-from flows import Receiver, meeting_reaches_presence_and_webhook, reported_failure_stays_queued, started
+from flows import Receiver, lookahead_runs, meeting_reaches_presence_and_webhook, reported_failure_stays_queued, started
 from stack import TEMPLATE
 
 
@@ -66,3 +66,13 @@ def test_a_batch_mapping_without_report_batch_item_failures_loses_the_failed_ite
     assert problems == ["0 message(s) left on the burst queue after the batch; expected the 1 reported failure"], problems
 
 
+
+
+def test_a_look_ahead_schedule_role_without_invoke_fails_the_run(tmp_path):
+    anchor = "                Action: lambda:InvokeFunction\n                Resource: !GetAtt LookaheadFunction.Arn\n"
+    template = mutated(tmp_path, anchor, anchor.replace("lambda:InvokeFunction", "lambda:GetFunction"))
+    with started(template, expect_denials=True) as env:
+        env.start_functions()
+        problems = lookahead_runs(env)
+    assert any("could not start lookahead" in p and "AccessDenied" in p for p in problems), problems
+    assert any("denied: " in p and "LookaheadScheduleRole" in p and "lambda:InvokeFunction" in p for p in problems), problems

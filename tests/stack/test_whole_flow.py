@@ -12,6 +12,7 @@ import pytest
 
 from flows import (
     Receiver,
+    lookahead_runs,
     meeting_reaches_presence_and_webhook,
     refused_delivery_waits_for_its_retry,
     reported_failure_stays_queued,
@@ -44,6 +45,10 @@ def test_a_reported_batch_failure_stays_on_the_queue_and_the_rest_is_consumed(en
 
 def test_a_refused_webhook_delivery_waits_for_its_retry(env, receiver):
     assert refused_delivery_waits_for_its_retry(env, receiver) == []
+
+
+def test_the_daily_look_ahead_starts_under_its_schedules_role(env):
+    assert lookahead_runs(env) == []
 
 
 def test_each_function_gets_only_the_stacks_environment_and_its_role(env):

@@ -11,7 +11,7 @@ use serde_json::json;
 use super::gather;
 use super::output::{json, table};
 use super::{CliError, Format, Operations, Verdict};
-use crate::operator::forecast::{Interval, Member, forecast as intervals_of};
+use crate::decide::forecast::{Interval, Member, forecast as intervals_of};
 use crate::operator::forecast_page::{ForecastPage, render_forecast};
 use crate::policy::Policy;
 

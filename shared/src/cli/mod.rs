@@ -71,6 +71,18 @@ impl From<crate::ports::PlatformError> for CliError {
     }
 }
 
+impl From<crate::ports::FloorError> for CliError {
+    fn from(error: crate::ports::FloorError) -> Self {
+        match error {
+            crate::ports::FloorError::UnknownTeam { team, known } => {
+                Self::Usage(format!("--team {team:?}: the policy's teams are {known}"))
+            }
+            crate::ports::FloorError::Platform(error) => error.into(),
+            crate::ports::FloorError::Store(error) => error.into(),
+        }
+    }
+}
+
 /// How a command's answer is written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Format {

@@ -12,7 +12,7 @@ use super::gather;
 use super::output::{json, table};
 use super::policy::{read, refused};
 use super::{CliError, Format, Operations, Verdict};
-use crate::operator::policy_diff::{Agent, Meeting, differences};
+use crate::decide::replay::{Agent, Meeting, differences};
 use crate::policy::Policy;
 
 /// A week is the usual question; a month is the most a schedule search is asked for here.
@@ -34,13 +34,12 @@ pub async fn diff(
         Err(error) => return refused(file, "the file", &error.to_string(), format, out),
     };
     let current = gather::policy_in_force(ops, parameter).await?;
-    let teams = crate::genesys::GenesysTeams::new(ops.genesys()?.clone(), ops.clock.clone());
     let (from, to) = (
         ops.now(),
         ops.now() + chrono::Duration::days(i64::from(days)),
     );
     let week: Vec<(Agent, Vec<Meeting>)> =
-        gather::floor(ops, &teams, &[&current, &proposed], &[], (from, to))
+        gather::floor(ops, &[&current, &proposed], &[], (from, to))
             .await?
             .into_iter()
             .filter(|member| member.connected)
@@ -79,7 +78,7 @@ struct Replay<'a> {
 fn report(
     ops: &Operations,
     replay: &Replay<'_>,
-    found: &[crate::operator::policy_diff::Difference],
+    found: &[crate::decide::replay::Difference],
     format: Format,
     out: &mut dyn Write,
 ) -> Result<(), CliError> {

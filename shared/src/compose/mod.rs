@@ -6,6 +6,7 @@
 pub mod connector;
 pub mod dispatch;
 mod functions;
+pub mod lookahead;
 
 pub use crate::aws::scheduler::SchedulerTarget;
 pub use dispatch::WebhookDispatchSettings;
@@ -13,6 +14,7 @@ pub use functions::{
     TransitionFunction, calendar_notify, calendar_sync, calendar_upkeep, outbox_relay,
     schedule_check, transition, webhook_dispatch,
 };
+pub use lookahead::{LookaheadSettings, lookahead};
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -4,8 +4,11 @@
 //! - here: the vocabulary (triggers, decisions, skip reasons, the context decided on);
 //! - [`screen`]: the checks that need no Genesys call;
 //! - [`rules`]: the whole decision once the live presence, routing status and shift are known;
-//! - [`shift`]: a published schedule as decisions read it.
+//! - [`shift`]: a published schedule as decisions read it;
+//! - [`replay`], [`forecast`]: known meetings decided ahead of time, and a team's load from them.
 
+pub mod forecast;
+pub mod replay;
 mod rules;
 mod screen;
 mod shift;

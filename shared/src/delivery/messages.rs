@@ -74,6 +74,7 @@ impl SlackStatus {
             NotificationKind::ChangeDeferred
             | NotificationKind::ChangeHeld
             | NotificationKind::ChangeSkipped
+            | NotificationKind::Lookahead
             | NotificationKind::Test => None,
         }
     }
@@ -209,6 +210,7 @@ impl TeamsCall {
             NotificationKind::ChangeDeferred
             | NotificationKind::ChangeHeld
             | NotificationKind::ChangeSkipped
+            | NotificationKind::Lookahead
             | NotificationKind::Test => Vec::new(),
         }
     }

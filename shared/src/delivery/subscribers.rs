@@ -65,6 +65,10 @@ pub struct WebhookSubscriber {
     /// User ids or e-mails; absent = every user.
     #[serde(default)]
     pub user_filter: Option<Vec<String>>,
+    /// The teams (policy profiles) whose daily look-ahead this endpoint receives; `"*"` = every
+    /// team. Absent = none: a team's notice is a new kind, sent only to those who ask for it.
+    #[serde(default)]
+    pub teams: Option<Vec<String>>,
 }
 
 /// Slack: one user token per user (a user token may only set its own user's status).
@@ -196,6 +200,12 @@ pub(crate) fn lookup_user<'a, V>(
 
 impl WebhookSubscriber {
     /// Whether this endpoint wants notifications about `user`.
+    pub fn wants_team(&self, team: &str) -> bool {
+        self.teams
+            .as_ref()
+            .is_some_and(|teams| teams.iter().any(|t| t == "*" || t == team))
+    }
+
     pub fn wants(&self, user: &UserId, email: Option<&str>) -> bool {
         let Some(filter) = &self.user_filter else {
             return true;

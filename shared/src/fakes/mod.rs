@@ -5,6 +5,7 @@
 pub mod calendar;
 pub mod contract;
 pub mod delivery;
+pub mod floor;
 pub mod platform;
 pub mod table_contract;
 pub mod world;

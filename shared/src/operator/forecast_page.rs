@@ -9,8 +9,8 @@ use std::fmt::Write as _;
 use chrono::{DateTime, NaiveDate, Timelike, Utc};
 use chrono_tz::Tz;
 
-use super::forecast::Interval;
 use super::timeline::esc;
+use crate::decide::forecast::Interval;
 
 /// What the page shows.
 #[derive(Debug, Clone, Copy)]
@@ -169,7 +169,7 @@ const STYLE: &str = "body{font:13px system-ui,sans-serif;margin:16px;color:#222}
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::operator::forecast::Taking;
+    use crate::decide::forecast::Taking;
 
     fn at(day: u32, hour: u32, minute: u32) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(&format!("2026-12-{day:02}T{hour:02}:{minute:02}:00Z"))

@@ -426,3 +426,37 @@ pub trait Schedules: Send + Sync + fmt::Debug {
     /// Deletes it; `false` if there was none.
     async fn delete(&self, name: &str) -> Result<bool, MessagingError>;
 }
+
+/// Why a team's floor could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum FloorError {
+    #[error("team {team:?} is not a profile of the policy; its teams are {known}")]
+    UnknownTeam { team: String, known: String },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Platform(#[from] PlatformError),
+}
+
+impl FloorError {
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Self::UnknownTeam { .. } => false,
+            Self::Store(err) => err.is_retryable(),
+            Self::Platform(err) => err.is_retryable(),
+        }
+    }
+}
+
+/// A team's members over a range, each with their published schedule and known meetings: what
+/// the forecast and the daily look-ahead read (adapter: `operator::floor::StoredFloor`).
+#[async_trait]
+pub trait TeamFloor: Send + Sync + fmt::Debug {
+    async fn team(
+        &self,
+        policy: &crate::policy::Policy,
+        team: &str,
+        range: (DateTime<Utc>, DateTime<Utc>),
+        deadline: Deadline,
+    ) -> Result<Vec<crate::decide::forecast::Member>, FloorError>;
+}

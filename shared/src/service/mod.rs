@@ -6,6 +6,7 @@ mod calendar_projection;
 pub mod calendar_sync;
 pub mod calendar_upkeep;
 pub mod dispatch;
+pub mod lookahead;
 pub mod outbox_relay;
 pub mod policy_refresh;
 pub mod schedule_check;

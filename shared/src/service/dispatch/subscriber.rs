@@ -235,7 +235,7 @@ impl Dispatcher {
         let notification = &parsed.notification;
         let mut entry = AuditEntry::new(notification.user_id.clone(), kind);
         entry.event_id = Some(notification.notification_id.to_string());
-        entry.trigger_id = parsed.change.trigger_id.clone();
+        entry.trigger_id = parsed.trigger_id();
         entry.reason = Some(reason.clone());
         let mut details = json!({
             "subscriber": target.id(),

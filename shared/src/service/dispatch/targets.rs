@@ -6,7 +6,7 @@ use crate::delivery::messages::{SlackMessage, SlackStatus, TeamsCall, TeamsMessa
 use crate::delivery::subscribers::{
     SubscriberConfig, SubscriberId, WebhookSubscriber, lookup_user,
 };
-use crate::state::{ChangePayload, Notification};
+use crate::state::{ChangePayload, LookaheadPayload, Notification, NotificationKind, TriggerId};
 
 /// One subscriber of one notification, with what its channel is handed (a webhook's message
 /// is built at its attempt: it carries the whole notification).
@@ -37,7 +37,22 @@ impl Target<'_> {
 /// A parsed record.
 pub(super) struct Parsed {
     pub notification: Notification,
-    pub change: ChangePayload,
+    pub payload: Payload,
+}
+
+/// What a notification is about: one agent's change, or a team's coming day.
+pub(super) enum Payload {
+    Change(ChangePayload),
+    Team(LookaheadPayload),
+}
+
+impl Parsed {
+    pub(super) fn trigger_id(&self) -> Option<TriggerId> {
+        match &self.payload {
+            Payload::Change(change) => change.trigger_id.clone(),
+            Payload::Team(_) => None,
+        }
+    }
 }
 
 /// The notification and its payload, or why not (the reason names the field).
@@ -45,11 +60,15 @@ pub(super) fn parse(body: Option<&str>) -> Result<Parsed, String> {
     let body = body.ok_or_else(|| "empty body".to_owned())?;
     let notification: Notification =
         serde_json::from_str(body).map_err(|err| format!("not a notification: {err}"))?;
-    let change: ChangePayload = serde_json::from_value(notification.payload.clone())
-        .map_err(|err| format!("payload: {err}"))?;
+    let payload = notification.payload.clone();
+    let payload = if notification.kind == NotificationKind::Lookahead {
+        Payload::Team(serde_json::from_value(payload).map_err(|err| format!("payload: {err}"))?)
+    } else {
+        Payload::Change(serde_json::from_value(payload).map_err(|err| format!("payload: {err}"))?)
+    };
     Ok(Parsed {
         notification,
-        change,
+        payload,
     })
 }
 
@@ -59,9 +78,22 @@ pub(super) fn targets<'a>(
     parsed: &Parsed,
     now: DateTime<Utc>,
 ) -> Vec<Target<'a>> {
+    let change = match &parsed.payload {
+        Payload::Change(change) => change,
+        // A team's notice goes to the webhooks that asked for the team; Slack and Teams set one
+        // user's own status, which a team's notice has none of.
+        Payload::Team(team) => {
+            return config
+                .webhooks
+                .iter()
+                .filter(|hook| hook.wants_team(&team.team))
+                .map(Target::Webhook)
+                .collect();
+        }
+    };
     let user = &parsed.notification.user_id;
     let kind = parsed.notification.kind;
-    let email = parsed.change.email.as_deref();
+    let email = change.email.as_deref();
     let mut targets: Vec<Target<'a>> = config
         .webhooks
         .iter()
@@ -70,7 +102,7 @@ pub(super) fn targets<'a>(
         .collect();
     if let Some(slack) = &config.slack
         && let Some(token) = lookup_user(&slack.tokens, user, email)
-        && let Some(status) = SlackStatus::for_change(kind, &parsed.change)
+        && let Some(status) = SlackStatus::for_change(kind, change)
     {
         targets.push(Target::Slack(SlackMessage {
             api_base_url: slack.api_base_url.clone(),
@@ -82,7 +114,7 @@ pub(super) fn targets<'a>(
     if let Some(teams) = &config.teams
         && let Some(object_id) = lookup_user(&teams.users, user, email)
     {
-        let calls = TeamsCall::for_change(kind, &parsed.change, now);
+        let calls = TeamsCall::for_change(kind, change, now);
         if !calls.is_empty() {
             targets.push(Target::Teams(TeamsMessage {
                 config: teams.clone(),

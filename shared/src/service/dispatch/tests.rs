@@ -11,6 +11,7 @@ use crate::clock::ManualClock;
 use crate::fakes::delivery::{FakeChannel, FakeEndpoints, FakeVisibility};
 use crate::fakes::{FakeSecrets, InMemoryStore};
 use crate::ports::AttemptOutcome;
+use crate::state::Notification;
 
 const SUBSCRIBERS: &str = r#"{
   "webhooks": [{"id": "ops", "url": "https://hooks.example.com/presence",
@@ -28,11 +29,15 @@ struct World {
 }
 
 fn world() -> World {
+    world_with(SUBSCRIBERS)
+}
+
+fn world_with(subscribers: &str) -> World {
     let start = DateTime::parse_from_rfc3339("2026-03-19T14:00:01Z").expect("valid");
     let clock = ManualClock::starting_at(start.to_utc());
     let shared: Arc<dyn Clock> = Arc::new(clock.clone());
     let secrets = FakeSecrets::default();
-    secrets.set("subscribers", SUBSCRIBERS);
+    secrets.set("subscribers", subscribers);
     let store = Arc::new(InMemoryStore::new(shared.clone()));
     let webhooks = Arc::new(FakeChannel::default());
     let slack = Arc::new(FakeChannel::default());
@@ -147,4 +152,61 @@ async fn a_permanent_refusal_parks_the_record_for_the_dead_letter_queue() {
         [("handle-1".to_owned(), Duration::ZERO)]
     );
     assert!(world.kinds().contains(&DecisionKind::DeliveryParked));
+}
+
+/// A team's look-ahead goes only to the webhooks that list the team (or `*`): not to one that
+/// asked for nothing, not to Slack (a user's own status); once per subscriber on a redelivery.
+#[tokio::test]
+async fn a_teams_look_ahead_reaches_only_the_webhooks_that_ask_for_the_team() {
+    let world = world_with(
+        r#"{
+  "webhooks": [
+    {"id": "ops", "url": "https://hooks.example.com/presence", "secrets": ["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"]},
+    {"id": "floor", "url": "https://hooks.example.com/floor", "secrets": ["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"], "teams": ["tier-1"]},
+    {"id": "leads", "url": "https://hooks.example.com/leads", "secrets": ["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"], "teams": ["leads"]},
+    {"id": "planning", "url": "https://hooks.example.com/wfm", "secrets": ["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"], "teams": ["*"]}
+  ],
+  "slack": {"tokens": {"ada@example.com": "xoxp-test"}}
+}"#,
+    );
+    let day = DateTime::parse_from_rfc3339("2026-03-20T00:00:00Z")
+        .expect("valid")
+        .to_utc();
+    let notification = Notification {
+        notification_id: crate::state::NotificationId::for_team(
+            "tier-1",
+            day,
+            crate::state::NotificationKind::Lookahead,
+        ),
+        user_id: UserId::unattributed(),
+        changed_at: day,
+        sequence: 0,
+        kind: crate::state::NotificationKind::Lookahead,
+        payload: json!({"team": "tier-1", "date": "2026-03-20", "timeZone": "UTC",
+                        "policy": "p1", "members": 4, "intervals": []}),
+    };
+    let record = |n: u32| InboundRecord {
+        message_id: "m-1".to_owned(),
+        receipt_handle: Some(format!("handle-{n}")),
+        body: Some(serde_json::to_string(&notification).expect("json")),
+        receive_count: n,
+    };
+    let deadline = Deadline::after(&world.clock, Duration::from_secs(60));
+    for n in 1..=2 {
+        let report = world
+            .dispatcher
+            .dispatch_batch(vec![record(n)], deadline)
+            .await
+            .expect("subscribers");
+        assert_eq!(report.records[0].1, RecordVerdict::Done);
+    }
+    let reached: Vec<String> = world
+        .webhooks
+        .sent()
+        .iter()
+        .map(|m| m.subscriber.id.as_str().to_owned())
+        .collect();
+    assert_eq!(reached.len(), 2, "{reached:?}");
+    assert!(reached.contains(&"floor".to_owned()) && reached.contains(&"planning".to_owned()));
+    assert!(world.slack.sent().is_empty());
 }

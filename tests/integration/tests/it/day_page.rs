@@ -405,7 +405,7 @@ fn schedule() -> Vec<ScheduledSpan> {
 /// `target/forecast-page.png`.
 #[test]
 fn chromium_draws_the_forecast_page_without_a_single_request() {
-    use presence_autopilot::operator::forecast::{Interval, Taking};
+    use presence_autopilot::decide::forecast::{Interval, Taking};
     use presence_autopilot::operator::forecast_page::{ForecastPage, render_forecast};
     let monday = DateTime::parse_from_rfc3339("2026-12-07T00:00:00Z")
         .expect("time")

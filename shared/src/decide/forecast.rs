@@ -1,4 +1,5 @@
-//! `autopilot forecast`: a team's meeting load per 15-minute interval, before it happens. For
+//! A team's meeting load per 15-minute interval, before it happens (`autopilot forecast`, the
+//! daily look-ahead). For
 //! each interval: how many of the team WFM schedules on queue, how many the calendar would take
 //! off queue under the policy in force (its rules, the WFM activity at each meeting's start),
 //! the share, and whether that is over the team's staffing-guard cap, with the meetings that
@@ -6,7 +7,7 @@
 
 use chrono::{DateTime, Duration, DurationRound, Utc};
 
-use super::policy_diff::{Agent, Meeting, Replayed, replay};
+use super::replay::{Agent, Meeting, Replayed, replay};
 use crate::decide::{ShiftView, ShiftWindow};
 use crate::model::ActivityCategory;
 use crate::policy::{Cap, Policy};
@@ -138,20 +139,24 @@ pub fn forecast(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::decide::ScheduledSpan;
     use crate::events::{CalendarEntry, Response, ShowAs, UserRef};
     use crate::model::UserId;
     use crate::state::{TriggerId, TriggerKind};
 
-    fn at(hour: u32, minute: u32) -> DateTime<Utc> {
+    pub(crate) fn at(hour: u32, minute: u32) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(&format!("2026-12-08T{hour:02}:{minute:02}:00Z"))
             .expect("time")
             .to_utc()
     }
 
-    fn span(from: (u32, u32), to: (u32, u32), category: ActivityCategory) -> ScheduledSpan {
+    pub(crate) fn span(
+        from: (u32, u32),
+        to: (u32, u32),
+        category: ActivityCategory,
+    ) -> ScheduledSpan {
         ScheduledSpan {
             start: at(from.0, from.1),
             end: at(to.0, to.1),
@@ -159,7 +164,12 @@ mod tests {
         }
     }
 
-    fn meeting(id: &str, from: (u32, u32), to: (u32, u32), subject: Option<&str>) -> Meeting {
+    pub(crate) fn meeting(
+        id: &str,
+        from: (u32, u32),
+        to: (u32, u32),
+        subject: Option<&str>,
+    ) -> Meeting {
         Meeting {
             entry: CalendarEntry {
                 user: UserRef {
@@ -185,7 +195,7 @@ mod tests {
     }
 
     /// Each member's day: on queue 9:00–12:00 but for a 10:00–11:00 block of `block`.
-    fn member(n: u32, block: ActivityCategory, meetings: Vec<Meeting>) -> Member {
+    pub(crate) fn member(n: u32, block: ActivityCategory, meetings: Vec<Meeting>) -> Member {
         let schedule = ShiftWindow {
             from: at(0, 0),
             to: at(23, 59),
@@ -217,15 +227,10 @@ mod tests {
         }
     }
 
-    /// A known morning of a four-agent team with a cap of 50% of those on queue. Hand count:
-    /// - 9:00: four on queue; a meeting during on-queue work is not applied (WFM disallows) → 0.
-    /// - 10:00: agents 1–2 in a Meeting block (on queue: 3, 4 → cap 1), both with a meeting that
-    ///   applies; agent 3's "Training" is skipped by a rule → 2 off queue, over the cap of 1.
-    /// - 10:30: agent 1's meeting ended → 1 off queue, at the cap.
-    /// - 11:00: everyone on queue again (cap 2), nobody off.
-    #[test]
-    fn a_known_morning_matches_the_hand_count() {
-        let policy = Policy::from_toml(
+    /// The hand count's policy: a tier-1 team (group g-t1) capped at 50% of those on queue, and
+    /// a rule that skips training.
+    pub(crate) fn tier_one_policy() -> Policy {
+        Policy::from_toml(
             &(crate::policy::DEFAULT_POLICY.to_owned()
                 + r#"
 [[rules]]
@@ -241,8 +246,12 @@ groups = ["g-t1"]
 max_percent_on_queue = 50
 "#),
         )
-        .expect("valid");
-        let team = [
+        .expect("valid")
+    }
+
+    /// The hand count's team: four agents of tier-1.
+    pub(crate) fn four_agents() -> [Member; 4] {
+        [
             member(
                 1,
                 ActivityCategory::Meeting,
@@ -267,7 +276,19 @@ max_percent_on_queue = 50
                 )],
             ),
             member(4, ActivityCategory::OnQueueWork, Vec::new()),
-        ];
+        ]
+    }
+
+    /// A known morning of a four-agent team with a cap of 50% of those on queue. Hand count:
+    /// - 9:00: four on queue; a meeting during on-queue work is not applied (WFM disallows) → 0.
+    /// - 10:00: agents 1–2 in a Meeting block (on queue: 3, 4 → cap 1), both with a meeting that
+    ///   applies; agent 3's "Training" is skipped by a rule → 2 off queue, over the cap of 1.
+    /// - 10:30: agent 1's meeting ended → 1 off queue, at the cap.
+    /// - 11:00: everyone on queue again (cap 2), nobody off.
+    #[test]
+    fn a_known_morning_matches_the_hand_count() {
+        let policy = tier_one_policy();
+        let team = four_agents();
         let intervals = forecast(&policy, "tier-1", &team, (at(9, 5), at(11, 15)));
         let counted: Vec<(String, u32, u32, Option<u32>, bool)> = intervals
             .iter()

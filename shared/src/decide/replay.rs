@@ -1,5 +1,5 @@
-//! `autopilot policy diff`: the agents' known meetings of the coming days decided under the
-//! policy in force and under a proposed one, and the decisions that would differ. What a start
+//! Known meetings decided ahead of time: what a start would come to under a policy (the
+//! forecast), and the meetings decided differently under two (`autopilot policy diff`). What a start
 //! would do is replayed: the agent's profile, the deciding rule or skip, whether the WFM
 //! activity then allows the change, and the presence it sets. What only the moment can tell
 //! (the live presence, a call in progress, the staffing guard's count) is not.
