@@ -654,9 +654,8 @@ class Day:
     def forecast(self) -> None:
         step("6", "See ahead: the demo team's load per quarter hour over the next day, and its page")
         page = LOG_DIR / "forecast.html"
-        args = ["forecast", "--team", "demo-floor", "--days", "1", "--out", str(page),
-                "--parameter", self.env.resources["POLICY_PARAMETER"]]
-        say(bold("$ autopilot " + " ".join(args[:-2])))
+        args = ["forecast", "--team", "demo-floor", "--days", "1", "--out", str(page)]
+        say(bold("$ autopilot " + " ".join(args)))
         result = self.autopilot(*args)
         # Exit 1 means an interval is over the cap: an answer, not a failure.
         expect(result.returncode in (0, 1), f"autopilot forecast exited with {result.returncode}: {result.stderr.strip()}")
@@ -711,12 +710,9 @@ class Day:
 
     def autopilot(self, *args: str) -> subprocess.CompletedProcess:
         """Runs the on-call command line against the demo's stack, as an engineer would."""
-        env = {
-            **os.environ,
-            **self.env.aws_env,
-            "TABLE_NAME": self.env.resources["TABLE_NAME"],
-            "GENESYS_SECRET_ID": self.env.resources["GENESYS_SECRET_ID"],
-        }
+        # The stack's name is enough: the table, the Genesys secret, the queues and the policy
+        # parameter are read from its outputs (DescribeStacks).
+        env = {**os.environ, **self.env.aws_env, "AUTOPILOT_STACK": self.env.stack.name}
         return subprocess.run(
             [str(TARGET / "debug" / "autopilot"), *args],
             cwd=ROOT,
@@ -806,10 +802,10 @@ def main() -> int:
                 f"{len(env.stack.resources) - len(created)} played by the runner or checked by lint only"
             )
             day = Day(env, receiver)
-            parameter = env.resources["POLICY_PARAMETER"]
-            say(bold(f"$ autopilot policy push {policy.name} --parameter {parameter}")
-                + dim("   # the demo's policy: a deferral is looked at again after 1 s"))
-            pushed = day.autopilot("policy", "push", str(policy), "--parameter", parameter)
+            say(bold(f"$ AUTOPILOT_STACK={env.stack.name} autopilot policy push {policy.name}")
+                + dim("   # the demo's policy: a deferral is looked at again after 1 s; the stack's name is "
+                      "all the command line needs (its outputs name the parameter, the table, the secrets)"))
+            pushed = day.autopilot("policy", "push", str(policy))
             expect(pushed.returncode == 0, f"autopilot policy push exited with {pushed.returncode}: {pushed.stdout}{pushed.stderr}")
             print(f"    {pushed.stdout.strip()}")
             env.start_functions({"ALLOW_LOOPBACK_HTTP": "true"})

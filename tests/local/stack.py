@@ -570,7 +570,19 @@ def deploy(clients: Callable[[str], Any], parameters: dict[str, str], stack_name
         if "Condition" in output and not intrinsics.condition(output["Condition"]):
             continue
         outputs[name] = intrinsics.resolve(output["Value"])
+    register_outputs(clients, stack_name, outputs)
     return Stack(stack_name, given, resources, outputs, seconds=time.monotonic() - started)
+
+
+def register_outputs(clients: Callable[[str], Any], stack_name: str, outputs: dict[str, Any]) -> None:
+    """The stack's record in moto's CloudFormation, so `DescribeStacks` answers with the deployed
+    outputs (`autopilot --stack NAME` reads them). The resources above were created one by one,
+    so the record holds one placeholder resource, not them."""
+    body = {
+        "Resources": {"DeployedResourceByResource": {"Type": "AWS::CloudFormation::WaitConditionHandle"}},
+        "Outputs": {name: {"Value": value if isinstance(value, str) else json.dumps(value)} for name, value in outputs.items()},
+    }
+    clients("cloudformation").create_stack(StackName=stack_name, TemplateBody=json.dumps(body))
 
 
 def boto_clients(endpoint: str) -> Callable[[str], Any]:

@@ -10,6 +10,8 @@ pub mod scheduler;
 pub mod secrets;
 pub mod sqs;
 pub mod ssm;
+#[cfg(feature = "cli")]
+pub mod stack_outputs;
 pub mod sync_queue;
 
 use std::collections::HashMap;

@@ -14,7 +14,8 @@ async fn main() -> ExitCode {
         loader = loader.endpoint_url(endpoint);
     }
     let aws = loader.load().await;
-    let ops = match Operations::new(aws, cli.stack.clone()) {
+    let stack = cli.stack.clone().with_outputs(&aws).await;
+    let ops = match Operations::new(aws, stack) {
         Ok(ops) => ops,
         Err(error) => return fail(&error),
     };

@@ -155,11 +155,77 @@ impl Operations {
     }
 }
 
+/// The outputs `--stack NAME` reads.
+const FROM_OUTPUTS: [&str; 6] = [
+    "TableName",
+    "GenesysOAuthSecretArn",
+    "SyncQueueUrl",
+    "EventBusName",
+    "SubscribersSecretArn",
+    "PolicyParameterName",
+];
+
+impl StackArgs {
+    /// With `--stack NAME`, every setting not given (`--table`, `--genesys-secret-id`,
+    /// `--sync-queue-url`, `--event-bus-name`, the subscribers secret) is read from the stack's
+    /// outputs, with one `DescribeStacks`. A stack that cannot be read is said on stderr and the
+    /// settings stay unset: a command that needs one then names it.
+    pub async fn with_outputs(mut self, aws: &aws_config::SdkConfig) -> Self {
+        let Some(stack) = self.stack.clone() else {
+            return self;
+        };
+        let given = [
+            &self.table,
+            &self.genesys_secret_id,
+            &self.sync_queue_url,
+            &self.event_bus_name,
+        ];
+        if given.iter().all(|s| s.is_some()) {
+            return self;
+        }
+        let client = aws_sdk_cloudformation::Client::new(aws);
+        match crate::aws::stack_outputs::stack_outputs(&client, &stack).await {
+            Ok(outputs) => self.apply_outputs(outputs),
+            Err(error) => {
+                eprintln!("autopilot: --stack {stack}: its outputs were not read ({error})")
+            }
+        }
+        self
+    }
+
+    /// Fills each setting not given from the stack's output of it.
+    fn apply_outputs(&mut self, outputs: std::collections::BTreeMap<String, String>) {
+        self.outputs = outputs
+            .into_iter()
+            .filter(|(key, _)| FROM_OUTPUTS.contains(&key.as_str()))
+            .collect();
+        let output = |key: &str| self.outputs.get(key).cloned();
+        self.table = self.table.clone().or_else(|| output("TableName"));
+        self.genesys_secret_id = self
+            .genesys_secret_id
+            .clone()
+            .or_else(|| output("GenesysOAuthSecretArn"));
+        self.sync_queue_url = self
+            .sync_queue_url
+            .clone()
+            .or_else(|| output("SyncQueueUrl"));
+        self.event_bus_name = self
+            .event_bus_name
+            .clone()
+            .or_else(|| output("EventBusName"));
+    }
+
+    /// The subscribers secret: as given, else the stack's output.
+    pub fn subscribers_secret(&self, given: Option<String>) -> Option<String> {
+        given.or_else(|| self.outputs.get("SubscribersSecretArn").cloned())
+    }
+}
+
 pub fn setting<'a>(value: &'a Option<String>, name: &str) -> Result<&'a str, CliError> {
     value
         .as_deref()
         .filter(|v| !v.trim().is_empty())
-        .ok_or_else(|| CliError::Usage(format!("this needs {name}")))
+        .ok_or_else(|| CliError::Usage(format!("this needs {name} (or --stack NAME)")))
 }
 
 pub fn parse_moment(typed: &str, zone: Tz, now: DateTime<Utc>) -> Result<DateTime<Utc>, CliError> {
@@ -214,6 +280,51 @@ mod tests {
         Utc.with_ymd_and_hms(2026, 12, 1, 15, 0, 0)
             .single()
             .expect("time")
+    }
+
+    #[test]
+    fn the_stacks_outputs_fill_only_the_settings_not_given() {
+        use clap::Parser as _;
+        let cli = super::super::Cli::try_parse_from([
+            "autopilot",
+            "--stack",
+            "prod",
+            "--table",
+            "given-table",
+            "state",
+            "ada@example.com",
+        ])
+        .expect("parses");
+        let mut stack = cli.stack;
+        let outputs = [
+            ("TableName", "prod-table"),
+            ("GenesysOAuthSecretArn", "arn:genesys"),
+            ("EventBusName", "prod-bus"),
+            ("SubscribersSecretArn", "arn:subscribers"),
+            ("DataKeyArn", "arn:key"),
+        ];
+        stack.apply_outputs(
+            outputs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+        );
+        assert_eq!(stack.table.as_deref(), Some("given-table"), "given wins");
+        assert_eq!(stack.genesys_secret_id.as_deref(), Some("arn:genesys"));
+        assert_eq!(stack.event_bus_name.as_deref(), Some("prod-bus"));
+        assert_eq!(stack.sync_queue_url, None, "no such output: stays unset");
+        assert_eq!(
+            stack.subscribers_secret(None).as_deref(),
+            Some("arn:subscribers")
+        );
+        assert_eq!(
+            stack.subscribers_secret(Some("mine".to_owned())).as_deref(),
+            Some("mine")
+        );
+        assert!(
+            !stack.outputs.contains_key("DataKeyArn"),
+            "only what it reads"
+        );
     }
 
     #[test]

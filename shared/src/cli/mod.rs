@@ -139,7 +139,8 @@ pub struct StackArgs {
     /// The stack's event bus (replaying bus events).
     #[arg(long, env = "EVENT_BUS_NAME", global = true)]
     pub event_bus_name: Option<String>,
-    /// The CloudFormation stack name: its dead-letter queues are named `<stack>-<LogicalId>-…`.
+    /// The CloudFormation stack name: the settings above not given are read from its outputs;
+    /// its dead-letter queues are named `<stack>-<LogicalId>-…`.
     #[arg(long, env = "AUTOPILOT_STACK", global = true)]
     pub stack: Option<String>,
     /// The time zone times are shown and read in (IANA name).
@@ -150,6 +151,9 @@ pub struct StackArgs {
     pub endpoint_url: Option<String>,
     #[arg(long, value_enum, default_value = "table", global = true)]
     pub output: Format,
+    /// The stack's outputs, when `--stack` was given and a setting was not (`with_outputs`).
+    #[arg(skip)]
+    pub outputs: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -395,6 +399,7 @@ pub async fn run(cli: Cli, ops: &Operations, out: &mut dyn Write) -> Result<Verd
                     allow_loopback_http,
                 },
         } => {
+            let subscribers_secret_id = ops.stack.subscribers_secret(subscribers_secret_id);
             let secret = context::setting(
                 &subscribers_secret_id,
                 "--subscribers-secret-id / SUBSCRIBERS_SECRET_ID",
@@ -452,7 +457,12 @@ pub async fn run(cli: Cli, ops: &Operations, out: &mut dyn Write) -> Result<Verd
 fn policy_parameter(named: Option<String>, ops: &Operations) -> Result<String, CliError> {
     match (named, &ops.stack.stack) {
         (Some(name), _) => Ok(name),
-        (None, Some(stack)) => Ok(format!("/{stack}/policy")),
+        (None, Some(stack)) => Ok(ops
+            .stack
+            .outputs
+            .get("PolicyParameterName")
+            .cloned()
+            .unwrap_or_else(|| format!("/{stack}/policy"))),
         (None, None) => Err(CliError::Usage(
             "the policy parameter: give --parameter / POLICY_PARAMETER or --stack / AUTOPILOT_STACK"
                 .to_owned(),
