@@ -234,6 +234,10 @@ pub enum Command {
         /// The SSM parameter (default: `/<--stack>/policy`, as the template names it).
         #[arg(long, env = "POLICY_PARAMETER")]
         parameter: Option<String>,
+        /// Also write the team's day as a self-contained page (a lane per agent: WFM, the
+        /// known meetings, our override, a waiting start).
+        #[arg(long)]
+        out: Option<std::path::PathBuf>,
     },
     /// A policy file, before the functions load it.
     Policy {
@@ -411,9 +415,18 @@ pub async fn run(cli: Cli, ops: &Operations, out: &mut dyn Write) -> Result<Verd
             SubscriptionsAction::Resync { user } => act::resync(ops, &user, format, out).await,
         },
         Command::Dlq { action } => dlq::run(ops, action, format, out).await,
-        Command::Team { team, parameter } => {
+        Command::Team {
+            team,
+            parameter,
+            out: page,
+        } => {
             let parameter = policy_parameter(parameter, ops)?;
-            team::team(ops, &team, &parameter, format, out).await
+            let asked = team::Asked {
+                team: &team,
+                parameter: &parameter,
+                page: page.as_deref(),
+            };
+            team::team(ops, &asked, format, out).await
         }
         Command::Forecast {
             team,
@@ -430,22 +443,29 @@ pub async fn run(cli: Cli, ops: &Operations, out: &mut dyn Write) -> Result<Verd
             };
             forecast::forecast(ops, &asked, format, out).await
         }
-        Command::Policy {
-            action: PolicyAction::Check { file, offline },
-        } => policy::check(ops, &file, offline, format, out).await,
-        Command::Policy {
-            action: PolicyAction::Push { file, parameter },
-        } => {
+        Command::Policy { action } => run_policy(action, ops, format, out).await,
+    }
+}
+
+/// `autopilot policy check|push|diff`.
+async fn run_policy(
+    action: PolicyAction,
+    ops: &Operations,
+    format: Format,
+    out: &mut dyn Write,
+) -> Result<Verdict, CliError> {
+    match action {
+        PolicyAction::Check { file, offline } => {
+            policy::check(ops, &file, offline, format, out).await
+        }
+        PolicyAction::Push { file, parameter } => {
             let parameter = policy_parameter(parameter, ops)?;
             policy::push(ops, &file, &parameter, format, out).await
         }
-        Command::Policy {
-            action:
-                PolicyAction::Diff {
-                    file,
-                    days,
-                    parameter,
-                },
+        PolicyAction::Diff {
+            file,
+            days,
+            parameter,
         } => {
             let parameter = policy_parameter(parameter, ops)?;
             policy_diff::diff(ops, &file, days, &parameter, format, out).await

@@ -7,4 +7,5 @@ pub mod dead_letters;
 pub mod explain;
 pub mod floor;
 pub mod forecast_page;
+pub mod team_page;
 pub mod timeline;

@@ -458,3 +458,71 @@ fn chromium_draws_the_forecast_page_without_a_single_request() {
         "network requests were made: {requests:#?}"
     );
 }
+
+/// `autopilot team --out`: headless Chromium draws a team's day (a lane per agent: WFM, the
+/// known meetings, our override, a waiting start) and makes no request; the screenshot is kept
+/// at `target/team-page.png`.
+#[test]
+fn chromium_draws_the_team_page_without_a_single_request() {
+    use presence_autopilot::decide::ScheduledSpan;
+    use presence_autopilot::model::ActivityCategory;
+    use presence_autopilot::operator::team_page::{LaneMeeting, TeamLane, TeamPage, render_team};
+    let at = |hour: u32, minute: u32| {
+        DateTime::parse_from_rfc3339(&format!("2026-12-08T{hour:02}:{minute:02}:00Z"))
+            .expect("time")
+            .to_utc()
+    };
+    let span = |from: (u32, u32), to: (u32, u32), category| ScheduledSpan {
+        start: at(from.0, from.1),
+        end: at(to.0, to.1),
+        category,
+    };
+    let shift = vec![
+        span((8, 0), (10, 0), ActivityCategory::OnQueueWork),
+        span((10, 0), (11, 0), ActivityCategory::Meeting),
+        span((11, 0), (12, 0), ActivityCategory::Meal),
+        span((12, 0), (16, 0), ActivityCategory::OnQueueWork),
+    ];
+    let meeting = |from: (u32, u32), to: (u32, u32), applies: bool| LaneMeeting {
+        start: at(from.0, from.1),
+        end: at(to.0, to.1),
+        applies,
+        outcome: if applies {
+            "Meeting (profile tier-1)"
+        } else {
+            "skipped: training"
+        }
+        .to_owned(),
+    };
+    let lanes: Vec<TeamLane> = (0..4)
+        .map(|n| TeamLane {
+            agent: format!("agent{n}@example.com"),
+            activities: shift.clone(),
+            meetings: vec![
+                meeting((10, 0), (10, 30), n != 3),
+                meeting((14, 0), (15, 0), false),
+            ],
+            ours: (n < 2).then(|| (Some(at(10, 0)), at(10, 30))),
+            holds_slot: n < 2,
+            waiting_until: (n == 2).then(|| at(10, 16)),
+        })
+        .collect();
+    let page = render_team(&TeamPage {
+        team: "tier-1",
+        policy: "sha256:0123456789abcdef",
+        zone: chrono_tz::Tz::UTC,
+        now: at(10, 15),
+        day: (at(0, 0), at(0, 0) + chrono::Duration::days(1)),
+        cap: Some(2),
+        lanes: &lanes,
+    });
+    let (_, dom, requests) = browse("team-page", page);
+    assert_eq!(dom.stdout.matches("class=\"lane\"").count(), 4);
+    assert_eq!(dom.stdout.matches("class=\"ours\"").count(), 2);
+    assert_eq!(dom.stdout.matches("class=\"wait\"").count(), 1);
+    assert_eq!(dom.stdout.matches("class=\"meeting applies\"").count(), 3);
+    assert!(
+        requests.is_empty(),
+        "network requests were made: {requests:#?}"
+    );
+}

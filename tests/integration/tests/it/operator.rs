@@ -882,6 +882,27 @@ async fn team_shows_who_is_off_queue_because_of_us_and_who_waits() {
             && text.contains("holds a slot of floor"),
         "{text}"
     );
+    // The same as a page: a lane each, Ada's override and Ben's wait drawn on the day.
+    let page = std::env::temp_dir().join(format!("{}.html", moto::unique_name("team")));
+    let page_arg = page.display().to_string();
+    let (verdict, _) = desk
+        .run(&[
+            "team",
+            "--team",
+            "floor",
+            "--parameter",
+            &parameter,
+            "--out",
+            &page_arg,
+        ])
+        .await;
+    assert_eq!(verdict.expect("runs"), Verdict::Fine);
+    let html = std::fs::read_to_string(&page).expect("the page is written");
+    assert_eq!(html.matches("class=\"lane\"").count(), 2, "{html}");
+    assert_eq!(html.matches("class=\"ours\"").count(), 1, "{html}");
+    assert_eq!(html.matches("class=\"wait\"").count(), 1, "{html}");
+    assert!(html.contains("holds a slot"), "{html}");
+    std::fs::remove_file(&page).expect("cleaned");
 }
 
 /// `make bench`: the forecast of a 1,000-agent team over 7 days on the stand-in and the
