@@ -18,14 +18,72 @@ pub struct WebhookMessage {
     pub notification: Notification,
 }
 
-/// One `users.profile.set` with the user's own token.
+/// One Slack Web API call: a user's status with their own token, or a team's notice posted in
+/// its channel with the bot token.
 #[derive(Debug, Clone)]
 pub struct SlackMessage {
     /// Tests point this at a stub; `None` = Slack's.
     pub api_base_url: Option<String>,
     pub token: SecretString,
-    pub status: SlackStatus,
+    pub call: SlackCall,
     pub now: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SlackCall {
+    /// `users.profile.set`.
+    Status(SlackStatus),
+    /// `chat.postMessage`.
+    Post(SlackPost),
+}
+
+/// A message in a channel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SlackPost {
+    pub channel: String,
+    pub text: String,
+}
+
+/// How many intervals a posted look-ahead lists before "and N more".
+const POSTED_INTERVALS: usize = 12;
+
+impl SlackPost {
+    /// A team's look-ahead as a message: the day, then each quarter hour over the cap with its
+    /// agents, in the notice's zone.
+    pub fn for_lookahead(channel: &str, notice: &crate::state::LookaheadPayload) -> Self {
+        let zone: chrono_tz::Tz = notice.time_zone.parse().unwrap_or(chrono_tz::UTC);
+        let hm = |at: DateTime<Utc>| at.with_timezone(&zone).format("%H:%M").to_string();
+        let mut text = format!(
+            ":warning: Tomorrow ({}, {}) team *{}* is over its staffing cap in {} quarter hour(s); moving one meeting keeps the queue staffed:",
+            notice.date,
+            notice.time_zone,
+            notice.team,
+            notice.intervals.len()
+        );
+        for interval in notice.intervals.iter().take(POSTED_INTERVALS) {
+            let agents: Vec<&str> = interval.meetings.iter().map(|m| m.agent.as_str()).collect();
+            text.push_str(&format!(
+                "\n• {}–{}: {} off queue for meetings (cap {}, {} on queue): {}",
+                hm(interval.start),
+                hm(interval.end),
+                interval.off_queue,
+                interval.cap,
+                interval.on_queue,
+                agents.join(", ")
+            ));
+        }
+        if notice.intervals.len() > POSTED_INTERVALS {
+            text.push_str(&format!(
+                "\n… and {} more (autopilot forecast --team {})",
+                notice.intervals.len() - POSTED_INTERVALS,
+                notice.team
+            ));
+        }
+        Self {
+            channel: channel.to_owned(),
+            text,
+        }
+    }
 }
 
 /// The Graph calls for one user's Teams presence, in order.

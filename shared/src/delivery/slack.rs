@@ -1,5 +1,6 @@
-//! Slack: `users.profile.set` with the user's own token. Slack answers HTTP 200 with
-//! `{"ok":false,"error":…}` on failure, so the body decides, not only the status.
+//! Slack: `users.profile.set` with the user's own token, and `chat.postMessage` of a team's
+//! notice with the bot token. Slack answers HTTP 200 with `{"ok":false,"error":…}` on failure,
+//! so the body decides, not only the status.
 
 use chrono::{DateTime, Utc};
 use secrecy::{ExposeSecret, SecretString};
@@ -9,7 +10,7 @@ use url::Url;
 use super::http::{HttpLimits, TransportFailure, client_builder, read_reply};
 use async_trait::async_trait;
 
-use super::messages::{SlackMessage, SlackStatus};
+use super::messages::{SlackCall, SlackMessage, SlackPost, SlackStatus};
 use super::retry::AttemptOutcome;
 use crate::ports::Channel;
 
@@ -23,6 +24,18 @@ impl SlackStatus {
                 "status_emoji": self.emoji,
                 "status_expiration": self.expiration,
             }
+        })
+    }
+}
+
+/// The request body of `chat.postMessage`: plain text, no link unfurling.
+impl SlackPost {
+    fn body(&self) -> serde_json::Value {
+        serde_json::json!({
+            "channel": self.channel,
+            "text": self.text,
+            "unfurl_links": false,
+            "unfurl_media": false,
         })
     }
 }
@@ -66,10 +79,34 @@ impl SlackClient {
         status: &SlackStatus,
         now: DateTime<Utc>,
     ) -> AttemptOutcome {
+        self.call(api_base, token, ("users.profile.set", &status.body()), now)
+            .await
+    }
+
+    /// Posts `post` in its channel.
+    pub async fn post_message(
+        &self,
+        api_base: Option<&str>,
+        token: &SecretString,
+        post: &SlackPost,
+        now: DateTime<Utc>,
+    ) -> AttemptOutcome {
+        self.call(api_base, token, ("chat.postMessage", &post.body()), now)
+            .await
+    }
+
+    /// One Web API method with a JSON body; the reply's `ok` decides.
+    async fn call(
+        &self,
+        api_base: Option<&str>,
+        token: &SecretString,
+        (method, body): (&str, &serde_json::Value),
+        now: DateTime<Utc>,
+    ) -> AttemptOutcome {
         let base = api_base.unwrap_or(DEFAULT_API_BASE);
         let Some(url) = Url::parse(base)
             .ok()
-            .and_then(|base| base.join("users.profile.set").ok())
+            .and_then(|base| base.join(method).ok())
         else {
             return AttemptOutcome::permanent("slack apiBaseUrl is not a valid URL");
         };
@@ -77,7 +114,7 @@ impl SlackClient {
             .http
             .post(url)
             .bearer_auth(token.expose_secret())
-            .json(&status.body())
+            .json(body)
             .send()
             .await;
         let response = match sent {
@@ -138,8 +175,16 @@ impl SlackClient {
 impl Channel<SlackMessage> for SlackClient {
     async fn send(&self, message: &SlackMessage) -> AttemptOutcome {
         let base = message.api_base_url.as_deref();
-        self.set_status(base, &message.token, &message.status, message.now)
-            .await
+        match &message.call {
+            SlackCall::Status(status) => {
+                self.set_status(base, &message.token, status, message.now)
+                    .await
+            }
+            SlackCall::Post(post) => {
+                self.post_message(base, &message.token, post, message.now)
+                    .await
+            }
+        }
     }
 }
 

@@ -71,12 +71,20 @@ pub struct WebhookSubscriber {
     pub teams: Option<Vec<String>>,
 }
 
-/// Slack: one user token per user (a user token may only set its own user's status).
+/// Slack: one user token per user (a user token may only set its own user's status), and a bot
+/// token that posts each team's daily look-ahead in the team's channel.
 #[derive(Clone, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SlackConfig {
     /// user id or e-mail → `xoxp-…` token.
+    #[serde(default)]
     pub tokens: BTreeMap<String, SecretString>,
+    /// `xoxb-…` with `chat:write`: posts the team notices.
+    #[serde(default)]
+    pub bot_token: Option<SecretString>,
+    /// team (policy profile) or `*` → the channel id its look-ahead is posted in.
+    #[serde(default)]
+    pub team_channels: BTreeMap<String, String>,
     /// Tests point this at the stub; default `https://slack.com/api/`.
     #[serde(default)]
     pub api_base_url: Option<String>,
@@ -86,6 +94,8 @@ impl fmt::Debug for SlackConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SlackConfig")
             .field("users", &self.tokens.keys().collect::<Vec<_>>())
+            .field("bot_token", &self.bot_token.as_ref().map(|_| "[REDACTED]"))
+            .field("team_channels", &self.team_channels)
             .field("api_base_url", &self.api_base_url)
             .finish_non_exhaustive()
     }
@@ -168,6 +178,12 @@ impl SubscriberConfig {
             }
         }
         if let Some(slack) = &mut self.slack {
+            if !slack.team_channels.is_empty() && slack.bot_token.is_none() {
+                return Err(field_error(
+                    "slack.botToken".to_owned(),
+                    "is required with slack.teamChannels (the team notices are posted with it)",
+                ));
+            }
             slack.tokens = std::mem::take(&mut slack.tokens)
                 .into_iter()
                 .map(|(k, v)| (normalise_user_key(&k), v))
@@ -186,6 +202,17 @@ impl SubscriberConfig {
 /// User ids and e-mails compare case-insensitively.
 fn normalise_user_key(key: &str) -> String {
     key.trim().to_lowercase()
+}
+
+impl SlackConfig {
+    /// The channel a team's notices are posted in, and the token to post with.
+    pub fn team_channel(&self, team: &str) -> Option<(&SecretString, &str)> {
+        let channel = self
+            .team_channels
+            .get(team)
+            .or_else(|| self.team_channels.get("*"))?;
+        Some((self.bot_token.as_ref()?, channel.as_str()))
+    }
 }
 
 /// The value `map` holds for a user, by user id first, then by e-mail.

@@ -1,5 +1,6 @@
-//! A Slack Web API stand-in for `users.profile.set`, answering as Slack does: HTTP 200 with
-//! `{"ok":false,"error":…}` for bad auth or arguments, HTTP 429 + `Retry-After` when rate-limited.
+//! A Slack Web API stand-in for `users.profile.set` and `chat.postMessage`, answering as Slack
+//! does: HTTP 200 with `{"ok":false,"error":…}` for bad auth or arguments, HTTP 429 +
+//! `Retry-After` when rate-limited.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
@@ -22,8 +23,19 @@ pub struct ProfileSet {
     pub body: Value,
 }
 
+/// One accepted `chat.postMessage` call.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Posted {
+    pub channel: String,
+    pub text: String,
+}
+
 #[derive(Debug, Default)]
 pub struct SlackState {
+    /// Channels a message may be posted in (else `channel_not_found`).
+    pub channels: std::collections::BTreeSet<String>,
+    /// Messages that passed validation.
+    pub posted: Vec<Posted>,
     /// token → Slack user id.
     pub tokens: BTreeMap<String, String>,
     /// Calls that passed validation.
@@ -51,6 +63,7 @@ impl SlackStub {
         });
         let router = Router::new()
             .route("/api/users.profile.set", post(profile_set))
+            .route("/api/chat.postMessage", post(post_message))
             .with_state(Arc::clone(&state));
         Ok(Self {
             served: Served::start(router).await?,
@@ -67,6 +80,15 @@ impl SlackStub {
         self.state.lock().accepted.clone()
     }
 
+    /// Lets messages be posted in `channel`.
+    pub fn add_channel(&self, channel: &str) {
+        self.state.update(|s| s.channels.insert(channel.to_owned()));
+    }
+
+    pub fn posted(&self) -> Vec<Posted> {
+        self.state.lock().posted.clone()
+    }
+
     pub fn errors(&self) -> Vec<String> {
         self.state.lock().errors.clone()
     }
@@ -77,11 +99,13 @@ fn slack_error(state: &Shared<SlackState>, error: &str) -> Response {
     Json(json!({"ok": false, "error": error})).into_response()
 }
 
-async fn profile_set(
-    State(state): State<Arc<Shared<SlackState>>>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
+/// What every method checks first: the rate limit, the token, a JSON body. The token's user
+/// and the body, or the answer to give instead.
+fn authorised_json(
+    state: &Shared<SlackState>,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Result<(String, Value), Box<Response>> {
     if let Some(retry_after) = state.update(|s| s.rate_limit.pop_front()) {
         state.update(|s| s.errors.push("http_429".to_owned()));
         let mut response = (
@@ -92,27 +116,70 @@ async fn profile_set(
         response
             .headers_mut()
             .insert("retry-after", retry_after.into());
-        return response;
+        return Err(Box::new(response));
     }
     let Some(token) = headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
     else {
-        return slack_error(&state, "not_authed");
+        return Err(Box::new(slack_error(state, "not_authed")));
     };
     let Some(user) = state.lock().tokens.get(token).cloned() else {
-        return slack_error(&state, "invalid_auth");
+        return Err(Box::new(slack_error(state, "invalid_auth")));
     };
     let json_content = headers
         .get("content-type")
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("application/json"));
     if !json_content {
-        return slack_error(&state, "invalid_form_data");
+        return Err(Box::new(slack_error(state, "invalid_form_data")));
     }
-    let Ok(body) = serde_json::from_slice::<Value>(&body) else {
-        return slack_error(&state, "invalid_json");
+    let Ok(body) = serde_json::from_slice::<Value>(body) else {
+        return Err(Box::new(slack_error(state, "invalid_json")));
+    };
+    Ok((user, body))
+}
+
+/// `chat.postMessage`: a known channel and a text (Slack's limit: 40,000 characters).
+async fn post_message(
+    State(state): State<Arc<Shared<SlackState>>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let (_, body) = match authorised_json(&state, &headers, &body) {
+        Ok(found) => found,
+        Err(answer) => return *answer,
+    };
+    let Some(channel) = body.get("channel").and_then(Value::as_str) else {
+        return slack_error(&state, "channel_not_found");
+    };
+    if !state.lock().channels.contains(channel) {
+        return slack_error(&state, "channel_not_found");
+    }
+    let text = body.get("text").and_then(Value::as_str).unwrap_or_default();
+    if text.trim().is_empty() {
+        return slack_error(&state, "no_text");
+    }
+    if text.chars().count() > 40_000 {
+        return slack_error(&state, "msg_too_long");
+    }
+    let posted = Posted {
+        channel: channel.to_owned(),
+        text: text.to_owned(),
+    };
+    state.update(|s| s.posted.push(posted));
+    Json(json!({"ok": true, "channel": channel, "ts": "1700000000.000100"})).into_response()
+}
+
+async fn profile_set(
+    State(state): State<Arc<Shared<SlackState>>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let (user, body) = match authorised_json(&state, &headers, &body) {
+        Ok(found) => found,
+        Err(answer) => return *answer,
     };
     if let Err(error) = check_profile(&body) {
         return slack_error(&state, error);

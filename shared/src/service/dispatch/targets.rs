@@ -2,7 +2,9 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::delivery::messages::{SlackMessage, SlackStatus, TeamsCall, TeamsMessage};
+use crate::delivery::messages::{
+    SlackCall, SlackMessage, SlackPost, SlackStatus, TeamsCall, TeamsMessage,
+};
 use crate::delivery::subscribers::{
     SubscriberConfig, SubscriberId, WebhookSubscriber, lookup_user,
 };
@@ -80,16 +82,9 @@ pub(super) fn targets<'a>(
 ) -> Vec<Target<'a>> {
     let change = match &parsed.payload {
         Payload::Change(change) => change,
-        // A team's notice goes to the webhooks that asked for the team; Slack and Teams set one
-        // user's own status, which a team's notice has none of.
-        Payload::Team(team) => {
-            return config
-                .webhooks
-                .iter()
-                .filter(|hook| hook.wants_team(&team.team))
-                .map(Target::Webhook)
-                .collect();
-        }
+        // A team's notice goes to the webhooks that asked for the team and to the team's Slack
+        // channel; Teams sets one user's own presence, which a team's notice has none of.
+        Payload::Team(team) => return team_targets(config, team, now),
     };
     let user = &parsed.notification.user_id;
     let kind = parsed.notification.kind;
@@ -107,7 +102,7 @@ pub(super) fn targets<'a>(
         targets.push(Target::Slack(SlackMessage {
             api_base_url: slack.api_base_url.clone(),
             token: token.clone(),
-            status,
+            call: SlackCall::Status(status),
             now,
         }));
     }
@@ -122,6 +117,31 @@ pub(super) fn targets<'a>(
                 calls,
             }));
         }
+    }
+    targets
+}
+
+/// A team's notice: the webhooks listing the team, and a post in the team's Slack channel.
+fn team_targets<'a>(
+    config: &'a SubscriberConfig,
+    notice: &LookaheadPayload,
+    now: DateTime<Utc>,
+) -> Vec<Target<'a>> {
+    let mut targets: Vec<Target<'a>> = config
+        .webhooks
+        .iter()
+        .filter(|hook| hook.wants_team(&notice.team))
+        .map(Target::Webhook)
+        .collect();
+    if let Some(slack) = &config.slack
+        && let Some((token, channel)) = slack.team_channel(&notice.team)
+    {
+        targets.push(Target::Slack(SlackMessage {
+            api_base_url: slack.api_base_url.clone(),
+            token: token.clone(),
+            call: SlackCall::Post(SlackPost::for_lookahead(channel, notice)),
+            now,
+        }));
     }
     targets
 }

@@ -105,8 +105,11 @@ async fn each_subscriber_gets_its_own_message_once_and_only_the_failed_one_is_re
     assert!(matches!(first, RecordVerdict::Retry { .. }), "{first:?}");
     let slack = world.slack.sent();
     assert_eq!(slack.len(), 1);
-    assert_eq!(slack[0].status.emoji, ":calendar:");
-    assert_eq!(slack[0].status.text, "In a meeting until 14:30 UTC");
+    let crate::delivery::messages::SlackCall::Status(status) = &slack[0].call else {
+        panic!("a status: {:?}", slack[0].call)
+    };
+    assert_eq!(status.emoji, ":calendar:");
+    assert_eq!(status.text, "In a meeting until 14:30 UTC");
     assert_eq!(world.webhooks.sent()[0].subscriber.id.as_str(), "ops");
     assert_eq!(
         world.visibility.changes().len(),
@@ -154,8 +157,9 @@ async fn a_permanent_refusal_parks_the_record_for_the_dead_letter_queue() {
     assert!(world.kinds().contains(&DecisionKind::DeliveryParked));
 }
 
-/// A team's look-ahead goes only to the webhooks that list the team (or `*`): not to one that
-/// asked for nothing, not to Slack (a user's own status); once per subscriber on a redelivery.
+/// A team's look-ahead goes only to the webhooks that list the team (or `*`), not to one that
+/// asked for nothing, and as a post in the team's Slack channel (never as a user's status);
+/// once per subscriber on a redelivery.
 #[tokio::test]
 async fn a_teams_look_ahead_reaches_only_the_webhooks_that_ask_for_the_team() {
     let world = world_with(
@@ -166,7 +170,8 @@ async fn a_teams_look_ahead_reaches_only_the_webhooks_that_ask_for_the_team() {
     {"id": "leads", "url": "https://hooks.example.com/leads", "secrets": ["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"], "teams": ["leads"]},
     {"id": "planning", "url": "https://hooks.example.com/wfm", "secrets": ["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"], "teams": ["*"]}
   ],
-  "slack": {"tokens": {"ada@example.com": "xoxp-test"}}
+  "slack": {"tokens": {"ada@example.com": "xoxp-test"}, "botToken": "xoxb-test",
+            "teamChannels": {"tier-1": "C0FLOOR", "leads": "C0LEADS"}}
 }"#,
     );
     let day = DateTime::parse_from_rfc3339("2026-03-20T00:00:00Z")
@@ -182,8 +187,16 @@ async fn a_teams_look_ahead_reaches_only_the_webhooks_that_ask_for_the_team() {
         changed_at: day,
         sequence: 0,
         kind: crate::state::NotificationKind::Lookahead,
-        payload: json!({"team": "tier-1", "date": "2026-03-20", "timeZone": "UTC",
-                        "policy": "p1", "members": 4, "intervals": []}),
+        payload: json!({"team": "tier-1", "date": "2026-03-20", "timeZone": "Europe/Paris",
+                        "policy": "p1", "members": 4, "intervals": [
+                            {"start": "2026-03-20T09:00:00Z", "end": "2026-03-20T09:15:00Z",
+                             "onQueue": 2, "offQueue": 2, "cap": 1, "meetings": [
+                                {"agent": "ada@example.com", "calendarEventId": "sync",
+                                 "start": "2026-03-20T09:00:00Z", "end": "2026-03-20T09:30:00Z",
+                                 "presence": "Meeting"},
+                                {"agent": "ben@example.com", "calendarEventId": "review",
+                                 "start": "2026-03-20T09:00:00Z", "end": "2026-03-20T10:00:00Z",
+                                 "presence": "Meeting"}]}]}),
     };
     let record = |n: u32| InboundRecord {
         message_id: "m-1".to_owned(),
@@ -208,5 +221,33 @@ async fn a_teams_look_ahead_reaches_only_the_webhooks_that_ask_for_the_team() {
         .collect();
     assert_eq!(reached.len(), 2, "{reached:?}");
     assert!(reached.contains(&"floor".to_owned()) && reached.contains(&"planning".to_owned()));
-    assert!(world.slack.sent().is_empty());
+    let posted = world.slack.sent();
+    assert_eq!(posted.len(), 1, "one post, not repeated on the redelivery");
+    let crate::delivery::messages::SlackCall::Post(post) = &posted[0].call else {
+        panic!("a post: {:?}", posted[0].call)
+    };
+    assert_eq!(post.channel, "C0FLOOR");
+    assert!(
+        post.text.contains("team *tier-1*")
+            && post.text.contains("10:00–10:15: 2 off queue for meetings (cap 1, 2 on queue): ada@example.com, ben@example.com"),
+        "times in the team's zone (Paris): {}",
+        post.text
+    );
+    assert_eq!(
+        secrecy::ExposeSecret::expose_secret(&posted[0].token),
+        "xoxb-test"
+    );
+}
+
+/// Team channels need the bot token that posts in them: refused, naming the field.
+#[tokio::test]
+async fn team_channels_without_a_bot_token_are_refused() {
+    let world = world_with(r#"{"slack": {"teamChannels": {"tier-1": "C0FLOOR"}}}"#);
+    let deadline = Deadline::after(&world.clock, Duration::from_secs(60));
+    let error = world
+        .dispatcher
+        .dispatch_batch(vec![record(1)], deadline)
+        .await
+        .expect_err("refused");
+    assert!(error.to_string().contains("slack.botToken"), "{error}");
 }

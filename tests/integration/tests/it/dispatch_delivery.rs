@@ -244,3 +244,81 @@ async fn a_410_disables_the_endpoint_and_later_changes_are_not_sent_to_it() {
     assert_eq!(kinds[1].0, DecisionKind::DeliveryDisabled);
     assert!(kinds[1].1.contains("not attempted"), "{}", kinds[1].1);
 }
+
+/// A team's daily look-ahead through the real dispatcher: a signed webhook to the endpoint that
+/// lists the team (verified by the receiver), one `chat.postMessage` in the team's Slack channel
+/// with the bot token, nothing to an endpoint that did not ask, no user status touched; a
+/// redelivery sends nothing twice.
+#[tokio::test(flavor = "current_thread")]
+async fn a_teams_look_ahead_reaches_its_webhook_and_its_slack_channel() {
+    use presence_autopilot::model::UserId;
+    use presence_autopilot::state::{Notification, NotificationId};
+    const BOT_TOKEN: &str = "xoxb-1234-5678-s3cr3t-bot";
+    let floor = WebhookReceiver::start(&[SECRET]).await.expect("receiver");
+    let others = WebhookReceiver::start(&[SECRET]).await.expect("receiver");
+    let slack = SlackStub::start(&[(SLACK_TOKEN, "U0ADA"), (BOT_TOKEN, "B0BOT")])
+        .await
+        .expect("slack");
+    slack.add_channel("C0FLOOR");
+    let harness = Harness::start(
+        Options::default(),
+        json!({
+            "webhooks": [{"id": "floor", "url": floor.url(), "secrets": [SECRET], "teams": ["tier-1"]},
+                         {"id": "ops", "url": others.url(), "secrets": [SECRET]}],
+            "slack": {"tokens": {"ada@example.com": SLACK_TOKEN}, "botToken": BOT_TOKEN,
+                      "teamChannels": {"tier-1": "C0FLOOR"}, "apiBaseUrl": slack.api_base()}
+        }),
+    )
+    .await;
+    let day = chrono::DateTime::parse_from_rfc3339("2026-12-08T00:00:00Z")
+        .expect("day")
+        .to_utc();
+    let notice = Notification {
+        notification_id: NotificationId::for_team("tier-1", day, NotificationKind::Lookahead),
+        user_id: UserId::unattributed(),
+        changed_at: day,
+        sequence: 0,
+        kind: NotificationKind::Lookahead,
+        payload: json!({"team": "tier-1", "date": "2026-12-08", "timeZone": "UTC", "policy": "p1",
+                        "members": 2, "intervals": [
+            {"start": "2026-12-08T10:00:00Z", "end": "2026-12-08T10:15:00Z", "onQueue": 0,
+             "offQueue": 2, "cap": 1, "meetings": [
+                {"agent": "ada@example.com", "calendarEventId": "plan", "start": "2026-12-08T10:00:00Z",
+                 "end": "2026-12-08T10:30:00Z", "presence": "Meeting"},
+                {"agent": "ben@example.com", "calendarEventId": "plan", "start": "2026-12-08T10:00:00Z",
+                 "end": "2026-12-08T10:30:00Z", "presence": "Meeting"}]}]}),
+    };
+    for _ in 0..2 {
+        harness.enqueue(std::slice::from_ref(&notice)).await;
+        let (received, failed) = harness.poll(Duration::from_secs(2)).await;
+        assert_eq!((received.len(), failed.len()), (1, 0));
+    }
+
+    let deliveries = floor.deliveries();
+    assert_eq!(
+        deliveries.len(),
+        1,
+        "one delivery, the redelivery deduplicated"
+    );
+    assert_eq!(
+        deliveries[0].rejected, None,
+        "the receiver verified the signature"
+    );
+    assert_eq!(deliveries[0].json()["kind"], "lookahead");
+    assert!(
+        others.deliveries().is_empty(),
+        "an endpoint without `teams` gets no notice"
+    );
+    let posted = slack.posted();
+    assert_eq!(posted.len(), 1, "{:?}", slack.errors());
+    assert_eq!(posted[0].channel, "C0FLOOR");
+    assert!(
+        posted[0].text.contains("10:00–10:15: 2 off queue for meetings (cap 1, 0 on queue): ada@example.com, ben@example.com"),
+        "{}",
+        posted[0].text
+    );
+    assert!(
+        slack.accepted().is_empty(),
+        "no user status for a team notice"
+    );
+}
