@@ -227,12 +227,9 @@ pub(crate) mod tests {
         }
     }
 
-    /// The hand count's policy: a tier-1 team (group g-t1) capped at 50% of those on queue, and
-    /// a rule that skips training.
-    pub(crate) fn tier_one_policy() -> Policy {
-        Policy::from_toml(
-            &(crate::policy::DEFAULT_POLICY.to_owned()
-                + r#"
+    /// The hand count's policy after the built-in one: a tier-1 team (group g-t1) capped at 50%
+    /// of those on queue, and a rule that skips training.
+    pub(crate) const TIER_ONE: &str = r#"
 [[rules]]
 name = "no-training"
 subject_contains = "training"
@@ -244,9 +241,10 @@ groups = ["g-t1"]
 
 [profiles.guard]
 max_percent_on_queue = 50
-"#),
-        )
-        .expect("valid")
+"#;
+
+    pub(crate) fn tier_one_policy() -> Policy {
+        Policy::from_toml(&(crate::policy::DEFAULT_POLICY.to_owned() + TIER_ONE)).expect("valid")
     }
 
     /// The hand count's team: four agents of tier-1.

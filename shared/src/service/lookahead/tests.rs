@@ -4,25 +4,13 @@ use chrono::{DateTime, Utc};
 
 use super::*;
 use crate::clock::ManualClock;
-use crate::decide::forecast::tests::four_agents;
+use crate::decide::forecast::tests::{TIER_ONE, four_agents};
 use crate::fakes::FakeQueue;
 use crate::fakes::floor::{FakeFloor, FakePolicyStore};
 
-/// The forecast's hand-counted tier-1 team, capped at 50% of those on queue, with a second
-/// team capped at 5 (never reached) and the default profile (no cap: not looked at).
-const POLICY: &str = r#"
-[[rules]]
-name = "no-training"
-subject_contains = "training"
-skip = "training is planned in WFM"
-
-[[profiles]]
-name = "tier-1"
-groups = ["g-t1"]
-
-[profiles.guard]
-max_percent_on_queue = 50
-
+/// After the forecast's hand-counted tier-1 team (capped at 50% of those on queue): a second
+/// team capped at 5 (never reached); the default profile has no cap and is not looked at.
+const LEADS: &str = r#"
 [[profiles]]
 name = "leads"
 groups = ["g-leads"]
@@ -47,7 +35,7 @@ fn world(zone: Tz) -> World {
     floor.set_team("tier-1", four_agents().to_vec());
     floor.set_team("leads", four_agents()[..1].to_vec());
     let queue = FakeQueue::default();
-    let policy = crate::policy::DEFAULT_POLICY.to_owned() + POLICY;
+    let policy = crate::policy::DEFAULT_POLICY.to_owned() + TIER_ONE + LEADS;
     let lookahead = Lookahead {
         policy: Arc::new(FakePolicyStore::holding(&policy)),
         floor: Arc::new(floor.clone()),
