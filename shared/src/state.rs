@@ -568,8 +568,17 @@ pub struct LookaheadInterval {
     /// Members the calendar would take off queue then.
     pub off_queue: u32,
     pub cap: u32,
+    /// The first meetings by start (at most `LOOKAHEAD_LISTED_MEETINGS`), so a notice for a large
+    /// team stays well under the queue's message size.
     pub meetings: Vec<LookaheadMeeting>,
+    /// How many more meetings take agents off queue then.
+    #[serde(default)]
+    pub unlisted_meetings: u32,
 }
+
+/// How many meetings an interval of a look-ahead lists: with at most 100 intervals in a day (a
+/// 25-hour day's quarter hours), a notice stays under 200 KB, inside SQS's 256 KiB.
+pub const LOOKAHEAD_LISTED_MEETINGS: usize = 8;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -62,8 +62,12 @@ impl SlackPost {
         );
         for interval in notice.intervals.iter().take(POSTED_INTERVALS) {
             let agents: Vec<&str> = interval.meetings.iter().map(|m| m.agent.as_str()).collect();
+            let more = match interval.unlisted_meetings {
+                0 => String::new(),
+                n => format!(" and {n} more"),
+            };
             text.push_str(&format!(
-                "\n• {}–{}: {} off queue for meetings (cap {}, {} on queue): {}",
+                "\n• {}–{}: {} off queue for meetings (cap {}, {} on queue): {}{more}",
                 hm(interval.start),
                 hm(interval.end),
                 interval.off_queue,

@@ -18,8 +18,8 @@ use crate::ports::{
     FloorError, MessagingError, NotificationQueue, PolicySource, SendOutcome, StoreError, TeamFloor,
 };
 use crate::state::{
-    LookaheadInterval, LookaheadMeeting, LookaheadPayload, Notification, NotificationId,
-    NotificationKind,
+    LOOKAHEAD_LISTED_MEETINGS, LookaheadInterval, LookaheadMeeting, LookaheadPayload, Notification,
+    NotificationId, NotificationKind,
 };
 
 /// Everything the look-ahead talks to.
@@ -189,15 +189,18 @@ pub fn next_day(now: DateTime<Utc>, zone: Tz) -> (NaiveDate, (DateTime<Utc>, Dat
 }
 
 fn notice_interval(interval: &Interval) -> LookaheadInterval {
+    let listed = interval.taken.len().min(LOOKAHEAD_LISTED_MEETINGS);
     LookaheadInterval {
         start: interval.start,
         end: interval.start + INTERVAL,
         on_queue: interval.on_queue,
         off_queue: interval.off_queue(),
         cap: interval.cap.unwrap_or_default(),
+        unlisted_meetings: u32::try_from(interval.taken.len() - listed).unwrap_or(u32::MAX),
         meetings: interval
             .taken
             .iter()
+            .take(listed)
             .map(|t| LookaheadMeeting {
                 agent: t.agent.clone(),
                 calendar_event_id: t.trigger.clone(),

@@ -200,3 +200,33 @@ async fn a_refused_notice_is_not_reported_sent() {
     assert!(matches!(error, LookaheadError::Refused { .. }), "{error}");
     assert!(error.is_retryable());
 }
+
+/// A large team's notice stays small: each interval lists the first meetings and counts the
+/// rest (a notice must fit one queue message; a Slack post must stay readable).
+#[tokio::test]
+async fn a_large_teams_notice_lists_the_first_meetings_and_counts_the_rest() {
+    use crate::decide::forecast::tests::{meeting, member};
+    use crate::model::ActivityCategory;
+    let world = world(chrono_tz::UTC);
+    let team: Vec<_> = (0..30)
+        .map(|n| {
+            let id = format!("m{n}");
+            member(
+                n,
+                ActivityCategory::Meeting,
+                vec![meeting(&id, (10, 0), (10, 30), None)],
+            )
+        })
+        .collect();
+    world.floor.set_team("tier-1", team);
+    world.lookahead.run(deadline(&world)).await.expect("run");
+    let sent = world.queue.sent();
+    let payload: LookaheadPayload =
+        serde_json::from_value(sent[0].payload.clone()).expect("payload");
+    let listed: Vec<(u32, usize, u32)> = payload
+        .intervals
+        .iter()
+        .map(|i| (i.off_queue, i.meetings.len(), i.unlisted_meetings))
+        .collect();
+    assert_eq!(listed, [(30, 8, 22), (30, 8, 22)]);
+}

@@ -1024,4 +1024,68 @@ async fn forecast_of_a_thousand_agent_team_over_a_week() {
         per_query.as_secs_f64() * 1e3,
         took.as_secs_f64()
     );
+
+    // The daily look-ahead on the same floor, as the lookahead function composes it: tomorrow
+    // every agent has a meeting at the same time, far over the cap of 100.
+    let queue = moto::sqs()
+        .create_queue()
+        .queue_name(moto::unique_name("notices"))
+        .send()
+        .await
+        .expect("queue")
+        .queue_url
+        .expect("url");
+    let settings = presence_autopilot::compose::LookaheadSettings {
+        table_name: desk.h.store.table().to_owned(),
+        genesys_secret_id: desk.secret.clone(),
+        policy_parameter: parameter.clone(),
+        notifications_queue_url: queue.clone(),
+        wfm_business_unit_ids: Vec::new(),
+        time_zone: chrono_tz::UTC,
+        secret_cache: std::time::Duration::from_secs(300),
+    };
+    let lookahead = presence_autopilot::compose::lookahead::lookahead_on(
+        &sdk_config(),
+        &settings,
+        Arc::new(desk.h.clock.clone()),
+    )
+    .expect("composed");
+    let (searches_before, pages_before) = (
+        searches_now(),
+        desk.h
+            .sim
+            .count_requests("GET", &format!("/api/v2/groups/{GROUP}/members")),
+    );
+    let started = std::time::Instant::now();
+    let report = lookahead
+        .run(presence_autopilot::clock::Deadline::after(
+            &desk.h.clock,
+            std::time::Duration::from_secs(300),
+        ))
+        .await
+        .expect("the look-ahead runs");
+    let took = started.elapsed();
+    assert_eq!(report.teams[0].members, AGENTS);
+    assert!(report.teams[0].notification_id.is_some(), "{report:?}");
+    let message = moto::sqs()
+        .receive_message()
+        .queue_url(&queue)
+        .send()
+        .await
+        .expect("receive")
+        .messages
+        .unwrap_or_default();
+    let bytes = message.first().and_then(|m| m.body()).map_or(0, str::len);
+    assert!(bytes > 0 && bytes < 256 * 1024, "{bytes} bytes");
+    println!(
+        "| daily look-ahead, {AGENTS} agents, 1 day | {} schedule searches, {} group pages | the connections' index + {AGENTS} mirror queries | {:.1} s; the notice {:.1} KB ({} intervals over the cap) |",
+        searches_now() - searches_before,
+        desk.h
+            .sim
+            .count_requests("GET", &format!("/api/v2/groups/{GROUP}/members"))
+            - pages_before,
+        took.as_secs_f64(),
+        bytes as f64 / 1024.0,
+        report.teams[0].intervals_over_cap
+    );
 }
