@@ -212,13 +212,15 @@ fn notice_interval(interval: &Interval) -> LookaheadInterval {
     }
 }
 
-/// The team's notice for the day starting at `day_start`: the same id for the same team and day.
+/// The team's notice for the day starting at `day_start`: the same id for the same team and day;
+/// its sequence is the day's number, so a team's notices order by day (receivers that keep the
+/// last sequence per user and team drop a stale one).
 fn team_notice(team: &str, day_start: DateTime<Utc>, payload: &LookaheadPayload) -> Notification {
     Notification {
         notification_id: NotificationId::for_team(team, day_start, NotificationKind::Lookahead),
         user_id: UserId::unattributed(),
         changed_at: day_start,
-        sequence: 0,
+        sequence: u64::try_from(chrono::Datelike::num_days_from_ce(&payload.date)).unwrap_or(0),
         kind: NotificationKind::Lookahead,
         payload: serde_json::to_value(payload).unwrap_or_default(),
     }

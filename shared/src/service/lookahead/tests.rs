@@ -92,6 +92,10 @@ async fn a_team_over_its_cap_tomorrow_is_told_which_intervals_and_meetings() {
     let notice = &sent[0];
     assert_eq!(notice.kind, NotificationKind::Lookahead);
     assert_eq!(notice.user_id, UserId::unattributed());
+    assert_eq!(
+        notice.sequence, 739_958,
+        "the day's number: 2026-12-08 is day 739,958 (0001-01-01 is day 1)"
+    );
     let payload: LookaheadPayload =
         serde_json::from_value(notice.payload.clone()).expect("payload");
     assert_eq!(payload.team, "tier-1");
