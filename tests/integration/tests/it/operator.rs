@@ -55,6 +55,40 @@ impl Desk {
         Self { h, secret }
     }
 
+    /// The connector's store in the harness's table.
+    fn connections(&self) -> DynamoConnections {
+        DynamoConnections::new(
+            aws_sdk_dynamodb::Client::new(&sdk_config()),
+            self.h.store.table(),
+        )
+    }
+
+    /// Ada with a connected calendar; the store to mirror her meetings in.
+    async fn connect_ada(&self) -> DynamoConnections {
+        let connections = self.connections();
+        connections
+            .put(&Connection::new(
+                UserId::parse(ada()).expect("id"),
+                "ada@example.com",
+                "ada-mailbox",
+            ))
+            .await
+            .expect("connected");
+        connections
+    }
+
+    /// `text` in force as a new stack's policy parameter; the parameter's name.
+    async fn policy_in_force(&self, text: &str) -> String {
+        use presence_autopilot::aws::ssm::SsmPolicy;
+        use presence_autopilot::ports::PolicySource as _;
+        let parameter = format!("/{}/policy", moto::unique_name("stack"));
+        SsmPolicy::new(aws_sdk_ssm::Client::new(&sdk_config()), &parameter)
+            .store(text)
+            .await
+            .expect("in force");
+        parameter
+    }
+
     /// Runs `autopilot ARGS…` on the harness's clock; the answer as text.
     async fn run(&self, args: &[&str]) -> (Result<Verdict, CliError>, String) {
         let table = self.h.store.table().to_owned();
@@ -571,24 +605,12 @@ async fn policy_push_stores_a_checked_policy_and_refuses_one_the_functions_would
 /// under 15 minutes and ignores a category: exactly those two meetings are listed.
 #[tokio::test]
 async fn policy_diff_lists_the_known_meetings_a_proposal_decides_differently() {
-    use presence_autopilot::aws::ssm::SsmPolicy;
     use presence_autopilot::clock::Clock;
     use presence_autopilot::policy::DEFAULT_POLICY;
-    use presence_autopilot::ports::{MirroredEvent, PolicySource};
+    use presence_autopilot::ports::MirroredEvent;
     let desk = Desk::start().await;
     let ada_id = UserId::parse(ada()).expect("id");
-    let connections = DynamoConnections::new(
-        aws_sdk_dynamodb::Client::new(&sdk_config()),
-        desk.h.store.table(),
-    );
-    connections
-        .put(&Connection::new(
-            ada_id.clone(),
-            "ada@example.com",
-            "ada-mailbox",
-        ))
-        .await
-        .expect("connected");
+    let connections = desk.connect_ada().await;
     // The simulator's shift: a meeting block from an hour ago to two hours on, then off-queue
     // work for four hours; nothing published two days on.
     let now = desk.h.clock.now();
@@ -615,11 +637,7 @@ async fn policy_diff_lists_the_known_meetings_a_proposal_decides_differently() {
         .update_mirror(&ada_id, &week, &[])
         .await
         .expect("mirrored");
-    let parameter = format!("/{}/policy", moto::unique_name("stack"));
-    SsmPolicy::new(aws_sdk_ssm::Client::new(&sdk_config()), &parameter)
-        .store(DEFAULT_POLICY)
-        .await
-        .expect("in force");
+    let parameter = desk.policy_in_force(DEFAULT_POLICY).await;
     let dir = std::env::temp_dir().join(moto::unique_name("policy-diff"));
     std::fs::create_dir_all(&dir).expect("a directory");
     let proposal = dir.join("proposal.toml");
@@ -705,24 +723,12 @@ async fn policy_diff_lists_the_known_meetings_a_proposal_decides_differently() {
 /// puts exactly two 15-minute intervals over the cap, each naming it; Ben counts as a member.
 #[tokio::test]
 async fn forecast_counts_the_team_and_finds_the_intervals_over_the_cap() {
-    use presence_autopilot::aws::ssm::SsmPolicy;
     use presence_autopilot::clock::Clock;
     use presence_autopilot::policy::DEFAULT_POLICY;
-    use presence_autopilot::ports::{MirroredEvent, PolicySource};
+    use presence_autopilot::ports::MirroredEvent;
     let desk = Desk::start().await;
     let ada_id = UserId::parse(ada()).expect("id");
-    let connections = DynamoConnections::new(
-        aws_sdk_dynamodb::Client::new(&sdk_config()),
-        desk.h.store.table(),
-    );
-    connections
-        .put(&Connection::new(
-            ada_id.clone(),
-            "ada@example.com",
-            "ada-mailbox",
-        ))
-        .await
-        .expect("connected");
+    let connections = desk.connect_ada().await;
     let start = desk.h.clock.now() + chrono::Duration::minutes(30);
     let end = start + chrono::Duration::minutes(30);
     connections
@@ -740,15 +746,11 @@ async fn forecast_counts_the_team_and_finds_the_intervals_over_the_cap() {
         )
         .await
         .expect("mirrored");
-    let parameter = format!("/{}/policy", moto::unique_name("stack"));
     let ben = DEMO_AGENTS[1].0;
-    SsmPolicy::new(aws_sdk_ssm::Client::new(&sdk_config()), &parameter)
-        .store(&format!(
+    let parameter = desk.policy_in_force(&format!(
             "{DEFAULT_POLICY}\n[[profiles]]\nname = \"floor\"\nusers = [\"{}\", \"{ben}\"]\n\n[profiles.guard]\nmax_off_queue = 0\n",
             ada()
-        ))
-        .await
-        .expect("in force");
+        )).await;
     let (verdict, text) = desk
         .run(&[
             "forecast",
@@ -822,23 +824,18 @@ async fn forecast_counts_the_team_and_finds_the_intervals_over_the_cap() {
 /// the team's cap of one.
 #[tokio::test]
 async fn team_shows_who_is_off_queue_because_of_us_and_who_waits() {
-    use presence_autopilot::aws::ssm::SsmPolicy;
     use presence_autopilot::clock::Clock;
     use presence_autopilot::model::PresenceDefinitionId;
     use presence_autopilot::policy::DEFAULT_POLICY;
-    use presence_autopilot::ports::{PolicySource, StateStore};
+    use presence_autopilot::ports::StateStore;
     use presence_autopilot::state::{AppliedOverride, TriggerId, UserState};
     let desk = Desk::start().await;
     let now = desk.h.clock.now();
     let ben = DEMO_AGENTS[1].0;
-    let parameter = format!("/{}/policy", moto::unique_name("stack"));
-    SsmPolicy::new(aws_sdk_ssm::Client::new(&sdk_config()), &parameter)
-        .store(&format!(
+    let parameter = desk.policy_in_force(&format!(
             "{DEFAULT_POLICY}\n[[profiles]]\nname = \"floor\"\nusers = [\"{}\", \"{ben}\"]\n\n[profiles.guard]\nmax_off_queue = 1\n",
             ada()
-        ))
-        .await
-        .expect("in force");
+        )).await;
     let mut applied = UserState::new(UserId::parse(ada()).expect("id"), now);
     applied.applied = Some(AppliedOverride {
         target: PresenceDefinitionId::parse(genesys_sim::seed::MEETING).expect("id"),
@@ -912,10 +909,9 @@ async fn team_shows_who_is_off_queue_because_of_us_and_who_waits() {
 #[ignore = "a benchmark: make bench runs it"]
 async fn forecast_of_a_thousand_agent_team_over_a_week() {
     use futures::StreamExt as _;
-    use presence_autopilot::aws::ssm::SsmPolicy;
     use presence_autopilot::clock::Clock;
     use presence_autopilot::policy::DEFAULT_POLICY;
-    use presence_autopilot::ports::{MirroredEvent, PolicySource};
+    use presence_autopilot::ports::MirroredEvent;
     const AGENTS: usize = 1000;
     const GROUP: &str = "f0eca570-0000-4000-8000-000000000001";
     let desk = Desk::start().await;
@@ -924,10 +920,7 @@ async fn forecast_of_a_thousand_agent_team_over_a_week() {
         GROUP.to_owned(),
         agents.iter().map(|a| a.to_string()).collect(),
     );
-    let connections = DynamoConnections::new(
-        aws_sdk_dynamodb::Client::new(&sdk_config()),
-        desk.h.store.table(),
-    );
+    let connections = desk.connections();
     let now = desk.h.clock.now();
     let day = chrono::Duration::days(1);
     let setup = futures::stream::iter(agents.iter().enumerate())
@@ -966,13 +959,9 @@ async fn forecast_of_a_thousand_agent_team_over_a_week() {
         .buffer_unordered(16)
         .collect::<Vec<()>>();
     setup.await;
-    let parameter = format!("/{}/policy", moto::unique_name("stack"));
-    SsmPolicy::new(aws_sdk_ssm::Client::new(&sdk_config()), &parameter)
-        .store(&format!(
+    let parameter = desk.policy_in_force(&format!(
             "{DEFAULT_POLICY}\n[[profiles]]\nname = \"tier-1\"\ngroups = [\"{GROUP}\"]\n\n[profiles.guard]\nmax_off_queue = 100\n"
-        ))
-        .await
-        .expect("in force");
+        )).await;
     // What one mirror query costs on the stand-in, to read the forecast's time by.
     let probe = std::time::Instant::now();
     for agent in agents.iter().take(20) {
